@@ -1,0 +1,230 @@
+//! The calling rules of the definition hooks, independent of how a hook is
+//! implemented (rhai scripts in `definitions`, or the Rust reference rules
+//! below).
+//!
+//! `classify_issue` decides which hook runs on what, exactly as
+//! `docs/metrics.md` describes; a `Hooks` implementation only answers single
+//! questions. The inputs are views that resolve status ids to names and
+//! categories and version ids to names, so a hook never sees an id.
+
+use chrono::NaiveDate;
+use thiserror::Error;
+
+use super::facts::{Millis, StatusCategory, VersionFacts};
+
+/// A hook failed: it raised an error, returned a non-bool, or hit a limit.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("definition hook `{hook}` failed: {message}")]
+pub struct HookError {
+    pub hook: &'static str,
+    pub message: String,
+}
+
+/// An issue as the hooks see it.
+#[derive(Debug, Clone)]
+pub struct IssueView<'a> {
+    pub project: &'a str,
+    pub issue_type: &'a str,
+    pub is_subtask: bool,
+    pub labels: &'a [String],
+    pub status: &'a str,
+    pub status_category: StatusCategory,
+    pub created: Millis,
+    pub resolved: Option<Millis>,
+    pub fix_versions: Vec<&'a str>,
+    pub affected_versions: Vec<&'a str>,
+    /// Number of status changes made by app accounts.
+    pub app_changes: u32,
+    /// The status changes, oldest first.
+    pub transitions: Vec<TransitionView<'a>>,
+}
+
+/// A status change as the hooks see it.
+#[derive(Debug, Clone)]
+pub struct TransitionView<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub from_category: StatusCategory,
+    pub to_category: StatusCategory,
+    pub by_app: bool,
+    pub at: Millis,
+}
+
+/// A version as the hooks see it.
+#[derive(Debug, Clone)]
+pub struct VersionView<'a> {
+    pub name: &'a str,
+    pub released: bool,
+    pub release_date: Option<NaiveDate>,
+    pub archived: bool,
+}
+
+impl<'a> VersionView<'a> {
+    pub fn of(v: &'a VersionFacts) -> Self {
+        Self { name: &v.name, released: v.released, release_date: v.release_date, archived: v.archived }
+    }
+}
+
+/// The nine definition hooks. `Issue` and `Transition` are whatever the
+/// implementation prepares once per issue and per status change (rhai maps,
+/// or the views themselves).
+pub trait Hooks {
+    type Issue;
+    type Transition;
+    fn prepare_issue(&self, issue: &IssueView<'_>) -> Self::Issue;
+    fn prepare_transition(&self, t: &TransitionView<'_>) -> Self::Transition;
+
+    fn is_excluded(&self, issue: &Self::Issue) -> Result<bool, HookError>;
+    fn is_deployment(&self, version: &VersionView<'_>) -> Result<bool, HookError>;
+    fn is_deployment_transition(&self, issue: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError>;
+    fn is_failure(&self, issue: &Self::Issue) -> Result<bool, HookError>;
+    fn is_failure_transition(&self, issue: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError>;
+    fn is_incident(&self, issue: &Self::Issue) -> Result<bool, HookError>;
+    fn is_restore(&self, issue: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError>;
+    fn is_work_start(&self, issue: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError>;
+    fn is_ai_involved(&self, issue: &Self::Issue) -> Result<bool, HookError>;
+}
+
+/// What the hooks said about one issue. Indices point into the issue's
+/// status changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IssueClass {
+    pub excluded: bool,
+    pub incident: bool,
+    pub failure: bool,
+    /// Completed work items only.
+    pub ai_involved: bool,
+    /// First change for which `is_work_start` holds (work items only).
+    pub work_start: Option<usize>,
+    /// First change strictly after creation for which `is_restore` holds
+    /// (incidents only).
+    pub restore: Option<usize>,
+    pub deployment_transitions: Vec<usize>,
+    /// Only evaluated when the issue has deployment transitions.
+    pub failure_transitions: Vec<usize>,
+}
+
+/// Runs the hooks on one issue following the calling rules: an excluded
+/// issue is asked nothing more; `is_restore` runs on incidents only,
+/// `is_work_start` on work items only, `is_ai_involved` on completed work
+/// items only; searches stop at the first match.
+pub fn classify_issue<H: Hooks>(hooks: &H, view: &IssueView<'_>) -> Result<IssueClass, HookError> {
+    let issue = hooks.prepare_issue(view);
+    if hooks.is_excluded(&issue)? {
+        return Ok(IssueClass { excluded: true, ..IssueClass::default() });
+    }
+    let transitions: Vec<H::Transition> = view.transitions.iter().map(|t| hooks.prepare_transition(t)).collect();
+    let mut class = IssueClass {
+        incident: hooks.is_incident(&issue)?,
+        failure: hooks.is_failure(&issue)?,
+        ..IssueClass::default()
+    };
+    for (i, t) in transitions.iter().enumerate() {
+        if hooks.is_deployment_transition(&issue, t)? {
+            class.deployment_transitions.push(i);
+        }
+    }
+    if !class.deployment_transitions.is_empty() {
+        for (i, t) in transitions.iter().enumerate() {
+            if hooks.is_failure_transition(&issue, t)? {
+                class.failure_transitions.push(i);
+            }
+        }
+    }
+    if class.incident {
+        for (i, t) in transitions.iter().enumerate() {
+            if view.transitions[i].at > view.created && hooks.is_restore(&issue, t)? {
+                class.restore = Some(i);
+                break;
+            }
+        }
+    } else {
+        for (i, t) in transitions.iter().enumerate() {
+            if hooks.is_work_start(&issue, t)? {
+                class.work_start = Some(i);
+                break;
+            }
+        }
+        if view.status_category == StatusCategory::Done {
+            class.ai_involved = hooks.is_ai_involved(&issue)?;
+        }
+    }
+    Ok(class)
+}
+
+/// The default definitions, hard-coded in Rust. The shipped rhai scripts in
+/// `metrics-defs/` must agree with these exactly (a test checks it); they
+/// also serve as the baseline of the classification benchmark.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRules;
+
+impl Hooks for DefaultRules {
+    type Issue = OwnedIssue;
+    type Transition = OwnedTransition;
+
+    fn prepare_issue(&self, issue: &IssueView<'_>) -> OwnedIssue {
+        OwnedIssue {
+            issue_type: issue.issue_type.to_owned(),
+            is_subtask: issue.is_subtask,
+            labels: issue.labels.to_vec(),
+            affected_versions: issue.affected_versions.len(),
+            app_changes: issue.app_changes,
+        }
+    }
+    fn prepare_transition(&self, t: &TransitionView<'_>) -> OwnedTransition {
+        OwnedTransition { to: t.to.to_owned(), to_category: t.to_category }
+    }
+    fn is_excluded(&self, i: &OwnedIssue) -> Result<bool, HookError> {
+        Ok(i.is_type("Epic") || i.is_subtask || i.has_label("dora-exclude"))
+    }
+    fn is_deployment(&self, v: &VersionView<'_>) -> Result<bool, HookError> {
+        Ok(v.released && v.release_date.is_some())
+    }
+    fn is_deployment_transition(&self, _: &OwnedIssue, _: &OwnedTransition) -> Result<bool, HookError> {
+        Ok(false)
+    }
+    fn is_failure(&self, i: &OwnedIssue) -> Result<bool, HookError> {
+        Ok((i.is_type("Bug") || i.is_type("Incident")) && i.affected_versions > 0)
+    }
+    fn is_failure_transition(&self, _: &OwnedIssue, t: &OwnedTransition) -> Result<bool, HookError> {
+        Ok(t.to.eq_ignore_ascii_case("Rolled Back") || t.to.eq_ignore_ascii_case("Deployment Failed"))
+    }
+    fn is_incident(&self, i: &OwnedIssue) -> Result<bool, HookError> {
+        Ok(i.is_type("Incident") || i.has_label("incident"))
+    }
+    fn is_restore(&self, _: &OwnedIssue, t: &OwnedTransition) -> Result<bool, HookError> {
+        Ok(t.to_category == StatusCategory::Done)
+    }
+    fn is_work_start(&self, _: &OwnedIssue, t: &OwnedTransition) -> Result<bool, HookError> {
+        Ok(t.to_category == StatusCategory::Indeterminate)
+    }
+    fn is_ai_involved(&self, i: &OwnedIssue) -> Result<bool, HookError> {
+        Ok(i.app_changes > 0 || i.has_label("ai-assisted"))
+    }
+}
+
+/// What the reference rules need of an issue.
+#[derive(Debug, Clone)]
+pub struct OwnedIssue {
+    issue_type: String,
+    is_subtask: bool,
+    labels: Vec<String>,
+    affected_versions: usize,
+    app_changes: u32,
+}
+
+impl OwnedIssue {
+    fn is_type(&self, name: &str) -> bool {
+        self.issue_type.eq_ignore_ascii_case(name)
+    }
+    fn has_label(&self, label: &str) -> bool {
+        self.labels.iter().any(|l| l.eq_ignore_ascii_case(label))
+    }
+}
+
+/// What the reference rules need of a status change.
+#[derive(Debug, Clone)]
+pub struct OwnedTransition {
+    to: String,
+    to_category: StatusCategory,
+}

@@ -1,0 +1,119 @@
+//! The facts read from Jira, minimised: exactly what `docs/metrics.md` needs
+//! and nothing else (no summaries, no people, no text).
+//!
+//! These types are the hand-over point between the Jira client (which builds
+//! them from wire JSON) and everything downstream. They live in memory only;
+//! snapshots never contain them.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+/// A UTC instant as Unix milliseconds.
+pub type Millis = i64;
+
+/// The category of a Jira status, by its key (names are localised).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StatusCategory {
+    /// `new`: to do.
+    New,
+    /// `indeterminate`: in progress.
+    Indeterminate,
+    /// `done`.
+    Done,
+    /// `undefined` ("No Category"), or a status the site no longer knows.
+    Undefined,
+}
+
+impl StatusCategory {
+    /// From Jira's category key; anything unknown is `Undefined`.
+    pub fn from_key(key: &str) -> Self {
+        match key {
+            "new" => Self::New,
+            "indeterminate" => Self::Indeterminate,
+            "done" => Self::Done,
+            _ => Self::Undefined,
+        }
+    }
+
+    /// Jira's category key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Indeterminate => "indeterminate",
+            Self::Done => "done",
+            Self::Undefined => "undefined",
+        }
+    }
+}
+
+/// A Jira status with its category.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusFacts {
+    pub id: String,
+    pub name: String,
+    pub category: StatusCategory,
+}
+
+/// One side of a status change: the status id with the name Jira recorded
+/// (the name is a fallback for statuses deleted since).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// One status change from an issue's changelog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub at: Millis,
+    pub from: StatusRef,
+    pub to: StatusRef,
+    /// The change's author is an app account that counts as an AI/automation
+    /// actor (`accountType == "app"`, minus ignored account ids). The author
+    /// itself is never kept.
+    pub by_app: bool,
+}
+
+/// An issue, minimised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueFacts {
+    /// Jira's issue id: identity for incremental updates, in memory only.
+    pub id: String,
+    pub project: String,
+    pub issue_type: String,
+    pub is_subtask: bool,
+    pub labels: Vec<String>,
+    pub created: Millis,
+    pub updated: Millis,
+    pub resolved: Option<Millis>,
+    /// Current status.
+    pub status: StatusRef,
+    /// Current status category, as the issue itself reports it.
+    pub status_category: StatusCategory,
+    /// Fix version ids.
+    pub fix_versions: Vec<String>,
+    /// Affected version ids.
+    pub affected_versions: Vec<String>,
+    /// Status changes, oldest first.
+    pub changes: Vec<StatusChange>,
+}
+
+/// A project version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionFacts {
+    pub id: String,
+    pub name: String,
+    pub released: bool,
+    /// Calendar date, no time zone.
+    pub release_date: Option<NaiveDate>,
+    pub archived: bool,
+}
+
+/// Everything harvested for one project.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectFacts {
+    pub key: String,
+    pub issues: Vec<IssueFacts>,
+    pub versions: Vec<VersionFacts>,
+    pub statuses: Vec<StatusFacts>,
+}

@@ -1,0 +1,5 @@
+//! Pure logic: facts in, figures out. Nothing here does I/O, reads a clock,
+//! or knows tokio, reqwest, tonic, rhai or dashmap; time is a parameter.
+
+pub mod classify;
+pub mod facts;
