@@ -1,0 +1,298 @@
+//! From weekly aggregates to the figures of a period, for one project or
+//! several combined, with DORA levels.
+//!
+//! Combining is merging: counts are summed, duration sketches merged, and
+//! deployment days are the union of the days on which any project deployed.
+//! Nothing is ever averaged.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use thiserror::Error;
+
+use super::aggregate::{ProjectAggregates, WeeklyAggregate};
+use super::facts::Millis;
+use super::sketch::DurationSketch;
+use super::time::IsoWeek;
+
+/// The default period length: the last 13 complete weeks.
+pub const DEFAULT_WEEKS: u32 = 13;
+/// The longest period a request may ask for (ten years).
+pub const MAX_WEEKS: u32 = 520;
+
+/// Where the level cut-offs come from (see `docs/metrics.md`).
+pub const LEVELS_SOURCE: &str = "DORA 2023/2024 clusters, monotonic cut-offs";
+
+/// A run of whole ISO weeks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub first: IsoWeek,
+    pub weeks: u32,
+    /// The period reaches into the current, unfinished week (or later).
+    pub partial: bool,
+}
+
+impl Period {
+    /// The last week, inclusive.
+    pub fn last(&self) -> IsoWeek {
+        self.first.plus(self.weeks as i32 - 1)
+    }
+
+    /// The weeks in order.
+    pub fn iter(&self) -> impl Iterator<Item = IsoWeek> + use<> {
+        let first = self.first;
+        (0..self.weeks as i32).map(move |i| first.plus(i))
+    }
+
+    /// The period of equal length just before this one.
+    pub fn previous(&self) -> Period {
+        Period { first: self.first.plus(-(self.weeks as i32)), weeks: self.weeks, partial: false }
+    }
+}
+
+/// A period request that cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PeriodError {
+    #[error("from_week and to_week must be given together")]
+    HalfRange,
+    #[error(transparent)]
+    BadWeek(#[from] super::time::WeekParseError),
+    #[error("the period is reversed: from_week {from} is after to_week {to}")]
+    Reversed { from: String, to: String },
+    #[error("the period has {weeks} weeks; at most {MAX_WEEKS} are allowed")]
+    TooLong { weeks: i64 },
+}
+
+/// Resolves a request's period: an explicit inclusive range of ISO weeks,
+/// or the last `weeks` complete weeks before the week that contains `now`
+/// (0 means the default of 13).
+pub fn resolve_period(
+    from_week: Option<&str>,
+    to_week: Option<&str>,
+    weeks: u32,
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> Result<Period, PeriodError> {
+    let current = IsoWeek::of_instant(now.timestamp_millis(), tz);
+    match (from_week, to_week) {
+        (Some(from), Some(to)) => {
+            let (first, last) = (IsoWeek::parse(from)?, IsoWeek::parse(to)?);
+            if last < first {
+                return Err(PeriodError::Reversed { from: first.to_string(), to: last.to_string() });
+            }
+            let n = i64::from(first.weeks_until(last)) + 1;
+            if n > i64::from(MAX_WEEKS) {
+                return Err(PeriodError::TooLong { weeks: n });
+            }
+            Ok(Period { first, weeks: n as u32, partial: last >= current })
+        }
+        (None, None) => {
+            let n = if weeks == 0 { DEFAULT_WEEKS } else { weeks };
+            if n > MAX_WEEKS {
+                return Err(PeriodError::TooLong { weeks: i64::from(n) });
+            }
+            Ok(Period { first: current.plus(-(n as i32)), weeks: n, partial: false })
+        }
+        _ => Err(PeriodError::HalfRange),
+    }
+}
+
+/// A DORA performance level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Unknown,
+    Low,
+    Medium,
+    High,
+    Elite,
+}
+
+/// The level of each of the four keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Levels {
+    pub deployment_frequency: Level,
+    pub lead_time: Level,
+    pub change_failure_rate: Level,
+    pub time_to_restore: Level,
+}
+
+/// Count and quantiles (hours) of a set of durations.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DurationSummary {
+    pub count: u64,
+    pub median_hours: Option<f64>,
+    pub p75_hours: Option<f64>,
+    pub p90_hours: Option<f64>,
+}
+
+impl DurationSummary {
+    pub fn of(sketch: &DurationSketch) -> Self {
+        match sketch.quantiles_hours(&[0.5, 0.75, 0.9]) {
+            None => Self::default(),
+            Some(q) => Self {
+                count: sketch.count(),
+                median_hours: Some(q[0]),
+                p75_hours: Some(q[1]),
+                p90_hours: Some(q[2]),
+            },
+        }
+    }
+}
+
+/// A part of a whole: `rate` is `part / whole`, absent when `whole` is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Ratio {
+    pub part: u64,
+    pub whole: u64,
+}
+
+impl Ratio {
+    pub fn rate(&self) -> Option<f64> {
+        (self.whole > 0).then(|| self.part as f64 / self.whole as f64)
+    }
+}
+
+/// The figures of a period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeriodFigures {
+    pub weeks: u32,
+    pub deployments: u64,
+    pub deployments_per_week: f64,
+    pub deployment_days: u64,
+    pub lead_time: DurationSummary,
+    pub change_failure: Ratio,
+    pub rework: Ratio,
+    pub time_to_restore: DurationSummary,
+    pub incidents: u64,
+    pub open_incidents: u64,
+    pub completed: u64,
+    pub excluded: u64,
+    pub reopened: u64,
+    pub reopen_rate: Option<f64>,
+    pub ai_involved: u64,
+    pub ai_share: Option<f64>,
+    pub levels: Levels,
+}
+
+/// Sums of weekly aggregates over some weeks and projects.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    pub weeks: u32,
+    /// Sum of counts and merged sketches (its day mask is unused).
+    pub sum: WeeklyAggregate,
+    /// Distinct deployment days (a union across projects, per week).
+    pub deployment_days: u64,
+}
+
+impl Totals {
+    /// Totals of the given projects over the given weeks.
+    pub fn over<'a>(projects: &[&'a ProjectAggregates], weeks: impl Iterator<Item = IsoWeek>) -> Self {
+        let mut totals = Totals::default();
+        for week in weeks {
+            totals.weeks += 1;
+            let mut day_mask = 0u8;
+            for project in projects {
+                if let Some(agg) = project.get(&week) {
+                    day_mask |= agg.deployment_days;
+                    totals.sum.merge(agg);
+                }
+            }
+            totals.deployment_days += u64::from(day_mask.count_ones());
+        }
+        totals
+    }
+
+    /// The figures these totals stand for.
+    pub fn figures(&self) -> PeriodFigures {
+        let s = &self.sum;
+        let deployments = u64::from(s.deployments);
+        let completed = u64::from(s.completed);
+        let lead_time = DurationSummary::of(&s.lead_time);
+        let time_to_restore = DurationSummary::of(&s.time_to_restore);
+        let change_failure = Ratio { part: u64::from(s.failed_deployments), whole: deployments };
+        let share = |part: u32| (completed > 0).then(|| f64::from(part) / completed as f64);
+        PeriodFigures {
+            weeks: self.weeks,
+            deployments,
+            deployments_per_week: if self.weeks == 0 { 0.0 } else { deployments as f64 / f64::from(self.weeks) },
+            deployment_days: self.deployment_days,
+            levels: Levels {
+                deployment_frequency: deployment_frequency_level(deployments, self.deployment_days, self.weeks),
+                lead_time: lead_time_level(lead_time.median_hours),
+                change_failure_rate: change_failure_level(change_failure),
+                time_to_restore: restore_level(time_to_restore.median_hours),
+            },
+            lead_time,
+            change_failure,
+            rework: Ratio { part: u64::from(s.rework_deployments), whole: deployments },
+            time_to_restore,
+            incidents: u64::from(s.incidents),
+            open_incidents: u64::from(s.open_incidents),
+            completed,
+            excluded: u64::from(s.excluded),
+            reopened: u64::from(s.reopened),
+            reopen_rate: share(s.reopened),
+            ai_involved: u64::from(s.ai_involved),
+            ai_share: share(s.ai_involved),
+        }
+    }
+}
+
+/// Deployment frequency from deployment days per week: elite ≥ 5, high ≥ 1,
+/// medium ≥ 12/52, low > 0; unknown without deployments. Compared in
+/// integers, so the cut-offs are exact.
+pub fn deployment_frequency_level(deployments: u64, days: u64, weeks: u32) -> Level {
+    let weeks = u64::from(weeks);
+    if deployments == 0 || weeks == 0 {
+        Level::Unknown
+    } else if days >= 5 * weeks {
+        Level::Elite
+    } else if days >= weeks {
+        Level::High
+    } else if days * 52 >= 12 * weeks {
+        Level::Medium
+    } else {
+        Level::Low
+    }
+}
+
+/// Lead time from its median: elite < 24 h, high < 168 h, medium < 720 h.
+pub fn lead_time_level(median_hours: Option<f64>) -> Level {
+    match median_hours {
+        None => Level::Unknown,
+        Some(h) if h < 24.0 => Level::Elite,
+        Some(h) if h < 168.0 => Level::High,
+        Some(h) if h < 720.0 => Level::Medium,
+        Some(_) => Level::Low,
+    }
+}
+
+/// Change failure rate: elite ≤ 5 %, high ≤ 10 %, medium ≤ 15 %.
+pub fn change_failure_level(r: Ratio) -> Level {
+    if r.whole == 0 {
+        Level::Unknown
+    } else if r.part * 100 <= 5 * r.whole {
+        Level::Elite
+    } else if r.part * 100 <= 10 * r.whole {
+        Level::High
+    } else if r.part * 100 <= 15 * r.whole {
+        Level::Medium
+    } else {
+        Level::Low
+    }
+}
+
+/// Time to restore from its median: elite < 1 h, high < 24 h, medium < 168 h.
+pub fn restore_level(median_hours: Option<f64>) -> Level {
+    match median_hours {
+        None => Level::Unknown,
+        Some(h) if h < 1.0 => Level::Elite,
+        Some(h) if h < 24.0 => Level::High,
+        Some(h) if h < 168.0 => Level::Medium,
+        Some(_) => Level::Low,
+    }
+}
+
+/// Milliseconds to hours.
+pub fn hours(ms: Millis) -> f64 {
+    ms as f64 / 3_600_000.0
+}

@@ -1,0 +1,309 @@
+//! Mergeable duration summaries.
+//!
+//! A `DurationSketch` keeps durations exactly (milliseconds) while it holds
+//! few of them, and switches to logarithmic buckets (the DDSketch mapping,
+//! 1 % relative accuracy) past `EXACT_CAPACITY`. So small teams get exact
+//! quantiles, large ones a bounded size, and merging always works: merging
+//! adds bucket counts, so a merged sketch equals one built from all values
+//! and quantiles are never averaged.
+//!
+//! Quantiles interpolate linearly between the two closest ranks (the
+//! "linear" method of numpy and spreadsheets' PERCENTILE.INC), so the median
+//! of an even count is the mean of the two middle values. In bucket form
+//! every value is replaced by its bucket's representative, which is within
+//! 1 % of it, so the interpolated result is within 1 % too.
+//!
+//! A dedicated type rather than a sketch crate because the AI impact
+//! comparison needs the buckets themselves (ranks for Mann-Whitney U) and
+//! the exact mode, which the common crates do not expose.
+
+use serde::{Deserialize, Serialize};
+
+use super::facts::Millis;
+
+/// Relative accuracy of the bucket form.
+pub const RELATIVE_ACCURACY: f64 = 0.01;
+/// How many exact values a sketch holds before it switches to buckets.
+pub const EXACT_CAPACITY: usize = 512;
+
+const MS_PER_HOUR: f64 = 3_600_000.0;
+
+fn gamma() -> f64 {
+    (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY)
+}
+
+fn bucket_of(ms: Millis) -> i32 {
+    ((ms as f64).ln() / gamma().ln()).ceil() as i32
+}
+
+/// The representative value (ms) of a bucket: within 1 % of every value in it.
+fn bucket_value(key: i32) -> f64 {
+    let g = gamma();
+    2.0 * g.powi(key) / (g + 1.0)
+}
+
+/// A summary of durations; see the module documentation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DurationSketch {
+    /// Exact values in ms, unsorted; empty once `buckets` is in use.
+    exact: Vec<Millis>,
+    /// Bucket form: count of zero durations and sorted (key, count) pairs.
+    binned: Option<Buckets>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Buckets {
+    zeros: u64,
+    bins: Vec<(i32, u64)>,
+}
+
+impl Buckets {
+    fn add(&mut self, ms: Millis, n: u64) {
+        if ms <= 0 {
+            self.zeros += n;
+            return;
+        }
+        let key = bucket_of(ms);
+        match self.bins.binary_search_by_key(&key, |(k, _)| *k) {
+            Ok(i) => self.bins[i].1 += n,
+            Err(i) => self.bins.insert(i, (key, n)),
+        }
+    }
+
+    fn merge(&mut self, other: &Buckets) {
+        self.zeros += other.zeros;
+        let mut merged = Vec::with_capacity(self.bins.len() + other.bins.len());
+        let (a, b) = (&self.bins, &other.bins);
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].0.cmp(&b[j].0) {
+                std::cmp::Ordering::Equal => {
+                    merged.push((a[i].0, a[i].1 + b[j].1));
+                    i += 1;
+                    j += 1;
+                }
+                std::cmp::Ordering::Less => {
+                    merged.push(a[i]);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    merged.push(b[j]);
+                    j += 1;
+                }
+            }
+        }
+        merged.extend_from_slice(&a[i..]);
+        merged.extend_from_slice(&b[j..]);
+        self.bins = merged;
+    }
+
+    fn count(&self) -> u64 {
+        self.zeros + self.bins.iter().map(|(_, n)| n).sum::<u64>()
+    }
+
+    /// Value (ms) at a 0-based rank.
+    fn at_rank(&self, rank: u64) -> f64 {
+        if rank < self.zeros {
+            return 0.0;
+        }
+        let mut seen = self.zeros;
+        for &(key, n) in &self.bins {
+            seen += n;
+            if rank < seen {
+                return bucket_value(key);
+            }
+        }
+        self.bins.last().map_or(0.0, |(k, _)| bucket_value(*k))
+    }
+}
+
+impl DurationSketch {
+    /// An empty sketch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one duration; negative durations count as 0.
+    pub fn add(&mut self, ms: Millis) {
+        let ms = ms.max(0);
+        match &mut self.binned {
+            Some(b) => b.add(ms, 1),
+            None => {
+                self.exact.push(ms);
+                if self.exact.len() > EXACT_CAPACITY {
+                    self.to_buckets();
+                }
+            }
+        }
+    }
+
+    fn to_buckets(&mut self) {
+        let mut b = self.binned.take().unwrap_or_default();
+        for ms in self.exact.drain(..) {
+            b.add(ms, 1);
+        }
+        self.exact = Vec::new();
+        self.binned = Some(b);
+    }
+
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &DurationSketch) {
+        match (&mut self.binned, &other.binned) {
+            (None, None) if self.exact.len() + other.exact.len() <= EXACT_CAPACITY => {
+                self.exact.extend_from_slice(&other.exact);
+            }
+            _ => {
+                self.to_buckets();
+                let b = self.binned.as_mut().expect("just switched to buckets");
+                for &ms in &other.exact {
+                    b.add(ms, 1);
+                }
+                if let Some(ob) = &other.binned {
+                    b.merge(ob);
+                }
+            }
+        }
+    }
+
+    /// Number of durations.
+    pub fn count(&self) -> u64 {
+        match &self.binned {
+            Some(b) => b.count(),
+            None => self.exact.len() as u64,
+        }
+    }
+
+    /// True when the sketch holds exact values.
+    pub fn is_exact(&self) -> bool {
+        self.binned.is_none()
+    }
+
+    /// The q-quantile (0 ≤ q ≤ 1) in hours; `None` when empty.
+    pub fn quantile_hours(&self, q: f64) -> Option<f64> {
+        self.quantiles_hours(&[q]).map(|v| v[0])
+    }
+
+    /// Several quantiles at once, in hours; `None` when empty.
+    pub fn quantiles_hours(&self, qs: &[f64]) -> Option<Vec<f64>> {
+        let n = self.count();
+        if n == 0 {
+            return None;
+        }
+        let interpolate = |at_rank: &dyn Fn(u64) -> f64, q: f64| {
+            let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
+            let (lo, hi) = (h.floor() as u64, h.ceil() as u64);
+            let (vlo, vhi) = (at_rank(lo), at_rank(hi));
+            (vlo + (h - lo as f64) * (vhi - vlo)) / MS_PER_HOUR
+        };
+        Some(match &self.binned {
+            Some(b) => qs.iter().map(|&q| interpolate(&|r| b.at_rank(r), q)).collect(),
+            None => {
+                let mut sorted = self.exact.clone();
+                sorted.sort_unstable();
+                qs.iter().map(|&q| interpolate(&|r| sorted[r as usize] as f64, q)).collect()
+            }
+        })
+    }
+
+    /// The values as (hours, count) pairs in ascending order: exact values,
+    /// or bucket representatives. Used for rank tests.
+    pub fn weighted_values_hours(&self) -> Vec<(f64, u64)> {
+        match &self.binned {
+            None => {
+                let mut sorted = self.exact.clone();
+                sorted.sort_unstable();
+                let mut out: Vec<(f64, u64)> = Vec::new();
+                for ms in sorted {
+                    let h = ms as f64 / MS_PER_HOUR;
+                    match out.last_mut() {
+                        Some((v, n)) if *v == h => *n += 1,
+                        _ => out.push((h, 1)),
+                    }
+                }
+                out
+            }
+            Some(b) => {
+                let mut out = Vec::with_capacity(b.bins.len() + 1);
+                if b.zeros > 0 {
+                    out.push((0.0, b.zeros));
+                }
+                out.extend(b.bins.iter().map(|&(k, n)| (bucket_value(k) / MS_PER_HOUR, n)));
+                out
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: Millis = 3_600_000;
+
+    fn sketch(values_h: &[f64]) -> DurationSketch {
+        let mut s = DurationSketch::new();
+        for v in values_h {
+            s.add((v * H as f64) as Millis);
+        }
+        s
+    }
+
+    /// numpy.percentile(values, q*100) with the default linear method.
+    fn linear(values: &[f64], q: f64) -> f64 {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let h = (v.len() - 1) as f64 * q;
+        let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+        v[lo] + (h - lo as f64) * (v[hi] - v[lo])
+    }
+
+    #[test]
+    fn small_sketches_are_exact_with_linear_interpolation() {
+        let s = sketch(&[10.0, 100.0]);
+        assert_eq!(s.quantile_hours(0.5), Some(55.0));
+        let s = sketch(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(s.quantiles_hours(&[0.5, 0.75, 0.9]), Some(vec![3.0, 4.0, 4.6]));
+        assert_eq!(sketch(&[]).quantile_hours(0.5), None);
+        assert_eq!(sketch(&[24.0]).quantile_hours(0.9), Some(24.0));
+    }
+
+    #[test]
+    fn bucket_form_stays_within_one_percent() {
+        let values: Vec<f64> = (0..5000).map(|i| 0.01 + (i as f64 * 7.3) % 2000.0).collect();
+        let s = sketch(&values);
+        assert!(!s.is_exact());
+        assert_eq!(s.count(), 5000);
+        for q in [0.1, 0.5, 0.75, 0.9, 0.99] {
+            let want = linear(&values, q);
+            let got = s.quantile_hours(q).unwrap();
+            assert!((got - want).abs() <= want * RELATIVE_ACCURACY + 1e-9, "q={q}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn merging_equals_building_from_all_values() {
+        let a: Vec<f64> = (0..400).map(|i| i as f64 * 0.5).collect();
+        let b: Vec<f64> = (0..300).map(|i| 3.0 + i as f64 * 1.7).collect();
+        let mut merged = sketch(&a);
+        merged.merge(&sketch(&b));
+        let all: Vec<f64> = a.iter().chain(&b).copied().collect();
+        let whole = sketch(&all);
+        assert_eq!(merged.count(), 700);
+        assert_eq!(merged.quantiles_hours(&[0.5, 0.9]), whole.quantiles_hours(&[0.5, 0.9]));
+        // Exact + exact under capacity stays exact.
+        let mut small = sketch(&[1.0]);
+        small.merge(&sketch(&[3.0]));
+        assert!(small.is_exact());
+        assert_eq!(small.quantile_hours(0.5), Some(2.0));
+    }
+
+    #[test]
+    fn negative_and_zero_durations_count_as_zero() {
+        let mut s = DurationSketch::new();
+        s.add(-5);
+        s.add(0);
+        s.add(2 * H);
+        assert_eq!(s.quantile_hours(0.5), Some(0.0));
+        assert_eq!(s.count(), 3);
+    }
+}

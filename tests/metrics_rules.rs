@@ -1,0 +1,555 @@
+//! One test per rule of `docs/metrics.md`, on small hand-computed cases,
+//! through the pure engine: facts → `build_project` (default rules) →
+//! `Totals` → figures.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use jira_dora::domain::aggregate::{build_project, ProjectAggregates};
+use jira_dora::domain::classify::{DefaultRules, HookError, Hooks, IssueView, TransitionView, VersionView};
+use jira_dora::domain::facts::*;
+use jira_dora::domain::period::*;
+use jira_dora::domain::time::IsoWeek;
+
+const UTC: Tz = chrono_tz::UTC;
+
+fn t(s: &str) -> Millis {
+    DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+}
+
+fn statuses() -> Vec<StatusFacts> {
+    let s = |id: &str, name: &str, c| StatusFacts { id: id.into(), name: name.into(), category: c };
+    vec![
+        s("1", "To Do", StatusCategory::New),
+        s("3", "In Progress", StatusCategory::Indeterminate),
+        s("4", "In Review", StatusCategory::Indeterminate),
+        s("10", "Done", StatusCategory::Done),
+        s("11", "Closed", StatusCategory::Done),
+        s("20", "Rolled Back", StatusCategory::Indeterminate),
+        s("21", "Deployed", StatusCategory::Done),
+    ]
+}
+
+fn status(id: &str) -> StatusRef {
+    let name = statuses().into_iter().find(|s| s.id == id).map(|s| s.name).unwrap_or_else(|| format!("gone-{id}"));
+    StatusRef { id: id.into(), name }
+}
+
+/// A small issue builder: `issue("Story", "2026-01-05T10:00:00Z")` then
+/// `.go("3", at)` for each status change.
+#[derive(Clone)]
+struct I(IssueFacts);
+
+fn issue(kind: &str, created: &str) -> I {
+    I(IssueFacts {
+        id: format!("{}", fastrand::u64(..)),
+        project: "P".into(),
+        issue_type: kind.into(),
+        is_subtask: false,
+        labels: vec![],
+        created: t(created),
+        updated: t(created),
+        resolved: None,
+        status: status("1"),
+        status_category: StatusCategory::New,
+        fix_versions: vec![],
+        affected_versions: vec![],
+        changes: vec![],
+    })
+}
+
+impl I {
+    fn go(self, to: &str, at: &str) -> Self {
+        self.go_by(to, at, false)
+    }
+    fn go_by(mut self, to: &str, at: &str, by_app: bool) -> Self {
+        let from = self.0.status.clone();
+        let to_ref = status(to);
+        self.0.changes.push(StatusChange { at: t(at), from, to: to_ref.clone(), by_app });
+        let cat = statuses().into_iter().find(|s| s.id == to).map_or(StatusCategory::Undefined, |s| s.category);
+        self.0.status = to_ref;
+        self.0.status_category = cat;
+        self
+    }
+    /// Sets the current status without a changelog entry.
+    fn now_in(mut self, to: &str) -> Self {
+        self.0.status = status(to);
+        self.0.status_category = statuses().into_iter().find(|s| s.id == to).unwrap().category;
+        self
+    }
+    fn resolved(mut self, at: &str) -> Self {
+        self.0.resolved = Some(t(at));
+        self
+    }
+    fn label(mut self, l: &str) -> Self {
+        self.0.labels.push(l.into());
+        self
+    }
+    fn subtask(mut self) -> Self {
+        self.0.is_subtask = true;
+        self
+    }
+    fn affects(mut self, v: &str) -> Self {
+        self.0.affected_versions.push(v.into());
+        self
+    }
+    fn fixes(mut self, v: &str) -> Self {
+        self.0.fix_versions.push(v.into());
+        self
+    }
+}
+
+fn version(id: &str, released: bool, date: Option<&str>) -> VersionFacts {
+    VersionFacts {
+        id: id.into(),
+        name: format!("v{id}"),
+        released,
+        release_date: date.map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()),
+        archived: false,
+    }
+}
+
+fn project(issues: Vec<I>, versions: Vec<VersionFacts>) -> ProjectFacts {
+    ProjectFacts { key: "P".into(), issues: issues.into_iter().map(|i| i.0).collect(), versions, statuses: statuses() }
+}
+
+fn aggregates(issues: Vec<I>, versions: Vec<VersionFacts>, tz: Tz) -> ProjectAggregates {
+    build_project(&project(issues, versions), &DefaultRules, tz).unwrap()
+}
+
+fn week(name: &str) -> IsoWeek {
+    IsoWeek::parse(name).unwrap()
+}
+
+/// Figures of one project over weeks `from..=to`.
+fn figures(aggs: &ProjectAggregates, from: &str, to: &str) -> PeriodFigures {
+    let (a, b) = (week(from), week(to));
+    Totals::over(&[aggs], (0..=a.weeks_until(b)).map(|i| a.plus(i))).figures()
+}
+
+fn close(a: Option<f64>, b: f64) -> bool {
+    a.is_some_and(|a| (a - b).abs() < 1e-9)
+}
+
+// ------------------------------------------------------------ completion
+
+#[test]
+fn completion_is_the_start_of_the_final_stay_in_done() {
+    // Done in W02, re-opened, done again in W03, then Done → Closed in W04:
+    // completed in W03 (the Closed move stays inside `done`).
+    let i = issue("Story", "2026-01-05T09:00:00Z")
+        .go("3", "2026-01-06T09:00:00Z")
+        .go("10", "2026-01-07T09:00:00Z")
+        .go("3", "2026-01-12T09:00:00Z")
+        .go("10", "2026-01-13T09:00:00Z")
+        .go("11", "2026-01-20T09:00:00Z");
+    let a = aggregates(vec![i], vec![], UTC);
+    assert_eq!(figures(&a, "2026-W03", "2026-W03").completed, 1);
+    assert_eq!(figures(&a, "2026-W02", "2026-W02").completed, 0);
+    assert_eq!(figures(&a, "2026-W04", "2026-W04").completed, 0);
+    // Lead time from the first work start (Jan 6) to the completion (Jan 13).
+    assert!(close(figures(&a, "2026-W03", "2026-W03").lead_time.median_hours, 7.0 * 24.0));
+}
+
+#[test]
+fn completion_without_a_done_change_uses_resolutiondate_then_created() {
+    let by_resolution = issue("Task", "2026-01-05T09:00:00Z").now_in("10").resolved("2026-01-14T09:00:00Z");
+    let by_created = issue("Task", "2026-01-19T09:00:00Z").now_in("10");
+    let a = aggregates(vec![by_resolution, by_created], vec![], UTC);
+    let w3 = figures(&a, "2026-W03", "2026-W03");
+    assert_eq!(w3.completed, 1);
+    // No work start: lead time from creation.
+    assert!(close(w3.lead_time.median_hours, 9.0 * 24.0));
+    let w4 = figures(&a, "2026-W04", "2026-W04");
+    assert_eq!(w4.completed, 1);
+    assert!(close(w4.lead_time.median_hours, 0.0));
+}
+
+#[test]
+fn an_issue_not_in_done_now_is_not_completed() {
+    let i = issue("Story", "2026-01-05T09:00:00Z").go("10", "2026-01-06T09:00:00Z").go("3", "2026-01-07T09:00:00Z");
+    let a = aggregates(vec![i], vec![], UTC);
+    assert_eq!(figures(&a, "2026-W01", "2026-W10").completed, 0);
+}
+
+// ------------------------------------------------------------- exclusion
+
+#[test]
+fn excluded_issues_count_only_as_excluded_in_their_completion_week() {
+    let epic = issue("Epic", "2026-01-05T09:00:00Z").go("10", "2026-01-06T09:00:00Z");
+    let sub = issue("Sub-task", "2026-01-05T09:00:00Z").subtask().go("10", "2026-01-07T09:00:00Z");
+    let labelled = issue("Bug", "2026-01-05T09:00:00Z").label("DORA-Exclude").affects("v1").go("10", "2026-01-07T09:00:00Z");
+    let open_epic = issue("epic", "2026-01-05T09:00:00Z");
+    let excluded_incident = issue("Incident", "2026-01-05T09:00:00Z").label("dora-exclude");
+    let a = aggregates(
+        vec![epic, sub, labelled, open_epic, excluded_incident],
+        vec![version("v1", true, Some("2026-01-06"))],
+        UTC,
+    );
+    let f = figures(&a, "2026-W02", "2026-W02");
+    assert_eq!(f.excluded, 3);
+    assert_eq!(f.completed, 0);
+    assert_eq!(f.incidents, 0);
+    assert_eq!(f.lead_time.count, 0);
+    // The excluded bug does not fail the release it affects.
+    assert_eq!((f.deployments, f.change_failure.part), (1, 0));
+}
+
+// ------------------------------------------------------------- lead time
+
+#[test]
+fn lead_time_runs_from_the_first_work_start_to_completion() {
+    let i = issue("Story", "2026-01-05T00:00:00Z")
+        .go("3", "2026-01-05T10:00:00Z")
+        .go("4", "2026-01-05T12:00:00Z")
+        .go("3", "2026-01-05T14:00:00Z")
+        .go("10", "2026-01-05T20:00:00Z");
+    let a = aggregates(vec![i], vec![], UTC);
+    let f = figures(&a, "2026-W02", "2026-W02");
+    assert!(close(f.lead_time.median_hours, 10.0));
+    assert_eq!(f.levels.lead_time, Level::Elite);
+}
+
+#[test]
+fn a_negative_lead_time_falls_back_to_created_and_clamps_at_zero() {
+    // Work started (In Progress) after it was done: start > completion.
+    let i = issue("Story", "2026-01-05T00:00:00Z")
+        .go("10", "2026-01-05T06:00:00Z")
+        .go("3", "2026-01-05T08:00:00Z")
+        .go("21", "2026-01-05T09:00:00Z");
+    // Completion is the last move into done (09:00); the first work start is
+    // 08:00, so the lead time is 1 h: positive, no fallback.
+    let a = aggregates(vec![i], vec![], UTC);
+    assert!(close(figures(&a, "2026-W02", "2026-W02").lead_time.median_hours, 1.0));
+
+    // A work start after completion: the only indeterminate move happened
+    // via a change recorded later than the resolution date used.
+    let j = issue("Story", "2026-01-05T00:00:00Z").go("3", "2026-01-06T00:00:00Z").now_in("10").resolved("2026-01-05T12:00:00Z");
+    let a = aggregates(vec![j], vec![], UTC);
+    assert!(close(figures(&a, "2026-W02", "2026-W02").lead_time.median_hours, 12.0));
+
+    // Resolution before creation (clock skew): clamped at 0.
+    let k = issue("Story", "2026-01-05T12:00:00Z").now_in("10").resolved("2026-01-05T11:00:00Z");
+    let a = aggregates(vec![k], vec![], UTC);
+    assert!(close(figures(&a, "2026-W02", "2026-W02").lead_time.median_hours, 0.0));
+}
+
+#[test]
+fn lead_time_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+    let mk = |h: u32| {
+        issue("Story", "2026-01-05T00:00:00Z").go("3", "2026-01-05T00:00:00Z").go("10", &format!("2026-01-0{}T{:02}:00:00Z", 5 + h / 24, h % 24))
+    };
+    let a = aggregates(vec![mk(2), mk(4), mk(10), mk(30)], vec![], UTC);
+    let f = figures(&a, "2026-W02", "2026-W02");
+    assert_eq!(f.lead_time.count, 4);
+    assert!(close(f.lead_time.median_hours, 7.0));
+    assert!(close(f.lead_time.p75_hours, 15.0));
+    assert!(close(f.lead_time.p90_hours, 24.0));
+}
+
+// ---------------------------------------------------------- re-open, AI
+
+#[test]
+fn reopened_means_a_change_out_of_done_and_counts_in_the_completion_week() {
+    let reopened = issue("Story", "2026-01-05T00:00:00Z")
+        .go("10", "2026-01-06T00:00:00Z")
+        .go("1", "2026-01-07T00:00:00Z")
+        .go("10", "2026-01-13T00:00:00Z");
+    let closed_only = issue("Story", "2026-01-05T00:00:00Z").go("10", "2026-01-13T00:00:00Z").go("11", "2026-01-14T00:00:00Z");
+    let a = aggregates(vec![reopened, closed_only], vec![], UTC);
+    let f = figures(&a, "2026-W03", "2026-W03");
+    assert_eq!((f.completed, f.reopened), (2, 1));
+    assert_eq!(f.reopen_rate, Some(0.5));
+    assert_eq!(figures(&a, "2026-W02", "2026-W02").reopened, 0);
+}
+
+#[test]
+fn ai_involved_means_an_app_status_change_or_the_ai_assisted_label() {
+    let by_app = issue("Story", "2026-01-05T00:00:00Z").go_by("3", "2026-01-05T01:00:00Z", true).go("10", "2026-01-06T00:00:00Z");
+    let labelled = issue("Task", "2026-01-05T00:00:00Z").label("AI-Assisted").go("10", "2026-01-06T00:00:00Z");
+    let human = issue("Task", "2026-01-05T00:00:00Z").go("10", "2026-01-06T00:00:00Z");
+    let open_by_app = issue("Task", "2026-01-05T00:00:00Z").go_by("3", "2026-01-05T01:00:00Z", true);
+    let a = aggregates(vec![by_app, labelled, human, open_by_app], vec![], UTC);
+    let f = figures(&a, "2026-W02", "2026-W02");
+    assert_eq!((f.completed, f.ai_involved), (3, 2));
+    assert!(close(f.ai_share, 2.0 / 3.0));
+}
+
+#[test]
+fn rates_over_nothing_are_undefined_not_zero() {
+    let a = aggregates(vec![], vec![], UTC);
+    let f = figures(&a, "2026-W02", "2026-W05");
+    assert_eq!((f.reopen_rate, f.ai_share, f.change_failure.rate(), f.rework.rate()), (None, None, None, None));
+    assert_eq!(f.lead_time.median_hours, None);
+    assert_eq!(f.time_to_restore.median_hours, None);
+    assert_eq!(f.deployments_per_week, 0.0);
+    let l = f.levels;
+    assert_eq!(
+        [l.deployment_frequency, l.lead_time, l.change_failure_rate, l.time_to_restore],
+        [Level::Unknown; 4]
+    );
+}
+
+// ------------------------------------------------------------- incidents
+
+#[test]
+fn incidents_are_not_work_items() {
+    let inc = issue("Incident", "2026-01-05T00:00:00Z").go("3", "2026-01-05T01:00:00Z").go("10", "2026-01-05T03:00:00Z");
+    let labelled = issue("Task", "2026-01-05T00:00:00Z").label("Incident").go("10", "2026-01-05T05:00:00Z");
+    let a = aggregates(vec![inc, labelled], vec![], UTC);
+    let f = figures(&a, "2026-W02", "2026-W02");
+    assert_eq!((f.incidents, f.completed, f.lead_time.count, f.ai_involved), (2, 0, 0, 0));
+    // Restored at the first move into done: 3 h and 5 h.
+    assert_eq!(f.time_to_restore.count, 2);
+    assert!(close(f.time_to_restore.median_hours, 4.0));
+    assert_eq!(f.levels.time_to_restore, Level::High);
+}
+
+#[test]
+fn restore_is_the_first_restoring_change_strictly_after_creation_in_its_own_week() {
+    // Created Sunday of W02; a done move at the very creation instant does
+    // not count; restored Monday (W03).
+    let inc = issue("Incident", "2026-01-11T22:00:00Z")
+        .go("10", "2026-01-11T22:00:00Z")
+        .go("3", "2026-01-11T23:00:00Z")
+        .go("10", "2026-01-12T02:00:00Z")
+        .go("3", "2026-01-12T05:00:00Z")
+        .go("10", "2026-01-12T09:00:00Z");
+    let a = aggregates(vec![inc], vec![], UTC);
+    let w2 = figures(&a, "2026-W02", "2026-W02");
+    let w3 = figures(&a, "2026-W03", "2026-W03");
+    assert_eq!((w2.incidents, w2.time_to_restore.count, w2.open_incidents), (1, 0, 0));
+    assert_eq!((w3.incidents, w3.time_to_restore.count), (0, 1));
+    assert!(close(w3.time_to_restore.median_hours, 4.0));
+}
+
+#[test]
+fn an_incident_without_status_changes_ends_at_its_resolution_date_when_done() {
+    let resolved = issue("Incident", "2026-01-05T00:00:00Z").now_in("10").resolved("2026-01-05T00:30:00Z");
+    let done_no_date = issue("Incident", "2026-01-05T00:00:00Z").now_in("10");
+    let open = issue("Incident", "2026-01-05T00:00:00Z").go("3", "2026-01-05T01:00:00Z");
+    let open_untouched = issue("Incident", "2026-01-06T00:00:00Z").resolved("2026-01-06T01:00:00Z");
+    let a = aggregates(vec![resolved, done_no_date, open, open_untouched], vec![], UTC);
+    let f = figures(&a, "2026-W02", "2026-W02");
+    assert_eq!((f.incidents, f.time_to_restore.count, f.open_incidents), (4, 1, 3));
+    assert!(close(f.time_to_restore.median_hours, 0.5));
+    assert_eq!(f.levels.time_to_restore, Level::Elite);
+}
+
+// ----------------------------------------------------------- deployments
+
+#[test]
+fn deployments_are_released_versions_with_a_date_in_the_date_s_own_week() {
+    let versions = vec![
+        version("v1", true, Some("2026-01-05")),  // Monday W02
+        version("v2", true, Some("2026-01-11")),  // Sunday W02
+        version("v3", true, None),                // released, no date: not a deployment
+        version("v4", false, Some("2026-01-06")), // unreleased
+        version("v5", true, Some("2026-01-05")),  // same day as v1
+    ];
+    // A far-west reporting zone does not move a release date.
+    let a = aggregates(vec![], versions, chrono_tz::Pacific::Honolulu);
+    let f = figures(&a, "2026-W02", "2026-W02");
+    assert_eq!((f.deployments, f.deployment_days), (3, 2));
+    assert_eq!(f.deployments_per_week, 3.0);
+    assert_eq!(f.levels.deployment_frequency, Level::High);
+}
+
+#[test]
+fn a_version_fails_when_a_failure_issue_affects_it_whenever_created() {
+    let versions = vec![version("v1", true, Some("2026-01-05")), version("v2", true, Some("2026-01-06")), version("v3", true, Some("2026-01-07"))];
+    let issues = vec![
+        // A bug filed a year later still fails v1.
+        issue("Bug", "2027-01-05T00:00:00Z").affects("v1"),
+        // A Story affecting v2 is not a failure.
+        issue("Story", "2026-01-06T00:00:00Z").affects("v2"),
+        // A bug with no affected version is no failure: its fix of v3 is
+        // not rework.
+        issue("bug", "2026-01-06T00:00:00Z").fixes("v3"),
+        // A failure fixed in v2 makes v2 rework.
+        issue("BUG", "2026-01-06T00:00:00Z").affects("v1").fixes("v2"),
+    ];
+    let a = aggregates(issues, versions, UTC);
+    let f = figures(&a, "2026-W02", "2026-W02");
+    assert_eq!((f.change_failure.part, f.change_failure.whole), (1, 3));
+    assert!(close(f.change_failure.rate(), 1.0 / 3.0));
+    assert_eq!((f.rework.part, f.rework.whole), (1, 3));
+    assert_eq!(f.levels.change_failure_rate, Level::Low);
+}
+
+#[test]
+fn an_incident_fixed_in_a_version_makes_it_rework() {
+    let versions = vec![version("v1", true, Some("2026-01-05"))];
+    let a = aggregates(vec![issue("Incident", "2026-01-05T00:00:00Z").fixes("v1")], versions, UTC);
+    assert_eq!(figures(&a, "2026-W02", "2026-W02").rework.part, 1);
+}
+
+/// Status-based deployments: a move to "Deployed" is a deployment; a later
+/// "Rolled Back" before the next deployment fails it.
+struct StatusDeploys;
+
+impl Hooks for StatusDeploys {
+    type Issue = <DefaultRules as Hooks>::Issue;
+    type Transition = (String, <DefaultRules as Hooks>::Transition);
+    fn prepare_issue(&self, i: &IssueView<'_>) -> Self::Issue {
+        DefaultRules.prepare_issue(i)
+    }
+    fn prepare_transition(&self, t: &TransitionView<'_>) -> Self::Transition {
+        (t.to.to_owned(), DefaultRules.prepare_transition(t))
+    }
+    fn is_excluded(&self, i: &Self::Issue) -> Result<bool, HookError> {
+        DefaultRules.is_excluded(i)
+    }
+    fn is_deployment(&self, _: &VersionView<'_>) -> Result<bool, HookError> {
+        Ok(false)
+    }
+    fn is_deployment_transition(&self, _: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError> {
+        Ok(t.0 == "Deployed")
+    }
+    fn is_failure(&self, i: &Self::Issue) -> Result<bool, HookError> {
+        DefaultRules.is_failure(i)
+    }
+    fn is_failure_transition(&self, i: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError> {
+        DefaultRules.is_failure_transition(i, &t.1)
+    }
+    fn is_incident(&self, i: &Self::Issue) -> Result<bool, HookError> {
+        DefaultRules.is_incident(i)
+    }
+    fn is_restore(&self, i: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError> {
+        DefaultRules.is_restore(i, &t.1)
+    }
+    fn is_work_start(&self, i: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError> {
+        DefaultRules.is_work_start(i, &t.1)
+    }
+    fn is_ai_involved(&self, i: &Self::Issue) -> Result<bool, HookError> {
+        DefaultRules.is_ai_involved(i)
+    }
+}
+
+#[test]
+fn a_deployment_transition_fails_when_rolled_back_before_the_next_one() {
+    let i = issue("Story", "2026-01-05T00:00:00Z")
+        .go("21", "2026-01-05T10:00:00Z") // deploy 1 (Mon)
+        .go("20", "2026-01-05T11:00:00Z") // rolled back: deploy 1 failed
+        .go("21", "2026-01-06T10:00:00Z") // deploy 2 (Tue), never rolled back
+        .go("10", "2026-01-07T10:00:00Z");
+    let excluded = issue("Epic", "2026-01-05T00:00:00Z").go("21", "2026-01-08T10:00:00Z");
+    let facts = project(vec![i, excluded], vec![version("v1", true, Some("2026-01-05"))]);
+    let a = build_project(&facts, &StatusDeploys, UTC).unwrap();
+    let f = figures(&a, "2026-W02", "2026-W02");
+    assert_eq!((f.deployments, f.deployment_days, f.change_failure.part), (2, 2, 1));
+    assert_eq!(f.rework.part, 0);
+}
+
+#[test]
+fn transition_deployment_days_follow_the_reporting_zone() {
+    // 23:30 UTC on Monday is Tuesday in Berlin: two deploys, one Berlin day.
+    let i = issue("Story", "2026-01-05T00:00:00Z").go("21", "2026-01-05T23:30:00Z").go("3", "2026-01-06T01:00:00Z").go("21", "2026-01-06T10:00:00Z");
+    let facts = project(vec![i], vec![]);
+    let utc = build_project(&facts, &StatusDeploys, UTC).unwrap();
+    let berlin = build_project(&facts, &StatusDeploys, chrono_tz::Europe::Berlin).unwrap();
+    assert_eq!(figures(&utc, "2026-W02", "2026-W02").deployment_days, 2);
+    assert_eq!(figures(&berlin, "2026-W02", "2026-W02").deployment_days, 1);
+}
+
+#[test]
+fn weeks_are_bucketed_in_the_reporting_zone() {
+    // Completed Sunday 23:30 UTC = Monday in Berlin: a different ISO week.
+    let i = issue("Story", "2026-01-05T00:00:00Z").go("10", "2026-01-11T23:30:00Z");
+    let utc = aggregates(vec![i.clone()], vec![], UTC);
+    let berlin = aggregates(vec![i], vec![], chrono_tz::Europe::Berlin);
+    assert_eq!(figures(&utc, "2026-W02", "2026-W02").completed, 1);
+    assert_eq!(figures(&berlin, "2026-W03", "2026-W03").completed, 1);
+}
+
+#[test]
+fn changelog_statuses_resolve_by_id_then_by_name() {
+    // Status ids 99 (deleted) and 98 (renamed): 99's recorded name "Done"
+    // finds the done category by name; an unknown name is undefined.
+    let mut i = issue("Story", "2026-01-05T00:00:00Z");
+    i.0.changes.push(StatusChange { at: t("2026-01-06T00:00:00Z"), from: status("1"), to: StatusRef { id: "99".into(), name: "done".into() }, by_app: false });
+    i.0.status = StatusRef { id: "99".into(), name: "Done".into() };
+    i.0.status_category = StatusCategory::Done;
+    let a = aggregates(vec![i], vec![], UTC);
+    let f = figures(&a, "2026-W02", "2026-W02");
+    assert_eq!(f.completed, 1);
+    assert!(close(f.lead_time.median_hours, 24.0));
+}
+
+// ------------------------------------------------------- periods, combining
+
+#[test]
+fn the_default_period_is_the_last_13_complete_weeks() {
+    let now: DateTime<Utc> = "2026-03-04T12:00:00Z".parse().unwrap(); // Wednesday of W10
+    let p = resolve_period(None, None, 0, now, UTC).unwrap();
+    assert_eq!((p.first.to_string(), p.last().to_string(), p.weeks, p.partial), ("2025-W49".into(), "2026-W09".into(), 13, false));
+    assert_eq!(p.previous().last().to_string(), "2025-W48");
+    let p = resolve_period(None, None, 4, now, UTC).unwrap();
+    assert_eq!(p.first.to_string(), "2026-W06");
+    // Naming the current week explicitly makes the period partial.
+    let p = resolve_period(Some("2026-W09"), Some("2026-W10"), 0, now, UTC).unwrap();
+    assert!(p.partial);
+    assert_eq!(p.weeks, 2);
+}
+
+#[test]
+fn bad_periods_are_refused_with_the_reason() {
+    let now: DateTime<Utc> = "2026-03-04T12:00:00Z".parse().unwrap();
+    let check = |from: Option<&str>, to: Option<&str>, weeks, expect: &str| {
+        let e = resolve_period(from, to, weeks, now, UTC).unwrap_err().to_string();
+        assert!(e.contains(expect), "{e} does not say {expect}");
+    };
+    check(Some("2026-W05"), None, 0, "together");
+    check(Some("2026-W5x"), Some("2026-W06"), 0, "not an ISO week");
+    check(Some("2026-W06"), Some("2026-W05"), 0, "reversed");
+    check(Some("2010-W01"), Some("2026-W05"), 0, "at most 520");
+    check(None, None, 521, "at most 520");
+}
+
+#[test]
+fn deployments_per_week_divides_by_every_week_of_the_period() {
+    let a = aggregates(vec![], vec![version("v1", true, Some("2026-01-05")), version("v2", true, Some("2026-01-06"))], UTC);
+    let f = figures(&a, "2026-W01", "2026-W04");
+    assert_eq!((f.deployments, f.weeks), (2, 4));
+    assert_eq!(f.deployments_per_week, 0.5);
+    // 2 days in 4 weeks: 0.5 days/week ≥ 12/52: medium.
+    assert_eq!(f.levels.deployment_frequency, Level::Medium);
+}
+
+#[test]
+fn projects_combine_by_summing_counts_merging_durations_and_uniting_days() {
+    let mk = |h: u32| issue("Story", "2026-01-05T00:00:00Z").go("10", &format!("2026-01-05T{h:02}:00:00Z"));
+    let a = aggregates(vec![mk(1)], vec![version("a1", true, Some("2026-01-05"))], UTC);
+    let b = aggregates(vec![mk(3), mk(5), mk(7)], vec![version("b1", true, Some("2026-01-05")), version("b2", true, Some("2026-01-06"))], UTC);
+    let w = week("2026-W02");
+    let f = Totals::over(&[&a, &b], std::iter::once(w)).figures();
+    assert_eq!((f.completed, f.deployments, f.deployment_days), (4, 3, 2));
+    // The merged median of {1,3,5,7} is 4, not the mean of medians (1 and 5).
+    assert!(close(f.lead_time.median_hours, 4.0));
+}
+
+#[test]
+fn level_cut_offs_are_exact() {
+    use Level::*;
+    assert_eq!(deployment_frequency_level(1, 65, 13), Elite); // exactly 5/week
+    assert_eq!(deployment_frequency_level(1, 64, 13), High);
+    assert_eq!(deployment_frequency_level(1, 13, 13), High); // exactly 1/week
+    assert_eq!(deployment_frequency_level(1, 3, 13), Medium); // 3/13 = 12/52
+    assert_eq!(deployment_frequency_level(1, 2, 13), Low);
+    assert_eq!(deployment_frequency_level(0, 0, 13), Unknown);
+    assert_eq!(lead_time_level(Some(23.99)), Elite);
+    assert_eq!(lead_time_level(Some(24.0)), High);
+    assert_eq!(lead_time_level(Some(168.0)), Medium);
+    assert_eq!(lead_time_level(Some(720.0)), Low);
+    assert_eq!(lead_time_level(None), Unknown);
+    let r = |part, whole| Ratio { part, whole };
+    assert_eq!(change_failure_level(r(1, 20)), Elite); // exactly 5 %
+    assert_eq!(change_failure_level(r(2, 20)), High); // exactly 10 %
+    assert_eq!(change_failure_level(r(3, 20)), Medium); // exactly 15 %
+    assert_eq!(change_failure_level(r(4, 20)), Low);
+    assert_eq!(change_failure_level(r(0, 0)), Unknown);
+    assert_eq!(restore_level(Some(1.0)), High);
+    assert_eq!(restore_level(Some(0.99)), Elite);
+    assert_eq!(restore_level(Some(24.0)), Medium);
+    assert_eq!(restore_level(Some(168.0)), Low);
+    assert_eq!(restore_level(None), Unknown);
+}
