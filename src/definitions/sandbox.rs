@@ -1,0 +1,216 @@
+//! The rhai engine the definitions run in, and its limits.
+//!
+//! The engine starts from `Engine::new_raw()` (no packages, no module
+//! resolver, no printing) and gets only pure packages: arithmetic, logic,
+//! strings, arrays, maps, iterators, math. Not the core language package,
+//! whose `sleep` blocks the thread where the operation counter cannot see
+//! it (and whose `exit` would end a hook without an answer). `eval` is
+//! disabled, variables must be declared, and a missing map property is an
+//! error. Every limit is set explicitly (in rhai `0` means unlimited, and
+//! the defaults differ between debug and release builds).
+//!
+//! Each call gets a wall-clock budget: [`CallGuard`] puts a deadline in a
+//! thread-local before the call and the engine's progress callback checks it
+//! every few hundred operations, so one shared engine serves concurrent
+//! calls on many threads, each with its own deadline. `print` and `debug`
+//! go to `tracing` at debug level with the file and hook, truncated and
+//! capped per call and per second.
+//!
+//! Nothing here knows the hooks or the domain; `definitions` decides what to
+//! call.
+
+use std::cell::RefCell;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rhai::packages::{
+    ArithmeticPackage, BasicArrayPackage, BasicIteratorPackage, BasicMapPackage, BasicMathPackage,
+    BasicStringPackage, LogicPackage, MoreStringPackage, Package,
+};
+use rhai::{Dynamic, Engine, EvalAltResult, OptimizationLevel, Position};
+
+/// Longest accepted source of one definitions file, in bytes.
+pub const MAX_FILE_SOURCE: usize = 64 * 1024;
+/// Longest accepted total source of all definitions files, in bytes.
+pub const MAX_TOTAL_SOURCE: usize = 256 * 1024;
+/// Most definitions files in one set.
+pub const MAX_FILES: usize = 64;
+
+/// Operations one hook call may run.
+pub const MAX_OPERATIONS: u64 = 100_000;
+/// Wall-clock budget of one hook call.
+pub const CALL_BUDGET: Duration = Duration::from_millis(50);
+/// Nested function calls.
+pub const MAX_CALL_LEVELS: usize = 32;
+/// Expression nesting at the top level and inside functions.
+pub const MAX_EXPR_DEPTH: usize = 64;
+/// Expression nesting inside functions.
+pub const MAX_FUNCTION_EXPR_DEPTH: usize = 32;
+/// Longest string a script may build, in bytes.
+pub const MAX_STRING_SIZE: usize = 4_096;
+/// Most elements in an array.
+pub const MAX_ARRAY_SIZE: usize = 1_024;
+/// Most properties in a map.
+pub const MAX_MAP_SIZE: usize = 256;
+/// Most variables alive at once in a call.
+pub const MAX_VARIABLES: usize = 256;
+/// Most functions a file may define.
+pub const MAX_FUNCTIONS: usize = 256;
+
+/// How often (in operations) the progress callback reads the clock.
+const CLOCK_EVERY: u64 = 256;
+/// Lines of `print`/`debug` output logged per call.
+const OUTPUT_LINES_PER_CALL: u32 = 8;
+/// Lines of `print`/`debug` output logged per second, all calls together.
+const OUTPUT_LINES_PER_SECOND: u32 = 100;
+/// Longest logged output line, in characters.
+const OUTPUT_LINE_CHARS: usize = 200;
+
+/// The token the progress callback terminates a call with when its
+/// deadline has passed.
+const DEADLINE_TOKEN: &str = "time budget exhausted";
+
+/// The engine definitions run in: pure packages, every limit set.
+pub fn engine() -> Engine {
+    let mut engine = Engine::new_raw();
+    for package in [
+        ArithmeticPackage::new().as_shared_module(),
+        LogicPackage::new().as_shared_module(),
+        BasicStringPackage::new().as_shared_module(),
+        MoreStringPackage::new().as_shared_module(),
+        BasicArrayPackage::new().as_shared_module(),
+        BasicMapPackage::new().as_shared_module(),
+        BasicIteratorPackage::new().as_shared_module(),
+        BasicMathPackage::new().as_shared_module(),
+    ] {
+        engine.register_global_module(package);
+    }
+
+    engine
+        .disable_symbol("eval")
+        .set_strict_variables(true)
+        .set_fail_on_invalid_map_property(true)
+        .set_optimization_level(OptimizationLevel::Simple)
+        .set_max_operations(MAX_OPERATIONS)
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FUNCTION_EXPR_DEPTH)
+        .set_max_string_size(MAX_STRING_SIZE)
+        .set_max_array_size(MAX_ARRAY_SIZE)
+        .set_max_map_size(MAX_MAP_SIZE)
+        .set_max_variables(MAX_VARIABLES)
+        .set_max_functions(MAX_FUNCTIONS);
+
+    engine.on_progress(|operations| {
+        if operations % CLOCK_EVERY != 0 {
+            return None;
+        }
+        let expired = CALL.with(|call| call.borrow().as_ref().is_some_and(|c| Instant::now() >= c.deadline));
+        expired.then(|| Dynamic::from(DEADLINE_TOKEN))
+    });
+    engine.on_print(|text| log_output("print", text, Position::NONE));
+    engine.on_debug(|text, _source, position| log_output("debug", text, position));
+    engine
+}
+
+/// An engine that stops at the first operation: run on a statements-only
+/// AST it tells whether a file has top-level statements, and where.
+pub fn statement_probe() -> Engine {
+    let mut engine = Engine::new_raw();
+    engine.set_max_operations(1).on_progress(|_| Some(Dynamic::UNIT));
+    engine
+}
+
+/// What the thread is running right now, for the deadline and the output.
+struct Call {
+    deadline: Instant,
+    file: String,
+    hook: &'static str,
+    lines: u32,
+}
+
+thread_local! {
+    static CALL: RefCell<Option<Call>> = const { RefCell::new(None) };
+}
+
+/// Marks the current thread as running `hook` from `file` until dropped,
+/// with a fresh deadline.
+pub struct CallGuard {
+    previous: Option<Call>,
+}
+
+impl CallGuard {
+    pub fn enter(file: &str, hook: &'static str) -> Self {
+        let call = Call { deadline: Instant::now() + CALL_BUDGET, file: file.to_owned(), hook, lines: 0 };
+        let previous = CALL.with(|c| c.borrow_mut().replace(call));
+        Self { previous }
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        CALL.with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+/// The output window shared by all threads: (start of the second, lines).
+static OUTPUT_WINDOW: Mutex<Option<(Instant, u32)>> = Mutex::new(None);
+
+fn output_allowed_globally() -> bool {
+    let mut window = OUTPUT_WINDOW.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let now = Instant::now();
+    match window.as_mut() {
+        Some((start, lines)) if now.duration_since(*start) < Duration::from_secs(1) => {
+            *lines += 1;
+            *lines <= OUTPUT_LINES_PER_SECOND
+        }
+        _ => {
+            *window = Some((now, 1));
+            true
+        }
+    }
+}
+
+fn log_output(kind: &'static str, text: &str, position: Position) {
+    let (file, hook, nth) = CALL.with(|call| {
+        let mut call = call.borrow_mut();
+        match call.as_mut() {
+            Some(c) => {
+                c.lines = c.lines.saturating_add(1);
+                (c.file.clone(), c.hook, c.lines)
+            }
+            None => (String::new(), "", 1),
+        }
+    });
+    if nth > OUTPUT_LINES_PER_CALL + 1 || !output_allowed_globally() {
+        return;
+    }
+    let line = position.line().unwrap_or(0);
+    if nth == OUTPUT_LINES_PER_CALL + 1 {
+        tracing::debug!(file, hook, "further definition output of this call suppressed");
+        return;
+    }
+    let truncated = text.chars().count() > OUTPUT_LINE_CHARS;
+    let text: String = text.chars().take(OUTPUT_LINE_CHARS).collect();
+    tracing::debug!(file, hook, line, kind, text, truncated, "definition output");
+}
+
+/// Whether an error is the engine stopping a script at one of its limits;
+/// if so, what was exceeded.
+pub fn limit_exceeded(err: &EvalAltResult) -> Option<String> {
+    match err {
+        EvalAltResult::ErrorTooManyOperations(_) => Some(format!("too many operations (at most {MAX_OPERATIONS})")),
+        EvalAltResult::ErrorTerminated(..) => {
+            Some(format!("time budget of {} ms per call exhausted", CALL_BUDGET.as_millis()))
+        }
+        EvalAltResult::ErrorDataTooLarge(what, _) => Some(format!(
+            "{what} too large (strings up to {MAX_STRING_SIZE} bytes, arrays up to {MAX_ARRAY_SIZE} \
+             elements, maps up to {MAX_MAP_SIZE} properties)"
+        )),
+        EvalAltResult::ErrorStackOverflow(_) => {
+            Some(format!("calls nested too deeply (at most {MAX_CALL_LEVELS} levels)"))
+        }
+        EvalAltResult::ErrorTooManyVariables(_) => Some(format!("too many variables (at most {MAX_VARIABLES})")),
+        _ => None,
+    }
+}
