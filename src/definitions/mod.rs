@@ -296,16 +296,21 @@ impl DefinitionSet {
     /// function's file.
     fn explain(&self, hook: &str, err: &EvalAltResult) -> DefinitionError {
         let failure = compile::unwind(err);
-        let mut file_index = self.layout.hook_files.get(hook).copied();
+        // The innermost named script function the error passed through.
+        let mut innermost = self.layout.hook_files.get(hook).map(|&i| (i, hook));
         for function in &failure.functions {
             if let Some(&i) = self.layout.fn_files.get(*function) {
-                file_index = Some(i);
+                innermost = Some((i, function));
             }
         }
-        let file = file_index.map_or("", |i| self.files[i].name.as_str());
+        let file = innermost.map_or("", |(i, _)| self.files[i].name.as_str());
         let (mut line, mut column) = compile::position(failure.inner.position());
         if line == 0 {
-            (line, column) = self.definition_position(hook);
+            // Limits carry no position: point at the function's definition.
+            (line, column) = innermost
+                .and_then(|(i, name)| self.layout.fn_positions.get(&(i, name.to_owned())))
+                .copied()
+                .unwrap_or((0, 0));
         }
         let message = match sandbox::limit_exceeded(failure.inner) {
             Some(what) => format!("limit exceeded: {what}"),

@@ -203,10 +203,18 @@ pub fn limit_exceeded(err: &EvalAltResult) -> Option<String> {
         EvalAltResult::ErrorTerminated(..) => {
             Some(format!("time budget of {} ms per call exhausted", CALL_BUDGET.as_millis()))
         }
-        EvalAltResult::ErrorDataTooLarge(what, _) => Some(format!(
-            "{what} too large (strings up to {MAX_STRING_SIZE} bytes, arrays up to {MAX_ARRAY_SIZE} \
-             elements, maps up to {MAX_MAP_SIZE} properties)"
-        )),
+        EvalAltResult::ErrorDataTooLarge(what, _) => {
+            let what = what.to_lowercase();
+            Some(if what.contains("string") {
+                format!("string too large (at most {MAX_STRING_SIZE} bytes)")
+            } else if what.contains("array") {
+                format!("array too large (at most {MAX_ARRAY_SIZE} elements)")
+            } else if what.contains("map") {
+                format!("map too large (at most {MAX_MAP_SIZE} properties)")
+            } else {
+                format!("{what} too large")
+            })
+        }
         EvalAltResult::ErrorStackOverflow(_) => {
             Some(format!("calls nested too deeply (at most {MAX_CALL_LEVELS} levels)"))
         }
