@@ -147,8 +147,16 @@ fn check_agrees(issue: &Issue) {
     same("is_ai_involved", set.is_ai_involved(&set_issue), DefaultRules.is_ai_involved(&rules_issue));
     for t in &view.transitions {
         let (rt, st) = (DefaultRules.prepare_transition(t), set.prepare_transition(t));
-        same("is_deployment_transition", set.is_deployment_transition(&set_issue, &st), DefaultRules.is_deployment_transition(&rules_issue, &rt));
-        same("is_failure_transition", set.is_failure_transition(&set_issue, &st), DefaultRules.is_failure_transition(&rules_issue, &rt));
+        same(
+            "is_deployment_transition",
+            set.is_deployment_transition(&set_issue, &st),
+            DefaultRules.is_deployment_transition(&rules_issue, &rt),
+        );
+        same(
+            "is_failure_transition",
+            set.is_failure_transition(&set_issue, &st),
+            DefaultRules.is_failure_transition(&rules_issue, &rt),
+        );
         same("is_restore", set.is_restore(&set_issue, &st), DefaultRules.is_restore(&rules_issue, &rt));
         same("is_work_start", set.is_work_start(&set_issue, &st), DefaultRules.is_work_start(&rules_issue, &rt));
     }
@@ -192,7 +200,15 @@ fn shipped_defaults_agree_with_reference_rules_on_edge_cases() {
         cases.push(i);
     }
     // Rollbacks and failed deployments, any case; unknown categories.
-    for to in ["Rolled Back", "rolled back", "ROLLED BACK", "Rolled Back ", "Deployment Failed", "deployment failed", "Deployed"] {
+    for to in [
+        "Rolled Back",
+        "rolled back",
+        "ROLLED BACK",
+        "Rolled Back ",
+        "Deployment Failed",
+        "deployment failed",
+        "Deployed",
+    ] {
         let mut i = issue("Story");
         i.transitions.push(change("Done", to, Done, Undefined, T0 + 20 * HOUR));
         cases.push(i);
@@ -308,7 +324,10 @@ fn shipped_files_match_the_metrics_defs_directory() {
 
 #[test]
 fn syntax_error_carries_file_line_and_column() {
-    let errors = compile_errors(shipped_with(&[("exclusion.rhai", "// excluded issues\nfn is_excluded(issue) {\n    let x = ;\n}\n")]));
+    let errors = compile_errors(shipped_with(&[(
+        "exclusion.rhai",
+        "// excluded issues\nfn is_excluded(issue) {\n    let x = ;\n}\n",
+    )]));
     assert_eq!(errors.len(), 1, "{errors:?}");
     let e = &errors[0];
     assert_eq!((e.file.as_str(), e.line, e.column), ("exclusion.rhai", 3, 13), "{e}");
@@ -323,7 +342,11 @@ fn missing_hook_is_named() {
     hooks.sort();
     assert_eq!(hooks, ["is_ai_involved", "is_work_start"], "{errors:?}");
     assert!(errors.iter().all(|e| e.message.contains("not defined")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.to_string() == "hook is_work_start: is not defined; one file must define `fn is_work_start(issue, t)`"), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.to_string()
+            == "hook is_work_start: is not defined; one file must define `fn is_work_start(issue, t)`"),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -352,7 +375,9 @@ fn hook_defined_in_two_files_names_both() {
 fn helper_defined_in_two_files_is_rejected_but_sharing_one_is_fine() {
     let helper = "fn has_label(issue, label) { issue.labels.some(|l| l.to_lower() == label) }\n";
     let a = format!("{helper}fn is_excluded(issue) {{ has_label(issue, \"dora-exclude\") }}\n");
-    let b = format!("{helper}fn is_incident(issue) {{ has_label(issue, \"incident\") }}\nfn is_restore(issue, t) {{ true }}\n");
+    let b = format!(
+        "{helper}fn is_incident(issue) {{ has_label(issue, \"incident\") }}\nfn is_restore(issue, t) {{ true }}\n"
+    );
     let errors = compile_errors(shipped_with(&[("exclusion.rhai", &a), ("incident.rhai", &b)]));
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].message.contains("function `has_label` with 2 parameters defined in both"), "{}", errors[0]);
@@ -423,7 +448,12 @@ fn every_problem_is_reported_at_once() {
     assert_eq!(errors.len(), 3, "{shown:#?}");
     assert!(shown.iter().any(|e| e.contains("hook is_excluded: returned an integer, expected a bool")), "{shown:#?}");
     assert!(shown.iter().any(|e| e.starts_with("work.rhai:1:") && e.contains("hook is_work_start")), "{shown:#?}");
-    assert!(shown.iter().any(|e| e == "hook is_ai_involved: is not defined; one file must define `fn is_ai_involved(issue)`"), "{shown:#?}");
+    assert!(
+        shown
+            .iter()
+            .any(|e| e == "hook is_ai_involved: is not defined; one file must define `fn is_ai_involved(issue)`"),
+        "{shown:#?}"
+    );
 }
 
 #[test]
@@ -499,9 +529,17 @@ fn hostile_bodies() -> Vec<(&'static str, String, &'static str)> {
         // new key is assigned: this one is stopped by the operation or time
         // budget instead.
         ("growing map", "let m = #{}; let n = 0; loop { m[`k${n}`] = n; n += 1; }".into(), "limit exceeded"),
-        ("map used after growing", "let m = #{}; for n in 0..300 { m[`k${n}`] = n; } m.values().len() > 0".into(), "map too large"),
+        (
+            "map used after growing",
+            "let m = #{}; for n in 0..300 { m[`k${n}`] = n; } m.values().len() > 0".into(),
+            "map too large",
+        ),
         ("huge map literal", format!("let m = #{{{huge_map}}}; m.len() > 0"), "maximum limit"),
-        ("slow string work", "let s = \"x\"; s.pad(4000, \"y\"); loop { let u = s.to_upper(); }".into(), "limit exceeded"),
+        (
+            "slow string work",
+            "let s = \"x\"; s.pad(4000, \"y\"); loop { let u = s.to_upper(); }".into(),
+            "limit exceeded",
+        ),
         ("print flood", "loop { print(\"flood\"); debug(\"flood\"); }".into(), "limit exceeded"),
         ("eval", "eval(\"true\")".into(), "eval"),
         ("eval through a pointer", "call(Fn(\"eval\"), \"true\")".into(), "eval"),
@@ -529,7 +567,8 @@ fn hostile_scripts_are_rejected_at_load_time() {
         );
     }
     // An import is a syntax error (there are no modules).
-    let errors = compile_errors(shipped_with(&[("exclusion.rhai", "import \"x\" as x;\nfn is_excluded(issue) { false }\n")]));
+    let errors =
+        compile_errors(shipped_with(&[("exclusion.rhai", "import \"x\" as x;\nfn is_excluded(issue) { false }\n")]));
     assert!(errors[0].message.contains("import"), "{errors:?}");
 }
 
@@ -538,7 +577,9 @@ fn hostile_scripts_are_stopped_at_call_time_and_the_set_keeps_working() {
     let normal = issue("Story");
     for (what, body, expected) in hostile_bodies() {
         // Harmless on the load-time samples; hostile on one project.
-        let source = format!("{HELPER}fn is_excluded(issue) {{\n    if issue.project == \"HOSTILE\" {{\n        {body}\n    }}\n    false\n}}\n");
+        let source = format!(
+            "{HELPER}fn is_excluded(issue) {{\n    if issue.project == \"HOSTILE\" {{\n        {body}\n    }}\n    false\n}}\n"
+        );
         let set = match DefinitionSet::compile(shipped_with(&[("exclusion.rhai", &source)])) {
             Ok(set) => set,
             Err(errors) => {
@@ -571,12 +612,16 @@ fn a_hook_returning_a_non_bool_at_call_time_is_an_error_naming_the_hook() {
     let err = classify_issue(&set, &odd.view()).unwrap_err();
     assert_eq!(err.hook, "is_excluded");
     assert_eq!(err.message, "exclusion.rhai:1:1: returned a string, expected a bool");
-    assert_eq!(err.to_string(), "definition hook `is_excluded` failed: exclusion.rhai:1:1: returned a string, expected a bool");
+    assert_eq!(
+        err.to_string(),
+        "definition hook `is_excluded` failed: exclusion.rhai:1:1: returned a string, expected a bool"
+    );
 }
 
 #[test]
 fn a_hostile_call_on_one_thread_does_not_disturb_others() {
-    let source = format!("{HELPER}fn is_excluded(issue) {{ if issue.project == \"HOSTILE\" {{ loop {{ }} }} false }}\n");
+    let source =
+        format!("{HELPER}fn is_excluded(issue) {{ if issue.project == \"HOSTILE\" {{ loop {{ }} }} false }}\n");
     let set = Arc::new(DefinitionSet::compile(shipped_with(&[("exclusion.rhai", &source)])).unwrap());
     let mut handles = Vec::new();
     for n in 0..4 {

@@ -34,13 +34,7 @@ pub(super) struct Compiled {
 }
 
 fn error(file: &str, line: u32, column: u32, hook: Option<&str>, message: impl Into<String>) -> DefinitionError {
-    DefinitionError {
-        file: file.to_owned(),
-        line,
-        column,
-        hook: hook.map(str::to_owned),
-        message: message.into(),
-    }
+    DefinitionError { file: file.to_owned(), line, column, hook: hook.map(str::to_owned), message: message.into() }
 }
 
 fn hook_spec(name: &str) -> Option<&'static HookSpec> {
@@ -53,7 +47,13 @@ pub(super) fn compile(engine: &Engine, files: &[DefinitionFile]) -> Compiled {
     let mut layout = Layout::default();
 
     if files.len() > MAX_FILES {
-        errors.push(error("", 0, 0, None, format!("{} definitions files; at most {MAX_FILES} are allowed", files.len())));
+        errors.push(error(
+            "",
+            0,
+            0,
+            None,
+            format!("{} definitions files; at most {MAX_FILES} are allowed", files.len()),
+        ));
     }
     let total: usize = files.iter().map(|f| f.source.len()).sum();
     if total > MAX_TOTAL_SOURCE {
@@ -118,22 +118,22 @@ pub(super) fn compile(engine: &Engine, files: &[DefinitionFile]) -> Compiled {
             layout.fn_files.entry(f.name.to_owned()).or_insert(index);
             layout.fn_positions.insert((index, f.name.to_owned()), (line, column));
             let hook = hook_spec(f.name);
-            if let Some(spec) = hook {
-                if f.params.len() != spec.arity() {
-                    errors.push(error(
-                        &file.name,
-                        line,
-                        column,
-                        Some(spec.name),
-                        format!(
-                            "takes {} ({}), but this definition has {}",
-                            plural(spec.arity(), "parameter"),
-                            spec.signature(),
-                            plural(f.params.len(), "parameter"),
-                        ),
-                    ));
-                    continue;
-                }
+            if let Some(spec) = hook
+                && f.params.len() != spec.arity()
+            {
+                errors.push(error(
+                    &file.name,
+                    line,
+                    column,
+                    Some(spec.name),
+                    format!(
+                        "takes {} ({}), but this definition has {}",
+                        plural(spec.arity(), "parameter"),
+                        spec.signature(),
+                        plural(f.params.len(), "parameter"),
+                    ),
+                ));
+                continue;
             }
             match defined.get(&(f.name.to_owned(), f.params.len())) {
                 Some(&first) => {
@@ -164,8 +164,7 @@ pub(super) fn compile(engine: &Engine, files: &[DefinitionFile]) -> Compiled {
         return Compiled { ast: None, layout, errors };
     }
     for spec in HOOKS {
-        if !layout.hook_files.contains_key(spec.name) && !errors.iter().any(|e| e.hook.as_deref() == Some(spec.name))
-        {
+        if !layout.hook_files.contains_key(spec.name) && !errors.iter().any(|e| e.hook.as_deref() == Some(spec.name)) {
             errors.push(error(
                 "",
                 0,

@@ -21,6 +21,7 @@ pub mod sandbox;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, FuncArgs, Map, Scope};
@@ -169,6 +170,8 @@ pub struct DefinitionSet {
     engine: Engine,
     ast: AST,
     files: Vec<DefinitionFile>,
+    /// The file names again, shared with the per-call log context.
+    file_names: Vec<Arc<str>>,
     version: String,
     layout: Layout,
 }
@@ -194,7 +197,8 @@ impl DefinitionSet {
             return Err(errors);
         };
         let version = content_version(&files);
-        let set = DefinitionSet { engine, ast, files, version, layout: compiled.layout };
+        let file_names = files.iter().map(|f| Arc::from(f.name.as_str())).collect();
+        let set = DefinitionSet { engine, ast, files, file_names, version, layout: compiled.layout };
         errors.extend(set.smoke_run());
         if errors.is_empty() {
             tracing::debug!(version = %set.version, files = set.files.len(), "definitions compiled");
@@ -263,7 +267,9 @@ impl DefinitionSet {
     fn run(&self, hook: &'static str, args: impl FuncArgs) -> Result<bool, DefinitionError> {
         let file = self.hook_file(hook);
         let result = {
-            let _call = sandbox::CallGuard::enter(file, hook);
+            let name =
+                self.layout.hook_files.get(hook).map_or_else(|| Arc::from(""), |&i| Arc::clone(&self.file_names[i]));
+            let _call = sandbox::CallGuard::enter(name, hook);
             let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
             self.engine.call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &self.ast, hook, args)
         };
@@ -501,5 +507,58 @@ impl Hooks for DefinitionSet {
     }
     fn is_ai_involved(&self, issue: &Map) -> Result<bool, HookError> {
         self.call("is_ai_involved", (issue.clone(),))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(file: &str, line: u32, column: u32, hook: Option<&str>) -> DefinitionError {
+        DefinitionError {
+            file: file.into(),
+            line,
+            column,
+            hook: hook.map(Into::into),
+            message: "returned a string, expected a bool".into(),
+        }
+    }
+
+    #[test]
+    fn definition_error_display_shows_what_is_known() {
+        assert_eq!(
+            error("deployment.rhai", 12, 5, Some("is_deployment")).to_string(),
+            "deployment.rhai:12:5: hook is_deployment: returned a string, expected a bool"
+        );
+        assert_eq!(error("a.rhai", 3, 0, None).to_string(), "a.rhai:3: returned a string, expected a bool");
+        assert_eq!(error("a.rhai", 0, 0, None).to_string(), "a.rhai: returned a string, expected a bool");
+        assert_eq!(
+            error("", 0, 0, Some("is_restore")).to_string(),
+            "hook is_restore: returned a string, expected a bool"
+        );
+    }
+
+    #[test]
+    fn load_error_lists_every_problem() {
+        let err = DefinitionsLoadError::Invalid(vec![error("a.rhai", 1, 2, None), error("", 0, 0, Some("is_restore"))]);
+        assert_eq!(
+            err.to_string(),
+            "2 problems in the definitions:\n  a.rhai:1:2: returned a string, expected a bool\n  \
+             hook is_restore: returned a string, expected a bool"
+        );
+    }
+
+    #[test]
+    fn hook_table_matches_the_public_names() {
+        assert_eq!(HOOKS.map(|h| h.name), HOOK_NAMES);
+    }
+
+    #[test]
+    fn describes_returned_types_in_words() {
+        assert_eq!(describe_type(&Dynamic::from("x".to_owned())), "a string");
+        assert_eq!(describe_type(&Dynamic::from_int(1)), "an integer");
+        assert_eq!(describe_type(&Dynamic::UNIT), "nothing (`()`)");
+        assert_eq!(describe_type(&Dynamic::from_map(Map::new())), "a map");
+        assert_eq!(describe_type(&Dynamic::from_array(vec![])), "an array");
     }
 }

@@ -20,12 +20,12 @@
 //! call.
 
 use std::cell::RefCell;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rhai::packages::{
-    ArithmeticPackage, BasicArrayPackage, BasicIteratorPackage, BasicMapPackage, BasicMathPackage,
-    BasicStringPackage, LogicPackage, MoreStringPackage, Package,
+    ArithmeticPackage, BasicArrayPackage, BasicIteratorPackage, BasicMapPackage, BasicMathPackage, BasicStringPackage,
+    LogicPackage, MoreStringPackage, Package,
 };
 use rhai::{Dynamic, Engine, EvalAltResult, OptimizationLevel, Position};
 
@@ -123,7 +123,7 @@ pub fn statement_probe() -> Engine {
 /// What the thread is running right now, for the deadline and the output.
 struct Call {
     deadline: Instant,
-    file: String,
+    file: Arc<str>,
     hook: &'static str,
     lines: u32,
 }
@@ -139,8 +139,8 @@ pub struct CallGuard {
 }
 
 impl CallGuard {
-    pub fn enter(file: &str, hook: &'static str) -> Self {
-        let call = Call { deadline: Instant::now() + CALL_BUDGET, file: file.to_owned(), hook, lines: 0 };
+    pub fn enter(file: Arc<str>, hook: &'static str) -> Self {
+        let call = Call { deadline: Instant::now() + CALL_BUDGET, file, hook, lines: 0 };
         let previous = CALL.with(|c| c.borrow_mut().replace(call));
         Self { previous }
     }
@@ -177,9 +177,9 @@ fn log_output(kind: &'static str, text: &str, position: Position) {
         match call.as_mut() {
             Some(c) => {
                 c.lines = c.lines.saturating_add(1);
-                (c.file.clone(), c.hook, c.lines)
+                (Arc::clone(&c.file), c.hook, c.lines)
             }
-            None => (String::new(), "", 1),
+            None => (Arc::from(""), "", 1),
         }
     });
     if nth > OUTPUT_LINES_PER_CALL + 1 || !output_allowed_globally() {
@@ -187,12 +187,12 @@ fn log_output(kind: &'static str, text: &str, position: Position) {
     }
     let line = position.line().unwrap_or(0);
     if nth == OUTPUT_LINES_PER_CALL + 1 {
-        tracing::debug!(file, hook, "further definition output of this call suppressed");
+        tracing::debug!(file = &*file, hook, "further definition output of this call suppressed");
         return;
     }
     let truncated = text.chars().count() > OUTPUT_LINE_CHARS;
     let text: String = text.chars().take(OUTPUT_LINE_CHARS).collect();
-    tracing::debug!(file, hook, line, kind, text, truncated, "definition output");
+    tracing::debug!(file = &*file, hook, line, kind, text, truncated, "definition output");
 }
 
 /// Whether an error is the engine stopping a script at one of its limits;
@@ -220,5 +220,88 @@ pub fn limit_exceeded(err: &EvalAltResult) -> Option<String> {
         }
         EvalAltResult::ErrorTooManyVariables(_) => Some(format!("too many variables (at most {MAX_VARIABLES})")),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rhai::{CallFnOptions, Scope};
+    use std::io::Write;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn print_and_debug_go_to_the_log_truncated_and_capped_per_call() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let engine = engine();
+        let ast = engine
+            .compile(
+                "fn flood() { let long = \"x\"; long.pad(1000, \"y\"); print(long); \
+                 for n in 0..50 { print(`line ${n}`); debug(n); } true }",
+            )
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let _call = CallGuard::enter(Arc::from("noisy.rhai"), "is_excluded");
+            let options = CallFnOptions::new().eval_ast(false);
+            let answer = engine.call_fn_with_options::<bool>(options, &mut Scope::new(), &ast, "flood", ());
+            assert!(answer.unwrap());
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len() as u32, OUTPUT_LINES_PER_CALL + 1, "{text}");
+        assert!(lines.iter().all(|l| l.contains("DEBUG") && l.contains("file=\"noisy.rhai\"")), "{text}");
+        assert!(lines[0].contains("truncated=true") && !lines[0].contains(&"y".repeat(OUTPUT_LINE_CHARS)), "{text}");
+        assert!(lines[1].contains("line 0"), "{text}");
+        assert!(lines.last().unwrap().contains("suppressed"), "{text}");
+    }
+
+    #[test]
+    fn every_limit_is_set() {
+        let engine = engine();
+        assert_eq!(engine.max_operations(), MAX_OPERATIONS);
+        assert_eq!(engine.max_call_levels(), MAX_CALL_LEVELS);
+        assert_eq!(engine.max_expr_depth(), MAX_EXPR_DEPTH);
+        assert_eq!(engine.max_function_expr_depth(), MAX_FUNCTION_EXPR_DEPTH);
+        assert_eq!(engine.max_string_size(), MAX_STRING_SIZE);
+        assert_eq!(engine.max_array_size(), MAX_ARRAY_SIZE);
+        assert_eq!(engine.max_map_size(), MAX_MAP_SIZE);
+        assert_eq!(engine.max_variables(), MAX_VARIABLES);
+        assert_eq!(engine.max_functions(), MAX_FUNCTIONS);
+        assert!(engine.strict_variables());
+        assert!(engine.fail_on_invalid_map_property());
+    }
+
+    #[test]
+    fn no_clock_randomness_or_sleep_is_reachable() {
+        let engine = engine();
+        for call in ["timestamp()", "sleep(1)", "rand()", "exit()", "eval(\"1\")", "import \"m\" as m;"] {
+            let source = format!("fn probe() {{ {call} }}");
+            let outcome = engine.compile(&source).map_err(|e| e.to_string()).and_then(|ast| {
+                let options = CallFnOptions::new().eval_ast(false);
+                engine
+                    .call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &ast, "probe", ())
+                    .map_err(|e| e.to_string())
+            });
+            assert!(outcome.is_err(), "{call} must not be available");
+        }
     }
 }
