@@ -573,6 +573,19 @@ fn hostile_scripts_are_rejected_at_load_time() {
 }
 
 #[test]
+fn scripts_too_complex_to_compile_are_rejected() {
+    let nested = format!("fn is_excluded(issue) {{ {}true{} }}\n", "(".repeat(500), ")".repeat(500));
+    let errors = compile_errors(shipped_with(&[("exclusion.rhai", &nested)]));
+    assert_eq!(errors[0].file, "exclusion.rhai", "{errors:?}");
+    assert!(errors[0].message.contains("maximum complexity"), "{}", errors[0]);
+
+    let many: String = (0..300).map(|n| format!("fn f{n}() {{ {n} }}\n")).collect();
+    let errors = compile_errors(shipped_with(&[("many.rhai", &many)]));
+    assert_eq!(errors[0].file, "many.rhai", "{errors:?}");
+    assert!(errors[0].message.contains("Number of functions"), "{}", errors[0]);
+}
+
+#[test]
 fn hostile_scripts_are_stopped_at_call_time_and_the_set_keeps_working() {
     let normal = issue("Story");
     for (what, body, expected) in hostile_bodies() {
