@@ -27,6 +27,7 @@
 //! - [`fake_jira`] and [`demo`]: a Jira look-alike over real HTTP with a
 //!   generated site; the demo default and the tests harvest it.
 
+pub mod definitions;
 pub mod domain;
 
 /// Generated protobuf and gRPC code for `dora.v1`.

@@ -1,0 +1,564 @@
+//! The metric definitions: admin-written rhai functions that decide what is
+//! a deployment, a failure, an incident, the start of work and so on,
+//! compiled once and run sandboxed as [`Hooks`].
+//!
+//! *Invariant:* this is the only module that builds a rhai `Engine`
+//! ([`sandbox`] holds the engine and its limits). It depends on `domain`
+//! for the `Hooks` trait and the views, and on nothing that does I/O except
+//! [`DefinitionSet::load_dir`], which reads the files.
+//!
+//! A [`DefinitionSet`] is built in one go: every file is compiled on its
+//! own (diagnostics carry that file's line and column), the nine hooks must
+//! each be defined once with the right parameters, and each hook is run on
+//! a few built-in sample inputs so that one that fails on ordinary input or
+//! returns something other than a bool is rejected at load time. Every
+//! problem is reported, not just the first. Once built, a set is immutable,
+//! `Send + Sync`, and pure: the same input always gives the same answer.
+
+mod compile;
+mod maps;
+pub mod sandbox;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, FuncArgs, Map, Scope};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::domain::classify::{HookError, Hooks, IssueView, TransitionView, VersionView};
+use crate::domain::facts::StatusCategory;
+
+use self::compile::Layout;
+
+/// One definitions file: its name (as shown in diagnostics) and its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionFile {
+    pub name: String,
+    pub source: String,
+}
+
+/// A problem with the definitions, located as precisely as possible:
+/// `line` and `column` are 1-based, 0 when not known; `file` is empty for
+/// problems of the set as a whole (such as a hook no file defines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionError {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    /// The hook concerned, if any.
+    pub hook: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for DefinitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.file.is_empty() {
+            f.write_str(&self.file)?;
+            if self.line > 0 {
+                write!(f, ":{}", self.line)?;
+                if self.column > 0 {
+                    write!(f, ":{}", self.column)?;
+                }
+            }
+            f.write_str(": ")?;
+        }
+        if let Some(hook) = &self.hook {
+            write!(f, "hook {hook}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DefinitionError {}
+
+/// Why a definitions directory could not be loaded.
+#[derive(Debug, Error)]
+pub enum DefinitionsLoadError {
+    #[error("cannot read the definitions directory {}: {source}", path.display())]
+    ReadDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the definitions file {}: {source}", path.display())]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("the definitions directory {} holds no *.rhai files", path.display())]
+    NoFiles { path: PathBuf },
+    #[error("{}", list(.0))]
+    Invalid(Vec<DefinitionError>),
+}
+
+fn list(errors: &[DefinitionError]) -> String {
+    let mut text = match errors.len() {
+        1 => "1 problem in the definitions:".to_owned(),
+        n => format!("{n} problems in the definitions:"),
+    };
+    for e in errors {
+        text.push_str("\n  ");
+        text.push_str(&e.to_string());
+    }
+    text
+}
+
+/// What a hook is called with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    Issue,
+    IssueAndTransition,
+    Version,
+}
+
+/// One of the nine hooks.
+#[derive(Debug)]
+struct HookSpec {
+    name: &'static str,
+    input: Input,
+}
+
+impl HookSpec {
+    fn arity(&self) -> usize {
+        match self.input {
+            Input::Issue | Input::Version => 1,
+            Input::IssueAndTransition => 2,
+        }
+    }
+    fn signature(&self) -> String {
+        let params = match self.input {
+            Input::Issue => "issue",
+            Input::IssueAndTransition => "issue, t",
+            Input::Version => "version",
+        };
+        format!("fn {}({params})", self.name)
+    }
+}
+
+const HOOKS: [HookSpec; 9] = [
+    HookSpec { name: "is_excluded", input: Input::Issue },
+    HookSpec { name: "is_deployment", input: Input::Version },
+    HookSpec { name: "is_deployment_transition", input: Input::IssueAndTransition },
+    HookSpec { name: "is_failure", input: Input::Issue },
+    HookSpec { name: "is_failure_transition", input: Input::IssueAndTransition },
+    HookSpec { name: "is_incident", input: Input::Issue },
+    HookSpec { name: "is_restore", input: Input::IssueAndTransition },
+    HookSpec { name: "is_work_start", input: Input::IssueAndTransition },
+    HookSpec { name: "is_ai_involved", input: Input::Issue },
+];
+
+/// The names of the nine hooks every definition set defines.
+pub const HOOK_NAMES: [&str; 9] = [
+    "is_excluded",
+    "is_deployment",
+    "is_deployment_transition",
+    "is_failure",
+    "is_failure_transition",
+    "is_incident",
+    "is_restore",
+    "is_work_start",
+    "is_ai_involved",
+];
+
+/// The shipped default definitions, as built into the binary.
+const SHIPPED: [(&str, &str); 5] = [
+    ("deployment.rhai", include_str!("../../metrics-defs/deployment.rhai")),
+    ("exclusion.rhai", include_str!("../../metrics-defs/exclusion.rhai")),
+    ("failure.rhai", include_str!("../../metrics-defs/failure.rhai")),
+    ("incident.rhai", include_str!("../../metrics-defs/incident.rhai")),
+    ("work.rhai", include_str!("../../metrics-defs/work.rhai")),
+];
+
+/// A compiled, checked set of definitions, ready to classify.
+pub struct DefinitionSet {
+    engine: Engine,
+    ast: AST,
+    files: Vec<DefinitionFile>,
+    /// The file names again, shared with the per-call log context.
+    file_names: Vec<Arc<str>>,
+    version: String,
+    layout: Layout,
+}
+
+impl fmt::Debug for DefinitionSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DefinitionSet")
+            .field("version", &self.version)
+            .field("files", &self.files.iter().map(|file| file.name.as_str()).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DefinitionSet {
+    /// Compiles and checks `files` (in any order; they are taken in name
+    /// order). Fails with every problem found.
+    pub fn compile(mut files: Vec<DefinitionFile>) -> Result<DefinitionSet, Vec<DefinitionError>> {
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        let engine = sandbox::engine();
+        let compiled = compile::compile(&engine, &files);
+        let mut errors = compiled.errors;
+        let Some(ast) = compiled.ast else {
+            return Err(errors);
+        };
+        let version = content_version(&files);
+        let file_names = files.iter().map(|f| Arc::from(f.name.as_str())).collect();
+        let set = DefinitionSet { engine, ast, files, file_names, version, layout: compiled.layout };
+        errors.extend(set.smoke_run());
+        if errors.is_empty() {
+            tracing::debug!(version = %set.version, files = set.files.len(), "definitions compiled");
+            Ok(set)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Loads every `*.rhai` file of `dir` (other files are ignored) and
+    /// compiles them.
+    pub fn load_dir(dir: impl AsRef<Path>) -> Result<DefinitionSet, DefinitionsLoadError> {
+        let dir = dir.as_ref();
+        let read_dir_error = |source| DefinitionsLoadError::ReadDir { path: dir.to_owned(), source };
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(read_dir_error)? {
+            let path = entry.map_err(read_dir_error)?.path();
+            if path.extension().is_some_and(|e| e == "rhai") && path.is_file() {
+                paths.push(path);
+            }
+        }
+        if paths.is_empty() {
+            return Err(DefinitionsLoadError::NoFiles { path: dir.to_owned() });
+        }
+        paths.sort();
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            let source = std::fs::read_to_string(&path)
+                .map_err(|source| DefinitionsLoadError::ReadFile { path: path.clone(), source })?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            files.push(DefinitionFile { name, source });
+        }
+        Self::compile(files).map_err(DefinitionsLoadError::Invalid)
+    }
+
+    /// The default definitions shipped with the service (the files of
+    /// `metrics-defs/`, built in).
+    pub fn shipped_files() -> Vec<DefinitionFile> {
+        SHIPPED
+            .iter()
+            .map(|(name, source)| DefinitionFile { name: (*name).to_owned(), source: (*source).to_owned() })
+            .collect()
+    }
+
+    /// The shipped default definitions, compiled.
+    pub fn shipped() -> DefinitionSet {
+        Self::compile(Self::shipped_files()).expect("the shipped definitions compile")
+    }
+
+    /// A content hash of the definitions: SHA-256 over the file names and
+    /// sources in name order, the first 12 hex digits.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The files, in name order.
+    pub fn files(&self) -> &[DefinitionFile] {
+        &self.files
+    }
+
+    /// Calls `hook` with `args` in the sandbox; the answer must be a bool.
+    fn call(&self, hook: &'static str, args: impl FuncArgs) -> Result<bool, HookError> {
+        self.run(hook, args).map_err(|problem| HookError { hook, message: problem.to_string() })
+    }
+
+    fn run(&self, hook: &'static str, args: impl FuncArgs) -> Result<bool, DefinitionError> {
+        let file = self.hook_file(hook);
+        let result = {
+            let name =
+                self.layout.hook_files.get(hook).map_or_else(|| Arc::from(""), |&i| Arc::clone(&self.file_names[i]));
+            let _call = sandbox::CallGuard::enter(name, hook);
+            let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+            self.engine.call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &self.ast, hook, args)
+        };
+        match result {
+            Ok(value) => value.as_bool().map_err(|_| {
+                let (line, column) = self.definition_position(hook);
+                let message = format!("returned {}, expected a bool", describe_type(&value));
+                DefinitionError { file: file.to_owned(), line, column, hook: None, message }
+            }),
+            Err(err) => Err(self.explain(hook, &err)),
+        }
+    }
+
+    /// The file that defines `hook`.
+    fn hook_file(&self, hook: &str) -> &str {
+        self.layout.hook_files.get(hook).map_or("", |&i| self.files[i].name.as_str())
+    }
+
+    /// Line and column of the definition of `hook`.
+    fn definition_position(&self, hook: &str) -> (u32, u32) {
+        self.layout
+            .hook_files
+            .get(hook)
+            .and_then(|&i| self.layout.fn_positions.get(&(i, hook.to_owned())))
+            .copied()
+            .unwrap_or((0, 0))
+    }
+
+    /// What went wrong in a call of `hook`, located in the innermost script
+    /// function's file.
+    fn explain(&self, hook: &str, err: &EvalAltResult) -> DefinitionError {
+        let failure = compile::unwind(err);
+        // The innermost named script function the error passed through.
+        let mut innermost = self.layout.hook_files.get(hook).map(|&i| (i, hook));
+        for function in &failure.functions {
+            if let Some(&i) = self.layout.fn_files.get(*function) {
+                innermost = Some((i, function));
+            }
+        }
+        let file = innermost.map_or("", |(i, _)| self.files[i].name.as_str());
+        let (mut line, mut column) = compile::position(failure.inner.position());
+        if line == 0 {
+            // Limits carry no position: point at the function's definition.
+            (line, column) = innermost
+                .and_then(|(i, name)| self.layout.fn_positions.get(&(i, name.to_owned())))
+                .copied()
+                .unwrap_or((0, 0));
+        }
+        let message = match sandbox::limit_exceeded(failure.inner) {
+            Some(what) => format!("limit exceeded: {what}"),
+            None => {
+                let text = failure.inner.to_string();
+                let suffix = format!(" ({})", failure.inner.position());
+                text.strip_suffix(&suffix).map_or_else(|| text.clone(), str::to_owned)
+            }
+        };
+        DefinitionError { file: file.to_owned(), line, column, hook: None, message }
+    }
+
+    /// Runs every defined hook on the built-in samples; returns a problem
+    /// for each hook that fails or does not answer with a bool.
+    fn smoke_run(&self) -> Vec<DefinitionError> {
+        let samples = Samples::new();
+        let mut errors = Vec::new();
+        for spec in &HOOKS {
+            if !self.layout.hook_files.contains_key(spec.name) {
+                continue;
+            }
+            let outcome = match spec.input {
+                Input::Issue => samples.issues.iter().try_for_each(|(what, issue)| {
+                    self.run(spec.name, (issue.clone(),)).map(drop).map_err(|e| (e, what.to_string()))
+                }),
+                Input::IssueAndTransition => samples.issues.iter().try_for_each(|(what_issue, issue)| {
+                    samples.transitions.iter().try_for_each(|(what_t, t)| {
+                        self.run(spec.name, (issue.clone(), t.clone()))
+                            .map(drop)
+                            .map_err(|e| (e, format!("{what_issue}, change {what_t}")))
+                    })
+                }),
+                Input::Version => samples.versions.iter().try_for_each(|(what, version)| {
+                    self.run(spec.name, (version.clone(),)).map(drop).map_err(|e| (e, what.to_string()))
+                }),
+            };
+            if let Err((problem, sample)) = outcome {
+                errors.push(DefinitionError {
+                    hook: Some(spec.name.to_owned()),
+                    message: format!("{} (on the sample {sample})", problem.message),
+                    ..problem
+                });
+            }
+        }
+        errors
+    }
+}
+
+/// "a string", "an integer", … for messages about returned values.
+fn describe_type(value: &Dynamic) -> String {
+    match value.type_name() {
+        "()" => "nothing (`()`)".to_owned(),
+        "string" | "ImmutableString" => "a string".to_owned(),
+        "i64" | "i32" => "an integer".to_owned(),
+        "f64" | "f32" => "a float".to_owned(),
+        "char" => "a character".to_owned(),
+        "array" => "an array".to_owned(),
+        "map" => "a map".to_owned(),
+        "Fn" => "a function pointer".to_owned(),
+        other => format!("a value of type {other}"),
+    }
+}
+
+fn content_version(files: &[DefinitionFile]) -> String {
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update((file.name.len() as u64).to_le_bytes());
+        hasher.update(file.name.as_bytes());
+        hasher.update((file.source.len() as u64).to_le_bytes());
+        hasher.update(file.source.as_bytes());
+    }
+    let mut hex = hex::encode(hasher.finalize());
+    hex.truncate(12);
+    hex
+}
+
+/// The ordinary inputs every hook must handle at load time.
+struct Samples {
+    issues: Vec<(&'static str, Map)>,
+    transitions: Vec<(&'static str, Map)>,
+    versions: Vec<(&'static str, Map)>,
+}
+
+impl Samples {
+    fn new() -> Self {
+        const CREATED: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+        const HOUR: i64 = 3_600_000;
+        let no_labels: Vec<String> = Vec::new();
+        let labels = vec!["backend".to_owned(), "ai-assisted".to_owned()];
+        let open_story = IssueView {
+            project: "DEMO",
+            issue_type: "Story",
+            is_subtask: false,
+            labels: &no_labels,
+            status: "In Progress",
+            status_category: StatusCategory::Indeterminate,
+            created: CREATED,
+            resolved: None,
+            fix_versions: vec![],
+            affected_versions: vec![],
+            app_changes: 0,
+            transitions: vec![],
+        };
+        let done_bug = IssueView {
+            issue_type: "Bug",
+            labels: &labels,
+            status: "Done",
+            status_category: StatusCategory::Done,
+            resolved: Some(CREATED + 30 * HOUR),
+            fix_versions: vec!["2.0"],
+            affected_versions: vec!["1.9"],
+            app_changes: 1,
+            ..open_story.clone()
+        };
+        let start = TransitionView {
+            from: "To Do",
+            to: "In Progress",
+            from_category: StatusCategory::New,
+            to_category: StatusCategory::Indeterminate,
+            by_app: false,
+            at: CREATED + HOUR,
+        };
+        let finish_by_app = TransitionView {
+            from: "In Progress",
+            to: "Done",
+            from_category: StatusCategory::Indeterminate,
+            to_category: StatusCategory::Done,
+            by_app: true,
+            at: CREATED + 30 * HOUR,
+        };
+        let released = VersionView {
+            name: "1.9",
+            released: true,
+            release_date: NaiveDate::from_ymd_opt(2026, 1, 5),
+            archived: false,
+        };
+        let unreleased = VersionView { name: "2.0", released: false, release_date: None, archived: false };
+        Samples {
+            issues: vec![
+                ("open story", maps::issue(&open_story)),
+                ("done bug with labels and versions", maps::issue(&done_bug)),
+            ],
+            transitions: vec![
+                ("To Do → In Progress", maps::transition(&start)),
+                ("In Progress → Done by an app", maps::transition(&finish_by_app)),
+            ],
+            versions: vec![
+                ("released version with a date", maps::version(&released)),
+                ("unreleased version without a date", maps::version(&unreleased)),
+            ],
+        }
+    }
+}
+
+impl Hooks for DefinitionSet {
+    type Issue = Map;
+    type Transition = Map;
+
+    fn prepare_issue(&self, issue: &IssueView<'_>) -> Map {
+        maps::issue(issue)
+    }
+    fn prepare_transition(&self, t: &TransitionView<'_>) -> Map {
+        maps::transition(t)
+    }
+    fn is_excluded(&self, issue: &Map) -> Result<bool, HookError> {
+        self.call("is_excluded", (issue.clone(),))
+    }
+    fn is_deployment(&self, version: &VersionView<'_>) -> Result<bool, HookError> {
+        self.call("is_deployment", (maps::version(version),))
+    }
+    fn is_deployment_transition(&self, issue: &Map, t: &Map) -> Result<bool, HookError> {
+        self.call("is_deployment_transition", (issue.clone(), t.clone()))
+    }
+    fn is_failure(&self, issue: &Map) -> Result<bool, HookError> {
+        self.call("is_failure", (issue.clone(),))
+    }
+    fn is_failure_transition(&self, issue: &Map, t: &Map) -> Result<bool, HookError> {
+        self.call("is_failure_transition", (issue.clone(), t.clone()))
+    }
+    fn is_incident(&self, issue: &Map) -> Result<bool, HookError> {
+        self.call("is_incident", (issue.clone(),))
+    }
+    fn is_restore(&self, issue: &Map, t: &Map) -> Result<bool, HookError> {
+        self.call("is_restore", (issue.clone(), t.clone()))
+    }
+    fn is_work_start(&self, issue: &Map, t: &Map) -> Result<bool, HookError> {
+        self.call("is_work_start", (issue.clone(), t.clone()))
+    }
+    fn is_ai_involved(&self, issue: &Map) -> Result<bool, HookError> {
+        self.call("is_ai_involved", (issue.clone(),))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(file: &str, line: u32, column: u32, hook: Option<&str>) -> DefinitionError {
+        DefinitionError {
+            file: file.into(),
+            line,
+            column,
+            hook: hook.map(Into::into),
+            message: "returned a string, expected a bool".into(),
+        }
+    }
+
+    #[test]
+    fn definition_error_display_shows_what_is_known() {
+        assert_eq!(
+            error("deployment.rhai", 12, 5, Some("is_deployment")).to_string(),
+            "deployment.rhai:12:5: hook is_deployment: returned a string, expected a bool"
+        );
+        assert_eq!(error("a.rhai", 3, 0, None).to_string(), "a.rhai:3: returned a string, expected a bool");
+        assert_eq!(error("a.rhai", 0, 0, None).to_string(), "a.rhai: returned a string, expected a bool");
+        assert_eq!(
+            error("", 0, 0, Some("is_restore")).to_string(),
+            "hook is_restore: returned a string, expected a bool"
+        );
+    }
+
+    #[test]
+    fn load_error_lists_every_problem() {
+        let err = DefinitionsLoadError::Invalid(vec![error("a.rhai", 1, 2, None), error("", 0, 0, Some("is_restore"))]);
+        assert_eq!(
+            err.to_string(),
+            "2 problems in the definitions:\n  a.rhai:1:2: returned a string, expected a bool\n  \
+             hook is_restore: returned a string, expected a bool"
+        );
+    }
+
+    #[test]
+    fn hook_table_matches_the_public_names() {
+        assert_eq!(HOOKS.map(|h| h.name), HOOK_NAMES);
+    }
+
+    #[test]
+    fn describes_returned_types_in_words() {
+        assert_eq!(describe_type(&Dynamic::from("x".to_owned())), "a string");
+        assert_eq!(describe_type(&Dynamic::from_int(1)), "an integer");
+        assert_eq!(describe_type(&Dynamic::UNIT), "nothing (`()`)");
+        assert_eq!(describe_type(&Dynamic::from_map(Map::new())), "a map");
+        assert_eq!(describe_type(&Dynamic::from_array(vec![])), "an array");
+    }
+}
