@@ -28,6 +28,7 @@
 //!   generated site; the demo default and the tests harvest it.
 
 pub mod domain;
+pub mod jira;
 
 /// Generated protobuf and gRPC code for `dora.v1`.
 pub mod proto {
