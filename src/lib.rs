@@ -28,6 +28,7 @@
 //!   generated site; the demo default and the tests harvest it.
 
 pub mod domain;
+pub mod fake_jira;
 pub mod jira;
 
 /// Generated protobuf and gRPC code for `dora.v1`.
