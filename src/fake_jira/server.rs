@@ -95,10 +95,14 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, body: Byt
     let bytes = serde_json::to_vec(&value).unwrap_or_default();
     if fault == Some(Fault::Truncated) {
         let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
-        let stream = tokio_stream::iter(vec![
-            Ok::<Bytes, std::io::Error>(half),
-            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected cut")),
-        ]);
+        // Headers and half the body go out; then the connection breaks.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(half)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected cut"))).await;
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
         let mut r = Response::new(Body::from_stream(stream));
         *r.status_mut() = status;
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
