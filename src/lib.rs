@@ -27,6 +27,7 @@
 //! - [`fake_jira`] and [`demo`]: a Jira look-alike over real HTTP with a
 //!   generated site; the demo default and the tests harvest it.
 
+pub mod demo;
 pub mod domain;
 pub mod fake_jira;
 pub mod jira;

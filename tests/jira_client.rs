@@ -501,3 +501,40 @@ async fn reqwest_like_get(fake: &FakeJira, path: &str) -> (u16, String) {
     let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (code, buf)
 }
+
+#[tokio::test]
+async fn the_demo_site_harvests_completely_and_shows_the_ai_shift() {
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+    let site = jira_dora::demo::demo_site(today);
+    let expected: Vec<(String, usize, usize)> = site
+        .projects
+        .iter()
+        .map(|p| {
+            let changes = p.issues.iter().flat_map(|i| &i.histories).flat_map(|h| &h.items).filter(|i| i.field == "status").count();
+            (p.key.clone(), p.issues.len(), changes)
+        })
+        .collect();
+    let fake = FakeJira::start(site).await;
+    let c = client(config(&fake, Flavor::Cloud));
+    assert_eq!(c.projects().await.unwrap(), vec!["SHOP", "PAY", "OPS"]);
+    assert_eq!(c.statuses().await.unwrap().len(), 8);
+    let rollout = jira_dora::demo::demo_ai_rollout(today).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for (key, issues, changes) in expected {
+        let got = c.search_issues(&key, None, &FetchCounters::default()).await.unwrap();
+        assert_eq!(got.len(), issues, "{key}");
+        assert_eq!(got.iter().map(|f| f.changes.len()).sum::<usize>(), changes, "{key}");
+        assert!(!c.versions(&key).await.unwrap().is_empty());
+        for f in got.iter().filter(|f| f.issue_type == "Story" && f.status_category == StatusCategory::Done) {
+            let start = f.changes.iter().find(|c| c.to.name == "In Progress").map_or(f.created, |c| c.at);
+            let lead = f.resolved.unwrap() - start;
+            if f.created >= rollout { after.push(lead) } else { before.push(lead) }
+        }
+    }
+    let median = |v: &mut Vec<i64>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (b, a) = (median(&mut before), median(&mut after));
+    assert!(a < b, "median lead time before {b} ms, after {a} ms");
+}
