@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use crate::fake_jira::{Site, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser, SiteVersion};
 
 /// The seed of the demo site.
-const DEMO_SEED: u64 = 0x00D0_4A_2026;
+const DEMO_SEED: u64 = 0x00D0_4A20;
 
 /// The day the demo teams "adopted AI tooling": 16 weeks before `today`.
 pub fn demo_ai_rollout(today: NaiveDate) -> NaiveDate {
@@ -311,13 +311,11 @@ fn project(
             }
         }
         let mut fix = Vec::new();
-        if let Some(r) = resolved {
-            if let Some((_, id)) = released.iter().find(|(d, _)| *d >= r.date_naive()) {
-                if rng.f64() < 0.85 {
+        if let Some(r) = resolved
+            && let Some((_, id)) = released.iter().find(|(d, _)| *d >= r.date_naive())
+                && rng.f64() < 0.85 {
                     fix.push(id.clone());
                 }
-            }
-        }
 
         let thing = THINGS[rng.usize(..THINGS.len())];
         let verb = VERBS[rng.usize(..VERBS.len())];
@@ -338,7 +336,7 @@ fn project(
                     to_string: Some(format!("{verb} the {thing}")),
                 }],
             });
-            histories.sort_by(|a, b| a.created.cmp(&b.created));
+            histories.sort_by_key(|a| a.created);
         }
         let updated = histories.iter().map(|h| h.created).max().unwrap_or(created).max(created);
         issues.push(SiteIssue {
@@ -364,15 +362,14 @@ fn project(
     }
 
     // A couple of incidents still open: the last incident, restored never.
-    if p.key == "PAY" || p.key == "OPS" {
-        if let Some(i) = issues.iter_mut().rev().find(|i| i.issue_type == "Incident") {
+    if (p.key == "PAY" || p.key == "OPS")
+        && let Some(i) = issues.iter_mut().rev().find(|i| i.issue_type == "Incident") {
             i.histories.retain(|h| !h.items.iter().any(|it| it.to.as_deref() == Some(st[DONE].id.as_str())));
             i.status_id = st[IN_PROGRESS].id.clone();
             i.resolved = None;
             i.fix_versions.clear();
             i.updated = i.histories.iter().map(|h| h.created).max().unwrap_or(i.created);
         }
-    }
     SiteProject { key: p.key.into(), id: p.id.into(), name: p.name.into(), versions, issues }
 }
 

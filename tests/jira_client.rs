@@ -82,15 +82,15 @@ fn issue(project: &str, n: usize, histories: usize) -> SiteIssue {
     SiteIssue {
         id: format!("{}", 20_000 + n),
         key: format!("{project}-{}", n + 1),
-        issue_type: if n % 7 == 0 { "Bug".into() } else { "Story".into() },
+        issue_type: if n.is_multiple_of(7) { "Bug".into() } else { "Story".into() },
         is_subtask: false,
-        labels: if n % 5 == 0 { vec!["ai-assisted".into()] } else { vec![] },
+        labels: if n.is_multiple_of(5) { vec!["ai-assisted".into()] } else { vec![] },
         created,
         updated: created + chrono::Duration::minutes(histories as i64 + 1),
         resolved: (st[cur].category_key == "done").then(|| created + chrono::Duration::minutes(histories as i64)),
         status_id: st[cur].id.clone(),
         fix_versions: vec!["900".into()],
-        affected_versions: if n % 7 == 0 { vec!["901".into()] } else { vec![] },
+        affected_versions: if n.is_multiple_of(7) { vec!["901".into()] } else { vec![] },
         summary: "MARKER-SUMMARY checkout button".into(),
         description: "MARKER-DESCRIPTION steps to reproduce".into(),
         comments: vec!["MARKER-COMMENT looks good".into()],
@@ -154,7 +154,7 @@ fn assert_complete(issues: &[IssueFacts], expected: usize, long_every: usize) {
     assert_eq!(issues.len(), expected);
     for f in issues {
         let n: usize = f.id.parse::<usize>().unwrap() - 20_000;
-        let want = if long_every > 0 && n % long_every == 0 { 45 } else { 4 };
+        let want = if long_every > 0 && n.is_multiple_of(long_every) { 45 } else { 4 };
         assert_eq!(f.changes.len(), want, "issue {n} has its complete status changelog");
         assert!(f.changes.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
         // Authors cycle app, person, none (DC users have no accountType).
@@ -249,7 +249,7 @@ async fn versions_are_paged_and_fall_back_to_the_unpaged_list() {
     let vs = c.versions("OPS").await.unwrap();
     assert_eq!(vs.len(), 120);
     assert_eq!(paths(&fake, "/rest/api/3/project/OPS/version"), 3, "50 + 50 + 20");
-    assert_eq!(vs[3].released, false);
+    assert!(!vs[3].released);
     assert_eq!(vs[0].release_date, chrono::NaiveDate::from_ymd_opt(2025, 1, 1));
     assert!(vs[10].archived);
     fake.clear_requests();

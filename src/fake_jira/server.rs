@@ -30,13 +30,12 @@ fn decode(q: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
+        if bytes[i] == b'%' && i + 2 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
                 out.push(v);
                 i += 3;
                 continue;
             }
-        }
         out.push(bytes[i]);
         i += 1;
     }
@@ -436,7 +435,7 @@ fn search(st: &SiteState, q: &HashMap<String, String>, body: &[u8], post: bool, 
                 hits.reverse();
             }
         }
-        None => hits.sort_by(|a, b| num(&b.id).cmp(&num(&a.id))),
+        None => hits.sort_by_key(|i| std::cmp::Reverse(num(&i.id))),
     }
     let start = if cloud {
         match s("nextPageToken") {

@@ -306,7 +306,8 @@ impl JiraClient {
             } else {
                 None
             };
-            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
             return Err(Failure::Status { status: status.as_u16(), retry_after, retryable });
         }
         resp.bytes().await.map_err(|e| {
@@ -505,14 +506,13 @@ impl JiraClient {
                 if done {
                     break;
                 }
-                if let Some(s) = page.start_at {
-                    if s + n != start {
+                if let Some(s) = page.start_at
+                    && s + n != start {
                         // The server ignored startAt: stop rather than loop.
                         return Err(JiraError::Pagination {
                             req: RequestName { method: "GET".into(), path: search_path },
                         });
                     }
-                }
             }
         }
         incomplete.sort();
@@ -689,11 +689,10 @@ fn parse_json<T: DeserializeOwned>(req: &RequestName, bytes: &[u8]) -> Result<T,
     serde_json::from_slice(bytes).map_err(|e| {
         let (line, column) = (e.line(), e.column());
         let msg = e.to_string();
-        if let Some(rest) = msg.strip_prefix("missing field `") {
-            if let Some(field) = rest.split('`').next() {
+        if let Some(rest) = msg.strip_prefix("missing field `")
+            && let Some(field) = rest.split('`').next() {
                 return JiraError::MissingField { req: req.clone(), field: field.to_string(), line, column };
             }
-        }
         let problem = match e.classify() {
             serde_json::error::Category::Eof => "the body ends early",
             serde_json::error::Category::Syntax => "invalid syntax",
