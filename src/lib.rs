@@ -28,7 +28,10 @@
 //!   generated site; the demo default and the tests harvest it.
 
 pub mod definitions;
+pub mod demo;
 pub mod domain;
+pub mod fake_jira;
+pub mod jira;
 
 /// Generated protobuf and gRPC code for `dora.v1`.
 pub mod proto {

@@ -1,0 +1,453 @@
+//! A Jira look-alike over real HTTP, for the demo and for tests.
+//!
+//! [`FakeJira::start`] serves a [`Site`] on `127.0.0.1:0` with the endpoints
+//! and JSON shapes of Jira Cloud (`/rest/api/3`) or Data Center
+//! (`/rest/api/2`) that the harvester uses, including their quirks: token
+//! pagination without totals, search changelogs cut to the most recent
+//! entries, 410 for the retired search, JQL dates in the site's time zone.
+//! Through the handle, tests inject faults (429 with `Retry-After`, 5xx,
+//! delays, cut-off or malformed bodies, off-site redirects), read a log of
+//! the requests, and change the site between harvests.
+//!
+//! Issues carry realistic text and people (summaries, descriptions,
+//! comments, assignees) so privacy tests can plant markers and prove the
+//! client never asks for them.
+//!
+//! Must not depend on `jira` (it must not share the client's mistakes), nor
+//! on anything downstream of it.
+
+mod jql;
+mod server;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use jql::{Jql, parse as parse_jql};
+
+/// Which Jira product the fake imitates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SiteFlavor {
+    #[default]
+    Cloud,
+    DataCenter,
+}
+
+/// A whole Jira site.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    pub projects: Vec<SiteProject>,
+    pub statuses: Vec<SiteStatus>,
+    /// IANA zone of the calling account (`myself.timeZone`); JQL dates and
+    /// rendered timestamps use it.
+    pub time_zone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteStatus {
+    pub id: String,
+    pub name: String,
+    /// `new`, `indeterminate`, `done` or `undefined`.
+    pub category_key: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SiteProject {
+    pub key: String,
+    pub id: String,
+    pub name: String,
+    pub versions: Vec<SiteVersion>,
+    pub issues: Vec<SiteIssue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteVersion {
+    pub id: String,
+    pub name: String,
+    pub released: bool,
+    pub release_date: Option<NaiveDate>,
+    pub archived: bool,
+    pub description: String,
+}
+
+/// A person or an app account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteUser {
+    pub account_id: String,
+    /// `atlassian`, `app` or `customer`.
+    pub account_type: String,
+    pub display_name: String,
+    pub email: String,
+}
+
+/// The author of a changelog entry.
+pub type SiteAuthor = SiteUser;
+
+#[derive(Debug, Clone, Default)]
+pub struct SiteIssue {
+    pub id: String,
+    pub key: String,
+    pub issue_type: String,
+    pub is_subtask: bool,
+    pub labels: Vec<String>,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    pub resolved: Option<DateTime<Utc>>,
+    pub status_id: String,
+    /// Version ids.
+    pub fix_versions: Vec<String>,
+    /// Version ids.
+    pub affected_versions: Vec<String>,
+    pub summary: String,
+    pub description: String,
+    pub comments: Vec<String>,
+    pub assignee: Option<SiteUser>,
+    pub reporter: Option<SiteUser>,
+    pub creator: Option<SiteUser>,
+    /// Oldest first.
+    pub histories: Vec<SiteHistory>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteHistory {
+    pub id: String,
+    pub created: DateTime<Utc>,
+    pub author: Option<SiteAuthor>,
+    pub items: Vec<SiteItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteItem {
+    pub field: String,
+    /// Missing on some old entries.
+    pub field_id: Option<String>,
+    pub from: Option<String>,
+    pub from_string: Option<String>,
+    pub to: Option<String>,
+    pub to_string: Option<String>,
+}
+
+impl SiteItem {
+    /// A status change item.
+    pub fn status(from: &SiteStatus, to: &SiteStatus) -> Self {
+        Self {
+            field: "status".into(),
+            field_id: Some("status".into()),
+            from: Some(from.id.clone()),
+            from_string: Some(from.name.clone()),
+            to: Some(to.id.clone()),
+            to_string: Some(to.name.clone()),
+        }
+    }
+}
+
+/// A failure the fake produces instead of (or on top of) its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 with `Retry-After` and `X-RateLimit-*` headers.
+    RateLimited { retry_after_secs: u64 },
+    /// This HTTP status with a Jira error body (500, 503, 404...).
+    Status(u16),
+    /// Answer normally after this delay.
+    Delay(Duration),
+    /// Send half of the real body, then drop the connection.
+    Truncated,
+    /// A 200 with a body that is not JSON.
+    Malformed,
+    /// A 302 to this location.
+    Redirect(String),
+}
+
+#[derive(Debug, Clone)]
+struct FaultRule {
+    path_prefix: String,
+    remaining: usize,
+    fault: Fault,
+}
+
+/// One request as the fake saw it (headers are not kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    /// The raw (percent-encoded) query string.
+    pub query: String,
+    /// The query string decoded (`+` and `%xx`), for searching.
+    pub query_decoded: String,
+    pub body: String,
+}
+
+/// The fake's mutable state.
+#[derive(Debug)]
+pub struct SiteState {
+    pub site: Site,
+    pub flavor: SiteFlavor,
+    /// The fake's clock, used for `updated` on mutations.
+    pub now: DateTime<Utc>,
+    /// Serve `POST /rest/api/3/changelog/bulkfetch` (else 404).
+    pub bulk_changelog: bool,
+    /// How many recent histories a Cloud search returns per issue.
+    pub search_changelog_cap: usize,
+    faults: Vec<FaultRule>,
+    log: Vec<LoggedRequest>,
+    next_id: u64,
+}
+
+impl SiteState {
+    fn new(site: Site, flavor: SiteFlavor) -> Self {
+        let next_id = site
+            .projects
+            .iter()
+            .flat_map(|p| p.issues.iter().map(|i| &i.id).chain(p.versions.iter().map(|v| &v.id)))
+            .filter_map(|id| id.parse::<u64>().ok())
+            .max()
+            .unwrap_or(10_000)
+            + 1;
+        Self {
+            site,
+            flavor,
+            now: Utc::now(),
+            bulk_changelog: true,
+            search_changelog_cap: 20,
+            faults: Vec::new(),
+            log: Vec::new(),
+            next_id,
+        }
+    }
+
+    fn take_fault(&mut self, path: &str) -> Option<Fault> {
+        let rule = self
+            .faults
+            .iter_mut()
+            .find(|r| r.remaining > 0 && path.starts_with(&r.path_prefix))?;
+        rule.remaining -= 1;
+        let f = rule.fault.clone();
+        self.faults.retain(|r| r.remaining > 0);
+        Some(f)
+    }
+
+    fn find_issue_mut(&mut self, key: &str) -> Option<(usize, usize)> {
+        self.site.projects.iter().enumerate().find_map(|(p, proj)| {
+            proj.issues.iter().position(|i| i.key == key || i.id == key).map(|i| (p, i))
+        })
+    }
+}
+
+/// A running fake. Dropping it stops the server.
+pub struct FakeJira {
+    base_url: String,
+    state: Arc<Mutex<SiteState>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FakeJira {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeJira").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+impl FakeJira {
+    /// Serves `site` as Jira Cloud on a free loopback port.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound; use [`FakeJira::try_start`] to
+    /// handle that.
+    pub async fn start(site: Site) -> FakeJira {
+        Self::try_start(site, SiteFlavor::Cloud)
+            .await
+            .expect("bind a loopback port for the fake Jira")
+    }
+
+    /// Serves `site` as the given flavor on a free loopback port.
+    pub async fn try_start(site: Site, flavor: SiteFlavor) -> std::io::Result<FakeJira> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(SiteState::new(site, flavor)));
+        let app = server::router(state.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(FakeJira { base_url: format!("http://{addr}"), state, shutdown: Some(tx), task: Some(task) })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SiteState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the state (read or change anything).
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut SiteState) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// The next `times` requests whose path starts with `path_prefix`
+    /// suffer `fault`.
+    pub fn inject(&self, path_prefix: &str, times: usize, fault: Fault) {
+        self.lock().faults.push(FaultRule { path_prefix: path_prefix.into(), remaining: times, fault });
+    }
+
+    /// Removes every pending fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.lock().log.clone()
+    }
+
+    /// Number of requests so far.
+    pub fn request_count(&self) -> usize {
+        self.lock().log.len()
+    }
+
+    pub fn clear_requests(&self) {
+        self.lock().log.clear();
+    }
+
+    /// Switches the bulk changelog endpoint on or off (off: 404).
+    pub fn set_bulk_changelog(&self, enabled: bool) {
+        self.lock().bulk_changelog = enabled;
+    }
+
+    /// How many recent histories a Cloud search returns per issue.
+    pub fn set_search_changelog_cap(&self, n: usize) {
+        self.lock().search_changelog_cap = n;
+    }
+
+    /// Sets the fake's clock (used for `updated` by the mutations).
+    pub fn set_now(&self, now: DateTime<Utc>) {
+        self.lock().now = now;
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.lock().now
+    }
+
+    /// A fresh numeric id, unique on this site.
+    pub fn next_id(&self) -> String {
+        let mut st = self.lock();
+        st.next_id += 1;
+        st.next_id.to_string()
+    }
+
+    /// Changes an issue (by key or id) and sets its `updated` to the
+    /// fake's clock. False when there is no such issue.
+    pub fn edit_issue(&self, key: &str, f: impl FnOnce(&mut SiteIssue)) -> bool {
+        let mut st = self.lock();
+        let now = st.now;
+        let Some((p, i)) = st.find_issue_mut(key) else { return false };
+        let issue = &mut st.site.projects[p].issues[i];
+        f(issue);
+        issue.updated = now;
+        true
+    }
+
+    /// Moves an issue to `to_status_id` with a changelog entry at the
+    /// fake's clock; sets or clears `resolved` by the new category.
+    pub fn transition(&self, key: &str, to_status_id: &str, author: Option<SiteAuthor>) -> bool {
+        let mut st = self.lock();
+        let now = st.now;
+        let statuses = st.site.statuses.clone();
+        st.next_id += 1;
+        let hid = st.next_id.to_string();
+        let Some((p, i)) = st.find_issue_mut(key) else { return false };
+        let Some(to) = statuses.iter().find(|s| s.id == to_status_id) else { return false };
+        let issue = &mut st.site.projects[p].issues[i];
+        let from = statuses.iter().find(|s| s.id == issue.status_id).cloned().unwrap_or(SiteStatus {
+            id: issue.status_id.clone(),
+            name: "Unknown".into(),
+            category_key: "undefined".into(),
+        });
+        issue.histories.push(SiteHistory { id: hid, created: now, author, items: vec![SiteItem::status(&from, to)] });
+        issue.status_id = to.id.clone();
+        issue.resolved = if to.category_key == "done" { Some(now) } else { None };
+        issue.updated = now;
+        true
+    }
+
+    /// Adds an issue to a project (its `updated` is kept as given).
+    pub fn add_issue(&self, project: &str, issue: SiteIssue) -> bool {
+        let mut st = self.lock();
+        match st.site.projects.iter_mut().find(|p| p.key == project) {
+            Some(p) => {
+                p.issues.push(issue);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Deletes an issue (by key or id).
+    pub fn delete_issue(&self, key: &str) -> bool {
+        let mut st = self.lock();
+        let Some((p, i)) = st.find_issue_mut(key) else { return false };
+        st.site.projects[p].issues.remove(i);
+        true
+    }
+
+    /// Moves an issue to another project, as Jira does: same id, a new key,
+    /// `updated` set to the fake's clock. Returns the new key.
+    pub fn move_issue(&self, key: &str, to_project: &str) -> Option<String> {
+        let mut st = self.lock();
+        let now = st.now;
+        let to = st.site.projects.iter().position(|p| p.key == to_project)?;
+        let (p, i) = st.find_issue_mut(key)?;
+        let mut issue = st.site.projects[p].issues.remove(i);
+        let n = st.site.projects[to]
+            .issues
+            .iter()
+            .filter_map(|i| i.key.rsplit('-').next()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        issue.key = format!("{to_project}-{n}");
+        issue.updated = now;
+        let new_key = issue.key.clone();
+        st.site.projects[to].issues.push(issue);
+        Some(new_key)
+    }
+
+    /// Adds or replaces (by id) a version of a project.
+    pub fn set_version(&self, project: &str, version: SiteVersion) -> bool {
+        let mut st = self.lock();
+        let Some(p) = st.site.projects.iter_mut().find(|p| p.key == project) else { return false };
+        match p.versions.iter_mut().find(|v| v.id == version.id) {
+            Some(v) => *v = version,
+            None => p.versions.push(version),
+        }
+        true
+    }
+}
+
+impl Drop for FakeJira {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! The fake's HTTP side: one handler that logs, applies faults, routes by
+//! path and renders Jira-shaped JSON from the site state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde_json::{Value, json};
+
+use super::{Fault, LoggedRequest, SiteFlavor, SiteHistory, SiteIssue, SiteProject, SiteState, SiteUser, jql};
+
+type Shared = Arc<Mutex<SiteState>>;
+
+pub(super) fn router(state: Shared) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, SiteState> {
+    s.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn decode(q: &str) -> String {
+    let bytes = q.replace('+', " ").into_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn handle(State(state): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
+    let path = uri.path().to_string();
+    let raw_query = uri.query().unwrap_or("").to_string();
+    let fault = {
+        let mut st = lock(&state);
+        st.log.push(LoggedRequest {
+            method: method.to_string(),
+            path: path.clone(),
+            query_decoded: decode(&raw_query),
+            query: raw_query,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        st.take_fault(&path)
+    };
+    match &fault {
+        Some(Fault::RateLimited { retry_after_secs }) => {
+            let reset = (Utc::now() + chrono::Duration::seconds(*retry_after_secs as i64)).to_rfc3339();
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded.");
+            let h = r.headers_mut();
+            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            h.insert("x-ratelimit-limit", HeaderValue::from_static("100"));
+            h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+            if let Ok(v) = HeaderValue::from_str(&reset) {
+                h.insert("x-ratelimit-reset", v);
+            }
+            h.insert("ratelimit-reason", HeaderValue::from_static("jira-burst-based"));
+            return r;
+        }
+        Some(Fault::Status(code)) => {
+            let code = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return error(code, "Internal server error (injected).");
+        }
+        Some(Fault::Redirect(to)) => {
+            let mut r = StatusCode::FOUND.into_response();
+            if let Ok(v) = HeaderValue::from_str(to) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            return r;
+        }
+        Some(Fault::Malformed) => {
+            return json_bytes(StatusCode::OK, b"{\"isLast\": true, \"issues\": [{\"id\": \"1\", ]".to_vec());
+        }
+        Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
+        Some(Fault::Truncated) | None => {}
+    }
+    let (status, value) = {
+        let st = lock(&state);
+        route(&st, &method, &uri, &path, &body)
+    };
+    let bytes = serde_json::to_vec(&value).unwrap_or_default();
+    if fault == Some(Fault::Truncated) {
+        let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
+        // Headers and half the body go out; then the connection breaks.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(half)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected cut"))).await;
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let mut r = Response::new(Body::from_stream(stream));
+        *r.status_mut() = status;
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return r;
+    }
+    json_bytes(status, bytes)
+}
+
+fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(bytes));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    r
+}
+
+fn error(status: StatusCode, msg: &str) -> Response {
+    json_bytes(status, serde_json::to_vec(&jira_error(msg)).unwrap_or_default())
+}
+
+fn jira_error(msg: &str) -> Value {
+    json!({"errorMessages": [msg], "errors": {}})
+}
+
+type Answer = (StatusCode, Value);
+
+fn bad(msg: &str) -> Answer {
+    (StatusCode::BAD_REQUEST, jira_error(msg))
+}
+
+fn not_found(msg: &str) -> Answer {
+    (StatusCode::NOT_FOUND, jira_error(msg))
+}
+
+/// Routes a request; the state is read-only here.
+fn route(st: &SiteState, method: &Method, uri: &Uri, path: &str, body: &[u8]) -> Answer {
+    let q: HashMap<String, String> =
+        Query::<HashMap<String, String>>::try_from_uri(uri).map(|q| q.0).unwrap_or_default();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let cloud = st.flavor == SiteFlavor::Cloud;
+    let api = match (segs.first(), segs.get(1), segs.get(2)) {
+        (Some(&"rest"), Some(&"api"), Some(v)) => *v,
+        _ => return not_found("Not found."),
+    };
+    let rest = &segs[3..];
+    let version_ok = (cloud && api == "3") || (!cloud && api == "2");
+    if cloud && (api == "2" || api == "3") && rest == ["search"] {
+        return (
+            StatusCode::GONE,
+            jira_error("The requested API has been removed. Please migrate to the /rest/api/3/search/jql API."),
+        );
+    }
+    if !version_ok {
+        return not_found("Not found.");
+    }
+    let get = method == Method::GET;
+    let post = method == Method::POST;
+    match rest {
+        ["search", "jql"] if cloud && (get || post) => search(st, &q, body, post, true),
+        ["search"] if !cloud && (get || post) => search(st, &q, body, post, false),
+        ["changelog", "bulkfetch"] if cloud && post => {
+            if st.bulk_changelog {
+                bulkfetch(st, body)
+            } else {
+                not_found("Not found.")
+            }
+        }
+        ["issue", id, "changelog"] if cloud && get => issue_changelog(st, id, &q),
+        ["issue", id] if get => one_issue(st, id, &q, cloud),
+        ["project", key, "version"] if get => versions_paged(st, key, &q),
+        ["project", key, "versions"] if get => match project(st, key) {
+            Some(p) => (StatusCode::OK, Value::Array(p.versions.iter().map(|v| version_json(p, v)).collect())),
+            None => no_project(key),
+        },
+        ["status"] if get => (StatusCode::OK, Value::Array(st.site.statuses.iter().map(status_json).collect())),
+        ["project", "search"] if cloud && get => {
+            let all: Vec<Value> = st.site.projects.iter().map(project_json).collect();
+            paged(all, &q, 50, "values")
+        }
+        ["project"] if !cloud && get => {
+            (StatusCode::OK, Value::Array(st.site.projects.iter().map(project_json).collect()))
+        }
+        ["myself"] if get => (StatusCode::OK, myself(st, cloud)),
+        _ => not_found("Not found."),
+    }
+}
+
+fn project<'a>(st: &'a SiteState, key: &str) -> Option<&'a SiteProject> {
+    st.site.projects.iter().find(|p| p.key == key || p.id == key)
+}
+
+fn no_project(key: &str) -> Answer {
+    not_found(&format!("No project could be found with key '{key}'."))
+}
+
+fn find_issue<'a>(st: &'a SiteState, id_or_key: &str) -> Option<(&'a SiteProject, &'a SiteIssue)> {
+    st.site
+        .projects
+        .iter()
+        .find_map(|p| p.issues.iter().find(|i| i.id == id_or_key || i.key == id_or_key).map(|i| (p, i)))
+}
+
+fn tz(st: &SiteState) -> Tz {
+    st.site.time_zone.parse().unwrap_or(chrono_tz::UTC)
+}
+
+fn time(st: &SiteState, t: DateTime<Utc>) -> String {
+    t.with_timezone(&tz(st)).format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string()
+}
+
+fn page_bounds(q: &HashMap<String, String>, default: usize, cap: usize) -> Result<(usize, usize), Answer> {
+    let start = match q.get("startAt") {
+        Some(s) => s.parse::<usize>().map_err(|_| bad("startAt must be a number."))?,
+        None => 0,
+    };
+    let max = match q.get("maxResults") {
+        Some(s) => s.parse::<usize>().map_err(|_| bad("maxResults must be a number."))?,
+        None => default,
+    };
+    Ok((start, max.clamp(1, cap)))
+}
+
+fn paged(all: Vec<Value>, q: &HashMap<String, String>, cap: usize, key: &str) -> Answer {
+    let (start, max) = match page_bounds(q, cap, cap) {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    let total = all.len();
+    let values: Vec<Value> = all.into_iter().skip(start).take(max).collect();
+    let is_last = start + values.len() >= total;
+    (StatusCode::OK, json!({"startAt": start, "maxResults": max, "total": total, "isLast": is_last, key: values}))
+}
+
+// ------------------------------------------------------------------ JSON --
+
+fn status_json(s: &super::SiteStatus) -> Value {
+    let (cid, color, cname) = match s.category_key.as_str() {
+        "new" => (2, "blue-gray", "To Do"),
+        "indeterminate" => (4, "yellow", "In Progress"),
+        "done" => (3, "green", "Done"),
+        _ => (1, "medium-gray", "No Category"),
+    };
+    json!({
+        "self": format!("/rest/api/3/status/{}", s.id),
+        "description": "",
+        "iconUrl": "/images/icons/statuses/generic.png",
+        "name": s.name,
+        "id": s.id,
+        "statusCategory": {"self": format!("/rest/api/3/statuscategory/{cid}"), "id": cid,
+            "key": s.category_key, "colorName": color, "name": cname}
+    })
+}
+
+fn project_json(p: &SiteProject) -> Value {
+    json!({"self": format!("/rest/api/3/project/{}", p.id), "id": p.id, "key": p.key,
+        "name": p.name, "projectTypeKey": "software", "simplified": false, "style": "classic"})
+}
+
+fn version_json(p: &SiteProject, v: &super::SiteVersion) -> Value {
+    let mut o = json!({"self": format!("/rest/api/3/version/{}", v.id), "id": v.id,
+        "description": v.description, "name": v.name, "archived": v.archived,
+        "released": v.released, "projectId": p.id.parse::<u64>().unwrap_or(0)});
+    if let Some(d) = v.release_date {
+        o["releaseDate"] = json!(d.format("%Y-%m-%d").to_string());
+        o["userReleaseDate"] = json!(d.format("%-d/%b/%y").to_string());
+        o["overdue"] = json!(!v.released);
+    }
+    o
+}
+
+fn user_json(u: &SiteUser, cloud: bool) -> Value {
+    if cloud {
+        json!({"self": format!("/rest/api/3/user?accountId={}", u.account_id), "accountId": u.account_id,
+            "accountType": u.account_type, "emailAddress": u.email, "displayName": u.display_name,
+            "active": true, "timeZone": "Etc/UTC"})
+    } else {
+        json!({"self": format!("/rest/api/2/user?username={}", u.account_id), "name": u.account_id,
+            "key": u.account_id, "emailAddress": u.email, "displayName": u.display_name, "active": true})
+    }
+}
+
+fn history_json(st: &SiteState, h: &SiteHistory, cloud: bool, epoch: bool, only: Option<&[String]>) -> Option<Value> {
+    let items: Vec<Value> = h
+        .items
+        .iter()
+        .filter(|i| only.is_none_or(|f| f.iter().any(|x| Some(x) == i.field_id.as_ref() || *x == i.field)))
+        .map(|i| {
+            let mut o = json!({"field": i.field, "fieldtype": "jira", "from": i.from,
+                "fromString": i.from_string, "to": i.to, "toString": i.to_string});
+            if let Some(fid) = &i.field_id {
+                o["fieldId"] = json!(fid);
+            }
+            o
+        })
+        .collect();
+    if items.is_empty() && only.is_some() {
+        return None;
+    }
+    let mut o = json!({"id": h.id, "items": items});
+    o["created"] = if epoch { json!(h.created.timestamp_millis()) } else { json!(time(st, h.created)) };
+    if let Some(a) = &h.author {
+        o["author"] = user_json(a, cloud);
+    }
+    Some(o)
+}
+
+fn text_json(s: &str, cloud: bool) -> Value {
+    if cloud {
+        // Atlassian Document Format, as v3 returns it.
+        json!({"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": s}]}]})
+    } else {
+        json!(s)
+    }
+}
+
+const ALL_FIELDS: &[&str] = &[
+    "summary", "description", "issuetype", "project", "labels", "created", "updated", "resolutiondate",
+    "status", "fixVersions", "versions", "assignee", "reporter", "creator", "comment", "watches", "priority",
+];
+
+/// Renders an issue with the requested fields (`None`: id and key only).
+fn issue_json(st: &SiteState, p: &SiteProject, i: &SiteIssue, fields: &[String], changelog: Option<usize>, cloud: bool) -> Value {
+    let all = fields.iter().any(|f| f == "*all" || f == "*navigable");
+    let want = |f: &str| all || fields.iter().any(|x| x == f);
+    let mut fs = serde_json::Map::new();
+    let version = |id: &String| {
+        p.versions.iter().find(|v| &v.id == id).map(|v| version_json(p, v)).unwrap_or(json!({"id": id}))
+    };
+    for &f in ALL_FIELDS {
+        if !want(f) {
+            continue;
+        }
+        let v = match f {
+            "summary" => json!(i.summary),
+            "description" => text_json(&i.description, cloud),
+            "issuetype" => json!({"self": "/rest/api/3/issuetype/1", "id": "1", "description": "",
+                "name": i.issue_type, "subtask": i.is_subtask}),
+            "project" => project_json(p),
+            "labels" => json!(i.labels),
+            "created" => json!(time(st, i.created)),
+            "updated" => json!(time(st, i.updated)),
+            "resolutiondate" => i.resolved.map_or(Value::Null, |t| json!(time(st, t))),
+            "status" => match st.site.statuses.iter().find(|s| s.id == i.status_id) {
+                Some(s) => status_json(s),
+                None => json!({"id": i.status_id, "name": "Unknown"}),
+            },
+            "fixVersions" => Value::Array(i.fix_versions.iter().map(version).collect()),
+            "versions" => Value::Array(i.affected_versions.iter().map(version).collect()),
+            "assignee" => i.assignee.as_ref().map_or(Value::Null, |u| user_json(u, cloud)),
+            "reporter" => i.reporter.as_ref().map_or(Value::Null, |u| user_json(u, cloud)),
+            "creator" => i.creator.as_ref().map_or(Value::Null, |u| user_json(u, cloud)),
+            "comment" => json!({"comments": i.comments.iter().enumerate().map(|(n, c)| json!({
+                "id": n.to_string(), "body": text_json(c, cloud), "author": i.reporter.as_ref().map(|u| user_json(u, cloud))
+            })).collect::<Vec<_>>(), "maxResults": i.comments.len(), "total": i.comments.len(), "startAt": 0}),
+            "watches" => json!({"watchCount": 1, "isWatching": false}),
+            "priority" => json!({"id": "3", "name": "Medium"}),
+            _ => continue,
+        };
+        fs.insert(f.to_string(), v);
+    }
+    let mut o = json!({"expand": "operations,changelog,renderedFields", "id": i.id,
+        "self": format!("/rest/api/3/issue/{}", i.id), "key": i.key});
+    if !fs.is_empty() || !fields.is_empty() {
+        o["fields"] = Value::Object(fs);
+    }
+    if let Some(cap) = changelog {
+        let total = i.histories.len();
+        // The most recent `cap` entries, newest first.
+        let hs: Vec<Value> = i
+            .histories
+            .iter()
+            .rev()
+            .take(cap)
+            .filter_map(|h| history_json(st, h, cloud, false, None))
+            .collect();
+        o["changelog"] = json!({"startAt": 0, "maxResults": hs.len(), "total": total, "histories": hs});
+    }
+    o
+}
+
+fn list_param(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn search(st: &SiteState, q: &HashMap<String, String>, body: &[u8], post: bool, cloud: bool) -> Answer {
+    let params: Value = if post {
+        match serde_json::from_slice(body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return bad("The request body is not valid JSON."),
+        }
+    } else {
+        Value::Object(q.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+    };
+    let s = |k: &str| params.get(k).and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_u64().map(|n| n.to_string())));
+    let jql = s("jql").unwrap_or_default();
+    let query = match jql::parse(&jql) {
+        Ok(q) => q,
+        Err(msg) => return bad(&msg),
+    };
+    let Some(p) = project(st, &query.project) else {
+        return bad(&format!("The value '{}' does not exist for the field 'project'.", query.project));
+    };
+    let mut fields = list_param(params.get("fields"));
+    if fields.is_empty() && !cloud {
+        fields.push("*navigable".into());
+    }
+    let expand_changelog = list_param(params.get("expand")).iter().any(|e| e == "changelog");
+    let ids_only = fields.iter().all(|f| f == "id" || f == "key");
+    let cap = if ids_only { 5000 } else { 100 };
+    let max = match s("maxResults") {
+        Some(m) => match m.parse::<usize>() {
+            Ok(m) => m.clamp(1, cap),
+            Err(_) => return bad("maxResults must be a number."),
+        },
+        None => 50,
+    };
+    let since = query.updated_since.and_then(|local| tz(st).from_local_datetime(&local).earliest());
+    let mut hits: Vec<&SiteIssue> = p
+        .issues
+        .iter()
+        .filter(|i| since.is_none_or(|t| i.updated.with_timezone(&Utc) >= t))
+        .collect();
+    match query.updated_desc {
+        Some(desc) => {
+            hits.sort_by(|a, b| a.updated.cmp(&b.updated).then_with(|| num(&a.id).cmp(&num(&b.id))));
+            if desc {
+                hits.reverse();
+            }
+        }
+        None => hits.sort_by_key(|i| std::cmp::Reverse(num(&i.id))),
+    }
+    let start = if cloud {
+        match s("nextPageToken") {
+            None => 0,
+            Some(t) => match decode_token(&t) {
+                Some(n) => n,
+                None => return bad("The provided next page token is invalid or expired."),
+            },
+        }
+    } else {
+        match s("startAt").map(|v| v.parse::<usize>()) {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => return bad("startAt must be a number."),
+        }
+    };
+    let total = hits.len();
+    let changelog = expand_changelog.then_some(if cloud { st.search_changelog_cap } else { usize::MAX });
+    let issues: Vec<Value> = hits
+        .iter()
+        .skip(start)
+        .take(max)
+        .map(|i| issue_json(st, p, i, &fields, changelog, cloud))
+        .collect();
+    let end = start + issues.len();
+    if cloud {
+        let mut o = json!({"issues": issues, "isLast": end >= total});
+        if end < total {
+            o["nextPageToken"] = json!(encode_token(end));
+        }
+        (StatusCode::OK, o)
+    } else {
+        (StatusCode::OK, json!({"expand": "schema,names", "startAt": start, "maxResults": max, "total": total, "issues": issues}))
+    }
+}
+
+fn num(id: &str) -> u64 {
+    id.parse().unwrap_or(u64::MAX)
+}
+
+/// An opaque-looking token for an offset.
+fn encode_token(offset: usize) -> String {
+    format!("CiAi{}", hex::encode(format!("off:{offset}")))
+}
+
+fn decode_token(t: &str) -> Option<usize> {
+    let raw = hex::decode(t.strip_prefix("CiAi")?).ok()?;
+    String::from_utf8(raw).ok()?.strip_prefix("off:")?.parse().ok()
+}
+
+fn bulkfetch(st: &SiteState, body: &[u8]) -> Answer {
+    let req: Value = match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return bad("The request body is not valid JSON."),
+    };
+    let ids = list_param(req.get("issueIdsOrKeys"));
+    if ids.is_empty() || ids.len() > 1000 {
+        return bad("issueIdsOrKeys must hold between 1 and 1000 issues.");
+    }
+    let field_ids = list_param(req.get("fieldIds"));
+    let only = (!field_ids.is_empty()).then_some(field_ids.as_slice());
+    let max = req.get("maxResults").and_then(Value::as_u64).unwrap_or(1000).clamp(1, 1000) as usize;
+    let start = match req.get("nextPageToken").and_then(Value::as_str) {
+        None => 0,
+        Some(t) => match decode_token(t) {
+            Some(n) => n,
+            None => return bad("The provided next page token is invalid or expired."),
+        },
+    };
+    let mut entries: Vec<(DateTime<Utc>, u64, &str, Value)> = Vec::new();
+    for id in &ids {
+        if let Some((_, issue)) = find_issue(st, id) {
+            for h in &issue.histories {
+                if let Some(v) = history_json(st, h, true, true, only) {
+                    entries.push((h.created, num(&issue.id), issue.id.as_str(), v));
+                }
+            }
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let total = entries.len();
+    let mut logs: Vec<Value> = Vec::new();
+    let mut last_id: Option<&str> = None;
+    for (_, _, id, v) in entries.into_iter().skip(start).take(max) {
+        if last_id != Some(id) {
+            logs.push(json!({"issueId": id, "changeHistories": []}));
+            last_id = Some(id);
+        }
+        if let Some(Value::Array(a)) = logs.last_mut().and_then(|l| l.get_mut("changeHistories")) {
+            a.push(v);
+        }
+    }
+    let mut o = json!({"issueChangeLogs": logs});
+    if start + max < total {
+        o["nextPageToken"] = json!(encode_token(start + max));
+    }
+    (StatusCode::OK, o)
+}
+
+fn issue_changelog(st: &SiteState, id: &str, q: &HashMap<String, String>) -> Answer {
+    let Some((_, issue)) = find_issue(st, id) else {
+        return not_found("Issue does not exist or you do not have permission to see it.");
+    };
+    let all: Vec<Value> = issue.histories.iter().filter_map(|h| history_json(st, h, true, false, None)).collect();
+    let (status, mut v) = paged(all, q, 100, "values");
+    v["self"] = json!(format!("/rest/api/3/issue/{}/changelog", issue.id));
+    (status, v)
+}
+
+fn one_issue(st: &SiteState, id: &str, q: &HashMap<String, String>, cloud: bool) -> Answer {
+    let Some((p, issue)) = find_issue(st, id) else {
+        return not_found("Issue does not exist or you do not have permission to see it.");
+    };
+    let mut fields = list_param(q.get("fields").map(|s| json!(s)).as_ref());
+    if fields.is_empty() {
+        fields.push("*all".into());
+    }
+    let expand = list_param(q.get("expand").map(|s| json!(s)).as_ref());
+    // A single issue carries its complete changelog on both flavors.
+    let cl = expand.iter().any(|e| e == "changelog").then_some(usize::MAX);
+    (StatusCode::OK, issue_json(st, p, issue, &fields, cl, cloud))
+}
+
+fn versions_paged(st: &SiteState, key: &str, q: &HashMap<String, String>) -> Answer {
+    let Some(p) = project(st, key) else { return no_project(key) };
+    let all: Vec<Value> = p.versions.iter().map(|v| version_json(p, v)).collect();
+    paged(all, q, 50, "values")
+}
+
+fn myself(st: &SiteState, cloud: bool) -> Value {
+    let tz = st.site.time_zone.clone();
+    if cloud {
+        json!({"self": "/rest/api/3/user?accountId=5b10ac8d82e05b22cc7d4ef5", "accountId": "5b10ac8d82e05b22cc7d4ef5",
+            "accountType": "atlassian", "emailAddress": "harvester@example.com", "displayName": "DORA Harvester",
+            "active": true, "timeZone": tz, "locale": "en_US"})
+    } else {
+        json!({"self": "/rest/api/2/user?username=harvester", "name": "harvester", "key": "harvester",
+            "emailAddress": "harvester@example.com", "displayName": "DORA Harvester", "active": true, "timeZone": tz})
+    }
+}

@@ -1,0 +1,704 @@
+//! The HTTP side of the Jira client: URLs, retries, pagination, changelog
+//! completion. Conversion to facts is delegated to `convert`.
+//!
+//! Must not depend on anything but `reqwest`, `tokio` and `domain::facts`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use chrono::DateTime;
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use tokio::sync::{OnceCell, Semaphore};
+use tracing::{debug, warn};
+
+use super::convert::{self, AppRule};
+use super::wire::{
+    BulkChangelogPage, ChangelogPage, PagedValues, SearchPage, WireChangelog, WireHistory,
+    WireMyself, WireProject, WireStatusEntry, WireVersion,
+};
+use super::{
+    Attempts, FetchCounters, Flavor, JiraAuth, JiraConfig, JiraError, RequestName,
+};
+use crate::domain::facts::{IssueFacts, Millis, StatusChange, StatusFacts, VersionFacts};
+
+/// The only fields a search asks for (metrics-spec §2).
+pub const SEARCH_FIELDS: &str =
+    "issuetype,labels,created,updated,resolutiondate,status,fixVersions,versions,project";
+
+/// Jira's limit on ids per bulk changelog request.
+const BULK_IDS: usize = 1000;
+
+/// A client for one Jira site. Cheap to clone; clones share the
+/// concurrency cap and caches.
+#[derive(Clone)]
+pub struct JiraClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    flavor: Flavor,
+    auth: JiraAuth,
+    limit: Semaphore,
+    timeout: Duration,
+    max_retries: u32,
+    retry_base: Duration,
+    retry_cap: Duration,
+    page_size: u32,
+    overlap: Duration,
+    apps: AppRule,
+    time_zone: OnceCell<chrono_tz::Tz>,
+    /// Set once the site showed it has no bulk changelog endpoint.
+    no_bulk_changelog: AtomicBool,
+}
+
+/// Why one attempt failed, before deciding whether to retry.
+enum Failure {
+    Status { status: u16, retry_after: Option<Duration>, retryable: bool },
+    Redirect(u16),
+    Timeout,
+    Connection(String),
+    BodyCut(String),
+}
+
+impl Failure {
+    fn retryable(&self) -> bool {
+        match self {
+            Failure::Status { retryable, .. } => *retryable,
+            Failure::Redirect(_) => false,
+            Failure::Timeout | Failure::Connection(_) | Failure::BodyCut(_) => true,
+        }
+    }
+}
+
+/// The innermost cause of an error: "Connection refused (os error 111)"
+/// rather than a message carrying the URL.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+impl std::fmt::Debug for JiraClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JiraClient")
+            .field("base", &self.inner.base.as_str())
+            .field("flavor", &self.inner.flavor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JiraClient {
+    /// Builds a client. Fails on an unusable base URL or limits.
+    pub fn new(cfg: JiraConfig) -> Result<Self, JiraError> {
+        let mut base = Url::parse(cfg.base_url.trim())
+            .map_err(|e| JiraError::Config(format!("base_url is not a URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(JiraError::Config("base_url must be http or https".into()));
+        }
+        if base.host_str().is_none() {
+            return Err(JiraError::Config("base_url has no host".into()));
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(JiraError::Config("base_url must not carry credentials; use auth".into()));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(JiraError::Config("base_url must not have a query or fragment".into()));
+        }
+        if cfg.max_concurrency == 0 || cfg.page_size == 0 {
+            return Err(JiraError::Config("max_concurrency and page_size must be at least 1".into()));
+        }
+        if cfg.request_timeout.is_zero() {
+            return Err(JiraError::Config("request_timeout must be positive".into()));
+        }
+        base.path_segments_mut()
+            .map_err(|_| JiraError::Config("base_url cannot carry a path".into()))?
+            .pop_if_empty();
+
+        // reqwest is built without a default crypto provider: pick ring once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(cfg.request_timeout)
+            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("jira-dora/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| JiraError::Config(format!("HTTP client: {}", root_cause(&e))))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                flavor: cfg.flavor,
+                auth: cfg.auth,
+                limit: Semaphore::new(cfg.max_concurrency),
+                timeout: cfg.request_timeout,
+                max_retries: cfg.max_retries,
+                retry_base: cfg.retry_base,
+                retry_cap: cfg.retry_cap,
+                page_size: cfg.page_size,
+                overlap: cfg.overlap,
+                apps: AppRule {
+                    ai_account_ids: cfg.ai_account_ids,
+                    ignored_app_account_ids: cfg.ignored_app_account_ids,
+                },
+                time_zone: OnceCell::new(),
+                no_bulk_changelog: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The configured flavor.
+    pub fn flavor(&self) -> Flavor {
+        self.inner.flavor
+    }
+
+    fn api_version(&self) -> &'static str {
+        match self.inner.flavor {
+            Flavor::Cloud => "3",
+            Flavor::DataCenter => "2",
+        }
+    }
+
+    /// `{base}/rest/api/{v}/{segments...}`, segments percent-encoded, and
+    /// checked to stay on the configured site.
+    fn url(&self, method: &Method, segments: &[&str]) -> Result<Url, JiraError> {
+        let mut url = self.inner.base.clone();
+        url.path_segments_mut()
+            .map_err(|_| JiraError::Config("base_url cannot carry a path".into()))?
+            .extend(["rest", "api", self.api_version()])
+            .extend(segments);
+        self.check_on_site(method, &url)?;
+        Ok(url)
+    }
+
+    /// The egress allow-list: same scheme, host and port as the base URL,
+    /// under its path.
+    fn check_on_site(&self, method: &Method, url: &Url) -> Result<(), JiraError> {
+        let b = &self.inner.base;
+        let same = url.scheme() == b.scheme()
+            && url.host_str() == b.host_str()
+            && url.port_or_known_default() == b.port_or_known_default()
+            && url.path().starts_with(b.path().trim_end_matches('/'));
+        if same {
+            Ok(())
+        } else {
+            Err(JiraError::OffSite {
+                req: RequestName { method: method.to_string(), path: url.path().to_string() },
+            })
+        }
+    }
+
+    /// One request with retries; the body parsed as `T`.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+        counters: Option<&FetchCounters>,
+    ) -> Result<T, JiraError> {
+        let url = self.url(&method, segments)?;
+        let req = RequestName { method: method.to_string(), path: url.path().to_string() };
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(self.inner.retry_base)
+            .with_max_delay(self.inner.retry_cap)
+            .with_jitter()
+            .with_max_times(self.inner.max_retries as usize)
+            .build();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let result = {
+                let _permit = self
+                    .inner
+                    .limit
+                    .acquire()
+                    .await
+                    .map_err(|_| JiraError::Task("client closed".into()))?;
+                self.attempt(&method, &url, query, body).await
+            };
+            let failure = match result {
+                Ok(bytes) => {
+                    if let Some(c) = counters {
+                        FetchCounters::add(&c.pages, 1);
+                    }
+                    return parse_json(&req, &bytes);
+                }
+                Err(f) => f,
+            };
+            if failure.retryable() && attempt <= self.inner.max_retries {
+                let retry_after = match &failure {
+                    Failure::Status { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                let delay = retry_after
+                    .map(|d| d.min(self.inner.retry_cap))
+                    .or_else(|| backoff.next())
+                    .unwrap_or(self.inner.retry_base);
+                if let Some(c) = counters {
+                    FetchCounters::add(&c.retries, 1);
+                }
+                warn!(method = %req.method, path = %req.path, attempt, delay_ms = delay.as_millis() as u64,
+                    "jira request failed, retrying");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            let attempts = Attempts(attempt);
+            return Err(match failure {
+                Failure::Status { status, .. } => JiraError::Status { req, status, attempts },
+                Failure::Redirect(status) => JiraError::RedirectRefused { req, status },
+                Failure::Timeout => JiraError::Timeout { req, timeout: self.inner.timeout, attempts },
+                Failure::Connection(reason) => JiraError::Connection { req, reason, attempts },
+                Failure::BodyCut(reason) => JiraError::BodyCut { req, reason, attempts },
+            });
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &Url,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<bytes::Bytes, Failure> {
+        let mut rb = self
+            .inner
+            .http
+            .request(method.clone(), url.clone())
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !query.is_empty() {
+            rb = rb.query(query);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        rb = match &self.inner.auth {
+            JiraAuth::None => rb,
+            JiraAuth::Basic { email, token } => rb.basic_auth(email, Some(token.expose())),
+            JiraAuth::Bearer(token) => rb.bearer_auth(token.expose()),
+        };
+        let resp = rb.send().await.map_err(|e| {
+            if e.is_timeout() {
+                Failure::Timeout
+            } else {
+                Failure::Connection(root_cause(&e))
+            }
+        })?;
+        let status = resp.status();
+        debug!(method = %method, path = url.path(), status = status.as_u16(), "jira response");
+        if status.is_redirection() {
+            return Err(Failure::Redirect(status.as_u16()));
+        }
+        if !status.is_success() {
+            let retry_after = if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
+                resp.headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs)
+            } else {
+                None
+            };
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
+            return Err(Failure::Status { status: status.as_u16(), retry_after, retryable });
+        }
+        resp.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                Failure::Timeout
+            } else {
+                Failure::BodyCut(root_cause(&e))
+            }
+        })
+    }
+
+    // ---------------------------------------------------------- endpoints --
+
+    /// Every status of the site with its category.
+    pub async fn statuses(&self) -> Result<Vec<StatusFacts>, JiraError> {
+        let list: Vec<WireStatusEntry> = self.call(Method::GET, &["status"], &[], None, None).await?;
+        Ok(list.into_iter().map(convert::status_facts).collect())
+    }
+
+    /// The keys of every project the credential can browse.
+    pub async fn projects(&self) -> Result<Vec<String>, JiraError> {
+        match self.inner.flavor {
+            Flavor::DataCenter => {
+                let list: Vec<WireProject> = self.call(Method::GET, &["project"], &[], None, None).await?;
+                Ok(list.into_iter().map(|p| p.key).collect())
+            }
+            Flavor::Cloud => {
+                self.paged_values::<WireProject>(&["project", "search"], None)
+                    .await
+                    .map(|v| v.into_iter().map(|p| p.key).collect())
+            }
+        }
+    }
+
+    /// The versions of a project (paged endpoint, falling back to the
+    /// unpaged list where the paged one is missing).
+    pub async fn versions(&self, project: &str) -> Result<Vec<VersionFacts>, JiraError> {
+        let wire = match self.paged_values::<WireVersion>(&["project", project, "version"], None).await {
+            Ok(v) => v,
+            Err(e) if e.http_status() == Some(404) => {
+                self.call(Method::GET, &["project", project, "versions"], &[], None, None).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let path = self.url(&Method::GET, &["project", project, "version"])?.path().to_string();
+        wire.into_iter()
+            .map(|v| {
+                convert::version_facts(v).map_err(|source| JiraError::Invalid {
+                    req: RequestName { method: "GET".into(), path: path.clone() },
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    /// A `startAt`-paged list of `values`.
+    async fn paged_values<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        counters: Option<&FetchCounters>,
+    ) -> Result<Vec<T>, JiraError> {
+        let mut out = Vec::new();
+        let mut start: u64 = 0;
+        loop {
+            let q = [("startAt", start.to_string()), ("maxResults", self.inner.page_size.to_string())];
+            let page: PagedValues<T> = self.call(Method::GET, segments, &q, None, counters).await?;
+            let n = page.values.len() as u64;
+            out.extend(page.values);
+            start += n;
+            let done = page.is_last.unwrap_or(false)
+                || n == 0
+                || page.total.is_some_and(|t| start >= t)
+                || (page.is_last.is_none() && page.total.is_none());
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The calling account's time zone (for JQL dates), fetched once.
+    pub async fn time_zone(&self) -> Result<chrono_tz::Tz, JiraError> {
+        self.inner
+            .time_zone
+            .get_or_try_init(|| async {
+                let me: WireMyself = self.call(Method::GET, &["myself"], &[], None, None).await?;
+                let tz = me.time_zone.as_deref().and_then(|s| s.parse::<chrono_tz::Tz>().ok());
+                if tz.is_none() {
+                    warn!("jira account has no usable time zone, using UTC for JQL dates");
+                }
+                Ok(tz.unwrap_or(chrono_tz::UTC))
+            })
+            .await
+            .copied()
+    }
+
+    /// The JQL for a project, optionally bounded by an `updated` watermark.
+    pub async fn jql(&self, project: &str, since: Option<Millis>) -> Result<String, JiraError> {
+        let key = project.replace('\\', "\\\\").replace('"', "\\\"");
+        let Some(since) = since else {
+            return Ok(format!("project = \"{key}\" ORDER BY updated ASC"));
+        };
+        let tz = self.time_zone().await?;
+        let from = since.saturating_sub(self.inner.overlap.as_millis() as i64);
+        let at = DateTime::from_timestamp_millis(from)
+            .ok_or_else(|| JiraError::Config("since is out of range".into()))?
+            .with_timezone(&tz);
+        // Formatting without seconds rounds down to the minute.
+        Ok(format!(
+            "project = \"{key}\" AND updated >= \"{}\" ORDER BY updated ASC",
+            at.format("%Y-%m-%d %H:%M")
+        ))
+    }
+
+    /// The issues of a project updated since `since` (all when `None`),
+    /// each with its complete status changelog.
+    pub async fn search_issues(
+        &self,
+        project: &str,
+        since: Option<Millis>,
+        counters: &FetchCounters,
+    ) -> Result<Vec<IssueFacts>, JiraError> {
+        let jql = self.jql(project, since).await?;
+        let mut issues: Vec<IssueFacts> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut incomplete: Vec<String> = Vec::new();
+        let (segments, cloud): (&[&str], bool) = match self.inner.flavor {
+            Flavor::Cloud => (&["search", "jql"], true),
+            Flavor::DataCenter => (&["search"], false),
+        };
+        let search_path = self.url(&Method::GET, segments)?.path().to_string();
+        let mut token: Option<String> = None;
+        let mut start: u64 = 0;
+        loop {
+            let mut q = vec![
+                ("jql", jql.clone()),
+                ("maxResults", self.inner.page_size.to_string()),
+                ("fields", SEARCH_FIELDS.to_string()),
+                ("expand", "changelog".to_string()),
+            ];
+            if cloud {
+                if let Some(t) = &token {
+                    q.push(("nextPageToken", t.clone()));
+                }
+            } else {
+                q.push(("startAt", start.to_string()));
+            }
+            let page: SearchPage = self.call(Method::GET, segments, &q, None, Some(counters)).await?;
+            let n = page.issues.len() as u64;
+            for mut wire in page.issues {
+                let changelog = wire.changelog.take();
+                let (changes, complete) = match changelog {
+                    Some(WireChangelog { total, histories }) => {
+                        let complete = match total {
+                            Some(t) => histories.len() as u64 >= t,
+                            None => !cloud,
+                        };
+                        if complete {
+                            (self.changes(&search_path, histories)?, true)
+                        } else {
+                            (Vec::new(), false)
+                        }
+                    }
+                    None => (Vec::new(), false),
+                };
+                let facts = convert::issue_facts(wire, project, changes).map_err(|source| {
+                    JiraError::Invalid { req: RequestName { method: "GET".into(), path: search_path.clone() }, source }
+                })?;
+                if !complete {
+                    incomplete.push(facts.id.clone());
+                }
+                // An issue updated while paging can show up twice: keep the last.
+                match index.get(&facts.id) {
+                    Some(&i) => issues[i] = facts,
+                    None => {
+                        index.insert(facts.id.clone(), issues.len());
+                        issues.push(facts);
+                    }
+                }
+            }
+            FetchCounters::add(&counters.issues, n);
+            if cloud {
+                match page.next_page_token {
+                    Some(next) if page.is_last != Some(true) => {
+                        if token.as_deref() == Some(next.as_str()) {
+                            return Err(JiraError::Pagination {
+                                req: RequestName { method: "GET".into(), path: search_path },
+                            });
+                        }
+                        token = Some(next);
+                    }
+                    _ => break,
+                }
+            } else {
+                start += n;
+                let done = n == 0 || page.total.map_or(n < self.inner.page_size as u64, |t| start >= t);
+                if done {
+                    break;
+                }
+                if let Some(s) = page.start_at
+                    && s + n != start {
+                        // The server ignored startAt: stop rather than loop.
+                        return Err(JiraError::Pagination {
+                            req: RequestName { method: "GET".into(), path: search_path },
+                        });
+                    }
+            }
+        }
+        incomplete.sort();
+        incomplete.dedup();
+        if !incomplete.is_empty() {
+            let mut full = self.complete_changelogs(&incomplete, counters).await?;
+            for issue in &mut issues {
+                if let Some(changes) = full.remove(&issue.id) {
+                    issue.changes = changes;
+                }
+            }
+        }
+        Ok(issues)
+    }
+
+    fn changes(&self, path: &str, histories: Vec<WireHistory>) -> Result<Vec<StatusChange>, JiraError> {
+        convert::status_changes(histories, &self.inner.apps).map_err(|source| JiraError::Invalid {
+            req: RequestName { method: "GET".into(), path: path.to_string() },
+            source,
+        })
+    }
+
+    /// Complete status changelogs for the given issue ids.
+    async fn complete_changelogs(
+        &self,
+        ids: &[String],
+        counters: &FetchCounters,
+    ) -> Result<HashMap<String, Vec<StatusChange>>, JiraError> {
+        if self.inner.flavor == Flavor::Cloud && !self.inner.no_bulk_changelog.load(Ordering::Relaxed) {
+            match self.bulk_changelogs(ids, counters).await {
+                Ok(map) => return Ok(map),
+                Err(e) if matches!(e.http_status(), Some(404 | 405 | 501)) => {
+                    warn!("jira site has no bulk changelog endpoint, fetching per issue");
+                    self.inner.no_bulk_changelog.store(true, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let counters_ptr: Arc<FetchCounters> = Arc::new(FetchCounters::default());
+        let mut set = tokio::task::JoinSet::new();
+        for id in ids {
+            let client = self.clone();
+            let id = id.clone();
+            let c = counters_ptr.clone();
+            set.spawn(async move {
+                let changes = client.issue_changelog(&id, &c).await?;
+                Ok::<_, JiraError>((id, changes))
+            });
+        }
+        let mut out = HashMap::new();
+        let mut first_err = None;
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(Ok((id, changes))) => {
+                    out.insert(id, changes);
+                }
+                Ok(Err(e)) => {
+                    if first_err.is_none() {
+                        first_err = Some(e);
+                        set.abort_all();
+                    }
+                }
+                Err(e) if e.is_cancelled() => {}
+                Err(_) => {
+                    if first_err.is_none() {
+                        first_err = Some(JiraError::Task("a changelog task panicked".into()));
+                        set.abort_all();
+                    }
+                }
+            }
+        }
+        FetchCounters::add(&counters.pages, counters_ptr.pages.load(Ordering::Relaxed));
+        FetchCounters::add(&counters.retries, counters_ptr.retries.load(Ordering::Relaxed));
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// `POST /rest/api/3/changelog/bulkfetch`, status field only.
+    async fn bulk_changelogs(
+        &self,
+        ids: &[String],
+        counters: &FetchCounters,
+    ) -> Result<HashMap<String, Vec<StatusChange>>, JiraError> {
+        let path = self.url(&Method::POST, &["changelog", "bulkfetch"])?.path().to_string();
+        let mut histories: HashMap<String, Vec<WireHistory>> = HashMap::new();
+        for chunk in ids.chunks(BULK_IDS) {
+            let mut token: Option<String> = None;
+            loop {
+                let mut body = serde_json::json!({
+                    "issueIdsOrKeys": chunk,
+                    "fieldIds": ["status"],
+                    "maxResults": 1000,
+                });
+                if let Some(t) = &token {
+                    body["nextPageToken"] = serde_json::Value::String(t.clone());
+                }
+                let page: BulkChangelogPage = self
+                    .call(Method::POST, &["changelog", "bulkfetch"], &[], Some(&body), Some(counters))
+                    .await?;
+                for log in page.issue_change_logs {
+                    histories.entry(log.issue_id.into_id()).or_default().extend(log.change_histories);
+                }
+                match page.next_page_token {
+                    Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+                    Some(_) => {
+                        return Err(JiraError::Pagination {
+                            req: RequestName { method: "POST".into(), path },
+                        });
+                    }
+                    None => break,
+                }
+            }
+        }
+        let mut out = HashMap::new();
+        for id in ids {
+            let hs = histories.remove(id).unwrap_or_default();
+            out.insert(id.clone(), self.changes(&path, hs)?);
+        }
+        Ok(out)
+    }
+
+    /// The complete status changelog of one issue.
+    async fn issue_changelog(&self, id: &str, counters: &FetchCounters) -> Result<Vec<StatusChange>, JiraError> {
+        match self.inner.flavor {
+            Flavor::Cloud => {
+                let segments = ["issue", id, "changelog"];
+                let path = self.url(&Method::GET, &segments)?.path().to_string();
+                let mut all = Vec::new();
+                let mut start: u64 = 0;
+                loop {
+                    let q = [("startAt", start.to_string()), ("maxResults", self.inner.page_size.to_string())];
+                    let page: ChangelogPage = self.call(Method::GET, &segments, &q, None, Some(counters)).await?;
+                    let n = page.values.len() as u64;
+                    all.extend(page.values);
+                    start += n;
+                    let done = page.is_last.unwrap_or(false)
+                        || n == 0
+                        || page.total.is_some_and(|t| start >= t)
+                        || (page.is_last.is_none() && page.total.is_none());
+                    if done {
+                        break;
+                    }
+                }
+                self.changes(&path, all)
+            }
+            Flavor::DataCenter => {
+                // DC: the issue itself with an expanded (complete) changelog.
+                #[derive(serde::Deserialize)]
+                struct OneIssue {
+                    #[serde(default)]
+                    changelog: Option<WireChangelog>,
+                }
+                let segments = ["issue", id];
+                let path = self.url(&Method::GET, &segments)?.path().to_string();
+                let q = [("fields", "status".to_string()), ("expand", "changelog".to_string())];
+                let issue: OneIssue = self.call(Method::GET, &segments, &q, None, Some(counters)).await?;
+                self.changes(&path, issue.changelog.map(|c| c.histories).unwrap_or_default())
+            }
+        }
+    }
+
+    // A later task adds `my_permission(viewer_authorization, project)`:
+    // `GET /rest/api/{3|2}/mypermissions?projectKey=..&permissions=BROWSE_PROJECTS`
+    // sent with the *viewer's* credential (not `self.inner.auth`), 404 = deny,
+    // results cached briefly. It belongs here so this stays the only module
+    // that speaks HTTP to Jira.
+}
+
+/// Parses a body, turning serde errors into messages that carry a position
+/// and a category, never the offending text.
+fn parse_json<T: DeserializeOwned>(req: &RequestName, bytes: &[u8]) -> Result<T, JiraError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let (line, column) = (e.line(), e.column());
+        let msg = e.to_string();
+        if let Some(rest) = msg.strip_prefix("missing field `")
+            && let Some(field) = rest.split('`').next() {
+                return JiraError::MissingField { req: req.clone(), field: field.to_string(), line, column };
+            }
+        let problem = match e.classify() {
+            serde_json::error::Category::Eof => "the body ends early",
+            serde_json::error::Category::Syntax => "invalid syntax",
+            serde_json::error::Category::Data => "a value has an unexpected type",
+            serde_json::error::Category::Io => "read error",
+        };
+        JiraError::MalformedJson { req: req.clone(), line, column, problem }
+    })
+}

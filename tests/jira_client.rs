@@ -1,0 +1,540 @@
+//! The Jira client against the fake Jira over real HTTP, both flavors:
+//! pagination, changelog completion, faults, the egress rule and the
+//! minimal-fields promise.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use jira_dora::domain::facts::{IssueFacts, StatusCategory, StatusChange};
+use jira_dora::fake_jira::{
+    FakeJira, Fault, Site, SiteFlavor, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser,
+    SiteVersion,
+};
+use jira_dora::jira::{FetchCounters, Flavor, JiraAuth, JiraClient, JiraConfig, JiraError, SecretString};
+
+const MARKERS: &[&str] = &[
+    "MARKER-SUMMARY", "MARKER-DESCRIPTION", "MARKER-COMMENT", "Marker Assignee", "marker.person@example.com",
+    "MARKER-ITEM-TEXT", "marker-app-account",
+];
+
+fn statuses() -> Vec<SiteStatus> {
+    let s = |id: &str, name: &str, cat: &str| SiteStatus { id: id.into(), name: name.into(), category_key: cat.into() };
+    vec![s("1", "To Do", "new"), s("3", "In Progress", "indeterminate"), s("10001", "In Review", "indeterminate"), s("10002", "Done", "done")]
+}
+
+fn person() -> SiteUser {
+    SiteUser {
+        account_id: "marker-human-account".into(),
+        account_type: "atlassian".into(),
+        display_name: "Marker Assignee".into(),
+        email: "marker.person@example.com".into(),
+    }
+}
+
+fn app() -> SiteUser {
+    SiteUser {
+        account_id: "marker-app-account".into(),
+        account_type: "app".into(),
+        display_name: "Automation for Jira".into(),
+        email: String::new(),
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap()
+}
+
+/// An issue `n` of `project` with `histories` status changes cycling
+/// through the workflow (plus a summary edit carrying text), updated at
+/// `t0 + n hours + histories minutes`.
+fn issue(project: &str, n: usize, histories: usize) -> SiteIssue {
+    let st = statuses();
+    let created = t0() + chrono::Duration::hours(n as i64);
+    let mut hs = Vec::new();
+    let mut cur = 0usize;
+    for h in 0..histories {
+        let next = (cur + 1) % st.len();
+        let mut items = vec![SiteItem::status(&st[cur], &st[next])];
+        if h == 0 {
+            items.insert(0, SiteItem {
+                field: "summary".into(),
+                field_id: Some("summary".into()),
+                from: None,
+                from_string: Some("MARKER-ITEM-TEXT old".into()),
+                to: None,
+                to_string: Some("MARKER-ITEM-TEXT new".into()),
+            });
+        }
+        hs.push(SiteHistory {
+            id: format!("{}", 500_000 + n * 1000 + h),
+            created: created + chrono::Duration::minutes(h as i64 + 1),
+            author: match h % 3 {
+                0 => Some(app()),
+                1 => Some(person()),
+                _ => None,
+            },
+            items,
+        });
+        cur = next;
+    }
+    SiteIssue {
+        id: format!("{}", 20_000 + n),
+        key: format!("{project}-{}", n + 1),
+        issue_type: if n.is_multiple_of(7) { "Bug".into() } else { "Story".into() },
+        is_subtask: false,
+        labels: if n.is_multiple_of(5) { vec!["ai-assisted".into()] } else { vec![] },
+        created,
+        updated: created + chrono::Duration::minutes(histories as i64 + 1),
+        resolved: (st[cur].category_key == "done").then(|| created + chrono::Duration::minutes(histories as i64)),
+        status_id: st[cur].id.clone(),
+        fix_versions: vec!["900".into()],
+        affected_versions: if n.is_multiple_of(7) { vec!["901".into()] } else { vec![] },
+        summary: "MARKER-SUMMARY checkout button".into(),
+        description: "MARKER-DESCRIPTION steps to reproduce".into(),
+        comments: vec!["MARKER-COMMENT looks good".into()],
+        assignee: Some(person()),
+        reporter: Some(person()),
+        creator: Some(person()),
+        histories: hs,
+    }
+}
+
+fn site(issues: usize, long_every: usize) -> Site {
+    let versions = (0..120)
+        .map(|v| SiteVersion {
+            id: format!("{}", 900 + v),
+            name: format!("1.{v}.0"),
+            released: v % 4 != 3,
+            release_date: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).map(|d| d + chrono::Duration::days(v as i64)),
+            archived: v % 10 == 0,
+            description: "MARKER-DESCRIPTION release notes".into(),
+        })
+        .collect();
+    Site {
+        projects: vec![
+            SiteProject {
+                key: "OPS".into(),
+                id: "10000".into(),
+                name: "Operations".into(),
+                versions,
+                issues: (0..issues).map(|n| issue("OPS", n, if long_every > 0 && n % long_every == 0 { 45 } else { 4 })).collect(),
+            },
+            SiteProject { key: "PAY".into(), id: "10001".into(), name: "Payments".into(), ..Default::default() },
+        ],
+        statuses: statuses(),
+        time_zone: "America/Los_Angeles".into(),
+    }
+}
+
+fn config(fake: &FakeJira, flavor: Flavor) -> JiraConfig {
+    JiraConfig {
+        flavor,
+        retry_base: Duration::from_millis(5),
+        retry_cap: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
+        ..JiraConfig::new(fake.base_url())
+    }
+}
+
+fn client(cfg: JiraConfig) -> JiraClient {
+    JiraClient::new(cfg).expect("client")
+}
+
+fn paths(fake: &FakeJira, prefix: &str) -> usize {
+    fake.requests().iter().filter(|r| r.path.starts_with(prefix)).count()
+}
+
+fn dc_or_cloud_apps(f: &IssueFacts) -> [bool; 3] {
+    [f.changes[0].by_app, f.changes[1].by_app, f.changes[2].by_app]
+}
+
+fn assert_complete(issues: &[IssueFacts], expected: usize, long_every: usize) {
+    assert_eq!(issues.len(), expected);
+    for f in issues {
+        let n: usize = f.id.parse::<usize>().unwrap() - 20_000;
+        let want = if long_every > 0 && n.is_multiple_of(long_every) { 45 } else { 4 };
+        assert_eq!(f.changes.len(), want, "issue {n} has its complete status changelog");
+        assert!(f.changes.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
+        // Authors cycle app, person, none (DC users have no accountType).
+        let apps = dc_or_cloud_apps(f);
+        assert!(apps == [true, false, false] || apps == [false, false, false], "{apps:?}");
+        assert_eq!(f.changes[0].from.name, "To Do");
+        assert_eq!(f.changes[0].to.id, "3");
+    }
+}
+
+#[tokio::test]
+async fn cloud_search_pages_by_token_and_completes_long_changelogs_in_bulk() {
+    let fake = FakeJira::start(site(230, 20)).await;
+    let c = client(config(&fake, Flavor::Cloud));
+    let counters = FetchCounters::default();
+    let issues = c.search_issues("OPS", None, &counters).await.unwrap();
+    assert_complete(&issues, 230, 20);
+    assert_eq!(paths(&fake, "/rest/api/3/search/jql"), 3, "100 + 100 + 30");
+    assert_eq!(paths(&fake, "/rest/api/3/changelog/bulkfetch"), 1, "12 long changelogs fit one bulk page");
+    assert_eq!(paths(&fake, "/rest/api/3/issue/"), 0);
+    assert_eq!(counters.issues.load(Ordering::Relaxed), 230);
+    assert_eq!(counters.pages.load(Ordering::Relaxed), 4);
+    let first = issues.iter().find(|f| f.id == "20000").unwrap();
+    assert_eq!(first.project, "OPS");
+    assert_eq!(first.issue_type, "Bug");
+    assert_eq!(first.labels, vec!["ai-assisted".to_string()]);
+    assert_eq!(first.affected_versions, vec!["901".to_string()]);
+    assert_eq!(first.created, t0().timestamp_millis());
+    let bulk = fake.requests().into_iter().find(|r| r.path.ends_with("bulkfetch")).unwrap();
+    let body: serde_json::Value = serde_json::from_str(&bulk.body).unwrap();
+    assert_eq!(body["fieldIds"], serde_json::json!(["status"]));
+    assert_eq!(body["issueIdsOrKeys"].as_array().unwrap().len(), 12);
+}
+
+#[tokio::test]
+async fn bulk_changelog_pages_follow_next_page_token() {
+    // 30 issues of 45 histories = 1350 > 1000 per bulk page.
+    let fake = FakeJira::start(site(30, 1)).await;
+    let c = client(config(&fake, Flavor::Cloud));
+    let issues = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap();
+    assert_complete(&issues, 30, 1);
+    assert_eq!(paths(&fake, "/rest/api/3/changelog/bulkfetch"), 2);
+}
+
+#[tokio::test]
+async fn without_bulk_endpoint_changelogs_are_paged_per_issue_and_the_fallback_is_remembered() {
+    let fake = FakeJira::start(site(25, 5)).await;
+    fake.set_bulk_changelog(false);
+    let c = client(JiraConfig { page_size: 20, ..config(&fake, Flavor::Cloud) });
+    let issues = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap();
+    assert_complete(&issues, 25, 5);
+    assert_eq!(paths(&fake, "/rest/api/3/changelog/bulkfetch"), 1);
+    // 5 long issues, 45 histories in pages of 20 = 3 requests each.
+    assert_eq!(paths(&fake, "/rest/api/3/issue/"), 15);
+    fake.clear_requests();
+    let again = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap();
+    assert_complete(&again, 25, 5);
+    assert_eq!(paths(&fake, "/rest/api/3/changelog/bulkfetch"), 0, "404 remembered");
+}
+
+#[tokio::test]
+async fn data_center_search_pages_by_start_at_with_full_changelogs() {
+    let fake = FakeJira::try_start(site(130, 10), SiteFlavor::DataCenter).await.unwrap();
+    let c = client(JiraConfig { page_size: 50, ..config(&fake, Flavor::DataCenter) });
+    let issues = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap();
+    assert_complete(&issues, 130, 10);
+    assert!(issues.iter().flat_map(|f| &f.changes).all(|c| !c.by_app), "DC authors have no accountType");
+    assert_eq!(paths(&fake, "/rest/api/2/search"), 3);
+    assert_eq!(fake.request_count(), 3, "no changelog requests on DC");
+    let statuses = c.statuses().await.unwrap();
+    assert_eq!(statuses.len(), 4);
+    assert_eq!(statuses[3].category, StatusCategory::Done);
+    assert_eq!(c.projects().await.unwrap(), vec!["OPS".to_string(), "PAY".to_string()]);
+    assert_eq!(c.versions("OPS").await.unwrap().len(), 120);
+}
+
+#[tokio::test]
+async fn cloud_rejects_the_retired_search_and_client_never_uses_it() {
+    let fake = FakeJira::start(site(1, 0)).await;
+    let c = client(config(&fake, Flavor::DataCenter));
+    let err = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap_err();
+    assert_eq!(err.http_status(), Some(410), "{err}"); // the retired search is gone on Cloud
+    let cloud = client(config(&fake, Flavor::Cloud));
+    cloud.search_issues("OPS", None, &FetchCounters::default()).await.unwrap();
+    assert!(fake.requests().iter().all(|r| r.path != "/rest/api/3/search"));
+}
+
+#[tokio::test]
+async fn versions_are_paged_and_fall_back_to_the_unpaged_list() {
+    let fake = FakeJira::start(site(1, 0)).await;
+    let c = client(config(&fake, Flavor::Cloud));
+    let vs = c.versions("OPS").await.unwrap();
+    assert_eq!(vs.len(), 120);
+    assert_eq!(paths(&fake, "/rest/api/3/project/OPS/version"), 3, "50 + 50 + 20");
+    assert!(!vs[3].released);
+    assert_eq!(vs[0].release_date, chrono::NaiveDate::from_ymd_opt(2025, 1, 1));
+    assert!(vs[10].archived);
+    fake.clear_requests();
+    fake.inject("/rest/api/3/project/OPS/version", 1, Fault::Status(404));
+    let vs = c.versions("OPS").await.unwrap();
+    assert_eq!(vs.len(), 120);
+    assert_eq!(paths(&fake, "/rest/api/3/project/OPS/versions"), 1);
+    let err = c.versions("NOPE").await.unwrap_err();
+    assert!(err.to_string().contains("GET /rest/api/3/project/NOPE/versions: HTTP 404"), "{err}");
+    assert_eq!(c.projects().await.unwrap(), vec!["OPS".to_string(), "PAY".to_string()]);
+}
+
+#[tokio::test]
+async fn rate_limit_retry_after_is_honoured_and_counted() {
+    let fake = FakeJira::start(site(3, 0)).await;
+    fake.inject("/rest/api/3/search/jql", 1, Fault::RateLimited { retry_after_secs: 1 });
+    let c = client(config(&fake, Flavor::Cloud));
+    let counters = FetchCounters::default();
+    let started = Instant::now();
+    let issues = c.search_issues("OPS", None, &counters).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited {:?}", started.elapsed());
+    assert_eq!(issues.len(), 3);
+    assert_eq!(counters.retries.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_reported_with_the_request() {
+    let fake = FakeJira::start(site(3, 0)).await;
+    fake.inject("/rest/api/3/search/jql", 2, Fault::Status(500));
+    let c = client(config(&fake, Flavor::Cloud));
+    let counters = FetchCounters::default();
+    assert_eq!(c.search_issues("OPS", None, &counters).await.unwrap().len(), 3);
+    assert_eq!(counters.retries.load(Ordering::Relaxed), 2);
+
+    let c = client(JiraConfig { max_retries: 2, ..config(&fake, Flavor::Cloud) });
+    fake.inject("/rest/api/3/status", 10, Fault::Status(503));
+    let err = c.statuses().await.unwrap_err();
+    assert_eq!(err.to_string(), "GET /rest/api/3/status: HTTP 503 (after 3 attempts)");
+    // 4xx other than 429 are not retried.
+    fake.clear_faults();
+    fake.clear_requests();
+    fake.inject("/rest/api/3/status", 10, Fault::Status(403));
+    assert_eq!(c.statuses().await.unwrap_err().http_status(), Some(403));
+    assert_eq!(fake.request_count(), 1);
+}
+
+#[tokio::test]
+async fn slow_answers_time_out_and_are_retried() {
+    let fake = FakeJira::start(site(2, 0)).await;
+    let c = client(JiraConfig {
+        request_timeout: Duration::from_millis(300),
+        max_retries: 1,
+        ..config(&fake, Flavor::Cloud)
+    });
+    fake.inject("/rest/api/3/status", 1, Fault::Delay(Duration::from_secs(2)));
+    assert_eq!(c.statuses().await.unwrap().len(), 4);
+    fake.inject("/rest/api/3/status", 2, Fault::Delay(Duration::from_secs(2)));
+    let err = c.statuses().await.unwrap_err();
+    assert!(matches!(err, JiraError::Timeout { .. }), "{err}");
+    assert!(err.to_string().starts_with("GET /rest/api/3/status: no complete answer within"), "{err}");
+}
+
+#[tokio::test]
+async fn cut_off_and_malformed_bodies_are_clear_errors() {
+    let fake = FakeJira::start(site(2, 0)).await;
+    let c = client(JiraConfig { max_retries: 1, ..config(&fake, Flavor::Cloud) });
+    fake.inject("/rest/api/3/search/jql", 1, Fault::Truncated);
+    assert_eq!(c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap().len(), 2);
+    fake.inject("/rest/api/3/search/jql", 2, Fault::Truncated);
+    let err = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap_err();
+    assert!(matches!(err, JiraError::BodyCut { .. }), "{err}");
+    assert!(err.to_string().starts_with("GET /rest/api/3/search/jql: response body cut off"), "{err}");
+
+    fake.clear_requests();
+    fake.inject("/rest/api/3/search/jql", 1, Fault::Malformed);
+    let err = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("GET /rest/api/3/search/jql: malformed JSON at line 1, column"), "{msg}");
+    assert_eq!(paths(&fake, "/rest/api/3/search/jql"), 1, "malformed bodies are not retried");
+}
+
+#[tokio::test]
+async fn redirects_are_refused_and_never_followed() {
+    let fake = FakeJira::start(site(2, 0)).await;
+    let c = client(config(&fake, Flavor::Cloud));
+    fake.inject("/rest/api/3/status", 1, Fault::Redirect("http://collector.example.net/steal".into()));
+    let err = c.statuses().await.unwrap_err();
+    assert!(matches!(err, JiraError::RedirectRefused { status: 302, .. }), "{err}");
+    assert!(err.to_string().contains("GET /rest/api/3/status: redirect refused"), "{err}");
+    assert_eq!(fake.request_count(), 1);
+    // An on-site redirect is refused as well: the client follows none.
+    fake.inject("/rest/api/3/status", 1, Fault::Redirect(format!("{}/rest/api/3/status", fake.base_url())));
+    assert!(matches!(c.statuses().await, Err(JiraError::RedirectRefused { .. })));
+}
+
+#[tokio::test]
+async fn bad_configuration_is_rejected() {
+    for bad in ["", "ftp://jira.example.com", "https://user:pw@jira.example.com", "https://jira.example.com/?a=b", "not a url"] {
+        let err = JiraClient::new(JiraConfig::new(bad)).unwrap_err();
+        assert!(matches!(err, JiraError::Config(_)), "{bad}: {err}");
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn credentials_never_show_in_debug_or_errors() {
+    let fake = FakeJira::start(site(1, 0)).await;
+    let mut cfg = config(&fake, Flavor::Cloud);
+    cfg.auth = JiraAuth::Basic { email: "bot@example.com".into(), token: SecretString::new("TOPSECRET-TOKEN") };
+    assert!(!format!("{cfg:?}").contains("TOPSECRET"));
+    let c = client(cfg);
+    assert!(!format!("{c:?}").contains("TOPSECRET"));
+    fake.inject("/rest/api/3/status", 10, Fault::Status(401));
+    let err = c.statuses().await.unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("TOPSECRET"));
+    let bearer = JiraAuth::Bearer(SecretString::new("TOPSECRET-PAT"));
+    assert_eq!(format!("{bearer:?}"), "Bearer(***)");
+}
+
+/// Every field of the facts, named: adding author data to a fact type
+/// breaks this test at compile time.
+fn assert_no_author_fields(f: &IssueFacts) {
+    let IssueFacts {
+        id: _, project: _, issue_type: _, is_subtask: _, labels: _, created: _, updated: _, resolved: _,
+        status: _, status_category: _, fix_versions: _, affected_versions: _, changes,
+    } = f;
+    for c in changes {
+        let StatusChange { at: _, from: _, to: _, by_app: _ } = c;
+    }
+}
+
+async fn full_fetch(fake: &FakeJira, flavor: Flavor) -> Vec<IssueFacts> {
+    let c = client(config(fake, flavor));
+    c.projects().await.unwrap();
+    c.statuses().await.unwrap();
+    c.versions("OPS").await.unwrap();
+    let all = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap();
+    c.search_issues("OPS", Some(t0().timestamp_millis()), &FetchCounters::default()).await.unwrap();
+    all
+}
+
+#[tokio::test]
+async fn a_full_fetch_never_asks_for_text_or_people_and_keeps_none() {
+    let cloud = FakeJira::start(site(40, 4)).await;
+    let mut issues = full_fetch(&cloud, Flavor::Cloud).await;
+    cloud.set_bulk_changelog(false);
+    issues.extend(full_fetch(&cloud, Flavor::Cloud).await);
+    let dc = FakeJira::try_start(site(40, 4), SiteFlavor::DataCenter).await.unwrap();
+    issues.extend(full_fetch(&dc, Flavor::DataCenter).await);
+    assert_eq!(issues.len(), 120);
+    let log: Vec<_> = cloud.requests().into_iter().chain(dc.requests()).collect();
+    assert!(log.iter().any(|r| r.path.contains("/issue/")), "per-issue changelogs were exercised");
+    for r in &log {
+        let seen = format!("{} {} {}", r.query_decoded, r.query, r.body).to_lowercase();
+        for word in ["summary", "description", "comment", "assignee", "reporter", "creator", "watchers", "*all", "*navigable"] {
+            assert!(!seen.contains(word), "{} {} asked for {word}: {seen}", r.method, r.path);
+        }
+    }
+    for f in &issues {
+        assert_no_author_fields(f);
+        let text = format!("{f:?}");
+        for m in MARKERS {
+            assert!(!text.contains(m), "{m} leaked into {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn since_watermark_is_local_minute_minus_overlap() {
+    // Auckland is UTC+13 in March: the JQL date must be local.
+    let mut s = site(48, 0);
+    s.time_zone = "Pacific/Auckland".into();
+    let fake = FakeJira::start(s).await;
+    let c = client(config(&fake, Flavor::Cloud));
+    // Issue n is updated at t0 + n h + 5 min. Watermark at t0 + 10 h + 7 min 30 s:
+    // minus 5 min overlap = 10 h 2 min 30 s, rounded down to 10 h 2 min.
+    let since = t0() + chrono::Duration::seconds(10 * 3600 + 7 * 60 + 30);
+    let issues = c.search_issues("OPS", Some(since.timestamp_millis()), &FetchCounters::default()).await.unwrap();
+    let got: BTreeSet<usize> = issues.iter().map(|f| f.id.parse::<usize>().unwrap() - 20_000).collect();
+    assert_eq!(got, (10..48).collect::<BTreeSet<_>>());
+    let search = fake.requests().into_iter().find(|r| r.path == "/rest/api/3/search/jql").unwrap();
+    // 2025-03-01 19:02 UTC is 2025-03-02 08:02 in Auckland.
+    assert!(
+        search.query_decoded.contains("project = \"OPS\" AND updated >= \"2025-03-02 08:02\" ORDER BY updated ASC"),
+        "{}",
+        search.query_decoded
+    );
+    assert_eq!(paths(&fake, "/rest/api/3/myself"), 1);
+    c.search_issues("OPS", Some(since.timestamp_millis()), &FetchCounters::default()).await.unwrap();
+    assert_eq!(paths(&fake, "/rest/api/3/myself"), 1, "time zone cached");
+}
+
+#[tokio::test]
+async fn edits_between_harvests_show_up_in_the_next_incremental_search() {
+    let fake = FakeJira::start(site(10, 0)).await;
+    let c = client(config(&fake, Flavor::Cloud));
+    let later = t0() + chrono::Duration::days(3);
+    fake.set_now(later);
+    assert!(fake.transition("OPS-2", "10002", Some(app())));
+    assert!(fake.edit_issue("OPS-3", |i| i.labels.push("dora-exclude".into())));
+    assert!(fake.delete_issue("OPS-4"));
+    let moved = fake.move_issue("OPS-5", "PAY").unwrap();
+    assert_eq!(moved, "PAY-1");
+    let since = (later - chrono::Duration::minutes(1)).timestamp_millis();
+    let ops = c.search_issues("OPS", Some(since), &FetchCounters::default()).await.unwrap();
+    let ids: Vec<&str> = ops.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, vec!["20001", "20002"]);
+    let done = &ops[0];
+    assert_eq!(done.status_category, StatusCategory::Done);
+    assert!(done.changes.last().unwrap().by_app);
+    assert_eq!(ops[1].labels, vec!["dora-exclude".to_string()]);
+    let pay = c.search_issues("PAY", Some(since), &FetchCounters::default()).await.unwrap();
+    assert_eq!((pay.len(), pay[0].id.as_str(), pay[0].project.as_str()), (1, "20004", "PAY"));
+}
+
+#[tokio::test]
+async fn app_accounts_can_be_ignored_or_added() {
+    let fake = FakeJira::start(site(1, 0)).await;
+    let c = client(JiraConfig {
+        ignored_app_account_ids: vec!["marker-app-account".into()],
+        ai_account_ids: vec!["marker-human-account".into()],
+        ..config(&fake, Flavor::Cloud)
+    });
+    let issues = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap();
+    let by_app: Vec<bool> = issues[0].changes.iter().map(|c| c.by_app).collect();
+    assert_eq!(by_app, vec![false, true, false, false]);
+}
+
+#[tokio::test]
+async fn fake_answers_bad_jql_like_jira() {
+    let fake = FakeJira::start(site(1, 0)).await;
+    let http = reqwest_like_get(&fake, "/rest/api/3/search/jql?jql=").await;
+    assert_eq!(http.0, 400);
+    assert!(http.1.contains("errorMessages"));
+    let http = reqwest_like_get(&fake, "/rest/api/3/search/jql?jql=summary%20~%20x").await;
+    assert_eq!(http.0, 400);
+    let http = reqwest_like_get(&fake, "/rest/api/3/search?jql=project%3DOPS").await;
+    assert_eq!(http.0, 410);
+}
+
+/// A bare HTTP/1.1 GET over a TCP socket (no client library involved).
+async fn reqwest_like_get(fake: &FakeJira, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = fake.base_url().trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, buf)
+}
+
+#[tokio::test]
+async fn the_demo_site_harvests_completely_and_shows_the_ai_shift() {
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+    let site = jira_dora::demo::demo_site(today);
+    let expected: Vec<(String, usize, usize)> = site
+        .projects
+        .iter()
+        .map(|p| {
+            let changes = p.issues.iter().flat_map(|i| &i.histories).flat_map(|h| &h.items).filter(|i| i.field == "status").count();
+            (p.key.clone(), p.issues.len(), changes)
+        })
+        .collect();
+    let fake = FakeJira::start(site).await;
+    let c = client(config(&fake, Flavor::Cloud));
+    assert_eq!(c.projects().await.unwrap(), vec!["SHOP", "PAY", "OPS"]);
+    assert_eq!(c.statuses().await.unwrap().len(), 8);
+    let rollout = jira_dora::demo::demo_ai_rollout(today).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for (key, issues, changes) in expected {
+        let got = c.search_issues(&key, None, &FetchCounters::default()).await.unwrap();
+        assert_eq!(got.len(), issues, "{key}");
+        assert_eq!(got.iter().map(|f| f.changes.len()).sum::<usize>(), changes, "{key}");
+        assert!(!c.versions(&key).await.unwrap().is_empty());
+        for f in got.iter().filter(|f| f.issue_type == "Story" && f.status_category == StatusCategory::Done) {
+            let start = f.changes.iter().find(|c| c.to.name == "In Progress").map_or(f.created, |c| c.at);
+            let lead = f.resolved.unwrap() - start;
+            if f.created >= rollout { after.push(lead) } else { before.push(lead) }
+        }
+    }
+    let median = |v: &mut Vec<i64>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (b, a) = (median(&mut before), median(&mut after));
+    assert!(a < b, "median lead time before {b} ms, after {a} ms");
+}
