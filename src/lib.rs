@@ -27,11 +27,16 @@
 //! - [`fake_jira`] and [`demo`]: a Jira look-alike over real HTTP with a
 //!   generated site; the demo default and the tests harvest it.
 
+pub mod api;
+pub mod app;
+pub mod config;
 pub mod definitions;
 pub mod demo;
 pub mod domain;
 pub mod fake_jira;
+pub mod harvest;
 pub mod jira;
+pub mod store;
 
 /// Generated protobuf and gRPC code for `dora.v1`.
 pub mod proto {

@@ -175,7 +175,7 @@ impl Hooks for DefaultRules {
         OwnedTransition { to: t.to.to_owned(), to_category: t.to_category }
     }
     fn is_excluded(&self, i: &OwnedIssue) -> Result<bool, HookError> {
-        Ok(i.is_type("Epic") || i.is_subtask || i.has_label("dora-exclude"))
+        Ok(i.is_type("epic") || i.is_subtask || i.has_label("dora-exclude"))
     }
     fn is_deployment(&self, v: &VersionView<'_>) -> Result<bool, HookError> {
         Ok(v.released && v.release_date.is_some())
@@ -184,13 +184,14 @@ impl Hooks for DefaultRules {
         Ok(false)
     }
     fn is_failure(&self, i: &OwnedIssue) -> Result<bool, HookError> {
-        Ok((i.is_type("Bug") || i.is_type("Incident")) && i.affected_versions > 0)
+        Ok((i.is_type("bug") || i.is_type("incident")) && i.affected_versions > 0)
     }
     fn is_failure_transition(&self, _: &OwnedIssue, t: &OwnedTransition) -> Result<bool, HookError> {
-        Ok(t.to.eq_ignore_ascii_case("Rolled Back") || t.to.eq_ignore_ascii_case("Deployment Failed"))
+        let to = t.to.to_lowercase();
+        Ok(to == "rolled back" || to == "deployment failed")
     }
     fn is_incident(&self, i: &OwnedIssue) -> Result<bool, HookError> {
-        Ok(i.is_type("Incident") || i.has_label("incident"))
+        Ok(i.is_type("incident") || i.has_label("incident"))
     }
     fn is_restore(&self, _: &OwnedIssue, t: &OwnedTransition) -> Result<bool, HookError> {
         Ok(t.to_category == StatusCategory::Done)
@@ -214,11 +215,13 @@ pub struct OwnedIssue {
 }
 
 impl OwnedIssue {
+    /// Names compare case-insensitively, Unicode-aware like rhai's
+    /// `to_lower()`.
     fn is_type(&self, name: &str) -> bool {
-        self.issue_type.eq_ignore_ascii_case(name)
+        self.issue_type.to_lowercase() == name
     }
     fn has_label(&self, label: &str) -> bool {
-        self.labels.iter().any(|l| l.eq_ignore_ascii_case(label))
+        self.labels.iter().any(|l| l.to_lowercase() == label)
     }
 }
 

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::convert::{self, AppRule};
 use super::wire::{
-    BulkChangelogPage, ChangelogPage, PagedValues, SearchPage, WireChangelog, WireHistory,
+    BulkChangelogPage, ChangelogPage, PagedValues, SearchPage, WireChangelog, WireHistory, WireIssue, WireIssueId,
     WireMyself, WireProject, WireStatusEntry, WireVersion,
 };
 use super::{
@@ -438,25 +438,8 @@ impl JiraClient {
             Flavor::DataCenter => (&["search"], false),
         };
         let search_path = self.url(&Method::GET, segments)?.path().to_string();
-        let mut token: Option<String> = None;
-        let mut start: u64 = 0;
-        loop {
-            let mut q = vec![
-                ("jql", jql.clone()),
-                ("maxResults", self.inner.page_size.to_string()),
-                ("fields", SEARCH_FIELDS.to_string()),
-                ("expand", "changelog".to_string()),
-            ];
-            if cloud {
-                if let Some(t) = &token {
-                    q.push(("nextPageToken", t.clone()));
-                }
-            } else {
-                q.push(("startAt", start.to_string()));
-            }
-            let page: SearchPage = self.call(Method::GET, segments, &q, None, Some(counters)).await?;
-            let n = page.issues.len() as u64;
-            for mut wire in page.issues {
+        self.search_pages(&jql, SEARCH_FIELDS, true, counters, |page: Vec<WireIssue>| {
+            for mut wire in page {
                 let changelog = wire.changelog.take();
                 let (changes, complete) = match changelog {
                     Some(WireChangelog { total, histories }) => {
@@ -487,34 +470,9 @@ impl JiraClient {
                     }
                 }
             }
-            FetchCounters::add(&counters.issues, n);
-            if cloud {
-                match page.next_page_token {
-                    Some(next) if page.is_last != Some(true) => {
-                        if token.as_deref() == Some(next.as_str()) {
-                            return Err(JiraError::Pagination {
-                                req: RequestName { method: "GET".into(), path: search_path },
-                            });
-                        }
-                        token = Some(next);
-                    }
-                    _ => break,
-                }
-            } else {
-                start += n;
-                let done = n == 0 || page.total.map_or(n < self.inner.page_size as u64, |t| start >= t);
-                if done {
-                    break;
-                }
-                if let Some(s) = page.start_at
-                    && s + n != start {
-                        // The server ignored startAt: stop rather than loop.
-                        return Err(JiraError::Pagination {
-                            req: RequestName { method: "GET".into(), path: search_path },
-                        });
-                    }
-            }
-        }
+            Ok(())
+        })
+        .await?;
         incomplete.sort();
         incomplete.dedup();
         if !incomplete.is_empty() {
@@ -526,6 +484,85 @@ impl JiraClient {
             }
         }
         Ok(issues)
+    }
+
+    /// The ids of every issue now in a project (an id-only search), to
+    /// reconcile deletions and moves between incremental harvests.
+    pub async fn issue_ids(&self, project: &str, counters: &FetchCounters) -> Result<Vec<String>, JiraError> {
+        let jql = self.jql(project, None).await?;
+        let mut ids = Vec::new();
+        self.search_pages(&jql, "id", false, counters, |page: Vec<WireIssueId>| {
+            ids.extend(page.into_iter().map(|i| i.id.into_id()));
+            Ok(())
+        })
+        .await?;
+        Ok(ids)
+    }
+
+    /// Runs a search page by page in the flavor's pagination (Cloud:
+    /// `nextPageToken` until `isLast`; Data Center: `startAt` until `total`),
+    /// handing each page's issues to `on_page`.
+    async fn search_pages<I: DeserializeOwned>(
+        &self,
+        jql: &str,
+        fields: &str,
+        expand_changelog: bool,
+        counters: &FetchCounters,
+        mut on_page: impl FnMut(Vec<I>) -> Result<(), JiraError>,
+    ) -> Result<(), JiraError> {
+        let (segments, cloud): (&[&str], bool) = match self.inner.flavor {
+            Flavor::Cloud => (&["search", "jql"], true),
+            Flavor::DataCenter => (&["search"], false),
+        };
+        let pagination_error = || -> Result<JiraError, JiraError> {
+            Ok(JiraError::Pagination { req: RequestName { method: "GET".into(), path: self.url(&Method::GET, segments)?.path().to_string() } })
+        };
+        let mut token: Option<String> = None;
+        let mut start: u64 = 0;
+        loop {
+            let mut q = vec![
+                ("jql", jql.to_string()),
+                ("maxResults", self.inner.page_size.to_string()),
+                ("fields", fields.to_string()),
+            ];
+            if expand_changelog {
+                q.push(("expand", "changelog".to_string()));
+            }
+            if cloud {
+                if let Some(t) = &token {
+                    q.push(("nextPageToken", t.clone()));
+                }
+            } else {
+                q.push(("startAt", start.to_string()));
+            }
+            let page: SearchPage<I> = self.call(Method::GET, segments, &q, None, Some(counters)).await?;
+            let n = page.issues.len() as u64;
+            on_page(page.issues)?;
+            FetchCounters::add(&counters.issues, n);
+            if cloud {
+                match page.next_page_token {
+                    Some(next) if page.is_last != Some(true) => {
+                        if token.as_deref() == Some(next.as_str()) {
+                            return Err(pagination_error()?);
+                        }
+                        token = Some(next);
+                    }
+                    _ => return Ok(()),
+                }
+            } else {
+                start += n;
+                let done = n == 0 || page.total.map_or(n < self.inner.page_size as u64, |t| start >= t);
+                if done {
+                    return Ok(());
+                }
+                if let Some(s) = page.start_at
+                    && s + n != start
+                {
+                    // The server ignored startAt: stop rather than loop.
+                    return Err(pagination_error()?);
+                }
+            }
+        }
     }
 
     fn changes(&self, path: &str, histories: Vec<WireHistory>) -> Result<Vec<StatusChange>, JiraError> {

@@ -42,8 +42,8 @@ impl StrOrNum {
 /// has `startAt`/`total`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SearchPage {
-    pub issues: Vec<WireIssue>,
+pub struct SearchPage<I = WireIssue> {
+    pub issues: Vec<I>,
     #[serde(default)]
     pub is_last: Option<bool>,
     #[serde(default)]
@@ -52,6 +52,12 @@ pub struct SearchPage {
     pub start_at: Option<u64>,
     #[serde(default)]
     pub total: Option<u64>,
+}
+
+/// An issue of an id-only search.
+#[derive(Debug, Deserialize)]
+pub struct WireIssueId {
+    pub id: StrOrNum,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,221 @@
+//! The `dora.v1.DoraMetrics` handlers: validate the request, read the
+//! store, compute with `domain`, convert. Errors become `Status` here and
+//! nowhere else; messages name the bad field and carry no internals.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::config::{is_project_key, Config};
+use crate::domain::aggregate::ProjectAggregates;
+use crate::domain::period::{resolve_period, Period, Totals, LEVELS_SOURCE};
+use crate::harvest::{Harvester, JobState};
+use crate::proto::dora_metrics_server::DoraMetrics;
+use crate::proto::*;
+use crate::store::{ProjectData, Store};
+
+/// At most this many projects in one request.
+pub const MAX_PROJECTS_PER_REQUEST: usize = 100;
+
+/// What the handlers need.
+pub struct Service {
+    pub store: Arc<Store>,
+    pub harvester: Arc<Harvester>,
+    pub config: Arc<Config>,
+    /// The clock (replaceable in tests).
+    pub now: fn() -> DateTime<Utc>,
+}
+
+fn invalid(field: &str, why: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {why}"))
+}
+
+impl Service {
+    /// Validates and normalises the project keys: at least one, each a key,
+    /// duplicates dropped, order kept.
+    fn project_keys(keys: &[String]) -> Result<Vec<String>, Status> {
+        if keys.is_empty() {
+            return Err(invalid("project_keys", "name at least one project"));
+        }
+        if keys.len() > MAX_PROJECTS_PER_REQUEST {
+            return Err(invalid("project_keys", format!("at most {MAX_PROJECTS_PER_REQUEST} projects per request")));
+        }
+        let mut out: Vec<String> = Vec::with_capacity(keys.len());
+        for k in keys {
+            let k = k.trim().to_ascii_uppercase();
+            if !is_project_key(&k) {
+                return Err(invalid("project_keys", format!("`{}` is not a Jira project key", k.escape_debug())));
+            }
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        Ok(out)
+    }
+
+    fn freshness(&self, key: &str, data: &ProjectData, now: DateTime<Utc>) -> ProjectFreshness {
+        let current = self.harvester.definitions();
+        ProjectFreshness {
+            project_key: key.to_owned(),
+            last_harvest: data.last_harvest.map(convert::timestamp),
+            definitions_version: data.definitions_version.clone(),
+            definitions_stale: data.definitions_version != current.version(),
+            age_seconds: data.last_harvest.map(|t| (now - t).num_seconds().max(0) as u64),
+        }
+    }
+}
+
+fn series(projects: &[&ProjectAggregates], period: &Period) -> Vec<WeekFigures> {
+    period
+        .iter()
+        .map(|w| WeekFigures {
+            week: w.to_string(),
+            figures: Some(convert::figures(&Totals::over(projects, std::iter::once(w)).figures())),
+        })
+        .collect()
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchRefreshResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl DoraMetrics for Service {
+    async fn get_metrics(&self, request: Request<GetMetricsRequest>) -> Result<Response<GetMetricsResponse>, Status> {
+        let req = request.into_inner();
+        let keys = Self::project_keys(&req.project_keys)?;
+        let tz = self.config.report_tz;
+        let now = (self.now)();
+        let period = resolve_period(req.from_week.as_deref(), req.to_week.as_deref(), req.weeks, now, tz)
+            .map_err(|e| invalid("period", e))?;
+        let rollout = match req.ai_rollout_date.as_deref() {
+            Some(text) => Some(
+                NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .map_err(|_| invalid("ai_rollout_date", format!("`{}` is not a date like 2026-03-01", text.escape_debug())))?,
+            ),
+            None => None,
+        };
+        let mut data = Vec::with_capacity(keys.len());
+        for k in &keys {
+            match self.store.get(k) {
+                Some(d) => data.push(d),
+                None => return Err(Status::not_found(format!("project {k}: no data (not harvested or not configured)"))),
+            }
+        }
+        let aggs: Vec<&ProjectAggregates> = data.iter().map(|d| &d.aggregates).collect();
+        let previous = period.previous();
+        let projects = keys
+            .iter()
+            .zip(&aggs)
+            .map(|(k, a)| ProjectMetrics {
+                project_key: k.clone(),
+                figures: Some(convert::figures(&Totals::over(&[a], period.iter()).figures())),
+                previous: Some(convert::figures(&Totals::over(&[a], previous.iter()).figures())),
+                series: if req.include_series { series(&[a], &period) } else { Vec::new() },
+            })
+            .collect();
+        let rollout = rollout.or_else(|| {
+            let mut dates = keys.iter().filter_map(|k| self.config.rollout_date(k));
+            let first = dates.next()?;
+            dates.all(|d| d == first).then_some(first)
+        });
+        let response = GetMetricsResponse {
+            period: Some(convert::period(&period, tz)),
+            combined: Some(convert::figures(&Totals::over(&aggs, period.iter()).figures())),
+            projects,
+            previous: Some(convert::figures(&Totals::over(&aggs, previous.iter()).figures())),
+            previous_period: Some(convert::period(&previous, tz)),
+            series: if req.include_series { series(&aggs, &period) } else { Vec::new() },
+            freshness: Some(Freshness {
+                projects: keys.iter().zip(&data).map(|(k, d)| self.freshness(k, d, now)).collect(),
+                definitions_version: self.harvester.definitions().version().to_owned(),
+            }),
+            ai_impact: Some(super::impact::ai_impact(&aggs, &period, rollout)),
+            levels_source: LEVELS_SOURCE.to_owned(),
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn list_projects(&self, _: Request<ListProjectsRequest>) -> Result<Response<ListProjectsResponse>, Status> {
+        let now = (self.now)();
+        let projects = self
+            .store
+            .keys()
+            .into_iter()
+            .filter_map(|k| {
+                let d = self.store.get(&k)?;
+                Some(ProjectInfo {
+                    freshness: Some(self.freshness(&k, &d, now)),
+                    weeks_with_data: d.aggregates.len() as u32,
+                    project_key: k,
+                })
+            })
+            .collect();
+        Ok(Response::new(ListProjectsResponse { projects }))
+    }
+
+    async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<RefreshResponse>, Status> {
+        let req = request.into_inner();
+        let keys = if req.project_keys.is_empty() { Vec::new() } else { Self::project_keys(&req.project_keys)? };
+        let job_id = self.harvester.start(keys, req.full).await.map_err(|e| Status::failed_precondition(e.to_string()))?;
+        Ok(Response::new(RefreshResponse { job_id }))
+    }
+
+    async fn get_refresh_status(&self, request: Request<GetRefreshStatusRequest>) -> Result<Response<GetRefreshStatusResponse>, Status> {
+        let id = request.into_inner().job_id;
+        let job = self.harvester.job(&id).ok_or_else(|| Status::not_found(format!("job `{}`: unknown", id.escape_debug())))?;
+        Ok(Response::new(GetRefreshStatusResponse { job: Some(convert::job(&job)) }))
+    }
+
+    type WatchRefreshStream = WatchStream;
+
+    async fn watch_refresh(&self, request: Request<WatchRefreshRequest>) -> Result<Response<WatchStream>, Status> {
+        let id = request.into_inner().job_id;
+        let (_, mut changed) =
+            self.harvester.watch(&id).ok_or_else(|| Status::not_found(format!("job `{}`: unknown", id.escape_debug())))?;
+        let harvester = Arc::clone(&self.harvester);
+        let stream = async_stream(move |tx| async move {
+            loop {
+                let Some(view) = harvester.job(&id) else { return };
+                let ended = matches!(view.state, JobState::Succeeded | JobState::Failed) && view.finished.is_some();
+                if tx.send(Ok(WatchRefreshResponse { job: Some(convert::job(&view)) })).await.is_err() || ended {
+                    return;
+                }
+                // Progress counters move without notifications: tick too.
+                let _ = tokio::time::timeout(Duration::from_millis(500), changed.changed()).await;
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_definitions(&self, _: Request<GetDefinitionsRequest>) -> Result<Response<GetDefinitionsResponse>, Status> {
+        let defs = self.harvester.definitions();
+        Ok(Response::new(GetDefinitionsResponse {
+            version: defs.version().to_owned(),
+            files: defs.files().iter().map(|f| DefinitionFile { name: f.name.clone(), source: f.source.clone() }).collect(),
+        }))
+    }
+
+    async fn validate_definitions(&self, _: Request<ValidateDefinitionsRequest>) -> Result<Response<ValidateDefinitionsResponse>, Status> {
+        Err(Status::unimplemented("ValidateDefinitions is not available yet"))
+    }
+
+    async fn update_definitions(&self, _: Request<UpdateDefinitionsRequest>) -> Result<Response<UpdateDefinitionsResponse>, Status> {
+        Err(Status::unimplemented("UpdateDefinitions is not available yet"))
+    }
+}
+
+/// A stream fed by a task through a bounded channel.
+fn async_stream<T, F, Fut>(f: F) -> impl Stream<Item = T> + Send
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(f(tx));
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}

@@ -1,0 +1,145 @@
+//! Wiring: definitions, Jira client (or the embedded demo site), store,
+//! harvester, schedule and API server, and the shutdown order.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::Utc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::api::{self, Service};
+use crate::config::{Config, Flavor, JiraCredentials, JiraSettings};
+use crate::definitions::DefinitionSet;
+use crate::fake_jira::{FakeJira, SiteFlavor};
+use crate::harvest::Harvester;
+use crate::jira::{JiraAuth, JiraClient, JiraConfig};
+use crate::store::Store;
+use crate::{demo, jira};
+
+/// A running service: its address and how to stop it.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub harvester: Arc<Harvester>,
+    pub store: Arc<Store>,
+}
+
+/// Loads the definitions of the configured folder, refusing bad ones. When
+/// the default folder does not exist (the binary runs outside a checkout),
+/// the definitions built into the binary are used.
+pub fn load_definitions(config: &Config) -> anyhow::Result<DefinitionSet> {
+    if config.defs_dir == std::path::Path::new(crate::config::DEFAULT_DEFS_DIR) && !config.defs_dir.exists() {
+        info!("no metrics-defs folder here: using the built-in default definitions");
+        return Ok(DefinitionSet::shipped());
+    }
+    DefinitionSet::load_dir(&config.defs_dir)
+        .with_context(|| format!("the metric definitions in {} are not usable", config.defs_dir.display()))
+}
+
+fn jira_config(s: &JiraSettings) -> JiraConfig {
+    let mut c = JiraConfig::new(&s.base_url);
+    c.flavor = match s.flavor {
+        Flavor::Cloud => jira::Flavor::Cloud,
+        Flavor::Datacenter => jira::Flavor::DataCenter,
+    };
+    c.auth = match &s.credentials {
+        JiraCredentials::None => JiraAuth::None,
+        JiraCredentials::Basic { email, token } => JiraAuth::Basic { email: email.clone(), token: token.clone() },
+        JiraCredentials::Bearer(t) => JiraAuth::Bearer(t.clone()),
+    };
+    c.max_concurrency = s.max_concurrency;
+    c.request_timeout = s.request_timeout;
+    c.max_retries = s.max_retries;
+    c.page_size = s.page_size;
+    c.overlap = s.overlap;
+    c.ai_account_ids = s.ai_account_ids.clone();
+    c.ignored_app_account_ids = s.ignored_app_account_ids.clone();
+    c
+}
+
+/// Runs the service until `shutdown` turns true. `on_ready` gets the bound
+/// address once the server accepts connections.
+pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let definitions = Arc::new(load_definitions(&config)?);
+    info!(version = definitions.version(), "definitions loaded");
+
+    // Without a Jira, serve the embedded demo site through the same HTTP
+    // client and harvester as a real one.
+    let mut _demo_jira = None;
+    let jira_settings = match &config.jira {
+        Some(s) => s.clone(),
+        None => {
+            let today = Utc::now().with_timezone(&config.report_tz).date_naive();
+            let fake = FakeJira::try_start(demo::demo_site(today), SiteFlavor::Cloud).await.context("starting the demo Jira")?;
+            if config.ai_rollout_date.is_none() {
+                config.ai_rollout_date = Some(demo::demo_ai_rollout(today));
+            }
+            let settings = JiraSettings {
+                base_url: fake.base_url(),
+                flavor: Flavor::Cloud,
+                credentials: JiraCredentials::None,
+                max_concurrency: 4,
+                request_timeout: std::time::Duration::from_secs(30),
+                max_retries: 3,
+                page_size: 100,
+                overlap: std::time::Duration::from_secs(300),
+                ai_account_ids: Vec::new(),
+                ignored_app_account_ids: Vec::new(),
+            };
+            info!(jira = %settings.base_url, "no Jira configured: serving the embedded demo site");
+            _demo_jira = Some(fake);
+            settings
+        }
+    };
+    let client = JiraClient::new(jira_config(&jira_settings)).context("building the Jira client")?;
+    let store = Arc::new(Store::new());
+    let harvester = Arc::new(Harvester::new(
+        client,
+        Arc::clone(&store),
+        definitions,
+        config.report_tz,
+        config.harvest.projects.clone(),
+    ));
+    if config.harvest.on_start {
+        if let Err(e) = harvester.start(Vec::new(), true).await {
+            warn!(error = %e, "initial harvest not started");
+        }
+    }
+    let schedule = tokio::spawn(Arc::clone(&harvester).schedule(
+        config.harvest.interval,
+        config.harvest.full_refresh_hour,
+        shutdown.clone(),
+    ));
+
+    let config = Arc::new(config);
+    let service = Service { store, harvester, config, now: Utc::now };
+    let stop = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    api::serve(listener, service, stop).await?;
+    schedule.abort();
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

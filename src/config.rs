@@ -1,0 +1,432 @@
+//! Typed configuration: a TOML file plus environment overrides, validated
+//! completely at start.
+//!
+//! Unknown keys are rejected, and validation reports every problem at once,
+//! each naming its key. The environment is read through [`Env`] so tests can
+//! pass a map. Credentials come only from the environment or secret files,
+//! never from the TOML file, and are wrapped in [`Secret`] so no `Debug` or
+//! log line can show them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use serde::Deserialize;
+use thiserror::Error;
+
+pub use crate::jira::SecretString as Secret;
+
+/// Where environment variables come from.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for HashMap<&str, &str> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).map(|v| v.to_string())
+    }
+}
+
+/// Which Jira API family to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavor {
+    /// Jira Cloud, REST v3.
+    #[default]
+    Cloud,
+    /// Jira Data Center / Server, REST v2.
+    Datacenter,
+}
+
+/// How the service authenticates to Jira.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JiraCredentials {
+    None,
+    /// Cloud: email + API token.
+    Basic { email: String, token: Secret },
+    /// OAuth 2.0 access token or Data Center personal access token.
+    Bearer(Secret),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// The configuration file, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    report_tz: Option<String>,
+    data_dir: Option<PathBuf>,
+    defs_dir: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    jira: FileJira,
+    #[serde(default)]
+    harvest: FileHarvest,
+    #[serde(default)]
+    ai: FileAi,
+    #[serde(default)]
+    projects: BTreeMap<String, FileProject>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJira {
+    base_url: Option<String>,
+    flavor: Option<String>,
+    max_concurrency: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    max_retries: Option<u32>,
+    page_size: Option<u32>,
+    overlap_minutes: Option<u64>,
+    #[serde(default)]
+    ai_account_ids: Vec<String>,
+    #[serde(default)]
+    ignored_app_account_ids: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHarvest {
+    projects: Option<Vec<String>>,
+    interval_minutes: Option<u64>,
+    full_refresh_hour: Option<u32>,
+    on_start: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAi {
+    rollout_date: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileProject {
+    ai_rollout_date: Option<String>,
+}
+
+/// Settings of the Jira connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JiraSettings {
+    pub base_url: String,
+    pub flavor: Flavor,
+    pub credentials: JiraCredentials,
+    pub max_concurrency: usize,
+    pub request_timeout: Duration,
+    pub max_retries: u32,
+    pub page_size: u32,
+    pub overlap: Duration,
+    pub ai_account_ids: Vec<String>,
+    pub ignored_app_account_ids: Vec<String>,
+}
+
+/// Harvest schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HarvestSettings {
+    /// Projects to harvest; empty means every project the account can see.
+    pub projects: Vec<String>,
+    /// Incremental refresh interval; `None` disables the schedule.
+    pub interval: Option<Duration>,
+    /// Hour of the day (reporting zone) of the nightly full refresh.
+    pub full_refresh_hour: Option<u32>,
+    /// Harvest once at start.
+    pub on_start: bool,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub report_tz: Tz,
+    pub data_dir: PathBuf,
+    pub defs_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// `None`: no Jira configured, serve the embedded demo site.
+    pub jira: Option<JiraSettings>,
+    pub harvest: HarvestSettings,
+    /// AI rollout date for every project, unless a project has its own.
+    pub ai_rollout_date: Option<NaiveDate>,
+    /// Per-project AI rollout dates.
+    pub project_rollout_dates: BTreeMap<String, NaiveDate>,
+}
+
+impl Config {
+    /// The AI rollout date that applies to a project.
+    pub fn rollout_date(&self, project: &str) -> Option<NaiveDate> {
+        self.project_rollout_dates.get(project).copied().or(self.ai_rollout_date)
+    }
+
+    /// True when the service serves the embedded demo site.
+    pub fn is_demo(&self) -> bool {
+        self.jira.is_none()
+    }
+}
+
+/// Every problem found in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+/// Default folder of the metric definitions.
+pub const DEFAULT_DEFS_DIR: &str = "metrics-defs";
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// Is `key` a plausible Jira project key?
+pub fn is_project_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 64
+        && key.starts_with(|c: char| c.is_ascii_alphabetic())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Reads and validates the configuration: the TOML text (if any) with the
+/// environment on top.
+pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigError> {
+    let mut problems = Vec::new();
+    let file: FileConfig = match toml_text.map(toml::from_str::<FileConfig>) {
+        None => FileConfig::default(),
+        Some(Ok(f)) => f,
+        Some(Err(e)) => {
+            return Err(ConfigError { problems: vec![format!("config file: {}", e.to_string().trim())] });
+        }
+    };
+
+    let listen_text = env.var("DORA_LISTEN").or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+    let listen = listen_text.parse().unwrap_or_else(|_| {
+        problems.push(format!("listen (DORA_LISTEN): `{listen_text}` is not an address like 127.0.0.1:50051"));
+        DEFAULT_LISTEN.parse().expect("default address parses")
+    });
+
+    let tz_text = env.var("DORA_REPORT_TZ").or(file.report_tz).unwrap_or_else(|| "UTC".to_owned());
+    let report_tz = tz_text.parse::<Tz>().unwrap_or_else(|_| {
+        problems.push(format!("report_tz (DORA_REPORT_TZ): `{tz_text}` is not an IANA time zone like Europe/Berlin"));
+        chrono_tz::UTC
+    });
+
+    let data_dir = env.var("DORA_DATA_DIR").map(PathBuf::from).or(file.data_dir).unwrap_or_else(|| "data".into());
+    let defs_dir = env.var("DORA_DEFS_DIR").map(PathBuf::from).or(file.defs_dir).unwrap_or_else(|| DEFAULT_DEFS_DIR.into());
+    let log_format = match env.var("DORA_LOG_FORMAT").as_deref() {
+        Some("json") => LogFormat::Json,
+        Some("human") => LogFormat::Human,
+        Some(other) => {
+            problems.push(format!("log_format (DORA_LOG_FORMAT): `{other}` is neither `human` nor `json`"));
+            LogFormat::Human
+        }
+        None => file.log_format.unwrap_or_default(),
+    };
+
+    let jira = jira_settings(file.jira, env, &mut problems);
+
+    let projects: Vec<String> = match env.var("DORA_PROJECTS") {
+        Some(list) => list.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
+        None => file.harvest.projects.unwrap_or_default(),
+    };
+    for p in &projects {
+        if !is_project_key(p) {
+            problems.push(format!("harvest.projects (DORA_PROJECTS): `{p}` is not a Jira project key"));
+        }
+    }
+    let interval = match file.harvest.interval_minutes {
+        Some(0) => None,
+        Some(m) => Some(Duration::from_secs(m * 60)),
+        None => Some(Duration::from_secs(15 * 60)),
+    };
+    let full_refresh_hour = match file.harvest.full_refresh_hour {
+        Some(h) if h > 23 => {
+            problems.push(format!("harvest.full_refresh_hour: {h} is not an hour from 0 to 23"));
+            None
+        }
+        other => Some(other.unwrap_or(3)),
+    };
+
+    let mut date = |key: String, text: &str| match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(d) => Some(d),
+        Err(_) => {
+            problems.push(format!("{key}: `{text}` is not a date like 2026-03-01"));
+            None
+        }
+    };
+    let ai_rollout_date = file.ai.rollout_date.as_deref().and_then(|t| date("ai.rollout_date".into(), t));
+    let mut project_rollout_dates = BTreeMap::new();
+    for (key, p) in &file.projects {
+        if let Some(d) = p.ai_rollout_date.as_deref().and_then(|t| date(format!("projects.{key}.ai_rollout_date"), t)) {
+            project_rollout_dates.insert(key.clone(), d);
+        }
+    }
+    for key in file.projects.keys() {
+        if !is_project_key(key) {
+            problems.push(format!("projects.{key}: `{key}` is not a Jira project key"));
+        }
+    }
+
+    if !problems.is_empty() {
+        return Err(ConfigError { problems });
+    }
+    Ok(Config {
+        listen,
+        report_tz,
+        data_dir,
+        defs_dir,
+        log_format,
+        jira,
+        harvest: HarvestSettings { projects, interval, full_refresh_hour, on_start: file.harvest.on_start.unwrap_or(true) },
+        ai_rollout_date,
+        project_rollout_dates,
+    })
+}
+
+/// The Jira part: present when a base URL is configured.
+fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> Option<JiraSettings> {
+    let base_url = env.var("JIRA_BASE_URL").or(file.base_url)?;
+    let base_url = base_url.trim_end_matches('/').to_owned();
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) || base_url.contains(['?', '#', ' ']) {
+        problems.push(format!("jira.base_url (JIRA_BASE_URL): `{base_url}` is not an http(s) URL like https://example.atlassian.net"));
+    }
+    let flavor = match env.var("JIRA_FLAVOR").or(file.flavor).as_deref() {
+        None | Some("cloud") => Flavor::Cloud,
+        Some("datacenter") => Flavor::Datacenter,
+        Some(other) => {
+            problems.push(format!("jira.flavor (JIRA_FLAVOR): `{other}` is neither `cloud` nor `datacenter`"));
+            Flavor::Cloud
+        }
+    };
+    let secret = |name: &str, problems: &mut Vec<String>| -> Option<Secret> {
+        if let Some(v) = env.var(name) {
+            return Some(Secret::new(v));
+        }
+        let path = env.var(&format!("{name}_FILE"))?;
+        match std::fs::read_to_string(&path) {
+            Ok(v) => Some(Secret::new(v.trim())),
+            Err(e) => {
+                problems.push(format!("{name}_FILE: cannot read the secret file: {}", e.kind()));
+                None
+            }
+        }
+    };
+    let bearer = secret("JIRA_BEARER_TOKEN", problems);
+    let token = secret("JIRA_API_TOKEN", problems);
+    let credentials = match (env.var("JIRA_EMAIL"), token, bearer) {
+        (_, Some(_), Some(_)) => {
+            problems.push("JIRA_API_TOKEN and JIRA_BEARER_TOKEN: set one of them, not both".into());
+            JiraCredentials::None
+        }
+        (Some(email), Some(token), None) => JiraCredentials::Basic { email, token },
+        (None, Some(_), None) => {
+            problems.push("JIRA_EMAIL: required with JIRA_API_TOKEN (Basic authentication)".into());
+            JiraCredentials::None
+        }
+        (_, None, Some(b)) => JiraCredentials::Bearer(b),
+        (_, None, None) => JiraCredentials::None,
+    };
+    let positive = |key: &str, v: Option<u64>, default: u64, problems: &mut Vec<String>| match v {
+        Some(0) => {
+            problems.push(format!("jira.{key}: must be at least 1"));
+            default
+        }
+        Some(v) => v,
+        None => default,
+    };
+    let max_concurrency = positive("max_concurrency", file.max_concurrency.map(|v| v as u64), 4, problems) as usize;
+    let timeout = positive("request_timeout_secs", file.request_timeout_secs, 30, problems);
+    let page_size = positive("page_size", file.page_size.map(u64::from), 100, problems).min(1000) as u32;
+    Some(JiraSettings {
+        base_url,
+        flavor,
+        credentials,
+        max_concurrency,
+        request_timeout: Duration::from_secs(timeout),
+        max_retries: file.max_retries.unwrap_or(5),
+        page_size,
+        overlap: Duration::from_secs(60 * file.overlap_minutes.unwrap_or(5)),
+        ai_account_ids: file.ai_account_ids,
+        ignored_app_account_ids: file.ignored_app_account_ids,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn no_configuration_means_the_demo_on_loopback() {
+        let c = load(None, &env(&[])).unwrap();
+        assert!(c.is_demo());
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.report_tz, chrono_tz::UTC);
+    }
+
+    #[test]
+    fn the_environment_alone_configures_a_jira() {
+        let c = load(
+            None,
+            &env(&[
+                ("JIRA_BASE_URL", "https://acme.atlassian.net/"),
+                ("JIRA_EMAIL", "bot@acme.test"),
+                ("JIRA_API_TOKEN", "tok-123"),
+                ("DORA_PROJECTS", "OPS, PAY"),
+                ("DORA_REPORT_TZ", "Europe/Berlin"),
+                ("DORA_LISTEN", "0.0.0.0:9000"),
+            ]),
+        )
+        .unwrap();
+        let j = c.jira.as_ref().unwrap();
+        assert_eq!(j.base_url, "https://acme.atlassian.net");
+        assert!(matches!(&j.credentials, JiraCredentials::Basic { email, .. } if email == "bot@acme.test"));
+        assert_eq!(c.harvest.projects, ["OPS", "PAY"]);
+        assert_eq!(c.report_tz, chrono_tz::Europe::Berlin);
+        assert!(!format!("{c:?}").contains("tok-123"), "a secret shows in Debug output");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_naming_its_key() {
+        let toml = "report_tz = \"Mars/Olympus\"\n[harvest]\nfull_refresh_hour = 25\n[ai]\nrollout_date = \"May 1\"\n";
+        let e = load(Some(toml), &env(&[("DORA_LISTEN", "nowhere"), ("JIRA_BASE_URL", "ftp://x"), ("JIRA_FLAVOR", "server")])).unwrap_err();
+        let text = e.to_string();
+        for key in ["report_tz", "full_refresh_hour", "ai.rollout_date", "DORA_LISTEN", "JIRA_BASE_URL", "JIRA_FLAVOR"] {
+            assert!(text.contains(key), "{key} missing from:\n{text}");
+        }
+        assert_eq!(e.problems.len(), 6);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let e = load(Some("[jira]\nbase_ulr = \"https://x\"\n"), &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("base_ulr"), "{e}");
+    }
+
+    #[test]
+    fn per_project_rollout_dates_override_the_default() {
+        let toml = "[ai]\nrollout_date = \"2026-01-01\"\n[projects.OPS]\nai_rollout_date = \"2026-02-01\"\n";
+        let c = load(Some(toml), &env(&[])).unwrap();
+        assert_eq!(c.rollout_date("OPS").unwrap().to_string(), "2026-02-01");
+        assert_eq!(c.rollout_date("PAY").unwrap().to_string(), "2026-01-01");
+    }
+}

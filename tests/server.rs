@@ -1,0 +1,194 @@
+//! The real server on 127.0.0.1:0 with the embedded demo (its fake Jira
+//! harvested over real HTTP), called by tonic clients over a real socket.
+
+use std::time::Duration;
+
+use jira_dora::config::{self, Config};
+use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
+use jira_dora::proto::*;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+use tonic::Code;
+
+struct Server {
+    addr: std::net::SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    async fn start(config: Config) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(jira_dora::app::run(config, listener, rx));
+        Server { addr, stop, task }
+    }
+
+    async fn client(&self) -> DoraMetricsClient<Channel> {
+        for _ in 0..100 {
+            if let Ok(c) = DoraMetricsClient::connect(format!("http://{}", self.addr)).await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not come up");
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("clean shutdown").unwrap().unwrap();
+    }
+}
+
+fn demo_config() -> Config {
+    config::load(None, &std::collections::HashMap::new()).unwrap()
+}
+
+/// Waits until the demo's first harvest has filled the store.
+async fn harvested(client: &mut DoraMetricsClient<Channel>) -> Vec<String> {
+    for _ in 0..600 {
+        let projects = client.list_projects(ListProjectsRequest {}).await.unwrap().into_inner().projects;
+        if projects.len() >= 3 {
+            return projects.into_iter().map(|p| p.project_key).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("demo harvest did not finish");
+}
+
+fn request(keys: &[&str]) -> GetMetricsRequest {
+    GetMetricsRequest { project_keys: keys.iter().map(|k| k.to_string()).collect(), ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_answers_with_real_figures() {
+    let server = Server::start(demo_config()).await;
+    let mut client = server.client().await;
+    let keys = harvested(&mut client).await;
+    let key = keys[0].clone();
+
+    let mut req = request(&[&key]);
+    req.include_series = true;
+    let r = client.get_metrics(req).await.unwrap().into_inner();
+    let period = r.period.unwrap();
+    assert_eq!((period.weeks, period.partial), (13, false));
+    let combined = r.combined.unwrap();
+    assert!(combined.deployments > 0, "demo has deployments");
+    assert!(combined.completed > 0, "demo has completed work");
+    assert!(combined.lead_time.unwrap().median_hours.is_some());
+    let levels = combined.levels.unwrap();
+    assert_ne!(levels.deployment_frequency, Level::Unspecified as i32);
+    assert_eq!(r.projects.len(), 1);
+    assert_eq!(r.series.len(), 13);
+    assert!(r.previous.is_some());
+    assert_eq!(r.levels_source, "DORA 2023/2024 clusters, monotonic cut-offs");
+    let fresh = r.freshness.unwrap();
+    assert!(!fresh.definitions_version.is_empty());
+    assert!(fresh.projects[0].last_harvest.is_some());
+    assert!(!fresh.projects[0].definitions_stale);
+
+    // Several projects combine: counts sum.
+    let all = client.get_metrics(request(&keys.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap().into_inner();
+    let sum: u64 = all.projects.iter().map(|p| p.figures.as_ref().unwrap().completed).sum();
+    assert_eq!(all.combined.unwrap().completed, sum);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_specific_errors() {
+    let server = Server::start(demo_config()).await;
+    let mut client = server.client().await;
+    let keys = harvested(&mut client).await;
+    let key = keys[0].as_str();
+    let check = |code: Code, needle: &'static str| {
+        move |r: Result<tonic::Response<GetMetricsResponse>, tonic::Status>| {
+            let s = r.expect_err("should fail");
+            assert_eq!(s.code(), code, "{s:?}");
+            assert!(s.message().contains(needle), "{} does not say {needle}", s.message());
+        }
+    };
+    check(Code::InvalidArgument, "project_keys")(client.get_metrics(request(&[])).await);
+    check(Code::InvalidArgument, "not a Jira project key")(client.get_metrics(request(&["no such"])).await);
+    let mut r = request(&[key]);
+    r.from_week = Some("2026-W5x".into());
+    r.to_week = Some("2026-W06".into());
+    check(Code::InvalidArgument, "not an ISO week")(client.get_metrics(r).await);
+    let mut r = request(&[key]);
+    r.from_week = Some("2026-W10".into());
+    r.to_week = Some("2026-W06".into());
+    check(Code::InvalidArgument, "reversed")(client.get_metrics(r).await);
+    let mut r = request(&[key]);
+    r.weeks = 521;
+    check(Code::InvalidArgument, "at most 520")(client.get_metrics(r).await);
+    let mut r = request(&[key]);
+    r.ai_rollout_date = Some("soon".into());
+    check(Code::InvalidArgument, "ai_rollout_date")(client.get_metrics(r).await);
+    check(Code::NotFound, "NOPE")(client.get_metrics(request(&["NOPE"])).await);
+    check(Code::NotFound, "NOPE")(client.get_metrics(request(&[key, "NOPE"])).await);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_share_the_port() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let server = Server::start(demo_config()).await;
+    let _ = server.client().await;
+    let channel = Channel::from_shared(format!("http://{}", server.addr)).unwrap().connect().await.unwrap();
+    let status = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest { service: "dora.v1.DoraMetrics".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+
+    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let mut stream = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else { panic!("no service list") };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"dora.v1.DoraMetrics".to_string()), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_jobs_report_and_stream_their_progress() {
+    let server = Server::start(demo_config()).await;
+    let mut client = server.client().await;
+    let keys = harvested(&mut client).await;
+    let job_id = client
+        .refresh(RefreshRequest { project_keys: vec![keys[0].clone()], full: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
+    let mut stream = client.watch_refresh(WatchRefreshRequest { job_id: job_id.clone() }).await.unwrap().into_inner();
+    let mut last = None;
+    while let Some(update) = tokio::time::timeout(Duration::from_secs(60), stream.message()).await.unwrap().unwrap() {
+        last = update.job;
+    }
+    let last = last.expect("at least one update");
+    assert_eq!(last.state, JobState::Succeeded as i32, "{last:?}");
+    assert!(last.finished.is_some());
+    assert!(last.projects[0].pages > 0);
+    let status = client.get_refresh_status(GetRefreshStatusRequest { job_id }).await.unwrap().into_inner().job.unwrap();
+    assert_eq!(status.state, JobState::Succeeded as i32);
+    let missing = client.get_refresh_status(GetRefreshStatusRequest { job_id: "nope".into() }).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+
+    let defs = client.get_definitions(GetDefinitionsRequest {}).await.unwrap().into_inner();
+    assert!(defs.files.iter().any(|f| f.source.contains("fn is_deployment")));
+    server.stop().await;
+}
