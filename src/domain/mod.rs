@@ -6,4 +6,5 @@ pub mod classify;
 pub mod facts;
 pub mod period;
 pub mod sketch;
+pub mod stats;
 pub mod time;
