@@ -8,3 +8,4 @@ pub mod period;
 pub mod sketch;
 pub mod stats;
 pub mod time;
+pub mod verdict;
