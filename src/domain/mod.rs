@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod classify;
 pub mod facts;
+pub mod impact;
 pub mod period;
 pub mod sketch;
 pub mod stats;
