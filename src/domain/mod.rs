@@ -4,6 +4,9 @@
 pub mod aggregate;
 pub mod classify;
 pub mod facts;
+pub mod impact;
 pub mod period;
 pub mod sketch;
+pub mod stats;
 pub mod time;
+pub mod verdict;

@@ -205,6 +205,45 @@ impl DurationSketch {
         })
     }
 
+    /// The values of `self` that are not in `part`, where `part` holds a
+    /// subset of the values added to `self` (the AI-involved part of a
+    /// week's lead times, say). Exact values are removed one for one; in
+    /// bucket form, bucket counts are subtracted, never below zero.
+    pub fn without(&self, part: &DurationSketch) -> DurationSketch {
+        if self.binned.is_none() && part.binned.is_none() {
+            let mut rest = self.exact.clone();
+            rest.sort_unstable();
+            let mut remove = part.exact.clone();
+            remove.sort_unstable();
+            let mut kept = Vec::with_capacity(rest.len().saturating_sub(remove.len()));
+            let mut j = 0;
+            for ms in rest {
+                while j < remove.len() && remove[j] < ms {
+                    j += 1;
+                }
+                if j < remove.len() && remove[j] == ms {
+                    j += 1;
+                } else {
+                    kept.push(ms);
+                }
+            }
+            return DurationSketch { exact: kept, binned: None };
+        }
+        let mut whole = self.clone();
+        whole.to_buckets();
+        let mut removed = part.clone();
+        removed.to_buckets();
+        let (mut b, r) = (whole.binned.expect("just switched"), removed.binned.expect("just switched"));
+        b.zeros = b.zeros.saturating_sub(r.zeros);
+        for (key, n) in r.bins {
+            if let Ok(i) = b.bins.binary_search_by_key(&key, |(k, _)| *k) {
+                b.bins[i].1 = b.bins[i].1.saturating_sub(n);
+            }
+        }
+        b.bins.retain(|&(_, n)| n > 0);
+        DurationSketch { exact: Vec::new(), binned: Some(b) }
+    }
+
     /// The values as (hours, count) pairs in ascending order: exact values,
     /// or bucket representatives. Used for rank tests.
     pub fn weighted_values_hours(&self) -> Vec<(f64, u64)> {
@@ -295,6 +334,21 @@ mod tests {
         small.merge(&sketch(&[3.0]));
         assert!(small.is_exact());
         assert_eq!(small.quantile_hours(0.5), Some(2.0));
+    }
+
+    #[test]
+    fn without_removes_a_part_in_either_form() {
+        let all = sketch(&[1.0, 2.0, 2.0, 5.0, 8.0]);
+        let part = sketch(&[2.0, 8.0]);
+        assert_eq!(all.without(&part).weighted_values_hours(), vec![(1.0, 1), (2.0, 1), (5.0, 1)]);
+        // Bucket form: what remains equals a sketch of the remaining values.
+        let a: Vec<f64> = (0..600).map(|i| 0.5 + i as f64).collect();
+        let (ai, other): (Vec<f64>, Vec<f64>) = a.iter().partition(|v| (**v as i64) % 3 == 0);
+        let rest = sketch(&a).without(&sketch(&ai));
+        let mut want = sketch(&other);
+        want.to_buckets();
+        assert_eq!(rest.count(), other.len() as u64);
+        assert_eq!(rest.weighted_values_hours(), want.weighted_values_hours());
     }
 
     #[test]
