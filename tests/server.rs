@@ -88,6 +88,14 @@ async fn the_demo_answers_with_real_figures() {
     assert!(fresh.projects[0].last_harvest.is_some());
     assert!(!fresh.projects[0].definitions_stale);
 
+    // The demo ships an AI rollout date: the comparison is filled in.
+    let ai = r.ai_impact.unwrap();
+    assert!(ai.available, "{}", ai.note);
+    assert_eq!(ai.comparisons.len(), 6);
+    assert_eq!(ai.ai_vs_other.len(), 2);
+    assert!(ai.comparisons.iter().all(|c| !c.sentence.is_empty()));
+    assert!(!ai.overall.unwrap().sentence.is_empty());
+
     // Several projects combine: counts sum.
     let all = client.get_metrics(request(&keys.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap().into_inner();
     let sum: u64 = all.projects.iter().map(|p| p.figures.as_ref().unwrap().completed).sum();
