@@ -443,6 +443,18 @@ async fn since_watermark_is_local_minute_minus_overlap() {
 }
 
 #[tokio::test]
+async fn an_unknown_account_zone_reaches_back_by_the_largest_utc_offset() {
+    let fake = FakeJira::start(site(4, 0)).await;
+    fake.inject("/rest/api/3/myself", 1, Fault::Status(404));
+    let c = client(config(&fake, Flavor::Cloud));
+    // Watermark 2025-03-01 19:07:30 UTC, minus 5 min overlap and 14 h.
+    let since = t0() + chrono::Duration::seconds(10 * 3600 + 7 * 60 + 30);
+    c.search_issues("OPS", Some(since.timestamp_millis()), &FetchCounters::default()).await.unwrap();
+    let search = fake.requests().into_iter().find(|r| r.path == "/rest/api/3/search/jql").unwrap();
+    assert!(search.query_decoded.contains("updated >= \"2025-03-01 05:02\""), "{}", search.query_decoded);
+}
+
+#[tokio::test]
 async fn edits_between_harvests_show_up_in_the_next_incremental_search() {
     let fake = FakeJira::start(site(10, 0)).await;
     let c = client(config(&fake, Flavor::Cloud));

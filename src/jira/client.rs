@@ -52,7 +52,8 @@ struct Inner {
     page_size: u32,
     overlap: Duration,
     apps: AppRule,
-    time_zone: OnceCell<chrono_tz::Tz>,
+    /// The account's zone; `None` when the site does not say.
+    time_zone: OnceCell<Option<chrono_tz::Tz>>,
     /// Set once the site showed it has no bulk changelog endpoint.
     no_bulk_changelog: AtomicBool,
 }
@@ -387,17 +388,26 @@ impl JiraClient {
         }
     }
 
-    /// The calling account's time zone (for JQL dates), fetched once.
-    pub async fn time_zone(&self) -> Result<chrono_tz::Tz, JiraError> {
+    /// The calling account's time zone (for JQL dates), fetched once;
+    /// `None` when the account has no usable zone or the site will not say
+    /// (a 4xx from `myself`).
+    pub async fn time_zone(&self) -> Result<Option<chrono_tz::Tz>, JiraError> {
         self.inner
             .time_zone
             .get_or_try_init(|| async {
-                let me: WireMyself = self.call(Method::GET, &["myself"], &[], None, None).await?;
+                let me: WireMyself = match self.call(Method::GET, &["myself"], &[], None, None).await {
+                    Ok(me) => me,
+                    Err(e) if e.http_status().is_some_and(|s| (400..500).contains(&s)) => {
+                        warn!(status = e.http_status(), "jira does not tell the account's time zone");
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e),
+                };
                 let tz = me.time_zone.as_deref().and_then(|s| s.parse::<chrono_tz::Tz>().ok());
                 if tz.is_none() {
-                    warn!("jira account has no usable time zone, using UTC for JQL dates");
+                    warn!("jira account has no usable time zone");
                 }
-                Ok(tz.unwrap_or(chrono_tz::UTC))
+                Ok(tz)
             })
             .await
             .copied()
@@ -409,8 +419,13 @@ impl JiraClient {
         let Some(since) = since else {
             return Ok(format!("project = \"{key}\" ORDER BY updated ASC"));
         };
-        let tz = self.time_zone().await?;
-        let from = since.saturating_sub(self.inner.overlap.as_millis() as i64);
+        // JQL dates are read in the account's zone. When it is unknown, write
+        // UTC and reach back a further 14 hours, the largest UTC offset.
+        let (tz, unknown_zone_margin) = match self.time_zone().await? {
+            Some(tz) => (tz, 0),
+            None => (chrono_tz::UTC, 14 * 3_600_000),
+        };
+        let from = since.saturating_sub(self.inner.overlap.as_millis() as i64 + unknown_zone_margin);
         let at = DateTime::from_timestamp_millis(from)
             .ok_or_else(|| JiraError::Config("since is out of range".into()))?
             .with_timezone(&tz);
