@@ -24,11 +24,13 @@
 //!   protobuf, the mapping of errors to `tonic::Status`.
 //! - [`config`]: typed configuration with complete validation.
 //! - [`app`]: wiring, background tasks and shutdown order.
+//! - [`cli`]: the command-line client of a running service.
 //! - [`fake_jira`] and [`demo`]: a Jira look-alike over real HTTP with a
 //!   generated site; the demo default and the tests harvest it.
 
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod definitions;
 pub mod demo;

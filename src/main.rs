@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use jira_dora::config::{self, Config, LogFormat, ProcessEnv};
-use jira_dora::{app, definitions::DefinitionSet};
+use jira_dora::{app, cli, definitions::DefinitionSet};
 use tracing_subscriber::EnvFilter;
 
 /// A read-only DORA metrics service for Jira.
@@ -36,6 +36,54 @@ enum Command {
         /// Folder of `.rhai` files (default: the configured one).
         dir: Option<PathBuf>,
     },
+    /// Ask a running service to refresh projects (all configured when none
+    /// are named).
+    Refresh {
+        projects: Vec<String>,
+        /// A full refresh instead of an incremental one.
+        #[arg(long)]
+        full: bool,
+        /// Follow the job with a progress bar per project; exit non-zero if
+        /// it fails.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Print the four DORA keys of projects from a running service.
+    Metrics {
+        #[arg(required = true)]
+        projects: Vec<String>,
+        /// The last N complete weeks.
+        #[arg(long, default_value_t = 13)]
+        weeks: u32,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+/// How the client commands reach the service.
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// Address of the service.
+    #[arg(long, env = "DORA_ADDR", default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    /// API key (sent as `authorization: Bearer`).
+    #[arg(long, env = "DORA_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+impl TargetArgs {
+    fn target(self) -> cli::Target {
+        cli::Target { addr: self.addr, api_key: self.api_key }
+    }
+}
+
+fn client(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new().context("starting the runtime")?.block_on(command)
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -71,8 +119,28 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app::run(config, listener, rx).await
 }
 
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Client commands need no service configuration.
+    let command = match cli.command.unwrap_or(Command::Serve) {
+        Command::Refresh { projects, full, watch, target } => {
+            return exit(client(async move { cli::refresh(&target.target(), projects, full, watch).await }));
+        }
+        Command::Metrics { projects, weeks, json, target } => {
+            return exit(client(async move { cli::metrics(&target.target(), projects, weeks, json).await }));
+        }
+        other => other,
+    };
     let config = match load_config(cli.config.as_ref()) {
         Ok(c) => c,
         Err(e) => {
@@ -80,7 +148,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let result = match command {
         Command::CheckConfig => {
             println!("configuration is valid ({})", if config.is_demo() { "demo: no Jira configured" } else { "Jira configured" });
             Ok(())
@@ -91,16 +159,11 @@ fn main() -> ExitCode {
                 .map(|d| println!("definitions in {} are valid (version {})", dir.display(), d.version()))
                 .map_err(anyhow::Error::from)
         }
+        Command::Refresh { .. } | Command::Metrics { .. } => unreachable!("handled above"),
         Command::Serve => {
             init_logs(if cli.json_logs { LogFormat::Json } else { config.log_format });
             tokio::runtime::Runtime::new().context("starting the runtime").and_then(|rt| rt.block_on(serve(config)))
         }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    exit(result)
 }

@@ -3,59 +3,12 @@
 
 use std::time::Duration;
 
-use jira_dora::config::{self, Config};
-use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
+mod common;
+
+use common::{demo_config, harvested, Server};
 use jira_dora::proto::*;
-use tokio::sync::watch;
 use tonic::transport::Channel;
 use tonic::Code;
-
-struct Server {
-    addr: std::net::SocketAddr,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Server {
-    async fn start(config: Config) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(jira_dora::app::run(config, listener, rx));
-        Server { addr, stop, task }
-    }
-
-    async fn client(&self) -> DoraMetricsClient<Channel> {
-        for _ in 0..100 {
-            if let Ok(c) = DoraMetricsClient::connect(format!("http://{}", self.addr)).await {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("server did not come up");
-    }
-
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("clean shutdown").unwrap().unwrap();
-    }
-}
-
-fn demo_config() -> Config {
-    config::load(None, &std::collections::HashMap::new()).unwrap()
-}
-
-/// Waits until the demo's first harvest has filled the store.
-async fn harvested(client: &mut DoraMetricsClient<Channel>) -> Vec<String> {
-    for _ in 0..600 {
-        let projects = client.list_projects(ListProjectsRequest {}).await.unwrap().into_inner().projects;
-        if projects.len() >= 3 {
-            return projects.into_iter().map(|p| p.project_key).collect();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("demo harvest did not finish");
-}
 
 fn request(keys: &[&str]) -> GetMetricsRequest {
     GetMetricsRequest { project_keys: keys.iter().map(|k| k.to_string()).collect(), ..Default::default() }

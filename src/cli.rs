@@ -1,0 +1,204 @@
+//! The command-line client: `refresh` and `metrics` talk to a running
+//! service over gRPC, with the same credentials as any client.
+//!
+//! Only this module and `main` print to the terminal.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::Request;
+
+use crate::proto::dora_metrics_client::DoraMetricsClient;
+use crate::proto::{
+    GetMetricsRequest, GetMetricsResponse, JobState, Level, PeriodFigures, RefreshJob, RefreshRequest, WatchRefreshRequest,
+};
+
+/// Where and how to reach the service.
+pub struct Target {
+    /// `http://127.0.0.1:50051`.
+    pub addr: String,
+    /// API key sent as `authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+}
+
+impl Target {
+    async fn client(&self) -> anyhow::Result<DoraMetricsClient<Channel>> {
+        let channel = Channel::from_shared(self.addr.clone())
+            .context("the service address is not a URL like http://127.0.0.1:50051")?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach the service at {}", self.addr))?;
+        Ok(DoraMetricsClient::new(channel))
+    }
+
+    fn request<T>(&self, message: T) -> anyhow::Result<Request<T>> {
+        let mut request = Request::new(message);
+        if let Some(key) = &self.api_key {
+            let value: MetadataValue<_> = format!("Bearer {key}").parse().context("the API key has characters a header cannot carry")?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
+}
+
+/// `refresh`: starts a job; with `watch`, follows it with a progress bar per
+/// project. Fails when the job fails.
+pub async fn refresh(target: &Target, projects: Vec<String>, full: bool, watch: bool) -> anyhow::Result<()> {
+    let mut client = target.client().await?;
+    let job_id = client
+        .refresh(target.request(RefreshRequest { project_keys: projects, full })?)
+        .await
+        .map_err(status_error)?
+        .into_inner()
+        .job_id;
+    if !watch {
+        println!("{job_id}");
+        return Ok(());
+    }
+    let mut stream = client
+        .watch_refresh(target.request(WatchRefreshRequest { job_id: job_id.clone() })?)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{spinner} {prefix:<12} {wide_msg}").expect("valid template");
+    let mut by_project: HashMap<String, ProgressBar> = HashMap::new();
+    let mut last: Option<RefreshJob> = None;
+    while let Some(update) = stream.message().await.map_err(status_error)? {
+        let Some(job) = update.job else { continue };
+        for p in &job.projects {
+            let bar = by_project.entry(p.project_key.clone()).or_insert_with(|| {
+                let b = bars.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(p.project_key.clone()));
+                b.enable_steady_tick(Duration::from_millis(120));
+                b
+            });
+            let state = state_name(p.state);
+            bar.set_message(format!("{state}: {} issues, {} pages, {} retries {}", p.issues_fetched, p.pages, p.retries, p.error));
+            if matches!(JobState::try_from(p.state), Ok(JobState::Succeeded | JobState::Failed)) {
+                bar.finish();
+            }
+        }
+        last = Some(job);
+    }
+    let Some(job) = last else { bail!("the service ended the stream without news of job {job_id}") };
+    match JobState::try_from(job.state) {
+        Ok(JobState::Succeeded) => {
+            println!("job {job_id} succeeded");
+            Ok(())
+        }
+        _ => {
+            let failed: Vec<String> =
+                job.projects.iter().filter(|p| !p.error.is_empty()).map(|p| format!("{}: {}", p.project_key, p.error)).collect();
+            bail!("job {job_id} {}: {}", state_name(job.state), failed.join("; "))
+        }
+    }
+}
+
+fn state_name(state: i32) -> &'static str {
+    match JobState::try_from(state) {
+        Ok(JobState::Queued) => "queued",
+        Ok(JobState::Running) => "running",
+        Ok(JobState::Succeeded) => "succeeded",
+        Ok(JobState::Failed) => "failed",
+        _ => "unknown",
+    }
+}
+
+/// `metrics`: the four keys with their levels, as a table or JSON.
+pub async fn metrics(target: &Target, projects: Vec<String>, weeks: u32, json: bool) -> anyhow::Result<()> {
+    let mut client = target.client().await?;
+    let response = client
+        .get_metrics(target.request(GetMetricsRequest { project_keys: projects, weeks, ..Default::default() })?)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary_json(&response))?);
+    } else {
+        print!("{}", table(&response));
+    }
+    Ok(())
+}
+
+fn level_name(level: i32) -> &'static str {
+    match Level::try_from(level) {
+        Ok(Level::Elite) => "elite",
+        Ok(Level::High) => "high",
+        Ok(Level::Medium) => "medium",
+        Ok(Level::Low) => "low",
+        _ => "unknown",
+    }
+}
+
+/// The four keys of a figure set: (name, value text, level).
+fn keys(f: &PeriodFigures) -> [(&'static str, String, &'static str); 4] {
+    let levels = f.levels.unwrap_or_default();
+    let hours = |h: Option<f64>| h.map_or_else(|| "—".to_owned(), |h| format!("{h:.1} h"));
+    let lead = f.lead_time.as_ref().and_then(|d| d.median_hours);
+    let restore = f.time_to_restore.as_ref().and_then(|d| d.median_hours);
+    let cfr = f.change_failure.as_ref().and_then(|c| c.rate);
+    [
+        ("deployment frequency", format!("{:.2}/week ({} days)", f.deployments_per_week, f.deployment_days), level_name(levels.deployment_frequency)),
+        ("lead time (median)", hours(lead), level_name(levels.lead_time)),
+        ("change failure rate", cfr.map_or_else(|| "—".to_owned(), |r| format!("{:.1} %", r * 100.0)), level_name(levels.change_failure_rate)),
+        ("time to restore (median)", hours(restore), level_name(levels.time_to_restore)),
+    ]
+}
+
+/// The table printed by `metrics`.
+pub fn table(r: &GetMetricsResponse) -> String {
+    let mut out = String::new();
+    if let Some(p) = &r.period {
+        out.push_str(&format!("{} to {} ({} weeks, {})\n", p.from_week, p.to_week, p.weeks, p.report_tz));
+    }
+    let mut rows: Vec<(String, &PeriodFigures)> = r.projects.iter().filter_map(|p| Some((p.project_key.clone(), p.figures.as_ref()?))).collect();
+    if r.projects.len() > 1 {
+        if let Some(c) = &r.combined {
+            rows.push(("combined".into(), c));
+        }
+    }
+    for (name, f) in rows {
+        out.push_str(&format!("\n{name}\n"));
+        for (key, value, level) in keys(f) {
+            out.push_str(&format!("  {key:<26} {value:<22} {level}\n"));
+        }
+    }
+    out
+}
+
+fn summary_json(r: &GetMetricsResponse) -> serde_json::Value {
+    let figures = |f: &PeriodFigures| {
+        let levels = f.levels.unwrap_or_default();
+        serde_json::json!({
+            "deployments_per_week": f.deployments_per_week,
+            "deployment_days": f.deployment_days,
+            "lead_time_median_hours": f.lead_time.as_ref().and_then(|d| d.median_hours),
+            "change_failure_rate": f.change_failure.as_ref().and_then(|c| c.rate),
+            "time_to_restore_median_hours": f.time_to_restore.as_ref().and_then(|d| d.median_hours),
+            "levels": {
+                "deployment_frequency": level_name(levels.deployment_frequency),
+                "lead_time": level_name(levels.lead_time),
+                "change_failure_rate": level_name(levels.change_failure_rate),
+                "time_to_restore": level_name(levels.time_to_restore),
+            },
+        })
+    };
+    serde_json::json!({
+        "period": r.period.as_ref().map(|p| serde_json::json!({"from_week": p.from_week, "to_week": p.to_week, "weeks": p.weeks})),
+        "projects": r
+            .projects
+            .iter()
+            .map(|p| (p.project_key.clone(), p.figures.as_ref().map_or(serde_json::Value::Null, figures)))
+            .collect::<serde_json::Map<_, _>>(),
+        "combined": r.combined.as_ref().map(figures),
+    })
+}

@@ -1,0 +1,64 @@
+//! The command-line client against the real server over a real socket.
+
+mod common;
+
+use std::process::Command;
+
+use common::{demo_config, harvested, Server};
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_jira-dora")).args(args).env_remove("DORA_API_KEY").output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_prints_the_four_keys_as_a_table_or_json() {
+    let server = Server::start(demo_config()).await;
+    let mut client = server.client().await;
+    let keys = harvested(&mut client).await;
+    let addr = format!("http://{}", server.addr);
+    let key = keys[0].clone();
+    let (ok, table, err) = tokio::task::spawn_blocking({
+        let (addr, key) = (addr.clone(), key.clone());
+        move || run(&["metrics", &key, "--weeks", "13", "--addr", &addr])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    for row in ["deployment frequency", "lead time (median)", "change failure rate", "time to restore (median)", &key] {
+        assert!(table.contains(row), "{row} missing from\n{table}");
+    }
+    let (ok, json, err) = tokio::task::spawn_blocking({
+        let (addr, key) = (addr.clone(), key.clone());
+        move || run(&["metrics", &key, "--json", "--addr", &addr])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v["projects"][&key]["levels"]["lead_time"].is_string(), "{json}");
+
+    // An unknown project: non-zero exit with the service's reason.
+    let (ok, _, err) = tokio::task::spawn_blocking(move || run(&["metrics", "NOPE", "--addr", &addr])).await.unwrap();
+    assert!(!ok);
+    assert!(err.contains("NOPE"), "{err}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_watch_follows_the_job_to_its_end() {
+    let server = Server::start(demo_config()).await;
+    let mut client = server.client().await;
+    let keys = harvested(&mut client).await;
+    let addr = format!("http://{}", server.addr);
+    let key = keys[0].clone();
+    let (ok, out, err) =
+        tokio::task::spawn_blocking(move || run(&["refresh", &key, "--watch", "--addr", &addr])).await.unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("succeeded"), "{out}");
+    // No service there: a clear error and a non-zero exit.
+    let (ok, _, err) = tokio::task::spawn_blocking(|| run(&["refresh", "--addr", "http://127.0.0.1:9"])).await.unwrap();
+    assert!(!ok);
+    assert!(err.contains("cannot reach the service"), "{err}");
+    server.stop().await;
+}
