@@ -252,7 +252,14 @@ impl Harvester {
                     let _guard = lock.lock().await;
                     job.set(i, JobState::Running, None);
                     let counters = Arc::clone(&job.projects[i].counters);
-                    match this.refresh_project(&job.projects[i].key, job.full, &counters).await {
+                    let started = std::time::Instant::now();
+                    let result = this.refresh_project(&job.projects[i].key, job.full, &counters).await;
+                    let held = this.memory.lock().expect("memory lock").get(&job.projects[i].key).map_or(0, |m| m.issues.len());
+                    crate::telemetry::harvest(&job.projects[i].key, started.elapsed(), held, result.is_ok());
+                    if let Err(HarvestError::Classify(e)) = &result {
+                        crate::telemetry::classification_error(e.source.hook);
+                    }
+                    match result {
                         Ok(()) => job.set(i, JobState::Succeeded, None),
                         Err(e) => {
                             warn!(error = %e, "project refresh failed; previous figures kept");

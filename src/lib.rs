@@ -39,6 +39,7 @@ pub mod fake_jira;
 pub mod harvest;
 pub mod jira;
 pub mod store;
+pub mod telemetry;
 
 /// Generated protobuf and gRPC code for `dora.v1`.
 pub mod proto {

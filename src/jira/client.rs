@@ -75,6 +75,24 @@ impl Failure {
             Failure::Timeout | Failure::Connection(_) | Failure::BodyCut(_) => true,
         }
     }
+
+    /// The HTTP status Jira answered with; 0 when it did not answer.
+    fn http_status(&self) -> u16 {
+        match self {
+            Failure::Status { status, .. } | Failure::Redirect(status) => *status,
+            Failure::Timeout | Failure::Connection(_) | Failure::BodyCut(_) => 0,
+        }
+    }
+
+    /// Why a request is retried, for metrics.
+    fn reason(&self) -> &'static str {
+        match self {
+            Failure::Status { status: 429, .. } => "429",
+            Failure::Status { .. } | Failure::Redirect(_) => "5xx",
+            Failure::Timeout => "timeout",
+            Failure::Connection(_) | Failure::BodyCut(_) => "connection",
+        }
+    }
 }
 
 /// The innermost cause of an error: "Connection refused (os error 111)"
@@ -225,6 +243,7 @@ impl JiraClient {
                     .map_err(|_| JiraError::Task("client closed".into()))?;
                 self.attempt(&method, &url, query, body).await
             };
+            crate::telemetry::jira_request(&req.path, result.as_ref().map_or_else(Failure::http_status, |_| 200));
             let failure = match result {
                 Ok(bytes) => {
                     if let Some(c) = counters {
@@ -246,6 +265,7 @@ impl JiraClient {
                 if let Some(c) = counters {
                     FetchCounters::add(&c.retries, 1);
                 }
+                crate::telemetry::jira_retry(failure.reason());
                 warn!(method = %req.method, path = %req.path, attempt, delay_ms = delay.as_millis() as u64,
                     "jira request failed, retrying");
                 tokio::time::sleep(delay).await;

@@ -1,0 +1,129 @@
+//! Prometheus metrics: the names and labels the service records, and the
+//! exporter handle that renders them for `/metrics`.
+//!
+//! Labels carry only bounded, non-secret values: RPC method and status
+//! code, configured project keys, Jira endpoint *templates* (ids and keys
+//! replaced by placeholders), HTTP status codes, hook names. Never a
+//! credential, an issue key or id, or any text from Jira.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets, seconds.
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Harvest duration buckets, seconds.
+const HARVEST_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
+
+/// The process-wide exporter, installed on first use.
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full("dora_rpc_duration_seconds".into()), LATENCY_BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("dora_harvest_duration_seconds".into()), HARVEST_BUCKETS))
+            .expect("bucket lists are not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (e.g. by an embedding
+        // program); then this handle renders nothing, which is harmless.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    metrics::describe_counter!("dora_rpc_requests_total", "RPCs answered, by method and gRPC status code");
+    metrics::describe_histogram!("dora_rpc_duration_seconds", metrics::Unit::Seconds, "RPC latency, by method and code");
+    metrics::describe_histogram!("dora_harvest_duration_seconds", metrics::Unit::Seconds, "Duration of a project's harvest");
+    metrics::describe_counter!("dora_harvests_total", "Project harvests, by project and outcome");
+    metrics::describe_gauge!("dora_harvest_issues", "Issues held for a project after its last harvest");
+    metrics::describe_counter!("dora_jira_requests_total", "Requests to Jira, by endpoint template and HTTP status");
+    metrics::describe_counter!("dora_jira_retries_total", "Jira requests retried, by reason (429, 5xx, timeout, connection)");
+    metrics::describe_gauge!("dora_snapshot_age_seconds", metrics::Unit::Seconds, "Age of the last snapshot written or loaded");
+    metrics::describe_gauge!("dora_snapshot_bytes", metrics::Unit::Bytes, "Size of the last snapshot written or loaded");
+    metrics::describe_gauge!("dora_definitions_info", "Always 1; the label names the definitions version in force");
+    metrics::describe_counter!("dora_classification_errors_total", "Definition hooks that failed, by hook");
+}
+
+/// One RPC answered.
+pub fn rpc(method: &'static str, code: tonic::Code, elapsed: Duration) {
+    let code = format!("{code:?}");
+    counter!("dora_rpc_requests_total", "method" => method, "code" => code.clone()).increment(1);
+    histogram!("dora_rpc_duration_seconds", "method" => method, "code" => code).record(elapsed.as_secs_f64());
+}
+
+/// One project harvested (or failed to).
+pub fn harvest(project: &str, elapsed: Duration, issues_held: usize, ok: bool) {
+    let outcome = if ok { "succeeded" } else { "failed" };
+    counter!("dora_harvests_total", "project" => project.to_owned(), "outcome" => outcome).increment(1);
+    histogram!("dora_harvest_duration_seconds", "project" => project.to_owned()).record(elapsed.as_secs_f64());
+    if ok {
+        gauge!("dora_harvest_issues", "project" => project.to_owned()).set(issues_held as f64);
+    }
+}
+
+/// One request answered by Jira (`status` 0: no answer).
+pub fn jira_request(path: &str, status: u16) {
+    counter!("dora_jira_requests_total", "endpoint" => endpoint_template(path), "status" => status.to_string()).increment(1);
+}
+
+/// One Jira request retried.
+pub fn jira_retry(reason: &'static str) {
+    counter!("dora_jira_retries_total", "reason" => reason).increment(1);
+}
+
+/// A snapshot written or loaded.
+pub fn snapshot(age: Duration, bytes: u64) {
+    gauge!("dora_snapshot_age_seconds").set(age.as_secs_f64());
+    gauge!("dora_snapshot_bytes").set(bytes as f64);
+}
+
+/// The definitions version now in force.
+pub fn definitions_version(previous: Option<&str>, version: &str) {
+    if let Some(p) = previous {
+        gauge!("dora_definitions_info", "version" => p.to_owned()).set(0.0);
+    }
+    gauge!("dora_definitions_info", "version" => version.to_owned()).set(1.0);
+}
+
+/// A definition hook failed.
+pub fn classification_error(hook: &'static str) {
+    counter!("dora_classification_errors_total", "hook" => hook).increment(1);
+}
+
+/// A Jira path with issue ids/keys and project keys replaced, so labels stay
+/// bounded and carry no issue data: `/rest/api/3/issue/10042/changelog` →
+/// `/rest/api/3/issue/{issue}/changelog`.
+pub fn endpoint_template(path: &str) -> String {
+    let mut out = Vec::new();
+    let mut previous = "";
+    for segment in path.split('/') {
+        let replaced = match previous {
+            "issue" => "{issue}",
+            "project" if segment != "search" => "{project}",
+            _ => segment,
+        };
+        out.push(replaced);
+        previous = segment;
+    }
+    out.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_template;
+
+    #[test]
+    fn endpoint_templates_hide_ids_and_keys() {
+        let check = |path: &str, want: &str| assert_eq!(endpoint_template(path), want);
+        check("/rest/api/3/issue/10042/changelog", "/rest/api/3/issue/{issue}/changelog");
+        check("/rest/api/3/project/OPS/version", "/rest/api/3/project/{project}/version");
+        check("/rest/api/3/project/search", "/rest/api/3/project/search");
+        check("/rest/api/3/search/jql", "/rest/api/3/search/jql");
+        check("/jira/rest/api/2/issue/OPS-12", "/jira/rest/api/2/issue/{issue}");
+    }
+}
