@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::convert::{self, AppRule};
 use super::wire::{
-    BulkChangelogPage, ChangelogPage, PagedValues, SearchPage, WireChangelog, WireHistory, WireIssue, WireIssueId,
+    BulkChangelogPage, PagedValues, SearchPage, WireChangelog, WireHistory, WireIssue, WireIssueId,
     WireMyself, WireProject, WireStatusEntry, WireVersion,
 };
 use super::{
@@ -714,22 +714,7 @@ impl JiraClient {
             Flavor::Cloud => {
                 let segments = ["issue", id, "changelog"];
                 let path = self.url(&Method::GET, &segments)?.path().to_string();
-                let mut all = Vec::new();
-                let mut start: u64 = 0;
-                loop {
-                    let q = [("startAt", start.to_string()), ("maxResults", self.inner.page_size.to_string())];
-                    let page: ChangelogPage = self.call(Method::GET, &segments, &q, None, Some(counters)).await?;
-                    let n = page.values.len() as u64;
-                    all.extend(page.values);
-                    start += n;
-                    let done = page.is_last.unwrap_or(false)
-                        || n == 0
-                        || page.total.is_some_and(|t| start >= t)
-                        || (page.is_last.is_none() && page.total.is_none());
-                    if done {
-                        break;
-                    }
-                }
+                let all: Vec<WireHistory> = self.paged_values(&segments, Some(counters)).await?;
                 self.changes(&path, all)
             }
             Flavor::DataCenter => {

@@ -226,18 +226,6 @@ fn status_items_only<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<WireStatusIt
     d.deserialize_any(Items)
 }
 
-/// `GET /rest/api/3/issue/{id}/changelog`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChangelogPage {
-    #[serde(default)]
-    pub values: Vec<WireHistory>,
-    #[serde(default)]
-    pub is_last: Option<bool>,
-    #[serde(default)]
-    pub total: Option<u64>,
-}
-
 /// `POST /rest/api/3/changelog/bulkfetch`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -271,10 +259,12 @@ pub struct WireVersion {
     pub archived: Option<bool>,
 }
 
-/// A paged list (`/project/{key}/version`, `/project/search`).
+/// A `startAt`-paged list (`/project/{key}/version`, `/project/search`,
+/// `/issue/{id}/changelog`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PagedValues<T> {
+    #[serde(default = "Vec::new")]
     pub values: Vec<T>,
     #[serde(default)]
     pub is_last: Option<bool>,
