@@ -1,0 +1,201 @@
+//! Harvest throughput against the loopback fake Jira.
+//!
+//! Harvests a large generated site with the real client, harvester and the
+//! shipped definitions, then measures side by side, in the same process: a
+//! plain reqwest loop that downloads the same search and changelog pages the
+//! client fetched and parses them into `serde_json::Value` (the floor any
+//! harvest has to pay), the client alone (download, parse, conversion to
+//! facts), and classification plus aggregation alone over those facts.
+//!
+//! `cargo bench --bench harvest`; `HARVEST_BENCH_ISSUES` sets the total
+//! number of issues (default 100 000, over 10 projects).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use jira_dora::definitions::DefinitionSet;
+use jira_dora::demo::large_site;
+use jira_dora::domain::aggregate::build_project;
+use jira_dora::domain::facts::ProjectFacts;
+use jira_dora::fake_jira::FakeJira;
+use jira_dora::harvest::{Harvester, JobState};
+use jira_dora::jira::{FetchCounters, JiraClient, JiraConfig};
+use jira_dora::store::Store;
+use tokio::sync::Semaphore;
+
+const PROJECTS: usize = 10;
+
+/// A field of `/proc/self/status` in KiB (0 where there is no procfs).
+fn proc_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn main() {
+    let total: usize = std::env::var("HARVEST_BENCH_ISSUES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let per_project = (total / PROJECTS).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(run(per_project));
+}
+
+async fn run(per_project: usize) {
+    let issues = per_project * PROJECTS;
+    let t = Instant::now();
+    let site = large_site(PROJECTS, per_project, 1);
+    let histories: usize = site.projects.iter().flat_map(|p| &p.issues).map(|i| i.histories.len()).sum();
+    let keys: Vec<String> = site.projects.iter().map(|p| p.key.clone()).collect();
+    let fake = FakeJira::start(site).await;
+    fake.set_now(Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap());
+    println!(
+        "site: {issues} issues in {PROJECTS} projects, {histories} changelog entries, generated in {:.1} s",
+        secs(t.elapsed())
+    );
+    let cfg = JiraConfig { retry_base: Duration::from_millis(1), ..JiraConfig::new(fake.base_url()) };
+    let definitions = Arc::new(DefinitionSet::shipped());
+    let tz = chrono_tz::Europe::Berlin;
+
+    // 1. The harvest: client + harvester + shipped definitions.
+    let rss_before = proc_status_kib("VmRSS:");
+    fake.clear_requests();
+    let store = Arc::new(Store::new());
+    let harvester = Arc::new(Harvester::new(
+        JiraClient::new(cfg.clone()).expect("client"),
+        Arc::clone(&store),
+        Arc::clone(&definitions),
+        tz,
+        keys.clone(),
+    ));
+    let t = Instant::now();
+    let id = harvester.start(Vec::new(), true).await.expect("harvest starts");
+    let view = loop {
+        let view = harvester.job(&id).expect("job");
+        if view.finished.is_some() {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let harvest = t.elapsed();
+    assert_eq!(view.state, JobState::Succeeded, "{view:#?}");
+    let hwm_after = proc_status_kib("VmHWM:");
+    let rss_after = proc_status_kib("VmRSS:");
+    let fetched: u64 = view.projects.iter().map(|p| p.issues_fetched).sum();
+    let pages: u64 = view.projects.iter().map(|p| p.pages).sum();
+
+    // 2. The floor: the same search and changelog pages, downloaded and
+    // parsed into `serde_json::Value`, as many in flight as the client.
+    let requests: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/search") || r.path.contains("/changelog"))
+        .collect();
+    let http = reqwest::Client::new();
+    let base = fake.base_url();
+    let limit = Arc::new(Semaphore::new(cfg.max_concurrency));
+    let t = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for r in requests.iter().cloned() {
+        let (http, limit) = (http.clone(), Arc::clone(&limit));
+        let url = if r.query.is_empty() { format!("{base}{}", r.path) } else { format!("{base}{}?{}", r.path, r.query) };
+        set.spawn(async move {
+            let _permit = limit.acquire().await.expect("semaphore");
+            let rb = if r.method == "POST" {
+                http.post(&url).header("content-type", "application/json").body(r.body)
+            } else {
+                http.get(&url)
+            };
+            let bytes = rb.send().await.expect("request").bytes().await.expect("body");
+            let value: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+            (bytes.len(), value.is_object())
+        });
+    }
+    let mut body_bytes = 0usize;
+    while let Some(done) = set.join_next().await {
+        body_bytes += done.expect("task").0;
+    }
+    let floor = t.elapsed();
+
+    // 3. The client alone (download, parse, conversion), keeping the facts.
+    let client = JiraClient::new(cfg.clone()).expect("client");
+    let t = Instant::now();
+    let statuses = client.statuses().await.expect("statuses");
+    let mut fetches = tokio::task::JoinSet::new();
+    for key in keys.clone() {
+        let (client, statuses) = (client.clone(), statuses.clone());
+        fetches.spawn(async move {
+            let counters = FetchCounters::default();
+            let versions = client.versions(&key).await.expect("versions");
+            let issues = client.search_issues(&key, None, &counters).await.expect("search");
+            ProjectFacts { key, issues, versions, statuses }
+        });
+    }
+    let mut facts = Vec::new();
+    while let Some(done) = fetches.join_next().await {
+        facts.push(done.expect("task"));
+    }
+    let client_only = t.elapsed();
+
+    // 4. Classification and aggregation alone, one project after another.
+    let t = Instant::now();
+    for f in &facts {
+        let weeks = build_project(f, &*definitions, tz).expect("build");
+        std::hint::black_box(weeks);
+    }
+    let build = t.elapsed();
+    let t = Instant::now();
+    let mut builds = Vec::new();
+    for f in facts {
+        let defs = Arc::clone(&definitions);
+        builds.push(tokio::task::spawn_blocking(move || build_project(&f, &*defs, tz).map(|_| ())));
+    }
+    for b in builds {
+        b.await.expect("task").expect("build");
+    }
+    let build_parallel = t.elapsed();
+
+    let per_100k = |kib: u64| mib(kib) * 100_000.0 / issues as f64;
+    let ratio = secs(harvest) / secs(floor);
+    println!();
+    println!("| measure                                   | value            |");
+    println!("|-------------------------------------------|------------------|");
+    println!("| issues harvested                          | {fetched:>16} |");
+    println!("| pages read by the client                  | {pages:>16} |");
+    println!("| search + changelog requests replayed      | {:>16} |", requests.len());
+    println!("| response bytes replayed                   | {:>13.1} MB |", body_bytes as f64 / 1e6);
+    println!("| harvest (client + definitions + store)    | {:>14.2} s |", secs(harvest));
+    println!("| harvest throughput                        | {:>10.0} iss/s |", fetched as f64 / secs(harvest));
+    println!("| download + serde_json::Value parse        | {:>14.2} s |", secs(floor));
+    println!("| ratio harvest / (download + parse)        | {ratio:>16.2} |");
+    println!("| client alone (download, parse, convert)   | {:>14.2} s |", secs(client_only));
+    println!("| build_project alone, sequential           | {:>14.2} s |", secs(build));
+    println!("| build_project alone, blocking pool        | {:>14.2} s |", secs(build_parallel));
+    println!("| build_project per issue                   | {:>13.1} µs |", secs(build) * 1e6 / issues as f64);
+    println!("| VmRSS before harvest (site + fake)        | {:>12.1} MiB |", mib(rss_before));
+    println!("| VmRSS after harvest                       | {:>12.1} MiB |", mib(rss_after));
+    println!("| VmHWM after harvest                       | {:>12.1} MiB |", mib(hwm_after));
+    println!(
+        "| harvest peak above start, per 100k issues | {:>12.1} MiB |",
+        per_100k(hwm_after.saturating_sub(rss_before))
+    );
+    println!(
+        "| held after harvest, per 100k issues       | {:>12.1} MiB |",
+        per_100k(rss_after.saturating_sub(rss_before))
+    );
+    println!();
+    println!("target: harvest / (download + parse) <= 1.5: {}", if ratio <= 1.5 { "met" } else { "NOT met" });
+    fake.shutdown().await;
+}
