@@ -36,6 +36,12 @@ enum Command {
         /// Folder of `.rhai` files (default: the configured one).
         dir: Option<PathBuf>,
     },
+    /// Read an API key from standard input and print its SHA-256, for
+    /// `[[auth.keys]]` (the configuration holds hashes, never keys).
+    HashKey,
+    /// Delete every file the service stored in its data folder, and list
+    /// them.
+    Purge,
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -71,6 +77,33 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app::run(config, listener, rx).await
 }
 
+/// Prints the SHA-256 of the key on standard input (one line; the line end
+/// is not part of the key).
+fn hash_key() -> anyhow::Result<()> {
+    use sha2::{Digest, Sha256};
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the key from standard input")?;
+    let key = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!key.is_empty(), "no key on standard input");
+    if key.len() < 32 {
+        eprintln!("warning: a key shorter than 32 characters is easy to guess; use a long random one");
+    }
+    println!("{}", hex::encode(Sha256::digest(key.as_bytes())));
+    Ok(())
+}
+
+fn purge(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let purged = jira_dora::retention::purge(data_dir).with_context(|| format!("purging {}", data_dir.display()))?;
+    for path in &purged.deleted {
+        println!("deleted {}", path.display());
+    }
+    for path in &purged.kept {
+        println!("kept {} (not written by this service)", path.display());
+    }
+    println!("purged {} file(s), {} bytes, from {}", purged.deleted.len(), purged.bytes, data_dir.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match load_config(cli.config.as_ref()) {
@@ -80,7 +113,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::HashKey = command {
+        return match hash_key() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let result = match command {
+        Command::HashKey => unreachable!("handled before the configuration is read"),
+        Command::Purge => purge(&config.data_dir),
         Command::CheckConfig => {
             println!("configuration is valid ({})", if config.is_demo() { "demo: no Jira configured" } else { "Jira configured" });
             Ok(())
