@@ -598,7 +598,7 @@ fn my_permissions(st: &SiteState, q: &HashMap<String, String>, authorization: Op
     let Some(p) = project(st, key) else { return no_project(key) };
     let mut perms = serde_json::Map::new();
     for w in wanted.split(',') {
-        let have = w == "BROWSE_PROJECTS" && granted.iter().any(|g| *g == p.key);
+        let have = w == "BROWSE_PROJECTS" && granted.contains(&p.key);
         perms.insert(w.to_string(), json!({"id": "10", "key": w, "name": w, "type": "PROJECT", "havePermission": have}));
     }
     (StatusCode::OK, json!({"permissions": perms}))
