@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::api::auth::Access;
+use crate::api::permission::PermissionChecker;
 use crate::api::{self, Service};
 use crate::config::{Config, Flavor, JiraCredentials, JiraSettings};
 use crate::definitions::DefinitionSet;
@@ -94,6 +96,13 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
     };
     let client = JiraClient::new(jira_config(&jira_settings)).context("building the Jira client")?;
     let store = Arc::new(Store::new());
+    // A project no longer configured is not kept.
+    store.retain_projects(&config.harvest.projects);
+    let checker: Arc<dyn PermissionChecker> = Arc::new(client.clone());
+    let access = Arc::new(Access::new(&config.auth, Some(checker)));
+    if !access.enabled() {
+        warn!(listen = %config.listen, "authentication is off: every caller on this loopback address can read and refresh everything");
+    }
     let harvester = Arc::new(Harvester::new(
         client,
         Arc::clone(&store),
@@ -113,11 +122,12 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
     ));
 
     let config = Arc::new(config);
-    let service = Service { store, harvester, config, now: Utc::now };
+    let tls = config.tls.clone();
+    let service = Service { store, harvester, config, now: Utc::now, access };
     let stop = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
-    api::serve(listener, service, stop).await?;
+    api::serve_with(listener, service, tls.as_ref(), stop).await?;
     schedule.abort();
     info!("stopped");
     Ok(())

@@ -19,6 +19,9 @@ use thiserror::Error;
 
 pub use crate::jira::SecretString as Secret;
 
+mod auth;
+pub use auth::{ApiKey, AuthSettings, PermissionMode, Role, TlsSettings};
+
 /// Where environment variables come from.
 pub trait Env {
     fn var(&self, name: &str) -> Option<String>;
@@ -86,6 +89,10 @@ struct FileConfig {
     ai: FileAi,
     #[serde(default)]
     projects: BTreeMap<String, FileProject>,
+    #[serde(default)]
+    auth: auth::FileAuth,
+    #[serde(default)]
+    tls: auth::FileTls,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +175,10 @@ pub struct Config {
     pub ai_rollout_date: Option<NaiveDate>,
     /// Per-project AI rollout dates.
     pub project_rollout_dates: BTreeMap<String, NaiveDate>,
+    /// Client authentication and viewer permission checks.
+    pub auth: AuthSettings,
+    /// `None`: plain HTTP/2.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Config {
@@ -240,6 +251,8 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
     };
 
     let jira = jira_settings(file.jira, env, &mut problems);
+    let datacenter = jira.as_ref().is_some_and(|j| j.flavor == Flavor::Datacenter);
+    let (auth, tls) = auth::settings(file.auth, file.tls, listen, datacenter, env, &mut problems);
 
     let projects: Vec<String> = match env.var("DORA_PROJECTS") {
         Some(list) => list.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect(),
@@ -296,6 +309,8 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         harvest: HarvestSettings { projects, interval, full_refresh_hour, on_start: file.harvest.on_start.unwrap_or(true) },
         ai_rollout_date,
         project_rollout_dates,
+        auth,
+        tls,
     })
 }
 
@@ -394,6 +409,7 @@ mod tests {
                 ("DORA_PROJECTS", "OPS, PAY"),
                 ("DORA_REPORT_TZ", "Europe/Berlin"),
                 ("DORA_LISTEN", "0.0.0.0:9000"),
+                ("DORA_API_KEYS", "admin 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
             ]),
         )
         .unwrap();

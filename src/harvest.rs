@@ -47,6 +47,8 @@ pub enum StartError {
     Projects(JiraError),
     #[error("no projects to refresh: configure harvest.projects (DORA_PROJECTS)")]
     NoProjects,
+    #[error("project {0} is not in harvest.projects")]
+    NotConfigured(String),
 }
 
 /// State of a job or of one project in it.
@@ -190,6 +192,10 @@ impl Harvester {
     /// Starts a job and returns its id at once. A job already running for
     /// exactly these projects is joined instead.
     pub async fn start(self: &Arc<Self>, projects: Vec<String>, full: bool) -> Result<String, StartError> {
+        if let Some(k) = projects.iter().find(|k| !self.configured_projects.is_empty() && !self.configured_projects.contains(k)) {
+            return Err(StartError::NotConfigured(k.clone()));
+        }
+        self.forget_unconfigured();
         let mut projects = if projects.is_empty() { self.default_projects().await? } else { projects };
         projects.sort();
         projects.dedup();
@@ -222,6 +228,18 @@ impl Harvester {
         let this = Arc::clone(self);
         tokio::spawn(async move { this.run(job).await }.instrument(tracing::info_span!("refresh", job = %id)));
         Ok(id)
+    }
+
+    /// Drops the figures and facts of projects no longer configured (when a
+    /// list is configured).
+    pub fn forget_unconfigured(&self) {
+        if self.configured_projects.is_empty() {
+            return;
+        }
+        for key in self.store.retain_projects(&self.configured_projects) {
+            info!(project = %key, "project no longer configured: its figures are dropped");
+        }
+        self.memory.lock().expect("memory lock").retain(|k, _| self.configured_projects.contains(k));
     }
 
     /// A job's current view.

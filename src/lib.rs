@@ -23,6 +23,12 @@
 //! - [`api`]: the only module that knows tonic: handlers, conversions to
 //!   protobuf, the mapping of errors to `tonic::Status`.
 //! - [`config`]: typed configuration with complete validation.
+//! - [`retention`]: the files the service writes, and `purge`.
+//!
+//! Access: every `DoraMetrics` handler calls `api::auth` first (API key,
+//! role, viewer); a viewer's Browse Projects permission is asked of Jira
+//! through `api::permission::PermissionChecker` and cached in memory by a
+//! hash of the credential. See `SECURITY.md`.
 //! - [`app`]: wiring, background tasks and shutdown order.
 //! - [`cli`]: the command-line client of a running service.
 //! - [`fake_jira`] and [`demo`]: a Jira look-alike over real HTTP with a
@@ -38,6 +44,7 @@ pub mod domain;
 pub mod fake_jira;
 pub mod harvest;
 pub mod jira;
+pub mod retention;
 pub mod store;
 pub mod telemetry;
 

@@ -63,6 +63,12 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Read an API key from standard input and print its SHA-256, for
+    /// `[[auth.keys]]` (the configuration holds hashes, never keys).
+    HashKey,
+    /// Delete every file the service stored in its data folder, and list
+    /// them.
+    Purge,
 }
 
 /// How the client commands reach the service.
@@ -129,6 +135,33 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// Prints the SHA-256 of the key on standard input (one line; the line end
+/// is not part of the key).
+fn hash_key() -> anyhow::Result<()> {
+    use sha2::{Digest, Sha256};
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the key from standard input")?;
+    let key = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!key.is_empty(), "no key on standard input");
+    if key.len() < 32 {
+        eprintln!("warning: a key shorter than 32 characters is easy to guess; use a long random one");
+    }
+    println!("{}", hex::encode(Sha256::digest(key.as_bytes())));
+    Ok(())
+}
+
+fn purge(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let purged = jira_dora::retention::purge(data_dir).with_context(|| format!("purging {}", data_dir.display()))?;
+    for path in &purged.deleted {
+        println!("deleted {}", path.display());
+    }
+    for path in &purged.kept {
+        println!("kept {} (not written by this service)", path.display());
+    }
+    println!("purged {} file(s), {} bytes, from {}", purged.deleted.len(), purged.bytes, data_dir.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Client commands need no service configuration.
@@ -139,6 +172,7 @@ fn main() -> ExitCode {
         Command::Metrics { projects, weeks, json, target } => {
             return exit(client(async move { cli::metrics(&target.target(), projects, weeks, json).await }));
         }
+        Command::HashKey => return exit(hash_key()),
         other => other,
     };
     let config = match load_config(cli.config.as_ref()) {
@@ -149,6 +183,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match command {
+        Command::Purge => purge(&config.data_dir),
         Command::CheckConfig => {
             println!("configuration is valid ({})", if config.is_demo() { "demo: no Jira configured" } else { "Jira configured" });
             Ok(())
@@ -159,7 +194,7 @@ fn main() -> ExitCode {
                 .map(|d| println!("definitions in {} are valid (version {})", dir.display(), d.version()))
                 .map_err(anyhow::Error::from)
         }
-        Command::Refresh { .. } | Command::Metrics { .. } => unreachable!("handled above"),
+        Command::Refresh { .. } | Command::Metrics { .. } | Command::HashKey => unreachable!("handled above"),
         Command::Serve => {
             init_logs(if cli.json_logs { LogFormat::Json } else { config.log_format });
             tokio::runtime::Runtime::new().context("starting the runtime").and_then(|rt| rt.block_on(serve(config)))

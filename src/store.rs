@@ -49,6 +49,24 @@ impl Store {
         self.projects.remove(key);
     }
 
+    /// Drops every project not in `configured`, and says which; keeps all
+    /// when `configured` is empty (every project the account sees).
+    pub fn retain_projects(&self, configured: &[String]) -> Vec<String> {
+        if configured.is_empty() {
+            return Vec::new();
+        }
+        let mut dropped = Vec::new();
+        self.projects.retain(|k, _| {
+            let keep = configured.iter().any(|c| c == k);
+            if !keep {
+                dropped.push(k.clone());
+            }
+            keep
+        });
+        dropped.sort();
+        dropped
+    }
+
     /// The project keys, sorted.
     pub fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self.projects.iter().map(|e| e.key().clone()).collect();

@@ -550,3 +550,62 @@ async fn the_demo_site_harvests_completely_and_shows_the_ai_shift() {
     let (b, a) = (median(&mut before), median(&mut after));
     assert!(a < b, "median lead time before {b} ms, after {a} ms");
 }
+
+#[tokio::test]
+async fn off_site_redirects_and_next_links_never_reach_another_host() {
+    let fake = FakeJira::start(site(2, 0)).await;
+    let elsewhere = FakeJira::start(site(2, 0)).await;
+    let c = client(config(&fake, Flavor::Cloud));
+    let there = elsewhere.base_url();
+
+    fake.inject("/rest/api/3/status", 1, Fault::Redirect(format!("{there}/rest/api/3/status")));
+    assert!(matches!(c.statuses().await, Err(JiraError::RedirectRefused { .. })));
+
+    // A page whose `nextPage` link points elsewhere: the client builds the
+    // next request itself, on the configured site.
+    let page = format!(
+        r#"{{"self":"{there}/rest/api/3/project/search","nextPage":"{there}/rest/api/3/project/search?startAt=1","maxResults":1,"startAt":0,"total":2,"isLast":false,"values":[{{"id":"1","key":"OPS"}}]}}"#
+    );
+    fake.inject("/rest/api/3/project/search", 1, Fault::Body(page));
+    c.projects().await.unwrap();
+    let pages: Vec<_> = fake.requests().into_iter().filter(|r| r.path == "/rest/api/3/project/search").collect();
+    assert_eq!(pages.len(), 2);
+    assert!(pages[1].query.contains("startAt=1"), "{:?}", pages[1]);
+
+    // A page token that is a URL elsewhere is only ever a query parameter.
+    let search = format!(r#"{{"issues":[],"isLast":false,"nextPageToken":"{there}/rest/api/3/search/jql?steal=1"}}"#);
+    fake.inject("/rest/api/3/search/jql", 1, Fault::Body(search));
+    let err = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap_err();
+    assert_eq!(err.http_status(), Some(400), "the site refuses the odd token: {err}");
+
+    // A viewer's credential is not sent after a redirect either.
+    fake.inject("/rest/api/3/mypermissions", 1, Fault::Redirect(format!("{there}/rest/api/3/mypermissions")));
+    assert!(c.my_permission(&SecretString::new("Bearer viewer"), "OPS").await.is_err(), "a redirect is no yes");
+    assert_eq!(elsewhere.request_count(), 0, "{:?}", elsewhere.requests());
+}
+
+#[tokio::test]
+async fn permission_checks_ask_as_the_viewer_or_about_the_account() {
+    let fake = FakeJira::start(site(2, 0)).await;
+    let c = client(config(&fake, Flavor::Cloud));
+    let viewer = SecretString::new("Bearer viewer-token");
+    fake.grant_viewer("Bearer viewer-token", &["OPS"]);
+    assert!(c.my_permission(&viewer, "OPS").await.unwrap());
+    assert!(!c.my_permission(&viewer, "NOPE").await.unwrap(), "a missing project is a no");
+    let err = c.my_permission(&SecretString::new("Bearer stranger"), "OPS").await.unwrap_err();
+    assert_eq!(err.http_status(), Some(401));
+    assert!(!err.to_string().contains("stranger"), "{err}");
+    let asked = fake.requests().into_iter().find(|r| r.path == "/rest/api/3/mypermissions").unwrap();
+    assert!(asked.query_decoded.contains("projectKey=OPS") && asked.query_decoded.contains("permissions=BROWSE_PROJECTS"), "{asked:?}");
+
+    fake.grant_account("557058:viewer", &["OPS"]);
+    let keys = vec!["OPS".to_string(), "NOPE".to_string()];
+    assert_eq!(c.check_account("557058:viewer", &keys).await.unwrap(), [true, false]);
+    assert_eq!(c.check_account("557058:nobody", &keys).await.unwrap(), [false, false]);
+
+    // Jira down: an error after one retry, never a yes.
+    fake.inject("/rest/api/3/mypermissions", 10, Fault::Status(503));
+    let err = c.my_permission(&viewer, "OPS").await.unwrap_err();
+    assert_eq!(err.http_status(), Some(503));
+    assert_eq!(paths(&fake, "/rest/api/3/mypermissions"), 3 + 2, "one retry at most");
+}

@@ -2,8 +2,10 @@
 //! health and reflection on one port, conversions to protobuf, and the
 //! mapping of errors to `tonic::Status`.
 
+pub mod auth;
 mod convert;
 mod impact;
+pub mod permission;
 pub mod service;
 
 use std::future::Future;
@@ -11,17 +13,53 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
+use anyhow::Context;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::proto::dora_metrics_server::DoraMetricsServer;
+use crate::config::TlsSettings;
 use crate::proto::FILE_DESCRIPTOR_SET;
 pub use service::Service;
 
 /// Largest request message accepted.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
+/// Largest header block (metadata) accepted.
+pub const MAX_METADATA_BYTES: u32 = 16 * 1024;
+
 /// Serves the API on a bound listener until `shutdown` completes.
 pub async fn serve(listener: TcpListener, service: Service, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    serve_with(listener, service, None, shutdown).await
+}
+
+/// The TLS settings as tonic wants them: the server's identity and, for
+/// mutual TLS, the CA that client certificates must chain to.
+pub fn tls_config(tls: &TlsSettings) -> anyhow::Result<ServerTlsConfig> {
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading the TLS {what} ({})", path.display()))
+    };
+    let identity = Identity::from_pem(read("certificate", &tls.cert_file)?, read("private key", &tls.key_file)?);
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.client_ca_file {
+        config = config.client_ca_root(Certificate::from_pem(read("client CA", ca)?)).client_auth_optional(false);
+    }
+    Ok(config)
+}
+
+/// [`serve`], over TLS when `tls` is set. Health answers without an API
+/// key; reflection needs one (any role), like every `DoraMetrics` call.
+pub async fn serve_with(
+    listener: TcpListener,
+    service: Service,
+    tls: Option<&TlsSettings>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let access = Arc::clone(&service.access);
+    let key_check = move |request: tonic::Request<()>| {
+        access.authenticate(request.metadata())?;
+        Ok(request)
+    };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<DoraMetricsServer<Service>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -33,10 +71,14 @@ pub async fn serve(listener: TcpListener, service: Service, shutdown: impl Futur
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let dora = DoraMetricsServer::from_arc(Arc::new(service)).max_decoding_message_size(MAX_REQUEST_BYTES);
-    Server::builder()
+    let mut builder = Server::builder().http2_max_header_list_size(MAX_METADATA_BYTES);
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls_config(tls)?)?;
+    }
+    builder
         .add_service(health_service)
-        .add_service(reflection)
-        .add_service(reflection_alpha)
+        .add_service(InterceptedService::new(reflection, key_check.clone()))
+        .add_service(InterceptedService::new(reflection_alpha, key_check))
         .add_service(dora)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await?;

@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::auth::{Access, Caller, Right};
 use super::convert;
 use crate::config::{is_project_key, Config};
 use crate::domain::aggregate::ProjectAggregates;
@@ -29,6 +30,22 @@ pub struct Service {
     pub config: Arc<Config>,
     /// The clock (replaceable in tests).
     pub now: fn() -> DateTime<Utc>,
+    /// Who may call what, and which projects their viewer may see.
+    pub access: Arc<Access>,
+}
+
+/// Longest accepted week or date field.
+pub const MAX_FIELD_LEN: usize = 32;
+
+/// Longest accepted refresh job id.
+pub const MAX_JOB_ID_LEN: usize = 64;
+
+/// Validates a job id: short, letters, digits and dashes.
+fn job_id(id: &str) -> Result<&str, Status> {
+    if id.is_empty() || id.len() > MAX_JOB_ID_LEN || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(invalid("job_id", "not a refresh job id"));
+    }
+    Ok(id)
 }
 
 fn invalid(field: &str, why: impl std::fmt::Display) -> Status {
@@ -49,11 +66,24 @@ impl Service {
         for k in keys {
             let k = k.trim().to_ascii_uppercase();
             if !is_project_key(&k) {
-                return Err(invalid("project_keys", format!("`{}` is not a Jira project key", k.escape_debug())));
+                let shown: String = k.chars().take(64).collect();
+                return Err(invalid("project_keys", format!("`{}` is not a Jira project key", shown.escape_debug())));
             }
             if !out.contains(&k) {
                 out.push(k);
             }
+        }
+        Ok(out)
+    }
+
+    /// A job as the caller may see it: only projects its viewer may browse.
+    async fn visible_job(&self, caller: &Caller, job: &crate::harvest::JobView) -> Result<RefreshJob, Status> {
+        let mut out = convert::job(job);
+        if caller.has_viewer() {
+            let keys: Vec<String> = out.projects.iter().map(|p| p.project_key.clone()).collect();
+            let allowed = self.access.browsable(caller, &keys).await?;
+            let mut allowed = allowed.into_iter();
+            out.projects.retain(|_| allowed.next().unwrap_or(false));
         }
         Ok(out)
     }
@@ -85,8 +115,14 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchRefreshResponse, Status
 #[tonic::async_trait]
 impl DoraMetrics for Service {
     async fn get_metrics(&self, request: Request<GetMetricsRequest>) -> Result<Response<GetMetricsResponse>, Status> {
+        let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let req = request.into_inner();
         let keys = Self::project_keys(&req.project_keys)?;
+        for (field, value) in [("from_week", &req.from_week), ("to_week", &req.to_week), ("ai_rollout_date", &req.ai_rollout_date)] {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_FIELD_LEN) {
+                return Err(invalid(field, format!("at most {MAX_FIELD_LEN} characters")));
+            }
+        }
         let tz = self.config.report_tz;
         let now = (self.now)();
         let period = resolve_period(req.from_week.as_deref(), req.to_week.as_deref(), req.weeks, now, tz)
@@ -98,6 +134,9 @@ impl DoraMetrics for Service {
             ),
             None => None,
         };
+        // Before any figure is looked up: a viewer sees nothing of a request
+        // that names a project it may not browse (or that does not exist).
+        self.access.require_browse(&caller, &keys).await?;
         let mut data = Vec::with_capacity(keys.len());
         for k in &keys {
             match self.store.get(k) {
@@ -139,12 +178,15 @@ impl DoraMetrics for Service {
         Ok(Response::new(response))
     }
 
-    async fn list_projects(&self, _: Request<ListProjectsRequest>) -> Result<Response<ListProjectsResponse>, Status> {
+    async fn list_projects(&self, request: Request<ListProjectsRequest>) -> Result<Response<ListProjectsResponse>, Status> {
+        let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let now = (self.now)();
-        let projects = self
-            .store
-            .keys()
+        let keys = self.store.keys();
+        let allowed = self.access.browsable(&caller, &keys).await?;
+        let projects = keys
             .into_iter()
+            .zip(allowed)
+            .filter_map(|(k, allowed)| allowed.then_some(k))
             .filter_map(|k| {
                 let d = self.store.get(&k)?;
                 Some(ProjectInfo {
@@ -158,6 +200,7 @@ impl DoraMetrics for Service {
     }
 
     async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<RefreshResponse>, Status> {
+        self.access.authorize(request.metadata(), Right::Admin)?;
         let req = request.into_inner();
         let keys = if req.project_keys.is_empty() { Vec::new() } else { Self::project_keys(&req.project_keys)? };
         let job_id = self.harvester.start(keys, req.full).await.map_err(|e| Status::failed_precondition(e.to_string()))?;
@@ -165,23 +208,29 @@ impl DoraMetrics for Service {
     }
 
     async fn get_refresh_status(&self, request: Request<GetRefreshStatusRequest>) -> Result<Response<GetRefreshStatusResponse>, Status> {
+        let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let id = request.into_inner().job_id;
-        let job = self.harvester.job(&id).ok_or_else(|| Status::not_found(format!("job `{}`: unknown", id.escape_debug())))?;
-        Ok(Response::new(GetRefreshStatusResponse { job: Some(convert::job(&job)) }))
+        let job = self.harvester.job(job_id(&id)?).ok_or_else(|| Status::not_found(format!("job `{}`: unknown", id.escape_debug())))?;
+        Ok(Response::new(GetRefreshStatusResponse { job: Some(self.visible_job(&caller, &job).await?) }))
     }
 
     type WatchRefreshStream = WatchStream;
 
     async fn watch_refresh(&self, request: Request<WatchRefreshRequest>) -> Result<Response<WatchStream>, Status> {
+        let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let id = request.into_inner().job_id;
-        let (_, mut changed) =
-            self.harvester.watch(&id).ok_or_else(|| Status::not_found(format!("job `{}`: unknown", id.escape_debug())))?;
+        let (view, mut changed) =
+            self.harvester.watch(job_id(&id)?).ok_or_else(|| Status::not_found(format!("job `{}`: unknown", id.escape_debug())))?;
+        // A job's projects do not change: decide once which the viewer sees.
+        let visible: Vec<String> = self.visible_job(&caller, &view).await?.projects.into_iter().map(|p| p.project_key).collect();
         let harvester = Arc::clone(&self.harvester);
         let stream = async_stream(move |tx| async move {
             loop {
                 let Some(view) = harvester.job(&id) else { return };
                 let ended = matches!(view.state, JobState::Succeeded | JobState::Failed) && view.finished.is_some();
-                if tx.send(Ok(WatchRefreshResponse { job: Some(convert::job(&view)) })).await.is_err() || ended {
+                let mut job = convert::job(&view);
+                job.projects.retain(|p| visible.contains(&p.project_key));
+                if tx.send(Ok(WatchRefreshResponse { job: Some(job) })).await.is_err() || ended {
                     return;
                 }
                 // Progress counters move without notifications: tick too.
@@ -191,7 +240,8 @@ impl DoraMetrics for Service {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn get_definitions(&self, _: Request<GetDefinitionsRequest>) -> Result<Response<GetDefinitionsResponse>, Status> {
+    async fn get_definitions(&self, request: Request<GetDefinitionsRequest>) -> Result<Response<GetDefinitionsResponse>, Status> {
+        self.access.authorize(request.metadata(), Right::Read)?;
         let defs = self.harvester.definitions();
         Ok(Response::new(GetDefinitionsResponse {
             version: defs.version().to_owned(),
@@ -199,11 +249,13 @@ impl DoraMetrics for Service {
         }))
     }
 
-    async fn validate_definitions(&self, _: Request<ValidateDefinitionsRequest>) -> Result<Response<ValidateDefinitionsResponse>, Status> {
+    async fn validate_definitions(&self, request: Request<ValidateDefinitionsRequest>) -> Result<Response<ValidateDefinitionsResponse>, Status> {
+        self.access.authorize(request.metadata(), Right::Admin)?;
         Err(Status::unimplemented("ValidateDefinitions is not available yet"))
     }
 
-    async fn update_definitions(&self, _: Request<UpdateDefinitionsRequest>) -> Result<Response<UpdateDefinitionsResponse>, Status> {
+    async fn update_definitions(&self, request: Request<UpdateDefinitionsRequest>) -> Result<Response<UpdateDefinitionsResponse>, Status> {
+        self.access.authorize(request.metadata(), Right::Admin)?;
         Err(Status::unimplemented("UpdateDefinitions is not available yet"))
     }
 }

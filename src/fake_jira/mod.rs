@@ -159,6 +159,8 @@ pub enum Fault {
     Malformed,
     /// A 302 to this location.
     Redirect(String),
+    /// A 200 with this JSON body instead of the real answer.
+    Body(String),
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +193,13 @@ pub struct SiteState {
     pub bulk_changelog: bool,
     /// How many recent histories a Cloud search returns per issue.
     pub search_changelog_cap: usize,
+    /// `mypermissions` answers per credential: an `Authorization` value
+    /// (`Bearer ...`, `Basic ...`) and the projects it may browse. A
+    /// credential not in the table gets 401.
+    pub viewer_permissions: std::collections::HashMap<String, Vec<String>>,
+    /// `permissions/check` answers per account id: the projects it may
+    /// browse (none when the account is not in the table).
+    pub account_permissions: std::collections::HashMap<String, Vec<String>>,
     faults: Vec<FaultRule>,
     log: Vec<LoggedRequest>,
     next_id: u64,
@@ -212,6 +221,8 @@ impl SiteState {
             now: Utc::now(),
             bulk_changelog: true,
             search_changelog_cap: 20,
+            viewer_permissions: Default::default(),
+            account_permissions: Default::default(),
             faults: Vec::new(),
             log: Vec::new(),
             next_id,
@@ -337,6 +348,17 @@ impl FakeJira {
     /// How many recent histories a Cloud search returns per issue.
     pub fn set_search_changelog_cap(&self, n: usize) {
         self.lock().search_changelog_cap = n;
+    }
+
+    /// The holder of `authorization` (an `Authorization` header value) may
+    /// browse exactly `projects` (replacing what it had).
+    pub fn grant_viewer(&self, authorization: &str, projects: &[&str]) {
+        self.lock().viewer_permissions.insert(authorization.into(), projects.iter().map(|p| p.to_string()).collect());
+    }
+
+    /// Account `account_id` may browse exactly `projects`.
+    pub fn grant_account(&self, account_id: &str, projects: &[&str]) {
+        self.lock().account_permissions.insert(account_id.into(), projects.iter().map(|p| p.to_string()).collect());
     }
 
     /// Sets the fake's clock (used for `updated` by the mutations).

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -42,7 +42,7 @@ fn decode(q: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn handle(State(state): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn handle(State(state): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_string();
     let raw_query = uri.query().unwrap_or("").to_string();
     let fault = {
@@ -81,6 +81,7 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, body: Byt
             }
             return r;
         }
+        Some(Fault::Body(text)) => return json_bytes(StatusCode::OK, text.clone().into_bytes()),
         Some(Fault::Malformed) => {
             return json_bytes(StatusCode::OK, b"{\"isLast\": true, \"issues\": [{\"id\": \"1\", ]".to_vec());
         }
@@ -89,7 +90,8 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, body: Byt
     }
     let (status, value) = {
         let st = lock(&state);
-        route(&st, &method, &uri, &path, &body)
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        route(&st, &method, &uri, &path, &body, authorization)
     };
     let bytes = serde_json::to_vec(&value).unwrap_or_default();
     if fault == Some(Fault::Truncated) {
@@ -137,7 +139,7 @@ fn not_found(msg: &str) -> Answer {
 }
 
 /// Routes a request; the state is read-only here.
-fn route(st: &SiteState, method: &Method, uri: &Uri, path: &str, body: &[u8]) -> Answer {
+fn route(st: &SiteState, method: &Method, uri: &Uri, path: &str, body: &[u8], authorization: Option<&str>) -> Answer {
     let q: HashMap<String, String> =
         Query::<HashMap<String, String>>::try_from_uri(uri).map(|q| q.0).unwrap_or_default();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -185,6 +187,12 @@ fn route(st: &SiteState, method: &Method, uri: &Uri, path: &str, body: &[u8]) ->
             (StatusCode::OK, Value::Array(st.site.projects.iter().map(project_json).collect()))
         }
         ["myself"] if get => (StatusCode::OK, myself(st, cloud)),
+        ["mypermissions"] if get => my_permissions(st, &q, authorization),
+        ["permissions", "check"] if cloud && post => permissions_check(st, body),
+        ["project", key] if get => match project(st, key) {
+            Some(p) => (StatusCode::OK, project_json(p)),
+            None => no_project(key),
+        },
         _ => not_found("Not found."),
     }
 }
@@ -575,4 +583,52 @@ fn myself(st: &SiteState, cloud: bool) -> Value {
         json!({"self": "/rest/api/2/user?username=harvester", "name": "harvester", "key": "harvester",
             "emailAddress": "harvester@example.com", "displayName": "DORA Harvester", "active": true, "timeZone": tz})
     }
+}
+
+/// `mypermissions` for the caller's credential: 401 for an unknown one,
+/// 404 for an unknown project, else whether the table grants it.
+fn my_permissions(st: &SiteState, q: &HashMap<String, String>, authorization: Option<&str>) -> Answer {
+    let Some(granted) = authorization.and_then(|a| st.viewer_permissions.get(a)) else {
+        return (StatusCode::UNAUTHORIZED, jira_error("Client must be authenticated to access this resource."));
+    };
+    let Some(wanted) = q.get("permissions").filter(|p| !p.is_empty()) else {
+        return bad("The 'permissions' query parameter is required.");
+    };
+    let key = q.get("projectKey").map(String::as_str).unwrap_or_default();
+    let Some(p) = project(st, key) else { return no_project(key) };
+    let mut perms = serde_json::Map::new();
+    for w in wanted.split(',') {
+        let have = w == "BROWSE_PROJECTS" && granted.contains(&p.key);
+        perms.insert(w.to_string(), json!({"id": "10", "key": w, "name": w, "type": "PROJECT", "havePermission": have}));
+    }
+    (StatusCode::OK, json!({"permissions": perms}))
+}
+
+/// `permissions/check` about an account: the ids of the asked projects the
+/// table grants it.
+fn permissions_check(st: &SiteState, body: &[u8]) -> Answer {
+    let req: Value = match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return bad("The request body is not valid JSON."),
+    };
+    let granted = req.get("accountId").and_then(Value::as_str).and_then(|a| st.account_permissions.get(a));
+    let mut out = Vec::new();
+    for pp in req.get("projectPermissions").and_then(Value::as_array).into_iter().flatten() {
+        let projects: Vec<u64> = pp
+            .get("projects")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_u64)
+            .filter(|id| {
+                let id = id.to_string();
+                st.site.projects.iter().any(|p| p.id == id && granted.is_some_and(|g| g.contains(&p.key)))
+            })
+            .collect();
+        for perm in list_param(pp.get("permissions")) {
+            let projects = if perm == "BROWSE_PROJECTS" { projects.clone() } else { Vec::new() };
+            out.push(json!({"permission": perm, "projects": projects, "issues": []}));
+        }
+    }
+    (StatusCode::OK, json!({"projectPermissions": out, "globalPermissions": []}))
 }

@@ -21,7 +21,7 @@ use super::wire::{
     WireMyself, WireProject, WireStatusEntry, WireVersion,
 };
 use super::{
-    Attempts, FetchCounters, Flavor, JiraAuth, JiraConfig, JiraError, RequestName,
+    Attempts, FetchCounters, Flavor, JiraAuth, JiraConfig, JiraError, RequestName, SecretString,
 };
 use crate::domain::facts::{IssueFacts, Millis, StatusChange, StatusFacts, VersionFacts};
 
@@ -56,6 +56,15 @@ struct Inner {
     time_zone: OnceCell<Option<chrono_tz::Tz>>,
     /// Set once the site showed it has no bulk changelog endpoint.
     no_bulk_changelog: AtomicBool,
+}
+
+/// Whose credential a request carries.
+#[derive(Clone, Copy)]
+pub(super) enum Credential<'a> {
+    /// The service's own (configured) credential.
+    App,
+    /// A viewer's `Authorization` value, forwarded as it came.
+    Viewer(&'a SecretString),
 }
 
 /// Why one attempt failed, before deciding whether to retry.
@@ -223,13 +232,28 @@ impl JiraClient {
         body: Option<&serde_json::Value>,
         counters: Option<&FetchCounters>,
     ) -> Result<T, JiraError> {
+        self.call_as(method, segments, query, body, counters, Credential::App, self.inner.max_retries).await
+    }
+
+    /// [`Self::call`] with a chosen credential and retry budget.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn call_as<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+        counters: Option<&FetchCounters>,
+        credential: Credential<'_>,
+        max_retries: u32,
+    ) -> Result<T, JiraError> {
         let url = self.url(&method, segments)?;
         let req = RequestName { method: method.to_string(), path: url.path().to_string() };
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.inner.retry_base)
             .with_max_delay(self.inner.retry_cap)
             .with_jitter()
-            .with_max_times(self.inner.max_retries as usize)
+            .with_max_times(max_retries as usize)
             .build();
         let mut attempt: u32 = 0;
         loop {
@@ -241,7 +265,7 @@ impl JiraClient {
                     .acquire()
                     .await
                     .map_err(|_| JiraError::Task("client closed".into()))?;
-                self.attempt(&method, &url, query, body).await
+                self.attempt(&method, &url, query, body, credential).await
             };
             crate::telemetry::jira_request(&req.path, result.as_ref().map_or_else(Failure::http_status, |_| 200));
             let failure = match result {
@@ -253,7 +277,7 @@ impl JiraClient {
                 }
                 Err(f) => f,
             };
-            if failure.retryable() && attempt <= self.inner.max_retries {
+            if failure.retryable() && attempt <= max_retries {
                 let retry_after = match &failure {
                     Failure::Status { retry_after, .. } => *retry_after,
                     _ => None,
@@ -288,6 +312,7 @@ impl JiraClient {
         url: &Url,
         query: &[(&str, String)],
         body: Option<&serde_json::Value>,
+        credential: Credential<'_>,
     ) -> Result<bytes::Bytes, Failure> {
         let mut rb = self
             .inner
@@ -300,10 +325,16 @@ impl JiraClient {
         if let Some(b) = body {
             rb = rb.json(b);
         }
-        rb = match &self.inner.auth {
-            JiraAuth::None => rb,
-            JiraAuth::Basic { email, token } => rb.basic_auth(email, Some(token.expose())),
-            JiraAuth::Bearer(token) => rb.bearer_auth(token.expose()),
+        rb = match (credential, &self.inner.auth) {
+            (Credential::Viewer(authorization), _) => {
+                let mut value = reqwest::header::HeaderValue::from_str(authorization.expose())
+                    .map_err(|_| Failure::Status { status: 401, retry_after: None, retryable: false })?;
+                value.set_sensitive(true);
+                rb.header(reqwest::header::AUTHORIZATION, value)
+            }
+            (Credential::App, JiraAuth::None) => rb,
+            (Credential::App, JiraAuth::Basic { email, token }) => rb.basic_auth(email, Some(token.expose())),
+            (Credential::App, JiraAuth::Bearer(token)) => rb.bearer_auth(token.expose()),
         };
         let resp = rb.send().await.map_err(|e| {
             if e.is_timeout() {
@@ -733,11 +764,8 @@ impl JiraClient {
         }
     }
 
-    // A later task adds `my_permission(viewer_authorization, project)`:
-    // `GET /rest/api/{3|2}/mypermissions?projectKey=..&permissions=BROWSE_PROJECTS`
-    // sent with the *viewer's* credential (not `self.inner.auth`), 404 = deny,
-    // results cached briefly. It belongs here so this stays the only module
-    // that speaks HTTP to Jira.
+    // Permission checks (`my_permission`, `check_account`) live in
+    // `permissions.rs`.
 }
 
 /// Parses a body, turning serde errors into messages that carry a position

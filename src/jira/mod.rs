@@ -17,6 +17,7 @@
 
 mod client;
 pub mod convert;
+mod permissions;
 pub mod wire;
 
 use std::fmt;
@@ -27,6 +28,7 @@ use thiserror::Error;
 
 pub use client::JiraClient;
 pub use convert::ConvertError;
+pub use permissions::BROWSE_PROJECTS;
 
 /// Which Jira product the site runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
