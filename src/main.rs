@@ -36,6 +36,14 @@ enum Command {
         /// Folder of `.rhai` files (default: the configured one).
         dir: Option<PathBuf>,
     },
+    /// Write the encoded protobuf file descriptor set of the API (with its
+    /// `google.api.http` rules), as gateways such as Envoy's gRPC-JSON
+    /// transcoder need it.
+    DescriptorSet {
+        /// Output file (default: standard output).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -71,6 +79,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app::run(config, listener, rx).await
 }
 
+fn write_descriptor_set(out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let bytes = jira_dora::proto::FILE_DESCRIPTOR_SET;
+    match out {
+        Some(path) => std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display())),
+        None => std::io::stdout().lock().write_all(bytes).context("writing to standard output"),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match load_config(cli.config.as_ref()) {
@@ -91,6 +108,7 @@ fn main() -> ExitCode {
                 .map(|d| println!("definitions in {} are valid (version {})", dir.display(), d.version()))
                 .map_err(anyhow::Error::from)
         }
+        Command::DescriptorSet { out } => write_descriptor_set(out.as_deref()),
         Command::Serve => {
             init_logs(if cli.json_logs { LogFormat::Json } else { config.log_format });
             tokio::runtime::Runtime::new().context("starting the runtime").and_then(|rt| rt.block_on(serve(config)))
