@@ -95,16 +95,14 @@ fn json_response(code: StatusCode, body: &impl Serialize) -> Response {
     }
 }
 
-/// Unknown paths: HTTP 404 with a JSON body; a gRPC client still gets
-/// gRPC's `UNIMPLEMENTED`.
+/// Unknown paths: HTTP 404 with a JSON body; a gRPC or gRPC-Web client
+/// still gets gRPC's `UNIMPLEMENTED`, in its own content type.
 pub async fn not_found(request: Request) -> Response {
-    let grpc = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"));
-    if grpc {
-        return Status::unimplemented("no such method").into_http::<Body>();
+    let grpc = request.headers().get(header::CONTENT_TYPE).filter(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if let Some(content_type) = grpc {
+        let mut response = Status::unimplemented("no such method").into_http::<Body>();
+        response.headers_mut().insert(header::CONTENT_TYPE, content_type.clone());
+        return response;
     }
     error_response(&Status::not_found(format!("no route for {} {}", request.method(), request.uri().path())))
 }
