@@ -1,10 +1,11 @@
 //! The only module that knows tonic and HTTP serving: the gRPC service,
 //! health and reflection on one port, conversions to protobuf, and the
 //! mapping of errors to `tonic::Status`. The same port also serves gRPC-Web
-//! (for the gRPC services that support it) and the HTTP/JSON mapping
-//! ([`json`]); other paths get HTTP 404.
+//! (for the gRPC services that support it), the HTTP/JSON mapping
+//! ([`json`]) and the dashboard ([`dashboard`]); other paths get HTTP 404.
 
 mod convert;
+pub mod dashboard;
 mod impact;
 pub mod json;
 pub mod service;
@@ -49,6 +50,7 @@ pub async fn serve(listener: TcpListener, service: Service, shutdown: impl Futur
         .add_service(GrpcWebLayer::new().layer(dora))
         .into_axum_router()
         .merge(json::router(service))
+        .merge(dashboard::router())
         .fallback(json::not_found);
     Server::builder()
         .accept_http1(true)
