@@ -143,3 +143,36 @@ async fn the_dashboard_shows_what_the_grpc_api_returns() {
     session.close().await;
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_says_what_to_do_without_data_or_service() {
+    let driver = Driver::start().await;
+    let server = DemoServer::start_empty().await;
+    let _ = server.grpc().await;
+    let profile = tempfile::tempdir().unwrap();
+    let session = driver.session(profile.path(), 1280, 900).await;
+
+    // No project harvested yet: say so, and offer to try again.
+    session.goto(&server.url("/")).await;
+    session.wait_for("return document.body.dataset.state", json!("no-projects")).await;
+    let text = session.text(&session.find("#notice").await).await;
+    assert!(text.contains("No data yet") && text.contains("try again shortly"), "{text}");
+    assert_eq!(session.script("return document.getElementById('notice-retry').hidden").await, json!(false));
+    no_console_errors(&session, "with no data").await;
+
+    // The service goes away: trying again says it is unreachable.
+    server.stop().await;
+    session.click(&session.find("#notice-retry").await).await;
+    session.wait_for("return document.body.dataset.state", json!("unavailable")).await;
+    let text = session.text(&session.find("#notice").await).await;
+    assert!(text.contains("The service is unreachable") && text.contains("network connection"), "{text}");
+    // The only console errors are the refused connection itself.
+    let unexpected: Vec<_> = session
+        .console()
+        .await
+        .into_iter()
+        .filter(|(level, m)| level == "SEVERE" && !m.contains("ERR_CONNECTION_REFUSED"))
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    session.close().await;
+}

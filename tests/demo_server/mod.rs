@@ -21,12 +21,7 @@ pub struct DemoServer {
 impl DemoServer {
     /// Starts the service on the demo site and waits for its first harvest.
     pub async fn start() -> DemoServer {
-        let config = config::load(None, &std::collections::HashMap::new()).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(jira_dora::app::run(config, listener, rx));
-        let server = DemoServer { addr, stop, task };
+        let server = Self::with_config(None).await;
         let mut client = server.grpc().await;
         for _ in 0..600 {
             let projects = client.list_projects(ListProjectsRequest {}).await.unwrap().into_inner().projects;
@@ -36,6 +31,21 @@ impl DemoServer {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("demo harvest did not finish");
+    }
+
+    /// Starts the service on the demo site without harvesting it: it holds
+    /// no data.
+    pub async fn start_empty() -> DemoServer {
+        Self::with_config(Some("[harvest]\non_start = false\ninterval_minutes = 0\n")).await
+    }
+
+    async fn with_config(toml: Option<&str>) -> DemoServer {
+        let config = config::load(toml, &std::collections::HashMap::new()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(jira_dora::app::run(config, listener, rx));
+        DemoServer { addr, stop, task }
     }
 
     /// `http://127.0.0.1:PORT` + `path`.
