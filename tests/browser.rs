@@ -1,9 +1,10 @@
 //! The dashboard in a real browser: headless Chromium, driven through
 //! chromedriver, against the real service on the demo site. It picks a
 //! project and a period, checks the four cards against a gRPC `GetMetrics`,
-//! opens the AI impact tab, and saves the screenshots shown in the README
-//! (`docs/screenshots/`). Any console error — a script error, a blocked
-//! resource, a Content-Security-Policy violation — fails it.
+//! opens the AI impact tab, and saves screenshots (those shown in the
+//! README, `docs/screenshots/`, with `DORA_UPDATE_SCREENSHOTS=1`). Any
+//! console error — a script error, a blocked resource, a
+//! Content-Security-Policy violation — fails it.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; it fails, saying so,
 //! when they are missing.
@@ -21,8 +22,16 @@ use webdriver::{Driver, Session};
 const PROJECT: &str = "PAY";
 const WEEKS: u32 = 26;
 
+/// Where a screenshot goes: `docs/screenshots/` (shown in the README) with
+/// `DORA_UPDATE_SCREENSHOTS=1`; otherwise the target folder, so that a test
+/// run leaves the work tree as it was (the demo's dates move every day).
 fn screenshot(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots").join(name)
+    let dir = if std::env::var_os("DORA_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots")
+    } else {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+    };
+    dir.join(name)
 }
 
 /// Fails on any console message of level SEVERE (errors).
