@@ -69,6 +69,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     println!("jira-dora listening on {addr} (gRPC; health and reflection on the same port)");
+    println!("dashboard: http://{addr}/  JSON: http://{addr}/v1/projects  (gRPC-Web on the same port too)");
     println!("try: buf curl --protocol grpc --http2-prior-knowledge --data '{{\"project_keys\":[\"SHOP\"]}}' http://{addr}/dora.v1.DoraMetrics/GetMetrics");
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
