@@ -21,7 +21,9 @@
 //! - [`store`]: the shared state (a `dashmap` of weekly aggregates per
 //!   project) that the API reads and the harvester writes.
 //! - [`api`]: the only module that knows tonic: handlers, conversions to
-//!   protobuf, the mapping of errors to `tonic::Status`.
+//!   protobuf, the mapping of errors to `tonic::Status`; on the same port,
+//!   gRPC-Web, the HTTP/JSON mapping (calling the same handlers) and the
+//!   dashboard's static files (`web/`).
 //! - [`config`]: typed configuration with complete validation.
 //! - [`app`]: wiring, background tasks and shutdown order.
 //! - [`fake_jira`] and [`demo`]: a Jira look-alike over real HTTP with a
