@@ -281,3 +281,31 @@ fn every_rpc_has_its_http_rule_in_the_descriptor_set() {
     ];
     assert_eq!(rules, expected.map(|(a, b)| (a.to_owned(), b.to_owned())));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_files_carry_a_strict_policy() {
+    let server = DemoServer::start_empty().await;
+    let _ = server.grpc().await;
+    let http = reqwest::Client::new();
+    for (path, content_type) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/app.js", "text/javascript; charset=utf-8"),
+        ("/app.css", "text/css; charset=utf-8"),
+        ("/favicon.svg", "image/svg+xml"),
+    ] {
+        let r = http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        assert_eq!(h["content-type"], content_type, "{path}");
+        assert_eq!(h["content-security-policy"], jira_dora::api::dashboard::CONTENT_SECURITY_POLICY, "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+    }
+    let policy = jira_dora::api::dashboard::CONTENT_SECURITY_POLICY;
+    for directive in ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"] {
+        assert!(policy.contains(directive), "{directive}");
+    }
+    // No inline script or style to allow: the page only links its files.
+    let page = http.get(server.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("<script>") && !page.contains("style="), "inline code in the page");
+    server.stop().await;
+}
