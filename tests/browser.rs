@@ -185,3 +185,56 @@ async fn the_dashboard_says_what_to_do_without_data_or_service() {
     assert!(unexpected.is_empty(), "{unexpected:#?}");
     session.close().await;
 }
+
+/// Stands in for a service that demands an API key, or denies access, or
+/// cannot reach Jira: `?fault=…` in the page address makes `fetch` answer as
+/// such a service would (the JSON error body and HTTP status of the mapping).
+const FAULTS: &str = r#"(() => {
+  const fault = new URLSearchParams(location.search).get('fault');
+  if (!fault) return;
+  const real = window.fetch.bind(window);
+  const answer = (status, code, message) => Promise.resolve(new Response(JSON.stringify({ code, message }),
+    { status, headers: { 'content-type': 'application/json' } }));
+  window.fetch = (url, options) => {
+    const path = String(url);
+    const auth = options && options.headers && options.headers.authorization;
+    if (fault === 'unauthenticated' && auth !== 'Bearer let-me-in') return answer(401, 16, 'missing or unknown API key');
+    if (fault === 'permission-denied' && path.startsWith('/v1/metrics')) return answer(403, 7, 'project PAY: not browsable');
+    if (fault === 'jira-unreachable' && path.startsWith('/v1/metrics')) return answer(503, 14, 'Jira did not answer');
+    return real(url, options);
+  };
+})();"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_explains_denied_and_unreachable_answers() {
+    let driver = Driver::start().await;
+    let server = DemoServer::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let session = driver.session(profile.path(), 1280, 900).await;
+    session.before_every_page(FAULTS).await;
+
+    // (fault, state shown, words that say what to do)
+    let cases = [
+        ("permission-denied", "permission-denied", "Pick another project, or ask a Jira administrator for the Browse Projects permission"),
+        ("jira-unreachable", "unavailable", "try again in a few minutes"),
+        ("unauthenticated", "unauthenticated", "Paste the key you were given"),
+    ];
+    for (fault, state, words) in cases {
+        session.goto(&server.url(&format!("/?fault={fault}#project={PROJECT}&weeks={WEEKS}"))).await;
+        session.wait_for("return document.body.dataset.state", json!(state)).await;
+        let text = session.text(&session.find("#notice").await).await;
+        assert!(text.contains(words), "{fault}: {text}");
+        assert_eq!(session.script("return document.getElementById('content').hidden").await, json!(true), "{fault}: no stale figures");
+        let asks_key = session.script("return getComputedStyle(document.getElementById('notice-key')).display !== 'none'").await;
+        assert_eq!(asks_key, json!(fault == "unauthenticated"), "{fault}: the API key field");
+        session.full_page_screenshot(390, &screenshot(&format!("{fault}-phone.png"))).await;
+    }
+
+    // With the key asked for, the page loads and sends it.
+    session.keys(&session.find("#api-key").await, "let-me-in").await;
+    session.click(&session.find("#use-key").await).await;
+    session.wait_for("return document.body.dataset.state", json!("ready")).await;
+    no_console_errors(&session, "in the error states").await;
+    session.close().await;
+    server.stop().await;
+}

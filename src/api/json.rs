@@ -336,6 +336,21 @@ mod tests {
     }
 
     #[test]
+    fn http_headers_reach_the_handler_as_metadata() {
+        let request = axum::http::Request::get("/v1/projects")
+            .header("authorization", "Bearer k")
+            .header("x-jira-account-id", "557058:abc")
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = request.into_parts();
+        parts.extensions.insert(7u8);
+        let r = grpc_request(parts, ListProjectsRequest {});
+        assert_eq!(r.metadata().get("authorization").unwrap(), "Bearer k");
+        assert_eq!(r.metadata().get("x-jira-account-id").unwrap(), "557058:abc");
+        assert_eq!(r.extensions().get::<u8>(), Some(&7));
+    }
+
+    #[test]
     fn path_variables_fill_fields() {
         let r: GetRefreshStatusRequest = query_message("dora.v1.GetRefreshStatusRequest", &[], &[("job_id", "j-1")]).unwrap();
         assert_eq!(r.job_id, "j-1");

@@ -183,6 +183,13 @@ impl Session {
         }
     }
 
+    /// Runs `source` in every page loaded from now on, before the page's
+    /// own scripts (a Chrome DevTools command through chromedriver).
+    pub async fn before_every_page(&self, source: &str) {
+        self.post("/goog/cdp/execute", json!({ "cmd": "Page.addScriptToEvaluateOnNewDocument", "params": { "source": source } }))
+            .await;
+    }
+
     pub async fn resize(&self, width: u32, height: u32) {
         self.post("/window/rect", json!({ "width": width, "height": height })).await;
     }
