@@ -9,7 +9,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -29,11 +31,14 @@ fn find(program: &str, debian: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// `chromedriver` on a free loopback port, stopped on drop.
+/// `chromedriver` on a free loopback port, stopped on drop — after it has
+/// closed the browsers of sessions still open (a failed test leaves them).
 pub struct Driver {
     child: Child,
+    port: u16,
     url: String,
     chromium: PathBuf,
+    sessions: Arc<Mutex<Vec<String>>>,
 }
 
 impl Driver {
@@ -55,10 +60,11 @@ impl Driver {
             .spawn()
             .unwrap_or_else(|e| panic!("starting chromedriver: {e}; {missing}"));
         let url = format!("http://127.0.0.1:{port}");
+        let driver = Driver { child, port, url, chromium, sessions: Arc::default() };
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = http.get(format!("{url}/status")).send().await
+            if let Ok(r) = http.get(format!("{}/status", driver.url)).send().await
                 && r.json::<Value>().await.is_ok_and(|v| v["value"]["ready"] == true)
             {
                 break;
@@ -66,7 +72,7 @@ impl Driver {
             assert!(Instant::now() < deadline, "chromedriver did not become ready");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Driver { child, url, chromium }
+        driver
     }
 
     /// A headless Chromium session with a fresh profile in `profile`, that
@@ -94,12 +100,23 @@ impl Driver {
         let http = reqwest::Client::new();
         let response: Value = http.post(format!("{}/session", self.url)).json(&capabilities).send().await.unwrap().json().await.unwrap();
         let id = response["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {response}")).to_owned();
-        Session { http, base: format!("{}/session/{id}", self.url) }
+        self.sessions.lock().unwrap().push(id.clone());
+        Session { http, base: format!("{}/session/{id}", self.url), id, open: Arc::clone(&self.sessions) }
     }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Blocking and by hand: no runtime may be left while a test unwinds.
+        for id in self.sessions.lock().unwrap().drain(..) {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let request = format!("DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+                if stream.write_all(request.as_bytes()).is_ok() {
+                    let _ = stream.read_to_end(&mut Vec::new());
+                }
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -109,6 +126,8 @@ impl Drop for Driver {
 pub struct Session {
     http: reqwest::Client,
     base: String,
+    id: String,
+    open: Arc<Mutex<Vec<String>>>,
 }
 
 /// An element of the page.
@@ -221,5 +240,6 @@ impl Session {
 
     pub async fn close(self) {
         let _ = self.http.delete(&self.base).send().await;
+        self.open.lock().unwrap().retain(|id| *id != self.id);
     }
 }
