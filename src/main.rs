@@ -69,6 +69,14 @@ enum Command {
     /// Delete every file the service stored in its data folder, and list
     /// them.
     Purge,
+    /// Write the encoded protobuf file descriptor set of the API (with its
+    /// `google.api.http` rules), as gateways such as Envoy's gRPC-JSON
+    /// transcoder need it.
+    DescriptorSet {
+        /// Output file (default: standard output).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// How the client commands reach the service.
@@ -115,6 +123,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     println!("jira-dora listening on {addr} (gRPC; health and reflection on the same port)");
+    println!("dashboard: http://{addr}/  JSON: http://{addr}/v1/projects  (gRPC-Web on the same port too)");
     println!("try: buf curl --protocol grpc --http2-prior-knowledge --data '{{\"project_keys\":[\"SHOP\"]}}' http://{addr}/dora.v1.DoraMetrics/GetMetrics");
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -162,6 +171,15 @@ fn purge(data_dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn write_descriptor_set(out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let bytes = jira_dora::proto::FILE_DESCRIPTOR_SET;
+    match out {
+        Some(path) => std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display())),
+        None => std::io::stdout().lock().write_all(bytes).context("writing to standard output"),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Client commands need no service configuration.
@@ -195,6 +213,7 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
         }
         Command::Refresh { .. } | Command::Metrics { .. } | Command::HashKey => unreachable!("handled above"),
+        Command::DescriptorSet { out } => write_descriptor_set(out.as_deref()),
         Command::Serve => {
             init_logs(if cli.json_logs { LogFormat::Json } else { config.log_format });
             tokio::runtime::Runtime::new().context("starting the runtime").and_then(|rt| rt.block_on(serve(config)))

@@ -1,7 +1,7 @@
 //! Domain values to protobuf messages. Undefined figures stay absent.
 
 use chrono::{DateTime, Utc};
-use prost_types::Timestamp;
+use pbjson_types::Timestamp;
 
 use crate::domain::period::{DurationSummary, Level, Period, PeriodFigures, Ratio};
 use crate::harvest::{JobState, JobView};

@@ -1,10 +1,14 @@
 //! The only module that knows tonic and HTTP serving: the gRPC service,
 //! health and reflection on one port, conversions to protobuf, and the
-//! mapping of errors to `tonic::Status`.
+//! mapping of errors to `tonic::Status`. The same port also serves gRPC-Web
+//! (for the gRPC services that support it), the HTTP/JSON mapping
+//! ([`json`]) and the dashboard ([`dashboard`]); other paths get HTTP 404.
 
 pub mod auth;
 mod convert;
+pub mod dashboard;
 mod impact;
+pub mod json;
 pub mod permission;
 pub mod service;
 
@@ -12,10 +16,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use anyhow::Context;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic_web::GrpcWebLayer;
+use tower_layer::Layer;
 
 use crate::proto::dora_metrics_server::DoraMetricsServer;
 use crate::config::TlsSettings;
@@ -70,16 +77,25 @@ pub async fn serve_with(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let dora = DoraMetricsServer::from_arc(Arc::new(service)).max_decoding_message_size(MAX_REQUEST_BYTES);
-    let mut builder = Server::builder().http2_max_header_list_size(MAX_METADATA_BYTES);
+    let service = Arc::new(service);
+    let dora = DoraMetricsServer::from_arc(Arc::clone(&service)).max_decoding_message_size(MAX_REQUEST_BYTES);
+    // gRPC-Web per service, never on the whole server (it would turn every
+    // other HTTP/1.1 request into a 400); reflection streams both ways, which
+    // gRPC-Web cannot.
+    let routes = Routes::new(GrpcWebLayer::new().layer(health_service))
+        .add_service(InterceptedService::new(reflection, key_check.clone()))
+        .add_service(InterceptedService::new(reflection_alpha, key_check))
+        .add_service(GrpcWebLayer::new().layer(dora))
+        .into_axum_router()
+        .merge(json::router(service))
+        .merge(dashboard::router())
+        .fallback(json::not_found);
+    let mut builder = Server::builder().accept_http1(true).http2_max_header_list_size(MAX_METADATA_BYTES);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls_config(tls)?)?;
     }
     builder
-        .add_service(health_service)
-        .add_service(InterceptedService::new(reflection, key_check.clone()))
-        .add_service(InterceptedService::new(reflection_alpha, key_check))
-        .add_service(dora)
+        .add_routes(Routes::from(routes))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await?;
     Ok(())
