@@ -15,6 +15,7 @@ use crate::definitions::DefinitionSet;
 use crate::fake_jira::{FakeJira, SiteFlavor};
 use crate::harvest::Harvester;
 use crate::jira::{JiraAuth, JiraClient, JiraConfig};
+use crate::persistence::Persistence;
 use crate::store::Store;
 use crate::{demo, jira};
 
@@ -101,6 +102,10 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
         config.report_tz,
         config.harvest.projects.clone(),
     ));
+    // The newest snapshot is served before any refresh runs.
+    let persistence = Persistence::restore(&config.data_dir, config.snapshot.clone(), Arc::clone(&store), Arc::clone(&harvester))
+        .context("snapshots need a writable data directory (data_dir, DORA_DATA_DIR)")?;
+    let snapshots = tokio::spawn(persistence.run(harvester.changes(), shutdown.clone()));
     if config.harvest.on_start {
         if let Err(e) = harvester.start(Vec::new(), true).await {
             warn!(error = %e, "initial harvest not started");
@@ -119,6 +124,9 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
     };
     api::serve(listener, service, stop).await?;
     schedule.abort();
+    if tokio::time::timeout(std::time::Duration::from_secs(60), snapshots).await.is_err() {
+        warn!("the last snapshot was not written within 60 s");
+    }
     info!("stopped");
     Ok(())
 }
