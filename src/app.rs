@@ -107,9 +107,14 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
         .context("snapshots need a writable data directory (data_dir, DORA_DATA_DIR)")?;
     let snapshots = tokio::spawn(persistence.run(harvester.changes(), shutdown.clone()));
     if config.harvest.on_start {
-        if let Err(e) = harvester.start(Vec::new(), true).await {
-            warn!(error = %e, "initial harvest not started");
-        }
+        // In the background: listing the projects asks Jira, and the
+        // restored figures are served meanwhile.
+        let harvester = Arc::clone(&harvester);
+        tokio::spawn(async move {
+            if let Err(e) = harvester.start(Vec::new(), true).await {
+                warn!(error = %e, "initial harvest not started");
+            }
+        });
     }
     let schedule = tokio::spawn(Arc::clone(&harvester).schedule(
         config.harvest.interval,

@@ -187,6 +187,17 @@ pub fn checksum(bytes: &[u8]) -> Option<u32> {
 
 /// Checks the envelope and decodes the payload.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+    let payload = verify(bytes)?;
+    match postcard::take_from_bytes::<Snapshot>(payload) {
+        Ok((snapshot, [])) => Ok(snapshot),
+        Ok((_, rest)) => Err(SnapshotError::TrailingBytes { extra: rest.len() as u64 }),
+        Err(e) => Err(SnapshotError::Payload(e.to_string())),
+    }
+}
+
+/// Checks the envelope only (magic, version, length, checksum) and returns
+/// the payload: cheaper than `decode` when the content is not needed.
+pub fn verify(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
     let magic_len = bytes.len().min(MAGIC.len());
     if bytes[..magic_len] != MAGIC[..magic_len] || bytes.is_empty() {
         return Err(SnapshotError::NotASnapshot);
@@ -215,11 +226,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     if found_crc != expected_crc {
         return Err(SnapshotError::Checksum { expected: expected_crc, found: found_crc });
     }
-    match postcard::take_from_bytes::<Snapshot>(payload) {
-        Ok((snapshot, [])) => Ok(snapshot),
-        Ok((_, rest)) => Err(SnapshotError::TrailingBytes { extra: rest.len() as u64 }),
-        Err(e) => Err(SnapshotError::Payload(e.to_string())),
-    }
+    Ok(payload)
 }
 
 /// Cuts an error text to `MAX_ERROR_LEN` bytes on a character boundary.

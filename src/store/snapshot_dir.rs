@@ -9,10 +9,11 @@
 //! renames are atomic, and a half-written temporary file is never renamed
 //! (it is removed at the next start).
 //!
-//! Loading reads both files, rejects any that fails the envelope checks
-//! (moving it aside as `*.rejected` for inspection, so it never becomes the
-//! fallback), and returns the valid one with the highest sequence number,
-//! or none: a bad file is reported, never fatal.
+//! Loading decodes the current file and, only if that fails, the previous
+//! one (which is always older); a previous file next to a valid current one
+//! has its envelope checked, not decoded. A file that fails is moved aside
+//! as `*.rejected` for inspection (so it never becomes the fallback) and
+//! reported; nothing valid means an empty start, never a failed one.
 //!
 //! Blocking I/O: call from a blocking thread. Knows nothing of the service
 //! beyond the `snapshot` format.
@@ -120,7 +121,7 @@ impl SnapshotDir {
         sync_dir(&self.dir)
     }
 
-    /// Reads both files and picks the newest valid snapshot.
+    /// The newest valid snapshot: the current one, else the previous one.
     pub fn load(&self) -> Loaded {
         let mut loaded = Loaded::default();
         for slot in [Slot::Current, Slot::Previous] {
@@ -133,13 +134,10 @@ impl SnapshotDir {
                     continue;
                 }
             };
-            match snapshot::decode(&bytes) {
-                Ok(s) => {
-                    let crc = snapshot::checksum(&bytes).unwrap_or_default();
-                    if loaded.snapshot.as_ref().is_none_or(|(best, _, _)| s.seq > best.seq) {
-                        loaded.snapshot = Some((s, slot, crc));
-                    }
-                }
+            let checked = if loaded.snapshot.is_some() { snapshot::verify(&bytes).map(|_| None) } else { snapshot::decode(&bytes).map(Some) };
+            match checked {
+                Ok(Some(s)) => loaded.snapshot = Some((s, slot, snapshot::checksum(&bytes).unwrap_or_default())),
+                Ok(None) => {}
                 Err(e) => {
                     loaded.rejected.push(Rejected { slot, reason: e.to_string() });
                     set_aside(&path, &e);
@@ -210,6 +208,17 @@ mod tests {
         assert!(loaded.rejected[0].reason.contains("checksum"), "{:?}", loaded.rejected);
         assert!(tmp.path().join("state.snapshot.rejected").exists());
         assert!(!dir.path(Slot::Current).exists());
+    }
+
+    #[test]
+    fn a_corrupt_fallback_next_to_a_valid_current_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(PREVIOUS), &snapshot::encode(&snap(1))[..28]).unwrap();
+        fs::write(tmp.path().join(CURRENT), snapshot::encode(&snap(2))).unwrap();
+        let loaded = SnapshotDir::open(tmp.path()).unwrap().load();
+        assert_eq!(loaded.snapshot.map(|(s, slot, _)| (s.seq, slot)), Some((2, Slot::Current)));
+        assert_eq!(loaded.rejected.len(), 1);
+        assert_eq!(loaded.rejected[0].slot, Slot::Previous);
     }
 
     #[test]
