@@ -73,7 +73,7 @@ fn main() {
     println!("  size:  {} bytes ({:.1} MiB), {:.1} bytes per (project, week) aggregate", bytes.len(), bytes.len() as f64 / 1048576.0, bytes.len() as f64 / aggregates as f64);
     println!("  save:  {:8.1} ms  (encode {:.1} ms + write, fsync, rename, dir fsync)", ms(save), ms(encode));
     println!("  raw write + fsync of the same bytes: {:8.1} ms  → save/raw = {:.2}×", ms(raw_write), ms(save) / ms(raw_write));
-    println!("  load:  {:8.1} ms  (read both files, check, decode {:.1} ms)", ms(load), ms(decode));
+    println!("  load:  {:8.1} ms  (read and check both files, decode the current one: {:.1} ms)", ms(load), ms(decode));
     println!("  raw read of the same bytes:          {:8.1} ms  → load/raw = {:.2}×", ms(raw_read), ms(load) / ms(raw_read));
     println!("  throughput: save {:.0} MiB/s, load {:.0} MiB/s", bytes.len() as f64 / 1048576.0 / save.as_secs_f64(), bytes.len() as f64 / 1048576.0 / load.as_secs_f64());
 }
