@@ -17,6 +17,7 @@ use crate::definitions::DefinitionSet;
 use crate::fake_jira::{FakeJira, SiteFlavor};
 use crate::harvest::Harvester;
 use crate::jira::{JiraAuth, JiraClient, JiraConfig};
+use crate::persistence::Persistence;
 use crate::store::Store;
 use crate::{demo, jira};
 
@@ -96,8 +97,6 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
     };
     let client = JiraClient::new(jira_config(&jira_settings)).context("building the Jira client")?;
     let store = Arc::new(Store::new());
-    // A project no longer configured is not kept.
-    store.retain_projects(&config.harvest.projects);
     let checker: Arc<dyn PermissionChecker> = Arc::new(client.clone());
     let access = Arc::new(Access::new(&config.auth, Some(checker)));
     if !access.enabled() {
@@ -110,10 +109,25 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
         config.report_tz,
         config.harvest.projects.clone(),
     ));
+    // The newest snapshot is served before any refresh runs.
+    let persistence = Persistence::restore(&config.data_dir, config.snapshot.clone(), Arc::clone(&store), Arc::clone(&harvester))
+        .context("snapshots need a writable data directory (data_dir, DORA_DATA_DIR)")?;
+    // A project no longer configured is not kept: dropped from memory now
+    // and so from the next snapshot.
+    let dropped = store.retain_projects(&config.harvest.projects);
+    if !dropped.is_empty() {
+        info!(projects = ?dropped, "projects no longer configured were dropped");
+    }
+    let snapshots = tokio::spawn(persistence.run(harvester.changes(), shutdown.clone()));
     if config.harvest.on_start {
-        if let Err(e) = harvester.start(Vec::new(), true).await {
-            warn!(error = %e, "initial harvest not started");
-        }
+        // In the background: listing the projects asks Jira, and the
+        // restored figures are served meanwhile.
+        let harvester = Arc::clone(&harvester);
+        tokio::spawn(async move {
+            if let Err(e) = harvester.start(Vec::new(), true).await {
+                warn!(error = %e, "initial harvest not started");
+            }
+        });
     }
     let schedule = tokio::spawn(Arc::clone(&harvester).schedule(
         config.harvest.interval,
@@ -129,6 +143,9 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
     };
     api::serve_with(listener, service, tls.as_ref(), stop).await?;
     schedule.abort();
+    if tokio::time::timeout(std::time::Duration::from_secs(60), snapshots).await.is_err() {
+        warn!("the last snapshot was not written within 60 s");
+    }
     info!("stopped");
     Ok(())
 }

@@ -88,6 +88,8 @@ struct FileConfig {
     #[serde(default)]
     ai: FileAi,
     #[serde(default)]
+    snapshot: FileSnapshot,
+    #[serde(default)]
     projects: BTreeMap<String, FileProject>,
     #[serde(default)]
     auth: auth::FileAuth,
@@ -118,6 +120,13 @@ struct FileHarvest {
     interval_minutes: Option<u64>,
     full_refresh_hour: Option<u32>,
     on_start: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSnapshot {
+    interval_ms: Option<u64>,
+    debounce_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +169,17 @@ pub struct HarvestSettings {
     pub on_start: bool,
 }
 
+/// When snapshots of the state are written to the data directory (besides
+/// at shutdown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotSettings {
+    /// Periodic snapshots; `None` disables them.
+    pub interval: Option<Duration>,
+    /// Quiet time after a refresh changed the state before the snapshot is
+    /// written (changes during it are written together).
+    pub debounce: Duration,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -179,6 +199,7 @@ pub struct Config {
     pub auth: AuthSettings,
     /// `None`: plain HTTP/2.
     pub tls: Option<TlsSettings>,
+    pub snapshot: SnapshotSettings,
 }
 
 impl Config {
@@ -296,6 +317,20 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         }
     }
 
+    let mut millis = |key: &str, var: &str, file: Option<u64>, default: u64| match env.var(var) {
+        Some(text) => text.trim().parse::<u64>().unwrap_or_else(|_| {
+            problems.push(format!("{key} ({var}): `{text}` is not a number of milliseconds"));
+            default
+        }),
+        None => file.unwrap_or(default),
+    };
+    let snapshot_interval = millis("snapshot.interval_ms", "DORA_SNAPSHOT_INTERVAL_MS", file.snapshot.interval_ms, 300_000);
+    let snapshot_debounce = millis("snapshot.debounce_ms", "DORA_SNAPSHOT_DEBOUNCE_MS", file.snapshot.debounce_ms, 2_000);
+    let snapshot = SnapshotSettings {
+        interval: (snapshot_interval > 0).then(|| Duration::from_millis(snapshot_interval)),
+        debounce: Duration::from_millis(snapshot_debounce),
+    };
+
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
@@ -311,6 +346,7 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         project_rollout_dates,
         auth,
         tls,
+        snapshot,
     })
 }
 
@@ -436,6 +472,18 @@ mod tests {
     fn unknown_keys_are_rejected_by_name() {
         let e = load(Some("[jira]\nbase_ulr = \"https://x\"\n"), &env(&[])).unwrap_err();
         assert!(e.to_string().contains("base_ulr"), "{e}");
+    }
+
+    #[test]
+    fn snapshot_timing_comes_from_the_file_or_the_environment() {
+        let c = load(None, &env(&[])).unwrap();
+        assert_eq!(c.snapshot, SnapshotSettings { interval: Some(Duration::from_secs(300)), debounce: Duration::from_secs(2) });
+        let c = load(Some("[snapshot]\ninterval_ms = 0\ndebounce_ms = 50\n"), &env(&[])).unwrap();
+        assert_eq!(c.snapshot, SnapshotSettings { interval: None, debounce: Duration::from_millis(50) });
+        let c = load(Some("[snapshot]\ninterval_ms = 0\n"), &env(&[("DORA_SNAPSHOT_INTERVAL_MS", "250")])).unwrap();
+        assert_eq!(c.snapshot.interval, Some(Duration::from_millis(250)));
+        let e = load(None, &env(&[("DORA_SNAPSHOT_DEBOUNCE_MS", "2s")])).unwrap_err();
+        assert!(e.to_string().contains("DORA_SNAPSHOT_DEBOUNCE_MS"), "{e}");
     }
 
     #[test]

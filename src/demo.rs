@@ -15,6 +15,8 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
+use crate::domain::aggregate::{ProjectAggregates, WeeklyAggregate};
+use crate::domain::time::IsoWeek;
 use crate::fake_jira::{Site, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser, SiteVersion};
 
 /// The seed of the demo site.
@@ -57,6 +59,52 @@ pub fn large_site(projects: usize, issues_per_project: usize, seed: u64) -> Site
         })
         .collect();
     generate(&profiles, today, seed)
+}
+
+/// Weekly aggregates as a harvest of a large site would leave them, without
+/// the harvest: `projects` projects (`P0`, `P1`...) × `weeks` weeks up to
+/// 2026-W01, with typical counts and durations. For snapshot tests and
+/// benchmarks.
+pub fn large_aggregates(projects: usize, weeks: usize, seed: u64) -> Vec<(String, ProjectAggregates)> {
+    let last = IsoWeek::of_date(NaiveDate::from_ymd_opt(2026, 1, 5).unwrap_or_default());
+    (0..projects)
+        .map(|n| {
+            let mut rng = fastrand::Rng::with_seed(seed.wrapping_add(n as u64 * 0x9E37_79B9));
+            let lead_mean = 24.0 * (2.0 + (n % 5) as f64 * 2.0);
+            let weeks = (0..weeks)
+                .map(|back| {
+                    let mut a = WeeklyAggregate { deployments: rng.u32(0..8), ..Default::default() };
+                    for _ in 0..a.deployments {
+                        a.deployment_days |= 1 << rng.u8(0..7);
+                    }
+                    a.failed_deployments = rng.u32(0..=a.deployments.min(2));
+                    a.rework_deployments = rng.u32(0..=a.deployments.min(1));
+                    a.completed = rng.u32(3..25);
+                    for _ in 0..a.completed {
+                        let ms = (exp(&mut rng, lead_mean) * 3_600_000.0) as i64;
+                        a.lead_time.add(ms);
+                        if rng.f64() < 0.3 {
+                            a.ai_involved += 1;
+                            a.lead_time_ai.add(ms);
+                            a.reopened_ai += u32::from(rng.f64() < 0.05);
+                        }
+                        a.reopened += u32::from(rng.f64() < 0.08);
+                    }
+                    a.incidents = rng.u32(0..3);
+                    for _ in 0..a.incidents {
+                        if rng.f64() < 0.9 {
+                            a.time_to_restore.add((exp(&mut rng, 10.0) * 3_600_000.0) as i64);
+                        } else {
+                            a.open_incidents += 1;
+                        }
+                    }
+                    a.excluded = rng.u32(0..3);
+                    (last.plus(-(back as i32)), a)
+                })
+                .collect();
+            (format!("P{n}"), weeks)
+        })
+        .collect()
 }
 
 struct Profile<'a> {

@@ -8,6 +8,11 @@
 //! step. A project that fails keeps its previous figures untouched.
 //!
 //! The facts kept here never leave memory: snapshots hold aggregates only.
+//! The operational records (watermarks, the job history with redacted
+//! errors) go into snapshots through [`Harvester::records`] and come back
+//! through [`Harvester::restore`]. A restored watermark is a record only:
+//! without the facts it covered, the first refresh of a project after a
+//! restart is a full one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -24,6 +29,7 @@ use crate::definitions::DefinitionSet;
 use crate::domain::aggregate::{build_project, ClassifyError};
 use crate::domain::facts::{IssueFacts, Millis, ProjectFacts};
 use crate::jira::{FetchCounters, JiraClient, JiraError};
+use crate::store::snapshot::{self, JobProjectRecord, JobRecord, RecordedState};
 use crate::store::{ProjectData, Store};
 
 /// How many finished jobs are remembered.
@@ -38,6 +44,40 @@ pub enum HarvestError {
     Classify(#[from] ClassifyError),
     #[error("classification stopped unexpectedly")]
     Aborted,
+}
+
+impl HarvestError {
+    /// The error as it may be kept in a snapshot: no issue ids (path
+    /// segments with digits become `{id}`) and no hook message (a script's
+    /// error may quote issue data).
+    pub fn record(&self) -> String {
+        let text = match self {
+            HarvestError::Classify(e) => format!("classifying project {}: definition hook `{}` failed", e.project, e.source.hook),
+            other => other.to_string(),
+        };
+        snapshot::bounded_error(&redact_ids(&text))
+    }
+}
+
+/// Replaces every `/`-separated segment of a `/rest/api/N/...` path that
+/// contains a digit with `{id}`, and drops query strings.
+fn redact_ids(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match word.find("/rest/api/") {
+            Some(at) => {
+                let (head, path) = word.split_at(at);
+                let path = path.split(['?', '#']).next().unwrap_or_default();
+                let segments: Vec<&str> = path
+                    .split('/')
+                    .enumerate()
+                    .map(|(i, seg)| if i > 3 && seg.contains(|c: char| c.is_ascii_digit()) { "{id}" } else { seg })
+                    .collect();
+                format!("{head}{}", segments.join("/"))
+            }
+            None => word.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Why a job could not be started.
@@ -87,6 +127,8 @@ struct ProjectSlot {
     key: String,
     counters: Arc<FetchCounters>,
     state: Mutex<(JobState, Option<String>)>,
+    /// The error as a snapshot may keep it ([`HarvestError::record`]).
+    recorded_error: Mutex<Option<String>>,
 }
 
 struct Job {
@@ -155,6 +197,12 @@ pub struct Harvester {
     project_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     jobs: Mutex<Vec<Arc<Job>>>,
     next_job: std::sync::atomic::AtomicU64,
+    /// Watermarks restored from a snapshot (records only, see the module
+    /// documentation).
+    restored_watermarks: Mutex<BTreeMap<String, Millis>>,
+    /// Counts changes worth a snapshot: a project's figures replaced, a job
+    /// ended.
+    changes: watch::Sender<u64>,
 }
 
 impl Harvester {
@@ -169,7 +217,109 @@ impl Harvester {
             project_locks: Mutex::default(),
             jobs: Mutex::default(),
             next_job: Default::default(),
+            restored_watermarks: Mutex::default(),
+            changes: watch::channel(0).0,
         }
+    }
+
+    /// A receiver that changes whenever a project's figures are replaced or
+    /// a job ends.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The operational records for a snapshot: each project's watermark and
+    /// the job history, oldest first.
+    pub fn records(&self) -> (BTreeMap<String, Millis>, Vec<JobRecord>) {
+        let mut watermarks = self.restored_watermarks.lock().expect("watermarks lock").clone();
+        for (key, m) in self.memory.lock().expect("memory lock").iter() {
+            if let Some(w) = m.watermark {
+                watermarks.insert(key.clone(), w);
+            }
+        }
+        let jobs = self.jobs.lock().expect("jobs lock").clone();
+        let records = jobs
+            .iter()
+            .map(|job| {
+                let view = job.view();
+                let state = |s: JobState| match s {
+                    JobState::Queued => RecordedState::Queued,
+                    JobState::Running => RecordedState::Running,
+                    JobState::Succeeded => RecordedState::Succeeded,
+                    JobState::Failed => RecordedState::Failed,
+                };
+                JobRecord {
+                    id: view.id,
+                    full: view.full,
+                    created: view.created.timestamp_millis(),
+                    started: view.started.map(|t| t.timestamp_millis()),
+                    finished: view.finished.map(|t| t.timestamp_millis()),
+                    projects: view
+                        .projects
+                        .into_iter()
+                        .zip(&job.projects)
+                        .map(|(p, slot)| JobProjectRecord {
+                            key: p.key,
+                            state: state(p.state),
+                            issues_fetched: p.issues_fetched,
+                            pages: p.pages,
+                            retries: p.retries,
+                            error: slot.recorded_error.lock().expect("job lock").clone(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        (watermarks, records)
+    }
+
+    /// Takes back the records of a snapshot taken at `taken_at`, before any
+    /// job runs. Jobs that were queued or running then were cut short by the
+    /// stop: they are restored as failed.
+    pub fn restore(&self, watermarks: BTreeMap<String, Millis>, jobs: Vec<JobRecord>, taken_at: DateTime<Utc>) {
+        *self.restored_watermarks.lock().expect("watermarks lock") = watermarks;
+        let time = |ms: Millis| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(taken_at);
+        let mut restored: Vec<Arc<Job>> = Vec::with_capacity(jobs.len());
+        let mut highest = 0;
+        for r in jobs.into_iter().rev().take(JOB_HISTORY).rev() {
+            highest = highest.max(r.id.split('-').nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0));
+            let interrupted = "interrupted: the service stopped before this project's refresh ended";
+            let projects = r
+                .projects
+                .into_iter()
+                .map(|p| {
+                    let (state, error) = match p.state {
+                        RecordedState::Succeeded => (JobState::Succeeded, p.error),
+                        RecordedState::Failed => (JobState::Failed, p.error),
+                        RecordedState::Queued | RecordedState::Running => (JobState::Failed, Some(interrupted.to_owned())),
+                    };
+                    let counters = FetchCounters::default();
+                    counters.issues.store(p.issues_fetched, Ordering::Relaxed);
+                    counters.pages.store(p.pages, Ordering::Relaxed);
+                    counters.retries.store(p.retries, Ordering::Relaxed);
+                    ProjectSlot {
+                        key: p.key,
+                        counters: Arc::new(counters),
+                        state: Mutex::new((state, error.clone())),
+                        recorded_error: Mutex::new(error),
+                    }
+                })
+                .collect();
+            restored.push(Arc::new(Job {
+                id: r.id,
+                full: r.full,
+                created: time(r.created),
+                times: Mutex::new((r.started.map(time), Some(r.finished.map_or(taken_at, time)))),
+                projects,
+                changed: watch::channel(0).0,
+            }));
+        }
+        let mut jobs = self.jobs.lock().expect("jobs lock");
+        restored.append(&mut jobs);
+        let excess = restored.len().saturating_sub(JOB_HISTORY);
+        restored.drain(..excess);
+        *jobs = restored;
+        self.next_job.fetch_max(highest, Ordering::Relaxed);
     }
 
     /// The definitions in force.
@@ -217,7 +367,12 @@ impl Harvester {
             times: Mutex::default(),
             projects: projects
                 .iter()
-                .map(|k| ProjectSlot { key: k.clone(), counters: Arc::default(), state: Mutex::new((JobState::Queued, None)) })
+                .map(|k| ProjectSlot {
+                    key: k.clone(),
+                    counters: Arc::default(),
+                    state: Mutex::new((JobState::Queued, None)),
+                    recorded_error: Mutex::default(),
+                })
                 .collect(),
             changed: watch::channel(0).0,
         });
@@ -281,6 +436,7 @@ impl Harvester {
                         Ok(()) => job.set(i, JobState::Succeeded, None),
                         Err(e) => {
                             warn!(error = %e, "project refresh failed; previous figures kept");
+                            *job.projects[i].recorded_error.lock().expect("job lock") = Some(e.record());
                             job.set(i, JobState::Failed, Some(e.to_string()));
                         }
                     }
@@ -291,6 +447,7 @@ impl Harvester {
         while tasks.join_next().await.is_some() {}
         job.times.lock().expect("job lock").1 = Some(Utc::now());
         job.changed.send_modify(|v| *v += 1);
+        self.changes.send_modify(|v| *v += 1);
         info!(state = ?job.view().state, "refresh finished");
     }
 
@@ -343,6 +500,7 @@ impl Harvester {
             .lock()
             .expect("memory lock")
             .insert(key.to_owned(), ProjectMemory { issues, watermark: new_watermark });
+        self.changes.send_modify(|v| *v += 1);
         info!(issues = held, took_ms = (Utc::now() - started).num_milliseconds(), "project refreshed");
         Ok(())
     }
@@ -387,4 +545,39 @@ fn next_hour(now: DateTime<Utc>, hour: u32, tz: Tz) -> DateTime<Utc> {
         }
     }
     now + chrono::Duration::days(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::classify::HookError;
+
+    #[test]
+    fn recorded_errors_carry_no_issue_ids_and_no_hook_messages() {
+        let check = |e: HarvestError, expected: &str| assert_eq!(e.record(), expected);
+        let req = |path: &str| crate::jira::RequestName { method: "GET".into(), path: path.into() };
+        check(
+            HarvestError::Jira(JiraError::Status { req: req("/rest/api/3/issue/777001/changelog"), status: 503, attempts: crate::jira::Attempts(1) }),
+            "GET /rest/api/3/issue/{id}/changelog: HTTP 503",
+        );
+        check(
+            HarvestError::Jira(JiraError::Pagination { req: req("/rest/api/2/project/OPS/versions") }),
+            "GET /rest/api/2/project/OPS/versions: pagination did not advance",
+        );
+        check(
+            HarvestError::Classify(ClassifyError {
+                project: "OPS".into(),
+                source: HookError { hook: "is_incident", message: "thrown: label secret-customer-name".into() },
+            }),
+            "classifying project OPS: definition hook `is_incident` failed",
+        );
+    }
+
+    #[test]
+    fn urls_inside_errors_lose_their_ids_and_queries() {
+        assert_eq!(
+            redact_ids("connection failed: error sending request for url (http://127.0.0.1:8080/rest/api/3/issue/OPS-12?expand=x)"),
+            "connection failed: error sending request for url (http://127.0.0.1:8080/rest/api/3/issue/{id}"
+        );
+    }
 }

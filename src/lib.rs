@@ -19,7 +19,11 @@
 //! - [`harvest`]: refresh jobs and their schedule: Jira → definitions →
 //!   domain → store.
 //! - [`store`]: the shared state (a `dashmap` of weekly aggregates per
-//!   project) that the API reads and the harvester writes.
+//!   project) that the API reads and the harvester writes; its snapshot
+//!   format and crash-safe files. *Invariant:* a snapshot holds aggregates
+//!   and operational records only, nothing from an issue.
+//! - [`persistence`]: restores the newest valid snapshot before serving and
+//!   writes snapshots after refreshes, periodically and at shutdown.
 //! - [`api`]: the only module that knows tonic: handlers, conversions to
 //!   protobuf, the mapping of errors to `tonic::Status`; on the same port,
 //!   gRPC-Web, the HTTP/JSON mapping (calling the same handlers) and the
@@ -47,6 +51,7 @@ pub mod fake_jira;
 pub mod harvest;
 pub mod jira;
 pub mod retention;
+pub mod persistence;
 pub mod store;
 pub mod telemetry;
 

@@ -13,15 +13,19 @@ pub struct Server {
     pub addr: std::net::SocketAddr,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _data: tempfile::TempDir,
 }
 
 impl Server {
-    pub async fn start(config: Config) -> Server {
+    /// Starts the service with its own temporary data directory.
+    pub async fn start(mut config: Config) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        config.data_dir = data.path().to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(jira_dora::app::run(config, listener, rx));
-        Server { addr, stop, task }
+        Server { addr, stop, task, _data: data }
     }
 
     pub async fn client(&self) -> DoraMetricsClient<Channel> {

@@ -5,6 +5,12 @@
 //!
 //! Holds counts and sketches only; the facts they came from live in the
 //! harvester's memory and are never stored here.
+//!
+//! [`snapshot`] is the on-disk format of this state (pure encode/decode);
+//! [`snapshot_dir`] writes and loads it crash-safely in the data directory.
+
+pub mod snapshot;
+pub mod snapshot_dir;
 
 use std::sync::Arc;
 
@@ -65,6 +71,13 @@ impl Store {
         });
         dropped.sort();
         dropped
+    }
+
+    /// Every project with its data, sorted by key.
+    pub fn entries(&self) -> Vec<(String, Arc<ProjectData>)> {
+        let mut entries: Vec<_> = self.projects.iter().map(|e| (e.key().clone(), Arc::clone(e.value()))).collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
     }
 
     /// The project keys, sorted.

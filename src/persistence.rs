@@ -1,0 +1,179 @@
+//! The snapshot lifecycle: restore the newest valid snapshot before the
+//! service answers, then write one after refreshes (debounced),
+//! periodically and at shutdown.
+//!
+//! Wiring between `store`, `harvest` and the data directory; the format is
+//! `store::snapshot`, the file handling `store::snapshot_dir`. A bad
+//! snapshot is reported and skipped, never fatal; only a data directory that
+//! cannot be written stops the start.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::config::{is_project_key, SnapshotSettings};
+use crate::harvest::Harvester;
+use crate::store::snapshot::{self, DefinitionsRecord, ProjectRecord, Snapshot};
+use crate::store::snapshot_dir::{DataDirError, SnapshotDir};
+use crate::store::Store;
+
+/// Restores and writes snapshots of one service.
+pub struct Persistence {
+    dir: SnapshotDir,
+    store: Arc<Store>,
+    harvester: Arc<Harvester>,
+    settings: SnapshotSettings,
+    next_seq: AtomicU64,
+    /// The definitions recorded in the restored snapshot; written again as
+    /// long as some project's figures were computed with them.
+    restored_definitions: Vec<DefinitionsRecord>,
+}
+
+impl Persistence {
+    /// Opens the data directory (creating it if absent) and loads the newest
+    /// valid snapshot into `store` and `harvester`. Call before serving and
+    /// before any refresh.
+    pub fn restore(
+        data_dir: &Path,
+        settings: SnapshotSettings,
+        store: Arc<Store>,
+        harvester: Arc<Harvester>,
+    ) -> Result<Arc<Self>, DataDirError> {
+        let dir = SnapshotDir::open(data_dir)?;
+        let loaded = dir.load();
+        for r in &loaded.rejected {
+            warn!(file = %dir.path(r.slot).display(), reason = %r.reason, "snapshot rejected; set aside as *.rejected");
+        }
+        let mut next_seq = 1;
+        let mut restored_definitions = Vec::new();
+        match loaded.snapshot {
+            Some((s, slot, crc)) => {
+                let taken_at = DateTime::<Utc>::from_timestamp_millis(s.taken_at).unwrap_or_else(Utc::now);
+                let current = harvester.definitions().version().to_owned();
+                let (mut projects, mut stale) = (0, 0);
+                for record in s.projects {
+                    if !is_project_key(&record.key) {
+                        warn!("snapshot holds a project key that is not a key; skipped");
+                        continue;
+                    }
+                    let (key, data) = record.into_data();
+                    projects += 1;
+                    stale += usize::from(data.definitions_version != current);
+                    store.put(&key, data);
+                }
+                harvester.restore(s.watermarks, s.jobs, taken_at);
+                info!(
+                    seq = s.seq,
+                    crc32 = crc,
+                    file = slot.file_name(),
+                    projects,
+                    stale_projects = stale,
+                    age_seconds = (Utc::now() - taken_at).num_seconds().max(0),
+                    "snapshot loaded"
+                );
+                if stale > 0 {
+                    info!(stale_projects = stale, "figures computed with other definitions are served flagged stale until refreshed");
+                }
+                next_seq = s.seq + 1;
+                restored_definitions = s.definitions;
+            }
+            None if !loaded.rejected.is_empty() => warn!("no valid snapshot: starting empty"),
+            None => info!(dir = %data_dir.display(), "no snapshot yet: starting empty"),
+        }
+        Ok(Arc::new(Self { dir, store, harvester, settings, next_seq: AtomicU64::new(next_seq), restored_definitions }))
+    }
+
+    /// The state as a snapshot, numbered with the next sequence number.
+    pub fn collect(&self, now: DateTime<Utc>) -> Snapshot {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let projects: Vec<ProjectRecord> = self.store.entries().iter().map(|(k, d)| ProjectRecord::of(k, d)).collect();
+        let (watermarks, jobs) = self.harvester.records();
+        let defs = self.harvester.definitions();
+        let mut definitions = vec![DefinitionsRecord {
+            version: defs.version().to_owned(),
+            files: defs.files().iter().map(|f| (f.name.clone(), f.source.clone())).collect(),
+        }];
+        for d in &self.restored_definitions {
+            if d.version != defs.version() && projects.iter().any(|p| p.definitions_version == d.version) {
+                definitions.push(d.clone());
+            }
+        }
+        Snapshot { seq, taken_at: now.timestamp_millis(), projects, watermarks, jobs, definitions }
+    }
+
+    /// Takes and writes a snapshot now (blocking I/O).
+    pub fn write_now(&self, reason: &'static str) -> io::Result<()> {
+        let started = Instant::now();
+        let snapshot = self.collect(Utc::now());
+        let bytes = snapshot::encode(&snapshot);
+        let crc = snapshot::checksum(&bytes).unwrap_or_default();
+        debug!(seq = snapshot.seq, crc32 = crc, bytes = bytes.len(), reason, "snapshot writing");
+        match self.dir.write(&bytes) {
+            Ok(()) => {
+                info!(
+                    seq = snapshot.seq,
+                    crc32 = crc,
+                    bytes = bytes.len(),
+                    projects = snapshot.projects.len(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    reason,
+                    "snapshot written"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                warn!(error = %e, seq = snapshot.seq, reason, "snapshot not written; the previous one stays");
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_blocking(self: &Arc<Self>, reason: &'static str) {
+        let this = Arc::clone(self);
+        let _ = tokio::task::spawn_blocking(move || this.write_now(reason)).await;
+    }
+
+    /// Writes snapshots until `shutdown` turns true, then writes a last one:
+    /// `debounce` after a change signalled on `changes`, and every
+    /// `interval`.
+    pub async fn run(self: Arc<Self>, mut changes: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>) {
+        let mut periodic = self.settings.interval.map(|p| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        let mut changes_open = true;
+        let mut shutdown_in_debounce = shutdown.clone();
+        loop {
+            let reason = tokio::select! {
+                () = stopped(&mut shutdown) => break,
+                r = changes.changed(), if changes_open => {
+                    if r.is_err() {
+                        changes_open = false;
+                        continue;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.settings.debounce) => {}
+                        () = stopped(&mut shutdown_in_debounce) => break,
+                    }
+                    changes.borrow_and_update();
+                    "refresh"
+                }
+                _ = async { periodic.as_mut().expect("guarded").tick().await }, if periodic.is_some() => "periodic",
+            };
+            self.write_blocking(reason).await;
+        }
+        self.write_blocking("shutdown").await;
+    }
+}
+
+/// Resolves when `shutdown` turns true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+}

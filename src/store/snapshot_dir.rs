@@ -1,0 +1,252 @@
+//! Snapshot files in the data directory: a crash-safe write and a load that
+//! never fails the start.
+//!
+//! Files: `state.snapshot` (the newest) and `state.snapshot.prev` (the one
+//! before, the fallback). A write goes to a temporary file in the same
+//! directory, is fsynced, the current file becomes the previous one, the
+//! temporary file is renamed over the current one, and the directory is
+//! fsynced. A crash at any point leaves at least one complete snapshot:
+//! renames are atomic, and a half-written temporary file is never renamed
+//! (it is removed at the next start).
+//!
+//! Loading decodes the current file and, only if that fails, the previous
+//! one (which is always older); a previous file next to a valid current one
+//! has its envelope checked, not decoded. A file that fails is moved aside
+//! as `*.rejected` for inspection (so it never becomes the fallback) and
+//! reported; nothing valid means an empty start, never a failed one.
+//!
+//! Blocking I/O: call from a blocking thread. Knows nothing of the service
+//! beyond the `snapshot` format.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use super::snapshot::{self, Snapshot, SnapshotError};
+
+/// The newest snapshot.
+pub const CURRENT: &str = "state.snapshot";
+/// The one before it.
+pub const PREVIOUS: &str = "state.snapshot.prev";
+const TEMP_PREFIX: &str = ".state.snapshot.";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// The data directory cannot hold snapshots.
+#[derive(Debug, Error)]
+pub enum DataDirError {
+    #[error("data directory {}: cannot create it: {source}", .path.display())]
+    Create { path: PathBuf, source: io::Error },
+    #[error("data directory {} is not writable: {source}", .path.display())]
+    NotWritable { path: PathBuf, source: io::Error },
+}
+
+/// Which file a snapshot came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Current,
+    Previous,
+}
+
+impl Slot {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Slot::Current => CURRENT,
+            Slot::Previous => PREVIOUS,
+        }
+    }
+}
+
+/// A file that was not used, and why.
+#[derive(Debug)]
+pub struct Rejected {
+    pub slot: Slot,
+    pub reason: String,
+}
+
+/// The result of a load.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The newest valid snapshot, its file and its checksum.
+    pub snapshot: Option<(Snapshot, Slot, u32)>,
+    pub rejected: Vec<Rejected>,
+}
+
+/// The data directory.
+#[derive(Debug, Clone)]
+pub struct SnapshotDir {
+    dir: PathBuf,
+}
+
+impl SnapshotDir {
+    /// Creates the directory if absent, checks that files can be created in
+    /// it, and removes temporary files left by an interrupted write.
+    pub fn open(dir: &Path) -> Result<Self, DataDirError> {
+        fs::create_dir_all(dir).map_err(|source| DataDirError::Create { path: dir.to_owned(), source })?;
+        tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(".probe")
+            .tempfile_in(dir)
+            .and_then(|mut f| f.write_all(b"probe").and_then(|()| f.as_file().sync_all()))
+            .map_err(|source| DataDirError::NotWritable { path: dir.to_owned(), source })?;
+        if let Ok(entries) = fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(TEMP_PREFIX) && (name.ends_with(TEMP_SUFFIX) || name.ends_with(".probe")) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(Self { dir: dir.to_owned() })
+    }
+
+    pub fn path(&self, slot: Slot) -> PathBuf {
+        self.dir.join(slot.file_name())
+    }
+
+    /// Replaces the current snapshot with `bytes`, keeping the old one as the
+    /// previous.
+    pub fn write(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut temp = tempfile::Builder::new().prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX).tempfile_in(&self.dir)?;
+        temp.write_all(bytes)?;
+        temp.as_file().sync_all()?;
+        match fs::rename(self.path(Slot::Current), self.path(Slot::Previous)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        temp.persist(self.path(Slot::Current)).map_err(|e| e.error)?;
+        sync_dir(&self.dir)
+    }
+
+    /// The newest valid snapshot: the current one, else the previous one.
+    pub fn load(&self) -> Loaded {
+        let mut loaded = Loaded::default();
+        for slot in [Slot::Current, Slot::Previous] {
+            let path = self.path(slot);
+            let bytes = match fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    loaded.rejected.push(Rejected { slot, reason: format!("cannot be read: {e}") });
+                    continue;
+                }
+            };
+            let checked = if loaded.snapshot.is_some() { snapshot::verify(&bytes).map(|_| None) } else { snapshot::decode(&bytes).map(Some) };
+            match checked {
+                Ok(Some(s)) => loaded.snapshot = Some((s, slot, snapshot::checksum(&bytes).unwrap_or_default())),
+                Ok(None) => {}
+                Err(e) => {
+                    loaded.rejected.push(Rejected { slot, reason: e.to_string() });
+                    set_aside(&path, &e);
+                }
+            }
+        }
+        loaded
+    }
+}
+
+/// Moves a rejected file out of the way (best effort), so the next write
+/// does not turn it into the fallback and it stays for inspection.
+fn set_aside(path: &Path, _why: &SnapshotError) {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".rejected");
+    let _ = fs::rename(path, PathBuf::from(aside));
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    // Directories cannot be opened for syncing here; the rename is still
+    // atomic.
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(seq: u64) -> Snapshot {
+        Snapshot { seq, taken_at: seq as i64 * 1000, ..Default::default() }
+    }
+
+    #[test]
+    fn writes_keep_the_previous_snapshot_as_fallback() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::open(&tmp.path().join("nested/data")).unwrap();
+        assert!(dir.load().snapshot.is_none());
+        dir.write(&snapshot::encode(&snap(1))).unwrap();
+        dir.write(&snapshot::encode(&snap(2))).unwrap();
+        let loaded = dir.load();
+        assert_eq!(loaded.snapshot.as_ref().map(|(s, slot, _)| (s.seq, *slot)), Some((2, Slot::Current)));
+        assert_eq!(snapshot::decode(&fs::read(dir.path(Slot::Previous)).unwrap()).unwrap().seq, 1);
+        let names: Vec<String> = fs::read_dir(tmp.path().join("nested/data"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "only the two snapshots remain: {names:?}");
+    }
+
+    #[test]
+    fn a_corrupt_current_file_falls_back_and_is_set_aside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::open(tmp.path()).unwrap();
+        dir.write(&snapshot::encode(&snap(1))).unwrap();
+        let mut bad = snapshot::encode(&snap(2));
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        dir.write(&bad).unwrap();
+        let loaded = dir.load();
+        assert_eq!(loaded.snapshot.as_ref().map(|(s, slot, _)| (s.seq, *slot)), Some((1, Slot::Previous)));
+        assert_eq!(loaded.rejected.len(), 1);
+        assert!(loaded.rejected[0].reason.contains("checksum"), "{:?}", loaded.rejected);
+        assert!(tmp.path().join("state.snapshot.rejected").exists());
+        assert!(!dir.path(Slot::Current).exists());
+    }
+
+    #[test]
+    fn a_corrupt_fallback_next_to_a_valid_current_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(PREVIOUS), &snapshot::encode(&snap(1))[..28]).unwrap();
+        fs::write(tmp.path().join(CURRENT), snapshot::encode(&snap(2))).unwrap();
+        let loaded = SnapshotDir::open(tmp.path()).unwrap().load();
+        assert_eq!(loaded.snapshot.map(|(s, slot, _)| (s.seq, slot)), Some((2, Slot::Current)));
+        assert_eq!(loaded.rejected.len(), 1);
+        assert_eq!(loaded.rejected[0].slot, Slot::Previous);
+    }
+
+    #[test]
+    fn nothing_valid_means_an_empty_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(CURRENT), b"garbage").unwrap();
+        fs::write(tmp.path().join(PREVIOUS), &snapshot::encode(&snap(3))[..30]).unwrap();
+        let loaded = SnapshotDir::open(tmp.path()).unwrap().load();
+        assert!(loaded.snapshot.is_none());
+        assert_eq!(loaded.rejected.len(), 2);
+    }
+
+    #[test]
+    fn leftover_temporary_files_are_removed_at_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stale = tmp.path().join(".state.snapshot.abc123.tmp");
+        fs::write(&stale, b"half a snapshot").unwrap();
+        SnapshotDir::open(tmp.path()).unwrap();
+        assert!(!stale.exists());
+    }
+
+    #[test]
+    fn a_data_dir_that_cannot_be_created_is_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a-file");
+        fs::write(&file, b"").unwrap();
+        let e = SnapshotDir::open(&file.join("data")).unwrap_err();
+        assert!(e.to_string().starts_with("data directory "), "{e}");
+        assert!(e.to_string().contains("cannot create it"), "{e}");
+    }
+}
