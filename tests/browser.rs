@@ -9,12 +9,12 @@
 //! Needs Debian's `chromium` and `chromium-driver`; it fails, saying so,
 //! when they are missing.
 
-mod demo_server;
+mod common;
 mod webdriver;
 
 use std::path::PathBuf;
 
-use demo_server::DemoServer;
+use common::Server as DemoServer;
 use jira_dora::proto::{GetMetricsRequest, Level, PeriodFigures};
 use serde_json::{json, Value};
 use webdriver::{Driver, Session};
@@ -81,7 +81,7 @@ fn cards(f: &PeriodFigures) -> [(&'static str, Option<f64>, i32); 4] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_what_the_grpc_api_returns() {
     let driver = Driver::start().await;
-    let server = DemoServer::start().await;
+    let server = DemoServer::demo().await;
     let profile = tempfile::tempdir().unwrap();
     let session = driver.session(profile.path(), 1280, 900).await;
 
@@ -103,7 +103,7 @@ async fn the_dashboard_shows_what_the_grpc_api_returns() {
     session.click(&session.find(&format!("#weeks option[value='{WEEKS}']")).await).await;
     session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT}|{WEEKS}"))).await;
 
-    let mut grpc = server.grpc().await;
+    let mut grpc = server.client().await;
     let request = GetMetricsRequest { project_keys: vec![PROJECT.into()], weeks: WEEKS, include_series: true, ..Default::default() };
     let answer = grpc.get_metrics(request).await.unwrap().into_inner();
     let combined = answer.combined.unwrap();
@@ -156,8 +156,8 @@ async fn the_dashboard_shows_what_the_grpc_api_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_says_what_to_do_without_data_or_service() {
     let driver = Driver::start().await;
-    let server = DemoServer::start_empty().await;
-    let _ = server.grpc().await;
+    let server = DemoServer::demo_empty().await;
+    let _ = server.client().await;
     let profile = tempfile::tempdir().unwrap();
     let session = driver.session(profile.path(), 1280, 900).await;
 
@@ -208,7 +208,7 @@ const FAULTS: &str = r#"(() => {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_explains_denied_and_unreachable_answers() {
     let driver = Driver::start().await;
-    let server = DemoServer::start().await;
+    let server = DemoServer::demo().await;
     let profile = tempfile::tempdir().unwrap();
     let session = driver.session(profile.path(), 1280, 900).await;
     session.before_every_page(FAULTS).await;

@@ -3,9 +3,9 @@
 //! server on the demo site; errors map the same way; the proto's HTTP rules,
 //! the routes and the descriptor set agree.
 
-mod demo_server;
+mod common;
 
-use demo_server::DemoServer;
+use common::Server as DemoServer;
 use jira_dora::proto::*;
 use prost::Message;
 use serde_json::Value;
@@ -91,11 +91,11 @@ fn trailer<'a>(trailers: &'a [(String, String)], name: &str) -> Option<&'a str> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_grpc_web_and_json_give_the_same_answer() {
-    let server = DemoServer::start().await;
+    let server = DemoServer::demo().await;
     let http = reqwest::Client::new();
     let request = metrics_request("SHOP");
 
-    let native = server.grpc().await.get_metrics(request.clone()).await.unwrap().into_inner();
+    let native = server.client().await.get_metrics(request.clone()).await.unwrap().into_inner();
 
     let (data, trailers) = grpc_web(&http, &server.url(&format!("{SERVICE}/GetMetrics")), &request).await;
     assert_eq!(trailer(&trailers, "grpc-status"), Some("0"), "{trailers:?}");
@@ -135,9 +135,9 @@ async fn grpc_grpc_web_and_json_give_the_same_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_map_to_the_same_status_on_every_transport() {
-    let server = DemoServer::start().await;
+    let server = DemoServer::demo().await;
     let http = reqwest::Client::new();
-    let mut grpc = server.grpc().await;
+    let mut grpc = server.client().await;
 
     // (request, gRPC code, HTTP status, words of the message)
     let cases: [(GetMetricsRequest, tonic::Code, u16, &str); 3] = [
@@ -185,7 +185,7 @@ async fn errors_map_to_the_same_status_on_every_transport() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_answers_over_json() {
-    let server = DemoServer::start().await;
+    let server = DemoServer::demo().await;
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(server.url(path)).send();
 
@@ -284,8 +284,8 @@ fn every_rpc_has_its_http_rule_in_the_descriptor_set() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_files_carry_a_strict_policy() {
-    let server = DemoServer::start_empty().await;
-    let _ = server.grpc().await;
+    let server = DemoServer::demo_empty().await;
+    let _ = server.client().await;
     let http = reqwest::Client::new();
     for (path, content_type) in [
         ("/", "text/html; charset=utf-8"),

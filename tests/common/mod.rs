@@ -28,6 +28,27 @@ impl Server {
         Server { addr, stop, task, _data: data }
     }
 
+    /// Starts the service on the embedded demo and waits for its first
+    /// harvest.
+    pub async fn demo() -> Server {
+        let server = Server::start(demo_config()).await;
+        harvested(&mut server.client().await).await;
+        server
+    }
+
+    /// Starts the service on the demo without harvesting it: it holds no
+    /// data.
+    pub async fn demo_empty() -> Server {
+        let config = config::load(Some("[harvest]\non_start = false\ninterval_minutes = 0\n"), &std::collections::HashMap::new()).unwrap();
+        Server::start(config).await
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A native gRPC client.
     pub async fn client(&self) -> DoraMetricsClient<Channel> {
         for _ in 0..100 {
             if let Ok(c) = DoraMetricsClient::connect(format!("http://{}", self.addr)).await {
