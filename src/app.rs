@@ -64,8 +64,11 @@ fn jira_config(s: &JiraSettings) -> JiraConfig {
 /// Runs the service until `shutdown` turns true. `on_ready` gets the bound
 /// address once the server accepts connections.
 pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    // The metrics recorder first, so nothing recorded from here on is lost.
+    crate::telemetry::handle();
     let definitions = Arc::new(load_definitions(&config)?);
     info!(version = definitions.version(), "definitions loaded");
+    crate::telemetry::definitions_version(None, definitions.version());
 
     // Without a Jira, serve the embedded demo site through the same HTTP
     // client and harvester as a real one.

@@ -90,6 +90,8 @@ struct FileConfig {
     #[serde(default)]
     snapshot: FileSnapshot,
     #[serde(default)]
+    metrics: FileMetrics,
+    #[serde(default)]
     projects: BTreeMap<String, FileProject>,
     #[serde(default)]
     auth: auth::FileAuth,
@@ -127,6 +129,12 @@ struct FileHarvest {
 struct FileSnapshot {
     interval_ms: Option<u64>,
     debounce_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -200,6 +208,8 @@ pub struct Config {
     /// `None`: plain HTTP/2.
     pub tls: Option<TlsSettings>,
     pub snapshot: SnapshotSettings,
+    /// Serve Prometheus metrics at `/metrics`.
+    pub metrics_enabled: bool,
 }
 
 impl Config {
@@ -331,6 +341,16 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         debounce: Duration::from_millis(snapshot_debounce),
     };
 
+    let metrics_enabled = match env.var("DORA_METRICS").as_deref() {
+        Some("true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(other) => {
+            problems.push(format!("metrics.enabled (DORA_METRICS): `{other}` is neither `true` nor `false`"));
+            false
+        }
+        None => file.metrics.enabled.unwrap_or(false),
+    };
+
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
@@ -347,6 +367,7 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         auth,
         tls,
         snapshot,
+        metrics_enabled,
     })
 }
 

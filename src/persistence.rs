@@ -116,6 +116,7 @@ impl Persistence {
         debug!(seq = snapshot.seq, crc32 = crc, bytes = bytes.len(), reason, "snapshot writing");
         match self.dir.write(&bytes) {
             Ok(()) => {
+                crate::telemetry::snapshot(snapshot.taken_at, bytes.len());
                 info!(
                     seq = snapshot.seq,
                     crc32 = crc,

@@ -43,8 +43,12 @@ fn describe() {
     metrics::describe_gauge!("dora_harvest_issues", "Issues held for a project after its last harvest");
     metrics::describe_counter!("dora_jira_requests_total", "Requests to Jira, by endpoint template and HTTP status");
     metrics::describe_counter!("dora_jira_retries_total", "Jira requests retried, by reason (429, 5xx, timeout, connection)");
-    metrics::describe_gauge!("dora_snapshot_age_seconds", metrics::Unit::Seconds, "Age of the last snapshot written or loaded");
-    metrics::describe_gauge!("dora_snapshot_bytes", metrics::Unit::Bytes, "Size of the last snapshot written or loaded");
+    metrics::describe_gauge!(
+        "dora_snapshot_timestamp_seconds",
+        metrics::Unit::Seconds,
+        "Unix time of the snapshot last written or loaded (its age is time() minus this)"
+    );
+    metrics::describe_gauge!("dora_snapshot_bytes", metrics::Unit::Bytes, "Size of the snapshot last written or loaded");
     metrics::describe_gauge!("dora_definitions_info", "Always 1; the label names the definitions version in force");
     metrics::describe_counter!("dora_classification_errors_total", "Definition hooks that failed, by hook");
 }
@@ -76,9 +80,9 @@ pub fn jira_retry(reason: &'static str) {
     counter!("dora_jira_retries_total", "reason" => reason).increment(1);
 }
 
-/// A snapshot written or loaded.
-pub fn snapshot(age: Duration, bytes: u64) {
-    gauge!("dora_snapshot_age_seconds").set(age.as_secs_f64());
+/// A snapshot written or loaded: when it was taken (Unix ms) and its size.
+pub fn snapshot(taken_at_ms: i64, bytes: usize) {
+    gauge!("dora_snapshot_timestamp_seconds").set(taken_at_ms as f64 / 1000.0);
     gauge!("dora_snapshot_bytes").set(bytes as f64);
 }
 

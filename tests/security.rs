@@ -5,12 +5,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+mod common;
+
+use common::Server;
 use jira_dora::config::{self, Config};
 use jira_dora::fake_jira::{FakeJira, Fault};
 use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
 use jira_dora::proto::*;
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -40,37 +42,6 @@ fn secure_config(fake: &FakeJira, toml: &str, extra: &[(&'static str, &'static s
     ]);
     env.extend(extra.iter().copied());
     config::load(Some(toml), &env).unwrap()
-}
-
-struct Server {
-    addr: std::net::SocketAddr,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Server {
-    async fn start(config: Config) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(jira_dora::app::run(config, listener, rx));
-        Server { addr, stop, task }
-    }
-
-    async fn client(&self) -> DoraMetricsClient<Channel> {
-        for _ in 0..100 {
-            if let Ok(c) = DoraMetricsClient::connect(format!("http://{}", self.addr)).await {
-                return c;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("server did not come up");
-    }
-
-    async fn stop(self) {
-        self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("clean shutdown").unwrap().unwrap();
-    }
 }
 
 /// A request with metadata.

@@ -52,7 +52,8 @@ async fn start(dir: &Path, pki: &Pki, mutual: bool) -> (std::net::SocketAddr, wa
     }
     let keys = format!("service {}", hex::encode(Sha256::digest(KEY.as_bytes())));
     let env: HashMap<&str, &str> = HashMap::from([("DORA_AUTH_ENABLED", "true"), ("DORA_API_KEYS", keys.as_str())]);
-    let config = config::load(Some(&toml), &env).unwrap();
+    let mut config = config::load(Some(&toml), &env).unwrap();
+    config.data_dir = dir.join("data");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = watch::channel(false);

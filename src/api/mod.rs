@@ -10,6 +10,7 @@ pub mod dashboard;
 mod impact;
 pub mod json;
 pub mod permission;
+pub mod prometheus;
 pub mod service;
 
 use std::future::Future;
@@ -63,6 +64,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let access = Arc::clone(&service.access);
+    let access_for_metrics = Arc::clone(&service.access);
     let key_check = move |request: tonic::Request<()>| {
         access.authenticate(request.metadata())?;
         Ok(request)
@@ -77,19 +79,23 @@ pub async fn serve_with(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    let metrics_enabled = service.config.metrics_enabled;
     let service = Arc::new(service);
     let dora = DoraMetricsServer::from_arc(Arc::clone(&service)).max_decoding_message_size(MAX_REQUEST_BYTES);
     // gRPC-Web per service, never on the whole server (it would turn every
     // other HTTP/1.1 request into a 400); reflection streams both ways, which
     // gRPC-Web cannot.
-    let routes = Routes::new(GrpcWebLayer::new().layer(health_service))
+    let mut routes = Routes::new(GrpcWebLayer::new().layer(health_service))
         .add_service(InterceptedService::new(reflection, key_check.clone()))
         .add_service(InterceptedService::new(reflection_alpha, key_check))
         .add_service(GrpcWebLayer::new().layer(dora))
         .into_axum_router()
         .merge(json::router(service))
-        .merge(dashboard::router())
-        .fallback(json::not_found);
+        .merge(dashboard::router());
+    if metrics_enabled {
+        routes = routes.merge(prometheus::router(Arc::clone(&access_for_metrics)));
+    }
+    let routes = routes.fallback(json::not_found).layer(axum::middleware::from_fn(prometheus::observe));
     let mut builder = Server::builder().accept_http1(true).http2_max_header_list_size(MAX_METADATA_BYTES);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls_config(tls)?)?;
