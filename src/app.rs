@@ -61,7 +61,7 @@ fn jira_config(s: &JiraSettings) -> JiraConfig {
 /// Runs the service until `shutdown` turns true. `on_ready` gets the bound
 /// address once the server accepts connections.
 pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let definitions = Arc::new(load_definitions(&config)?);
+    let definitions = Arc::new(load_definitions(&config)?.numbered(1));
     info!(version = definitions.version(), "definitions loaded");
 
     // Without a Jira, serve the embedded demo site through the same HTTP
@@ -111,6 +111,9 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
         config.harvest.full_refresh_hour,
         shutdown.clone(),
     ));
+    let defs_watch = config.definitions.watch_interval.map(|interval| {
+        tokio::spawn(crate::defs_watch::watch(Arc::clone(&harvester), config.defs_dir.clone(), interval, shutdown.clone()))
+    });
 
     let config = Arc::new(config);
     let service = Service { store, harvester, config, now: Utc::now };
@@ -119,6 +122,9 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
     };
     api::serve(listener, service, stop).await?;
     schedule.abort();
+    if let Some(task) = defs_watch {
+        task.abort();
+    }
     info!("stopped");
     Ok(())
 }

@@ -86,6 +86,26 @@ struct FileConfig {
     ai: FileAi,
     #[serde(default)]
     projects: BTreeMap<String, FileProject>,
+    #[serde(default)]
+    definitions: FileDefinitions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDefinitions {
+    allow_updates: Option<bool>,
+    watch_interval_ms: Option<u64>,
+}
+
+/// How the definitions may change while the service runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionsSettings {
+    /// Whether `UpdateDefinitions` may replace the definitions (default
+    /// off, until admin authentication guards it).
+    pub allow_updates: bool,
+    /// How often the definitions folder is checked for edits; `None`
+    /// disables watching.
+    pub watch_interval: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +188,8 @@ pub struct Config {
     pub ai_rollout_date: Option<NaiveDate>,
     /// Per-project AI rollout dates.
     pub project_rollout_dates: BTreeMap<String, NaiveDate>,
+    /// Updates and file watching of the definitions.
+    pub definitions: DefinitionsSettings,
 }
 
 impl Config {
@@ -283,6 +305,17 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         }
     }
 
+    let watch_interval = match file.definitions.watch_interval_ms {
+        Some(0) => None,
+        Some(ms) if ms < 100 => {
+            problems.push(format!("definitions.watch_interval_ms: {ms} is too short; at least 100 (or 0 to turn watching off)"));
+            None
+        }
+        Some(ms) => Some(Duration::from_millis(ms)),
+        None => Some(Duration::from_secs(2)),
+    };
+    let definitions = DefinitionsSettings { allow_updates: file.definitions.allow_updates.unwrap_or(false), watch_interval };
+
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
@@ -296,6 +329,7 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         harvest: HarvestSettings { projects, interval, full_refresh_hour, on_start: file.harvest.on_start.unwrap_or(true) },
         ai_rollout_date,
         project_rollout_dates,
+        definitions,
     })
 }
 
@@ -420,6 +454,18 @@ mod tests {
     fn unknown_keys_are_rejected_by_name() {
         let e = load(Some("[jira]\nbase_ulr = \"https://x\"\n"), &env(&[])).unwrap_err();
         assert!(e.to_string().contains("base_ulr"), "{e}");
+    }
+
+    #[test]
+    fn definitions_updates_are_off_by_default_and_watching_on() {
+        let c = load(None, &env(&[])).unwrap();
+        assert!(!c.definitions.allow_updates);
+        assert_eq!(c.definitions.watch_interval, Some(Duration::from_secs(2)));
+        let c = load(Some("[definitions]\nallow_updates = true\nwatch_interval_ms = 0\n"), &env(&[])).unwrap();
+        assert!(c.definitions.allow_updates);
+        assert_eq!(c.definitions.watch_interval, None);
+        let e = load(Some("[definitions]\nwatch_interval_ms = 5\n"), &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("definitions.watch_interval_ms"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,11 @@
 //!   minimised `domain::facts`; drops everything else at the door.
 //! - [`harvest`]: refresh jobs and their schedule: Jira → definitions →
 //!   domain → store.
+//! - [`recompute`]: new definitions without a restart: validation with a
+//!   preview, activation (version, audit, swap) and the recompute of every
+//!   project from the facts in memory. *Invariant:* never calls Jira.
+//! - [`defs_watch`]: the definitions folder: atomic writes and the watcher
+//!   that activates file edits.
 //! - [`store`]: the shared state (a `dashmap` of weekly aggregates per
 //!   project) that the API reads and the harvester writes.
 //! - [`api`]: the only module that knows tonic: handlers, conversions to
@@ -31,11 +36,13 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod definitions;
+pub mod defs_watch;
 pub mod demo;
 pub mod domain;
 pub mod fake_jira;
 pub mod harvest;
 pub mod jira;
+pub mod recompute;
 pub mod store;
 
 /// Generated protobuf and gRPC code for `dora.v1`.

@@ -3,6 +3,7 @@
 //! mapping of errors to `tonic::Status`.
 
 mod convert;
+mod definitions;
 mod impact;
 pub mod service;
 
