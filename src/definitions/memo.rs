@@ -104,6 +104,32 @@ impl HookCache {
     }
 }
 
+/// All answers known for issues with the same values of the properties
+/// the issue hooks read together: one look-up per issue instead of one per
+/// hook.
+#[derive(Debug, Default)]
+pub struct RecordCache {
+    records: RwLock<HashMap<Box<str>, [Option<bool>; 9], BuildHasherDefault<Fnv>>>,
+}
+
+impl RecordCache {
+    pub fn get(&self, key: &str) -> Option<[Option<bool>; 9]> {
+        self.records.read().unwrap_or_else(|p| p.into_inner()).get(key).copied()
+    }
+
+    /// Notes that hook `index` answered `answer` for the record `key`.
+    pub fn note(&self, key: &str, index: usize, answer: bool) {
+        let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(record) = records.get_mut(key) {
+            record[index] = Some(answer);
+        } else if records.len() < MAX_ENTRIES_PER_HOOK {
+            let mut record = [None; 9];
+            record[index] = Some(answer);
+            records.insert(key.into(), record);
+        }
+    }
+}
+
 thread_local! {
     /// The key being built, reused between calls on this thread.
     static KEY: RefCell<String> = const { RefCell::new(String::new()) };

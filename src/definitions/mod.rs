@@ -189,6 +189,11 @@ pub struct DefinitionSet {
     /// categories (empty otherwise).
     slots: [Vec<std::sync::OnceLock<bool>>; 9],
     memoise: bool,
+    /// Issue records: all issue hook answers by the union of what they read.
+    record_plan: Option<memo::Plan>,
+    records: memo::RecordCache,
+    /// No hook receiving a status change reads the issue's properties.
+    issue_free_transitions: bool,
     /// The issue and transition properties prepared for the hooks.
     needed: (prepared::Needed, prepared::Needed),
 }
@@ -234,6 +239,9 @@ impl DefinitionSet {
                 (0..count).map(|_| std::sync::OnceLock::new()).collect()
             }),
             memoise: true,
+            record_plan: prepared::record_plan(&plans),
+            records: Default::default(),
+            issue_free_transitions: !prepared::transition_hooks_read_issue(&plans),
             needed,
         };
         errors.extend(set.smoke_run());
@@ -564,7 +572,23 @@ impl Hooks for DefinitionSet {
     type Transition = PreparedTransition;
 
     fn prepare_issue(&self, issue: &IssueView<'_>) -> PreparedIssue {
-        PreparedIssue::new(issue, self.needed.0)
+        let Some(plan) = self.record_plan.as_ref().filter(|_| self.memoise) else {
+            return PreparedIssue::new(issue, self.needed.0);
+        };
+        let known = memo::with_key(|key| {
+            prepared::write_record_key_of_view(key, plan, issue);
+            self.records.get(key)
+        });
+        // Every issue hook already answered for this record, and no other
+        // hook looks at the issue: nothing needs copying.
+        let complete = known.is_some_and(|answers| {
+            HOOKS.iter().zip(answers).all(|(spec, answer)| spec.input != Input::Issue || answer.is_some())
+        });
+        let prepared = PreparedIssue::new(issue, if complete && self.issue_free_transitions { 0 } else { self.needed.0 });
+        if let Some(answers) = known {
+            prepared.answers.set(answers);
+        }
+        prepared
     }
     fn prepare_transition(&self, t: &TransitionView<'_>) -> PreparedTransition {
         PreparedTransition::new(t, self.needed.1)
@@ -620,6 +644,35 @@ impl DefinitionSet {
         let Some(plan) = self.plans[index].as_ref().filter(|_| self.memoise) else {
             return run();
         };
+        let record = self.record_plan.as_ref().filter(|_| spec.input == Input::Issue).zip(issue);
+        if let Some((record_plan, issue)) = record {
+            if let Some(answer) = issue.answers.get()[index] {
+                return Ok(answer);
+            }
+            let answer = self.ask_cached(index, plan, Some(issue), None, None, run)?;
+            let mut answers = issue.answers.get();
+            answers[index] = Some(answer);
+            issue.answers.set(answers);
+            memo::with_key(|key| {
+                prepared::write_record_key(key, record_plan, issue);
+                self.records.note(key, index, answer);
+            });
+            return Ok(answer);
+        }
+        self.ask_cached(index, plan, issue, t, version, run)
+    }
+
+    /// Asks a cached hook: from its slot or its cache, else `run`.
+    fn ask_cached(
+        &self,
+        index: usize,
+        plan: &memo::Plan,
+        issue: Option<&PreparedIssue>,
+        t: Option<&PreparedTransition>,
+        version: Option<&VersionView<'_>>,
+        run: impl FnOnce() -> Result<bool, HookError>,
+    ) -> Result<bool, HookError> {
+        let spec = &HOOKS[index];
         if !self.slots[index].is_empty() {
             let slot = &self.slots[index][prepared::slot(spec, plan, issue, t, version)];
             if let Some(&answer) = slot.get() {

@@ -7,6 +7,7 @@
 //! those hooks read are copied (and put in the map on a cache miss): the
 //! scan proved that nothing else is ever looked at. Otherwise everything is.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 use rhai::{Array, Dynamic, AST, Map};
@@ -45,6 +46,8 @@ pub struct PreparedIssue {
     affected_versions: Vec<String>,
     app_changes: u32,
     map: OnceLock<Map>,
+    /// Answers of the issue hooks already known for this issue's record.
+    pub(super) answers: Cell<[Option<bool>; 9]>,
 }
 
 fn has(needed: Needed, property: usize) -> bool {
@@ -71,6 +74,7 @@ impl PreparedIssue {
             affected_versions: owned_all(9, &v.affected_versions),
             app_changes: v.app_changes,
             map: OnceLock::new(),
+            answers: Cell::new([None; 9]),
         }
     }
 
@@ -327,6 +331,81 @@ pub(super) fn needed(plans: &[Option<Plan>; 9]) -> (Needed, Needed) {
     (issue, transition)
 }
 
+/// The plan of the issue records: the union of what the issue hooks read
+/// (a property keyed by its length only when every hook reading it uses
+/// only its length); `None` unless every issue hook is cached.
+pub(super) fn record_plan(plans: &[Option<Plan>; 9]) -> Option<Plan> {
+    let (mut reads, mut full) = (Vec::new(), Vec::new());
+    for (spec, plan) in HOOKS.iter().zip(plans) {
+        if spec.input != Input::Issue {
+            continue;
+        }
+        let plan = plan.as_ref()?;
+        for &p in &plan.reads[0] {
+            if !reads.contains(&p) {
+                reads.push(p);
+            }
+            if !plan.lengths_only[0].contains(&p) && !full.contains(&p) {
+                full.push(p);
+            }
+        }
+    }
+    reads.sort_unstable();
+    let lengths_only = reads.iter().copied().filter(|p| !full.contains(p)).collect();
+    Some(Plan { reads: vec![reads], lengths_only: vec![lengths_only] })
+}
+
+/// The record key of an issue, from its view, under [`record_plan`]: the
+/// same key [`write_record_key`] writes for the prepared issue.
+pub(super) fn write_record_key_of_view(key: &mut String, plan: &Plan, v: &IssueView<'_>) {
+    key.push('|');
+    for &property in &plan.reads[0] {
+        if plan.lengths_only[0].contains(&property) {
+            let len = match property {
+                0 => v.project.chars().count(),
+                1 => v.issue_type.chars().count(),
+                3 => v.labels.len(),
+                4 => v.status.chars().count(),
+                5 => v.status_category.key().len(),
+                8 => v.fix_versions.len(),
+                9 => v.affected_versions.len(),
+                _ => 0,
+            };
+            memo::push_int(key, len as i64);
+            continue;
+        }
+        match property {
+            0 => memo::push_str(key, v.project),
+            1 => memo::push_str(key, v.issue_type),
+            2 => memo::push_bool(key, v.is_subtask),
+            3 => memo::push_strs(key, v.labels.iter().map(String::as_str)),
+            4 => memo::push_str(key, v.status),
+            5 => memo::push_str(key, v.status_category.key()),
+            6 => memo::push_int(key, v.created),
+            7 => match v.resolved {
+                Some(at) => memo::push_int(key, at),
+                None => memo::push_unit(key),
+            },
+            8 => memo::push_strs(key, v.fix_versions.iter().copied()),
+            9 => memo::push_strs(key, v.affected_versions.iter().copied()),
+            _ => memo::push_int(key, i64::from(v.app_changes)),
+        }
+    }
+}
+
+/// Whether a hook receiving a status change may read the issue's
+/// properties (then an issue's values are always copied).
+pub(super) fn transition_hooks_read_issue(plans: &[Option<Plan>; 9]) -> bool {
+    HOOKS.iter().zip(plans).any(|(spec, plan)| {
+        spec.input == Input::IssueAndTransition && plan.as_ref().is_none_or(|p| !p.reads[0].is_empty())
+    })
+}
+
+/// The record key of an issue under [`record_plan`].
+pub(super) fn write_record_key(key: &mut String, plan: &Plan, issue: &PreparedIssue) {
+    write_key(key, &HOOKS[0], plan, Some(issue), None, None);
+}
+
 /// What a cached hook reads, as `param.property` names.
 pub(super) fn describe(spec: &HookSpec, plan: &Plan) -> Vec<String> {
     let params: &[&str] = match spec.input {
@@ -400,4 +479,36 @@ pub(super) fn slot(
         }
     }
     index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_keys_from_views_and_prepared_issues_agree() {
+        let labels = vec!["ai-assisted".to_owned(), "x".to_owned()];
+        let view = IssueView {
+            project: "OPS",
+            issue_type: "Bug",
+            is_subtask: true,
+            labels: &labels,
+            status: "Done",
+            status_category: StatusCategory::Done,
+            created: 1_000,
+            resolved: Some(-5),
+            fix_versions: vec!["1.0"],
+            affected_versions: vec!["0.9", "0.8"],
+            app_changes: 70_000,
+            transitions: vec![],
+        };
+        let all: Vec<usize> = (0..ISSUE_PROPERTIES.len()).collect();
+        for lengths_only in [vec![], vec![0, 3, 9]] {
+            let plan = Plan { reads: vec![all.clone()], lengths_only: vec![lengths_only] };
+            let (mut a, mut b) = (String::new(), String::new());
+            write_record_key_of_view(&mut a, &plan, &view);
+            write_record_key(&mut b, &plan, &PreparedIssue::new(&view, ALL));
+            assert_eq!(a, b);
+        }
+    }
 }
