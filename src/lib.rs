@@ -22,7 +22,8 @@
 //!   preview, activation (version, audit, swap) and the recompute of every
 //!   project from the facts in memory. *Invariant:* never calls Jira.
 //! - [`defs_watch`]: the definitions folder: atomic writes and the watcher
-//!   that activates file edits.
+//!   that activates file edits. [`recompute`] and [`defs_watch`] sit beside
+//!   `harvest`: they use the harvester's facts and definitions slot.
 //! - [`store`]: the shared state (a `dashmap` of weekly aggregates per
 //!   project) that the API reads and the harvester writes.
 //! - [`api`]: the only module that knows tonic: handlers, conversions to

@@ -769,3 +769,41 @@ fn hostile_scripts_are_stopped_with_memoisation_too_and_errors_are_not_cached() 
     }
     assert!(!set.is_excluded(&set.prepare_issue(&issue("Story").view())).unwrap());
 }
+
+// ---------------------------------------------------------------------------
+// The worked examples of the admin guide
+
+/// The `<!-- example: NAME/FILE -->` code blocks of `metrics-defs/README.md`,
+/// grouped by example.
+fn readme_examples() -> std::collections::BTreeMap<String, Vec<(String, String)>> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/metrics-defs/README.md")).unwrap();
+    let mut examples: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(tag) = line.strip_prefix("<!-- example: ").and_then(|l| l.strip_suffix(" -->")) else { continue };
+        let (example, file) = tag.split_once('/').unwrap();
+        assert_eq!(lines.next(), Some("```rhai"), "{tag}");
+        let source: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+        examples.entry(example.to_owned()).or_default().push((file.to_owned(), source.join("\n") + "\n"));
+    }
+    examples
+}
+
+#[test]
+fn the_worked_examples_of_the_admin_guide_compile_and_are_cached() {
+    let examples = readme_examples();
+    assert_eq!(examples.keys().collect::<Vec<_>>(), ["service-desk", "statuses", "versions"]);
+    for (name, files) in &examples {
+        let replaced: Vec<(&str, &str)> = files.iter().map(|(f, s)| (f.as_str(), s.as_str())).collect();
+        let set = DefinitionSet::compile(shipped_with(&replaced)).unwrap_or_else(|e| panic!("{name}: {e:#?}"));
+        assert_eq!(set.memoised_hooks().len(), 9, "{name}: every hook of the examples is cached");
+    }
+    // Example 2 counts a move to "Deployed" and fails it on "Rolled Back".
+    let statuses: Vec<(&str, &str)> = examples["statuses"].iter().map(|(f, s)| (f.as_str(), s.as_str())).collect();
+    let set = DefinitionSet::compile(shipped_with(&statuses)).unwrap();
+    let mut i = issue("Story");
+    i.transitions.push(change("Done", "Deployed", StatusCategory::Done, StatusCategory::Done, T0 + 11 * HOUR));
+    i.transitions.push(change("Deployed", "Rolled Back", StatusCategory::Done, StatusCategory::Indeterminate, T0 + 12 * HOUR));
+    let class = classify_issue(&set, &i.view()).unwrap();
+    assert_eq!((class.deployment_transitions, class.failure_transitions), (vec![2], vec![3]));
+}

@@ -109,11 +109,14 @@ impl HookCache {
 /// hook.
 #[derive(Debug, Default)]
 pub struct RecordCache {
-    records: RwLock<HashMap<Box<str>, [Option<bool>; 9], BuildHasherDefault<Fnv>>>,
+    records: RwLock<HashMap<Box<str>, Record, BuildHasherDefault<Fnv>>>,
 }
 
+/// Each hook's answer for one record, in `HOOKS` order, when known.
+pub type Record = [Option<bool>; 9];
+
 impl RecordCache {
-    pub fn get(&self, key: &str) -> Option<[Option<bool>; 9]> {
+    pub fn get(&self, key: &str) -> Option<Record> {
         self.records.read().unwrap_or_else(|p| p.into_inner()).get(key).copied()
     }
 
