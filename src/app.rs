@@ -66,7 +66,7 @@ fn jira_config(s: &JiraSettings) -> JiraConfig {
 pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     // The metrics recorder first, so nothing recorded from here on is lost.
     crate::telemetry::handle();
-    let definitions = Arc::new(load_definitions(&config)?);
+    let definitions = Arc::new(load_definitions(&config)?.numbered(1));
     info!(version = definitions.version(), "definitions loaded");
     crate::telemetry::definitions_version(None, definitions.version());
 
@@ -137,6 +137,9 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
         config.harvest.full_refresh_hour,
         shutdown.clone(),
     ));
+    let defs_watch = config.definitions.watch_interval.map(|interval| {
+        tokio::spawn(crate::defs_watch::watch(Arc::clone(&harvester), config.defs_dir.clone(), interval, shutdown.clone()))
+    });
 
     let config = Arc::new(config);
     let tls = config.tls.clone();
@@ -146,6 +149,9 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
     };
     api::serve_with(listener, service, tls.as_ref(), stop).await?;
     schedule.abort();
+    if let Some(task) = defs_watch {
+        task.abort();
+    }
     if tokio::time::timeout(std::time::Duration::from_secs(60), snapshots).await.is_err() {
         warn!("the last snapshot was not written within 60 s");
     }

@@ -97,6 +97,26 @@ struct FileConfig {
     auth: auth::FileAuth,
     #[serde(default)]
     tls: auth::FileTls,
+    #[serde(default)]
+    definitions: FileDefinitions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDefinitions {
+    allow_updates: Option<bool>,
+    watch_interval_ms: Option<u64>,
+}
+
+/// How the definitions may change while the service runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionsSettings {
+    /// Whether `UpdateDefinitions` may replace the definitions (default
+    /// off, until admin authentication guards it).
+    pub allow_updates: bool,
+    /// How often the definitions folder is checked for edits; `None`
+    /// disables watching.
+    pub watch_interval: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -210,6 +230,8 @@ pub struct Config {
     pub snapshot: SnapshotSettings,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics_enabled: bool,
+    /// Updates and file watching of the definitions.
+    pub definitions: DefinitionsSettings,
 }
 
 impl Config {
@@ -350,6 +372,16 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         }
         None => file.metrics.enabled.unwrap_or(false),
     };
+    let watch_interval = match file.definitions.watch_interval_ms {
+        Some(0) => None,
+        Some(ms) if ms < 100 => {
+            problems.push(format!("definitions.watch_interval_ms: {ms} is too short; at least 100 (or 0 to turn watching off)"));
+            None
+        }
+        Some(ms) => Some(Duration::from_millis(ms)),
+        None => Some(Duration::from_secs(2)),
+    };
+    let definitions = DefinitionsSettings { allow_updates: file.definitions.allow_updates.unwrap_or(false), watch_interval };
 
     if !problems.is_empty() {
         return Err(ConfigError { problems });
@@ -368,6 +400,7 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         tls,
         snapshot,
         metrics_enabled,
+        definitions,
     })
 }
 
@@ -505,6 +538,18 @@ mod tests {
         assert_eq!(c.snapshot.interval, Some(Duration::from_millis(250)));
         let e = load(None, &env(&[("DORA_SNAPSHOT_DEBOUNCE_MS", "2s")])).unwrap_err();
         assert!(e.to_string().contains("DORA_SNAPSHOT_DEBOUNCE_MS"), "{e}");
+    }
+
+    #[test]
+    fn definitions_updates_are_off_by_default_and_watching_on() {
+        let c = load(None, &env(&[])).unwrap();
+        assert!(!c.definitions.allow_updates);
+        assert_eq!(c.definitions.watch_interval, Some(Duration::from_secs(2)));
+        let c = load(Some("[definitions]\nallow_updates = true\nwatch_interval_ms = 0\n"), &env(&[])).unwrap();
+        assert!(c.definitions.allow_updates);
+        assert_eq!(c.definitions.watch_interval, None);
+        let e = load(Some("[definitions]\nwatch_interval_ms = 5\n"), &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("definitions.watch_interval_ms"), "{e}");
     }
 
     #[test]

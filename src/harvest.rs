@@ -27,7 +27,8 @@ use tracing::{info, warn, Instrument};
 
 use crate::definitions::DefinitionSet;
 use crate::domain::aggregate::{build_project, ClassifyError};
-use crate::domain::facts::{IssueFacts, Millis, ProjectFacts};
+use crate::domain::facts::{IssueFacts, Millis, ProjectFacts, StatusFacts, VersionFacts};
+use crate::recompute::DefinitionAudit;
 use crate::jira::{FetchCounters, JiraClient, JiraError};
 use crate::store::snapshot::{self, JobProjectRecord, JobRecord, RecordedState};
 use crate::store::{ProjectData, Store};
@@ -183,6 +184,9 @@ impl Job {
 struct ProjectMemory {
     issues: BTreeMap<String, IssueFacts>,
     watermark: Option<Millis>,
+    /// Kept so figures can be recomputed without Jira.
+    versions: Vec<VersionFacts>,
+    statuses: Vec<StatusFacts>,
 }
 
 /// Runs refresh jobs.
@@ -203,6 +207,10 @@ pub struct Harvester {
     /// Counts changes worth a snapshot: a project's figures replaced, a job
     /// ended.
     changes: watch::Sender<u64>,
+    /// Definitions activations, oldest first (bounded; see `recompute`).
+    pub(crate) audit: Mutex<std::collections::VecDeque<DefinitionAudit>>,
+    /// One definitions activation at a time (updates and file edits).
+    pub(crate) activation: tokio::sync::Mutex<()>,
 }
 
 impl Harvester {
@@ -210,7 +218,7 @@ impl Harvester {
         Self {
             client,
             store,
-            definitions: RwLock::new(definitions),
+            definitions: RwLock::new(Arc::clone(&definitions)),
             tz,
             configured_projects: projects,
             memory: Mutex::default(),
@@ -219,6 +227,8 @@ impl Harvester {
             next_job: Default::default(),
             restored_watermarks: Mutex::default(),
             changes: watch::channel(0).0,
+            audit: Mutex::new(std::iter::once(DefinitionAudit::startup(&definitions)).collect()),
+            activation: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -325,6 +335,40 @@ impl Harvester {
     /// The definitions in force.
     pub fn definitions(&self) -> Arc<DefinitionSet> {
         Arc::clone(&self.definitions.read().expect("definitions lock"))
+    }
+
+    /// Puts `definitions` in force. Requests holding the previous set finish
+    /// on it; figures are recomputed separately (`recompute`).
+    pub(crate) fn set_definitions(&self, definitions: Arc<DefinitionSet>) {
+        *self.definitions.write().expect("definitions lock") = definitions;
+    }
+
+    /// The reporting time zone.
+    pub fn tz(&self) -> Tz {
+        self.tz
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The projects whose facts are in memory, sorted.
+    pub fn remembered_projects(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.memory.lock().expect("memory lock").keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// A project's facts as last harvested, from memory (no Jira call).
+    pub fn project_facts(&self, key: &str) -> Option<ProjectFacts> {
+        let memory = self.memory.lock().expect("memory lock");
+        let m = memory.get(key)?;
+        Some(ProjectFacts {
+            key: key.to_owned(),
+            issues: m.issues.values().cloned().collect(),
+            versions: m.versions.clone(),
+            statuses: m.statuses.clone(),
+        })
     }
 
     /// The projects a refresh without names covers.
@@ -451,7 +495,7 @@ impl Harvester {
         info!(state = ?job.view().state, "refresh finished");
     }
 
-    fn project_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn project_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         Arc::clone(self.project_locks.lock().expect("locks").entry(key.to_owned()).or_default())
     }
 
@@ -480,15 +524,15 @@ impl Harvester {
             new_watermark = Some(new_watermark.map_or(issue.updated, |w: Millis| w.max(issue.updated)));
             issues.insert(issue.id.clone(), issue);
         }
-        let facts = ProjectFacts {
+        let facts = Arc::new(ProjectFacts {
             key: key.to_owned(),
             issues: issues.values().cloned().collect(),
             versions,
             statuses,
-        };
+        });
         let definitions = self.definitions();
-        let (tz, defs) = (self.tz, Arc::clone(&definitions));
-        let aggregates = tokio::task::spawn_blocking(move || build_project(&facts, &*defs, tz))
+        let (tz, defs, all) = (self.tz, Arc::clone(&definitions), Arc::clone(&facts));
+        let aggregates = tokio::task::spawn_blocking(move || build_project(&all, &*defs, tz))
             .await
             .map_err(|_| HarvestError::Aborted)??;
         self.store.put(
@@ -499,7 +543,15 @@ impl Harvester {
         self.memory
             .lock()
             .expect("memory lock")
-            .insert(key.to_owned(), ProjectMemory { issues, watermark: new_watermark });
+            .insert(
+                key.to_owned(),
+                ProjectMemory {
+                    issues,
+                    watermark: new_watermark,
+                    versions: facts.versions.clone(),
+                    statuses: facts.statuses.clone(),
+                },
+            );
         self.changes.send_modify(|v| *v += 1);
         info!(issues = held, took_ms = (Utc::now() - started).num_milliseconds(), "project refreshed");
         Ok(())

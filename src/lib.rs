@@ -18,6 +18,12 @@
 //!   minimised `domain::facts`; drops everything else at the door.
 //! - [`harvest`]: refresh jobs and their schedule: Jira → definitions →
 //!   domain → store.
+//! - [`recompute`]: new definitions without a restart: validation with a
+//!   preview, activation (version, audit, swap) and the recompute of every
+//!   project from the facts in memory. *Invariant:* never calls Jira.
+//! - [`defs_watch`]: the definitions folder: atomic writes and the watcher
+//!   that activates file edits. [`recompute`] and [`defs_watch`] sit beside
+//!   `harvest`: they use the harvester's facts and definitions slot.
 //! - [`store`]: the shared state (a `dashmap` of weekly aggregates per
 //!   project) that the API reads and the harvester writes; its snapshot
 //!   format and crash-safe files. *Invariant:* a snapshot holds aggregates
@@ -45,6 +51,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod definitions;
+pub mod defs_watch;
 pub mod demo;
 pub mod domain;
 pub mod fake_jira;
@@ -52,6 +59,7 @@ pub mod harvest;
 pub mod jira;
 pub mod retention;
 pub mod persistence;
+pub mod recompute;
 pub mod store;
 pub mod telemetry;
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use jira_dora::config::{self, Config, LogFormat, ProcessEnv};
-use jira_dora::{app, cli, definitions::DefinitionSet};
+use jira_dora::{app, cli, definitions::DefinitionSet, recompute};
 use tracing_subscriber::EnvFilter;
 
 /// A read-only DORA metrics service for Jira.
@@ -31,10 +31,14 @@ enum Command {
     Serve,
     /// Validate the configuration and exit.
     CheckConfig,
-    /// Compile and check the metric definitions and exit.
+    /// Compile and check the metric definitions and exit; with `--preview`,
+    /// also compare them with the built-in defaults on the demo site.
     CheckDefs {
         /// Folder of `.rhai` files (default: the configured one).
         dir: Option<PathBuf>,
+        /// Show the effect on the demo site's last 13 weeks.
+        #[arg(long)]
+        preview: bool,
     },
     /// Ask a running service to refresh projects (all configured when none
     /// are named).
@@ -144,6 +148,34 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+fn print_previews(previews: &[recompute::ProjectPreview]) {
+    println!("effect on the demo site, last 13 weeks (built-in defaults -> these definitions):");
+    for p in previews {
+        let (a, b) = (&p.current, &p.proposed);
+        let hours = |h: Option<f64>| h.map_or("-".to_owned(), |h| format!("{h:.1} h"));
+        println!(
+            "  {}: deployments {} -> {}, failed {} -> {}, completed {} -> {}, lead time median {} -> {}, incidents {} -> {}",
+            p.key,
+            a.deployments,
+            b.deployments,
+            a.change_failure.part,
+            b.change_failure.part,
+            a.completed,
+            b.completed,
+            hours(a.lead_time.median_hours),
+            hours(b.lead_time.median_hours),
+            a.incidents,
+            b.incidents
+        );
+        if !p.changed_statuses.is_empty() {
+            println!("    statuses now classified differently: {}", p.changed_statuses.join(", "));
+        }
+        if !p.changed_issue_types.is_empty() {
+            println!("    issue types now classified differently: {}", p.changed_issue_types.join(", "));
+        }
+    }
+}
+
 /// Prints the SHA-256 of the key on standard input (one line; the line end
 /// is not part of the key).
 fn hash_key() -> anyhow::Result<()> {
@@ -206,11 +238,17 @@ fn main() -> ExitCode {
             println!("configuration is valid ({})", if config.is_demo() { "demo: no Jira configured" } else { "Jira configured" });
             Ok(())
         }
-        Command::CheckDefs { dir } => {
+        Command::CheckDefs { dir, preview } => {
             let dir = dir.unwrap_or_else(|| config.defs_dir.clone());
-            DefinitionSet::load_dir(&dir)
-                .map(|d| println!("definitions in {} are valid (version {})", dir.display(), d.version()))
-                .map_err(anyhow::Error::from)
+            DefinitionSet::load_dir(&dir).map_err(anyhow::Error::from).and_then(|d| {
+                println!("definitions in {} are valid (version {})", dir.display(), d.version());
+                if preview {
+                    let previews = recompute::preview_on_demo(&d, chrono::Utc::now(), config.report_tz)
+                        .map_err(|e| anyhow::anyhow!("the definitions fail on the demo site: {e}"))?;
+                    print_previews(&previews);
+                }
+                Ok(())
+            })
         }
         Command::Refresh { .. } | Command::Metrics { .. } | Command::HashKey => unreachable!("handled above"),
         Command::DescriptorSet { out } => write_descriptor_set(out.as_deref()),

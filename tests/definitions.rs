@@ -694,3 +694,116 @@ fn definition_set_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<DefinitionSet>();
 }
+
+// ---------------------------------------------------------------------------
+// Memoisation
+
+/// Definitions that read more properties, in more ways, than the defaults.
+fn busier_definitions() -> Vec<DefinitionFile> {
+    shipped_with(&[
+        (
+            "deployment.rhai",
+            "fn is_deployment(version) { version.released && version.release_date != () && !version.archived }\n\
+             fn is_deployment_transition(issue, t) {\n    issue.project == \"P1\" && t.to.to_lower() == \"done\" && !t.by_app\n}\n",
+        ),
+        (
+            "failure.rhai",
+            "fn is_failure(issue) { issue.affected_versions.len() > 0 && issue.status_category == \"done\" }\n\
+             fn is_failure_transition(issue, t) { t.from_category == \"done\" && t.to_category != \"done\" }\n",
+        ),
+        // Passes the map on whole: never cached.
+        (
+            "work.rhai",
+            "fn started(t) { t.to_category == \"indeterminate\" }\n\
+             fn is_work_start(issue, t) { started(t) }\n\
+             fn is_ai_involved(issue) { issue.app_changes > 0 || issue.labels.some(|l| l == \"ai-assisted\") }\n",
+        ),
+    ])
+}
+
+#[test]
+fn memoised_answers_equal_unmemoised_ones_on_a_generated_site() {
+    use jira_dora::domain::aggregate::{build_project, with_issue_views};
+    let site = jira_dora::demo::large_site(3, 1_500, 11);
+    let facts = jira_dora::fake_jira::facts::project_facts(&site);
+    for files in [DefinitionSet::shipped_files(), busier_definitions()] {
+        let memoised = DefinitionSet::compile(files.clone()).unwrap();
+        let plain = DefinitionSet::compile(files).unwrap().memoised(false);
+        for project in &facts {
+            with_issue_views(project, |views| {
+                for view in views {
+                    assert_eq!(classify_issue(&memoised, view), classify_issue(&plain, view), "{view:?}");
+                }
+            });
+            assert_eq!(
+                build_project(project, &memoised, chrono_tz::UTC).unwrap(),
+                build_project(project, &plain, chrono_tz::UTC).unwrap()
+            );
+        }
+    }
+}
+
+#[test]
+fn memoisation_reads_only_what_each_hook_reads() {
+    let set = DefinitionSet::compile(busier_definitions()).unwrap();
+    let hooks: std::collections::HashMap<_, _> = set.memoised_hooks().into_iter().collect();
+    assert_eq!(hooks["is_deployment_transition"], ["issue.project", "t.to", "t.by_app"]);
+    assert_eq!(hooks["is_failure"], ["issue.status_category", "issue.affected_versions"]);
+    assert!(!set.memoised_hooks().iter().any(|(h, _)| *h == "is_work_start"));
+    // The shipped defaults: every hook is cached.
+    assert_eq!(shipped().memoised_hooks().len(), 9);
+}
+
+#[test]
+fn hostile_scripts_are_stopped_with_memoisation_too_and_errors_are_not_cached() {
+    let source = format!(
+        "{HELPER}fn is_excluded(issue) {{\n    if issue.project == \"HOSTILE\" {{ loop {{ }} }}\n    false\n}}\n"
+    );
+    let set = DefinitionSet::compile(shipped_with(&[("exclusion.rhai", &source)])).unwrap();
+    assert!(set.memoised_hooks().iter().any(|(h, _)| *h == "is_excluded"));
+    let mut hostile = issue("Story");
+    hostile.project = "HOSTILE".into();
+    for _ in 0..2 {
+        let err = set.is_excluded(&set.prepare_issue(&hostile.view())).unwrap_err();
+        assert!(err.message.contains("limit exceeded"), "{err}");
+    }
+    assert!(!set.is_excluded(&set.prepare_issue(&issue("Story").view())).unwrap());
+}
+
+// ---------------------------------------------------------------------------
+// The worked examples of the admin guide
+
+/// The `<!-- example: NAME/FILE -->` code blocks of `metrics-defs/README.md`,
+/// grouped by example.
+fn readme_examples() -> std::collections::BTreeMap<String, Vec<(String, String)>> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/metrics-defs/README.md")).unwrap();
+    let mut examples: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(tag) = line.strip_prefix("<!-- example: ").and_then(|l| l.strip_suffix(" -->")) else { continue };
+        let (example, file) = tag.split_once('/').unwrap();
+        assert_eq!(lines.next(), Some("```rhai"), "{tag}");
+        let source: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+        examples.entry(example.to_owned()).or_default().push((file.to_owned(), source.join("\n") + "\n"));
+    }
+    examples
+}
+
+#[test]
+fn the_worked_examples_of_the_admin_guide_compile_and_are_cached() {
+    let examples = readme_examples();
+    assert_eq!(examples.keys().collect::<Vec<_>>(), ["service-desk", "statuses", "versions"]);
+    for (name, files) in &examples {
+        let replaced: Vec<(&str, &str)> = files.iter().map(|(f, s)| (f.as_str(), s.as_str())).collect();
+        let set = DefinitionSet::compile(shipped_with(&replaced)).unwrap_or_else(|e| panic!("{name}: {e:#?}"));
+        assert_eq!(set.memoised_hooks().len(), 9, "{name}: every hook of the examples is cached");
+    }
+    // Example 2 counts a move to "Deployed" and fails it on "Rolled Back".
+    let statuses: Vec<(&str, &str)> = examples["statuses"].iter().map(|(f, s)| (f.as_str(), s.as_str())).collect();
+    let set = DefinitionSet::compile(shipped_with(&statuses)).unwrap();
+    let mut i = issue("Story");
+    i.transitions.push(change("Done", "Deployed", StatusCategory::Done, StatusCategory::Done, T0 + 11 * HOUR));
+    i.transitions.push(change("Deployed", "Rolled Back", StatusCategory::Done, StatusCategory::Indeterminate, T0 + 12 * HOUR));
+    let class = classify_issue(&set, &i.view()).unwrap();
+    assert_eq!((class.deployment_transitions, class.failure_transitions), (vec![2], vec![3]));
+}

@@ -162,9 +162,10 @@ async fn errors_map_to_the_same_status_on_every_transport() {
         assert_eq!(body["message"], native.message());
     }
 
-    // Not implemented yet: 501.
-    let r = http.post(server.url("/v1/definitions:validate")).json(&serde_json::json!({})).send().await.unwrap();
-    assert_eq!(r.status(), 501);
+    // Updates are switched off by default: FAILED_PRECONDITION is 400.
+    let r = http.post(server.url("/v1/definitions:update")).json(&serde_json::json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], tonic::Code::FailedPrecondition as i32);
     // A body that is not the message, a parameter the method does not have.
     let r = http.post(server.url("/v1/metrics:get")).body("{\"projectKeys\": 7}").send().await.unwrap();
     assert_eq!(r.status(), 400);

@@ -7,6 +7,7 @@
 pub mod auth;
 mod convert;
 pub mod dashboard;
+mod definitions;
 mod impact;
 pub mod json;
 pub mod permission;

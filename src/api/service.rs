@@ -246,17 +246,42 @@ impl DoraMetrics for Service {
         Ok(Response::new(GetDefinitionsResponse {
             version: defs.version().to_owned(),
             files: defs.files().iter().map(|f| DefinitionFile { name: f.name.clone(), source: f.source.clone() }).collect(),
+            audit: self.harvester.audit().iter().map(super::definitions::audit).collect(),
         }))
     }
 
     async fn validate_definitions(&self, request: Request<ValidateDefinitionsRequest>) -> Result<Response<ValidateDefinitionsResponse>, Status> {
         self.access.authorize(request.metadata(), Right::Admin)?;
-        Err(Status::unimplemented("ValidateDefinitions is not available yet"))
+        let files = super::definitions::files(request.into_inner().files);
+        let validation = self.harvester.validate(files, (self.now)()).await;
+        Ok(Response::new(super::definitions::validation(&validation, self.config.report_tz)))
     }
 
     async fn update_definitions(&self, request: Request<UpdateDefinitionsRequest>) -> Result<Response<UpdateDefinitionsResponse>, Status> {
         self.access.authorize(request.metadata(), Right::Admin)?;
-        Err(Status::unimplemented("UpdateDefinitions is not available yet"))
+        if !self.config.definitions.allow_updates {
+            return Err(Status::failed_precondition(
+                "updating definitions is turned off: set definitions.allow_updates = true in the configuration \
+                 (ValidateDefinitions works without it)",
+            ));
+        }
+        let files = super::definitions::files(request.into_inner().files);
+        let validation = self.harvester.validate(files, (self.now)()).await;
+        let Some(set) = validation.set else {
+            return Err(super::definitions::invalid(&validation.errors));
+        };
+        let active = self
+            .harvester
+            .activate(set, crate::recompute::Origin::Api, Some(&self.config.defs_dir))
+            .await
+            .map_err(|e| match e {
+                crate::recompute::ActivateError::Invalid(errors) => super::definitions::invalid(&errors),
+                crate::recompute::ActivateError::Write(_) => {
+                    tracing::warn!(error = %e, "definitions update failed");
+                    Status::internal("the definitions files could not be written; the previous definitions stay in force")
+                }
+            })?;
+        Ok(Response::new(UpdateDefinitionsResponse { version: active.version().to_owned() }))
     }
 }
 

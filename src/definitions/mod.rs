@@ -17,6 +17,8 @@
 
 mod compile;
 mod maps;
+pub mod memo;
+mod prepared;
 pub mod sandbox;
 
 use std::fmt;
@@ -32,6 +34,7 @@ use crate::domain::classify::{HookError, Hooks, IssueView, TransitionView, Versi
 use crate::domain::facts::StatusCategory;
 
 use self::compile::Layout;
+pub use self::prepared::{PreparedIssue, PreparedTransition};
 
 /// One definitions file: its name (as shown in diagnostics) and its source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,8 +175,27 @@ pub struct DefinitionSet {
     files: Vec<DefinitionFile>,
     /// The file names again, shared with the per-call log context.
     file_names: Vec<Arc<str>>,
-    version: String,
+    /// The content hash.
+    hash: String,
     layout: Layout,
+    /// The activation number (0 until activated; see [`Self::numbered`]).
+    number: u64,
+    /// `<number>-<hash>` once numbered, else the hash.
+    version: String,
+    /// Per hook (in `HOOKS` order): what a cached hook reads, if cacheable.
+    plans: [Option<memo::Plan>; 9],
+    caches: [memo::HookCache; 9],
+    /// Per hook: answers by slot, for hooks that read only bools and
+    /// categories (empty otherwise).
+    slots: [Vec<std::sync::OnceLock<bool>>; 9],
+    memoise: bool,
+    /// Issue records: all issue hook answers by the union of what they read.
+    record_plan: Option<memo::Plan>,
+    records: memo::RecordCache,
+    /// No hook receiving a status change reads the issue's properties.
+    issue_free_transitions: bool,
+    /// The issue and transition properties prepared for the hooks.
+    needed: (prepared::Needed, prepared::Needed),
 }
 
 impl fmt::Debug for DefinitionSet {
@@ -196,9 +218,32 @@ impl DefinitionSet {
         let Some(ast) = compiled.ast else {
             return Err(errors);
         };
-        let version = content_version(&files);
+        let hash = content_version(&files);
         let file_names = files.iter().map(|f| Arc::from(f.name.as_str())).collect();
-        let set = DefinitionSet { engine, ast, files, file_names, version, layout: compiled.layout };
+        let plans = prepared::plans(&ast, &files, &compiled.layout);
+        let needed = prepared::needed(&plans);
+        let version = hash.clone();
+        let set = DefinitionSet {
+            engine,
+            ast,
+            files,
+            file_names,
+            hash,
+            layout: compiled.layout,
+            number: 0,
+            version,
+            plans: plans.clone(),
+            caches: Default::default(),
+            slots: std::array::from_fn(|i| {
+                let count = plans[i].as_ref().and_then(|plan| prepared::slot_count(&HOOKS[i], plan)).unwrap_or(0);
+                (0..count).map(|_| std::sync::OnceLock::new()).collect()
+            }),
+            memoise: true,
+            record_plan: prepared::record_plan(&plans),
+            records: Default::default(),
+            issue_free_transitions: !prepared::transition_hooks_read_issue(&plans),
+            needed,
+        };
         errors.extend(set.smoke_run());
         if errors.is_empty() {
             tracing::debug!(version = %set.version, files = set.files.len(), "definitions compiled");
@@ -248,10 +293,57 @@ impl DefinitionSet {
         Self::compile(Self::shipped_files()).expect("the shipped definitions compile")
     }
 
-    /// A content hash of the definitions: SHA-256 over the file names and
-    /// sources in name order, the first 12 hex digits.
+    /// The version: `<number>-<hash>` (e.g. `3-1a2b3c4d5e6f`) once the set
+    /// has been activated with a number ([`Self::numbered`]), else the
+    /// content hash alone.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// A content hash of the definitions: SHA-256 over the file names and
+    /// sources in name order, the first 12 hex digits.
+    pub fn content_hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The content hash `files` would have as a set (in any order).
+    pub fn content_hash_of(files: &[DefinitionFile]) -> String {
+        let mut sorted: Vec<&DefinitionFile> = files.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        content_version_of(sorted.into_iter())
+    }
+
+    /// The activation number, 0 when never activated.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The same set with an activation number: its version becomes
+    /// `<number>-<hash>`.
+    pub fn numbered(mut self, number: u64) -> Self {
+        self.number = number;
+        self.version = format!("{number}-{}", self.hash);
+        self
+    }
+
+    /// The same set with memoisation of hook answers on or off (on by
+    /// default; off only to compare, in tests and benchmarks).
+    pub fn memoised(mut self, on: bool) -> Self {
+        self.memoise = on;
+        if !on {
+            self.needed = (prepared::Needed::MAX, prepared::Needed::MAX);
+        }
+        self
+    }
+
+    /// The hooks whose answers are cached, and what each reads, e.g.
+    /// `("is_work_start", ["t.to_category"])`.
+    pub fn memoised_hooks(&self) -> Vec<(&'static str, Vec<String>)> {
+        HOOKS
+            .iter()
+            .zip(&self.plans)
+            .filter_map(|(spec, plan)| Some((spec.name, prepared::describe(spec, plan.as_ref()?))))
+            .collect()
     }
 
     /// The files, in name order.
@@ -381,6 +473,10 @@ fn describe_type(value: &Dynamic) -> String {
 }
 
 fn content_version(files: &[DefinitionFile]) -> String {
+    content_version_of(files.iter())
+}
+
+fn content_version_of<'f>(files: impl Iterator<Item = &'f DefinitionFile>) -> String {
     let mut hasher = Sha256::new();
     for file in files {
         hasher.update((file.name.len() as u64).to_le_bytes());
@@ -472,41 +568,130 @@ impl Samples {
 }
 
 impl Hooks for DefinitionSet {
-    type Issue = Map;
-    type Transition = Map;
+    type Issue = PreparedIssue;
+    type Transition = PreparedTransition;
 
-    fn prepare_issue(&self, issue: &IssueView<'_>) -> Map {
-        maps::issue(issue)
+    fn prepare_issue(&self, issue: &IssueView<'_>) -> PreparedIssue {
+        let Some(plan) = self.record_plan.as_ref().filter(|_| self.memoise) else {
+            return PreparedIssue::new(issue, self.needed.0);
+        };
+        let known = memo::with_key(|key| {
+            prepared::write_record_key_of_view(key, plan, issue);
+            self.records.get(key)
+        });
+        // Every issue hook already answered for this record, and no other
+        // hook looks at the issue: nothing needs copying.
+        let complete = known.is_some_and(|answers| {
+            HOOKS.iter().zip(answers).all(|(spec, answer)| spec.input != Input::Issue || answer.is_some())
+        });
+        let prepared = PreparedIssue::new(issue, if complete && self.issue_free_transitions { 0 } else { self.needed.0 });
+        if let Some(answers) = known {
+            prepared.answers.set(answers);
+        }
+        prepared
     }
-    fn prepare_transition(&self, t: &TransitionView<'_>) -> Map {
-        maps::transition(t)
+    fn prepare_transition(&self, t: &TransitionView<'_>) -> PreparedTransition {
+        PreparedTransition::new(t, self.needed.1)
     }
-    fn is_excluded(&self, issue: &Map) -> Result<bool, HookError> {
-        self.call("is_excluded", (issue.clone(),))
+    fn is_excluded(&self, issue: &PreparedIssue) -> Result<bool, HookError> {
+        self.ask(0, Some(issue), None, None)
     }
     fn is_deployment(&self, version: &VersionView<'_>) -> Result<bool, HookError> {
-        self.call("is_deployment", (maps::version(version),))
+        self.ask(1, None, None, Some(version))
     }
-    fn is_deployment_transition(&self, issue: &Map, t: &Map) -> Result<bool, HookError> {
-        self.call("is_deployment_transition", (issue.clone(), t.clone()))
+    fn is_deployment_transition(&self, issue: &PreparedIssue, t: &PreparedTransition) -> Result<bool, HookError> {
+        self.ask(2, Some(issue), Some(t), None)
     }
-    fn is_failure(&self, issue: &Map) -> Result<bool, HookError> {
-        self.call("is_failure", (issue.clone(),))
+    fn is_failure(&self, issue: &PreparedIssue) -> Result<bool, HookError> {
+        self.ask(3, Some(issue), None, None)
     }
-    fn is_failure_transition(&self, issue: &Map, t: &Map) -> Result<bool, HookError> {
-        self.call("is_failure_transition", (issue.clone(), t.clone()))
+    fn is_failure_transition(&self, issue: &PreparedIssue, t: &PreparedTransition) -> Result<bool, HookError> {
+        self.ask(4, Some(issue), Some(t), None)
     }
-    fn is_incident(&self, issue: &Map) -> Result<bool, HookError> {
-        self.call("is_incident", (issue.clone(),))
+    fn is_incident(&self, issue: &PreparedIssue) -> Result<bool, HookError> {
+        self.ask(5, Some(issue), None, None)
     }
-    fn is_restore(&self, issue: &Map, t: &Map) -> Result<bool, HookError> {
-        self.call("is_restore", (issue.clone(), t.clone()))
+    fn is_restore(&self, issue: &PreparedIssue, t: &PreparedTransition) -> Result<bool, HookError> {
+        self.ask(6, Some(issue), Some(t), None)
     }
-    fn is_work_start(&self, issue: &Map, t: &Map) -> Result<bool, HookError> {
-        self.call("is_work_start", (issue.clone(), t.clone()))
+    fn is_work_start(&self, issue: &PreparedIssue, t: &PreparedTransition) -> Result<bool, HookError> {
+        self.ask(7, Some(issue), Some(t), None)
     }
-    fn is_ai_involved(&self, issue: &Map) -> Result<bool, HookError> {
-        self.call("is_ai_involved", (issue.clone(),))
+    fn is_ai_involved(&self, issue: &PreparedIssue) -> Result<bool, HookError> {
+        self.ask(8, Some(issue), None, None)
+    }
+}
+
+impl DefinitionSet {
+    /// Asks hook `HOOKS[index]`: from the cache when the hook is cached and
+    /// has seen these inputs, else in the sandbox.
+    fn ask(
+        &self,
+        index: usize,
+        issue: Option<&PreparedIssue>,
+        t: Option<&PreparedTransition>,
+        version: Option<&VersionView<'_>>,
+    ) -> Result<bool, HookError> {
+        let spec = &HOOKS[index];
+        let run = || match spec.input {
+            Input::Issue => self.call(spec.name, (issue.map(PreparedIssue::map).unwrap_or_default(),)),
+            Input::IssueAndTransition => self.call(
+                spec.name,
+                (issue.map(PreparedIssue::map).unwrap_or_default(), t.map(PreparedTransition::map).unwrap_or_default()),
+            ),
+            Input::Version => self.call(spec.name, (version.map(maps::version).unwrap_or_default(),)),
+        };
+        let Some(plan) = self.plans[index].as_ref().filter(|_| self.memoise) else {
+            return run();
+        };
+        let record = self.record_plan.as_ref().filter(|_| spec.input == Input::Issue).zip(issue);
+        if let Some((record_plan, issue)) = record {
+            if let Some(answer) = issue.answers.get()[index] {
+                return Ok(answer);
+            }
+            let answer = self.ask_cached(index, plan, Some(issue), None, None, run)?;
+            let mut answers = issue.answers.get();
+            answers[index] = Some(answer);
+            issue.answers.set(answers);
+            memo::with_key(|key| {
+                prepared::write_record_key(key, record_plan, issue);
+                self.records.note(key, index, answer);
+            });
+            return Ok(answer);
+        }
+        self.ask_cached(index, plan, issue, t, version, run)
+    }
+
+    /// Asks a cached hook: from its slot or its cache, else `run`.
+    fn ask_cached(
+        &self,
+        index: usize,
+        plan: &memo::Plan,
+        issue: Option<&PreparedIssue>,
+        t: Option<&PreparedTransition>,
+        version: Option<&VersionView<'_>>,
+        run: impl FnOnce() -> Result<bool, HookError>,
+    ) -> Result<bool, HookError> {
+        let spec = &HOOKS[index];
+        if !self.slots[index].is_empty() {
+            let slot = &self.slots[index][prepared::slot(spec, plan, issue, t, version)];
+            if let Some(&answer) = slot.get() {
+                return Ok(answer);
+            }
+            let answer = run()?;
+            let _ = slot.set(answer);
+            return Ok(answer);
+        }
+        memo::with_key(|key| {
+            prepared::write_key(key, spec, plan, issue, t, version);
+            let cache = &self.caches[index];
+            if let Some(answer) = cache.get(key) {
+                return Ok(answer);
+            }
+            let answer = run()?;
+            cache.put(key, answer);
+            Ok(answer)
+        })
     }
 }
 

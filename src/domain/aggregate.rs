@@ -225,6 +225,17 @@ pub fn build_project<H: Hooks>(facts: &ProjectFacts, hooks: &H, tz: Tz) -> Resul
     Ok(weeks)
 }
 
+/// Calls `f` with the views of all of a project's issues (statuses and
+/// version names resolved, as the hooks see them), in facts order. For
+/// comparing classifications and for benchmarks.
+pub fn with_issue_views<R>(facts: &ProjectFacts, f: impl FnOnce(&[IssueView<'_>]) -> R) -> R {
+    let statuses = StatusTable::new(facts);
+    let version_names: HashMap<&str, &str> = facts.versions.iter().map(|v| (v.id.as_str(), v.name.as_str())).collect();
+    let views: Vec<IssueView<'_>> =
+        facts.issues.iter().map(|issue| resolve_issue(issue, &statuses, &version_names).view).collect();
+    f(&views)
+}
+
 /// Status-based deployments: each deployment transition, failed when a
 /// failure transition follows it before the issue's next deployment
 /// transition.

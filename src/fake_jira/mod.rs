@@ -16,6 +16,7 @@
 //! Must not depend on `jira` (it must not share the client's mistakes), nor
 //! on anything downstream of it.
 
+pub mod facts;
 mod jql;
 mod server;
 
