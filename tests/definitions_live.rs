@@ -8,12 +8,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
+use common::Server;
 use jira_dora::config;
 use jira_dora::definitions::DefinitionSet;
 use jira_dora::fake_jira::{FakeJira, SiteFlavor};
 use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
 use jira_dora::proto::*;
-use tokio::sync::watch;
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -22,8 +24,7 @@ const STATUS_DEPLOYS: &str = "fn is_deployment(version) { version.released && ve
 
 struct Service {
     fake: FakeJira,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    server: Server,
     client: DoraMetricsClient<Channel>,
     defs: tempfile::TempDir,
 }
@@ -42,20 +43,9 @@ impl Service {
         let base_url = fake.base_url();
         let dir = defs.path().to_string_lossy().into_owned();
         let env: HashMap<&str, &str> = [("JIRA_BASE_URL", base_url.as_str()), ("DORA_DEFS_DIR", dir.as_str())].into();
-        let config = config::load(Some(&toml), &env).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(jira_dora::app::run(config, listener, rx));
-        let mut client = None;
-        for _ in 0..100 {
-            if let Ok(c) = DoraMetricsClient::connect(format!("http://{addr}")).await {
-                client = Some(c);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mut service = Service { fake, stop, task, client: client.expect("server up"), defs };
+        let server = Server::start(config::load(Some(&toml), &env).unwrap()).await;
+        let client = server.client().await;
+        let mut service = Service { fake, server, client, defs };
         service.harvested().await;
         service
     }
@@ -95,8 +85,7 @@ impl Service {
     }
 
     async fn stop(self) {
-        self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("clean shutdown").unwrap().unwrap();
+        self.server.stop().await;
         self.fake.shutdown().await;
     }
 }
