@@ -19,6 +19,8 @@ pub struct Server {
 impl Server {
     /// Starts the service with its own temporary data directory.
     pub async fn start(mut config: Config) -> Server {
+        // The tests' own reqwest clients need rustls' provider too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let data = tempfile::tempdir().unwrap();
         config.data_dir = data.path().to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
