@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 PROJECTS=${PROJECTS:-200}
 WEEKS=${WEEKS:-260}
-ISSUES=${ISSUES:-200}          # per project, in the fake Jira
+ISSUES=${ISSUES:-1000}         # per project, in the fake Jira
 REQUESTS=${REQUESTS:-20000}
 CLIENTS=${CLIENTS:-4}
 STREAMS=${STREAMS:-16}
@@ -67,7 +67,7 @@ name, out, log, n, min_bytes = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3
 rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
 done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
 ok2xx = int(re.search(r"status codes: (\d+) 2xx", out).group(1))
-data = re.search(r"traffic: .*?(\d+) data", out)
+data = re.search(r"traffic: .*?\((\d+)\) data", out)
 data_bytes = int(data.group(1)) if data else 0
 lat = sorted(int(l.split()[2]) for l in open(log) if l.strip())
 p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000

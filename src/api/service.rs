@@ -146,13 +146,16 @@ impl DoraMetrics for Service {
         }
         let aggs: Vec<&ProjectAggregates> = data.iter().map(|d| &d.aggregates).collect();
         let previous = period.previous();
+        let (each, combined) = Totals::each_and_combined(&aggs, period.iter());
+        let (each_previous, combined_previous) = Totals::each_and_combined(&aggs, previous.iter());
         let projects = keys
             .iter()
             .zip(&aggs)
-            .map(|(k, a)| ProjectMetrics {
+            .zip(each.iter().zip(&each_previous))
+            .map(|((k, a), (current, before))| ProjectMetrics {
                 project_key: k.clone(),
-                figures: Some(convert::figures(&Totals::over(&[a], period.iter()).figures())),
-                previous: Some(convert::figures(&Totals::over(&[a], previous.iter()).figures())),
+                figures: Some(convert::figures(&current.figures())),
+                previous: Some(convert::figures(&before.figures())),
                 series: if req.include_series { series(&[a], &period) } else { Vec::new() },
             })
             .collect();
@@ -163,9 +166,9 @@ impl DoraMetrics for Service {
         });
         let response = GetMetricsResponse {
             period: Some(convert::period(&period, tz)),
-            combined: Some(convert::figures(&Totals::over(&aggs, period.iter()).figures())),
+            combined: Some(convert::figures(&combined.figures())),
             projects,
-            previous: Some(convert::figures(&Totals::over(&aggs, previous.iter()).figures())),
+            previous: Some(convert::figures(&combined_previous.figures())),
             previous_period: Some(convert::period(&previous, tz)),
             series: if req.include_series { series(&aggs, &period) } else { Vec::new() },
             freshness: Some(Freshness {

@@ -201,6 +201,31 @@ impl Totals {
         totals
     }
 
+    /// Totals of each project and of all of them together over the same
+    /// weeks, in one pass: the combined sums merge the per-project ones, and
+    /// only the day masks are united week by week.
+    pub fn each_and_combined(projects: &[&ProjectAggregates], weeks: impl Iterator<Item = IsoWeek>) -> (Vec<Totals>, Totals) {
+        let mut each = vec![Totals::default(); projects.len()];
+        let mut combined = Totals::default();
+        for week in weeks {
+            combined.weeks += 1;
+            let mut day_mask = 0u8;
+            for (project, totals) in projects.iter().zip(&mut each) {
+                if let Some(agg) = project.get(&week) {
+                    day_mask |= agg.deployment_days;
+                    totals.sum.merge(agg);
+                    totals.deployment_days += u64::from(agg.deployment_days.count_ones());
+                }
+            }
+            combined.deployment_days += u64::from(day_mask.count_ones());
+        }
+        for totals in &mut each {
+            totals.weeks = combined.weeks;
+            combined.sum.merge(&totals.sum);
+        }
+        (each, combined)
+    }
+
     /// The figures these totals stand for.
     pub fn figures(&self) -> PeriodFigures {
         let s = &self.sum;

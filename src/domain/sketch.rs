@@ -2,7 +2,8 @@
 //!
 //! A `DurationSketch` keeps durations exactly (milliseconds) while it holds
 //! few of them, and switches to logarithmic buckets (the DDSketch mapping,
-//! 1 % relative accuracy) past `EXACT_CAPACITY`. So small teams get exact
+//! 1 % relative accuracy) past `EXACT_CAPACITY` (a stored weekly sketch) or
+//! `MERGED_EXACT_CAPACITY` (a period's sketch merged from exact weeks). So small teams get exact
 //! quantiles, large ones a bounded size, and merging always works: merging
 //! adds bucket counts, so a merged sketch equals one built from all values
 //! and quantiles are never averaged.
@@ -23,8 +24,13 @@ use super::facts::Millis;
 
 /// Relative accuracy of the bucket form.
 pub const RELATIVE_ACCURACY: f64 = 0.01;
-/// How many exact values a sketch holds before it switches to buckets.
+/// How many exact values a stored (weekly) sketch holds before it switches
+/// to buckets.
 pub const EXACT_CAPACITY: usize = 512;
+/// How many exact values a merge keeps exact: a period's summary merged
+/// from exact weekly sketches stays exact up to this many values (a
+/// transient value, never stored).
+pub const MERGED_EXACT_CAPACITY: usize = 1 << 16;
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
 
@@ -149,7 +155,7 @@ impl DurationSketch {
     /// Adds every value of `other`.
     pub fn merge(&mut self, other: &DurationSketch) {
         match (&mut self.binned, &other.binned) {
-            (None, None) if self.exact.len() + other.exact.len() <= EXACT_CAPACITY => {
+            (None, None) if self.exact.len() + other.exact.len() <= MERGED_EXACT_CAPACITY => {
                 self.exact.extend_from_slice(&other.exact);
             }
             _ => {
@@ -321,18 +327,25 @@ mod tests {
 
     #[test]
     fn merging_equals_building_from_all_values() {
-        let a: Vec<f64> = (0..400).map(|i| i as f64 * 0.5).collect();
+        // A bucketed sketch merged with an exact one.
+        let a: Vec<f64> = (0..600).map(|i| i as f64 * 0.5).collect();
         let b: Vec<f64> = (0..300).map(|i| 3.0 + i as f64 * 1.7).collect();
         let mut merged = sketch(&a);
+        assert!(!merged.is_exact());
         merged.merge(&sketch(&b));
         let all: Vec<f64> = a.iter().chain(&b).copied().collect();
         let whole = sketch(&all);
-        assert_eq!(merged.count(), 700);
+        assert_eq!(merged.count(), 900);
         assert_eq!(merged.quantiles_hours(&[0.5, 0.9]), whole.quantiles_hours(&[0.5, 0.9]));
-        // Exact + exact under capacity stays exact.
+        // Exact sketches merge exactly, past a single sketch's capacity too.
+        let (c, d): (Vec<f64>, Vec<f64>) = ((0..400).map(f64::from).collect(), (400..800).map(f64::from).collect());
+        let mut exact = sketch(&c);
+        exact.merge(&sketch(&d));
+        assert!(exact.is_exact());
+        let all: Vec<f64> = c.iter().chain(&d).copied().collect();
+        assert_eq!(exact.quantile_hours(0.9), Some(linear(&all, 0.9)));
         let mut small = sketch(&[1.0]);
         small.merge(&sketch(&[3.0]));
-        assert!(small.is_exact());
         assert_eq!(small.quantile_hours(0.5), Some(2.0));
     }
 
