@@ -55,12 +55,20 @@ pub struct WeeklyAggregate {
 impl WeeklyAggregate {
     /// Adds `other` into `self`.
     pub fn merge(&mut self, other: &WeeklyAggregate) {
+        self.merge_parts(other, true);
+    }
+
+    /// Adds `other` into `self`, with or without the AI split of lead times
+    /// (`lead_time_ai`), which only the AI impact comparison reads.
+    pub fn merge_parts(&mut self, other: &WeeklyAggregate, ai_split: bool) {
         self.deployments += other.deployments;
         self.deployment_days |= other.deployment_days;
         self.failed_deployments += other.failed_deployments;
         self.rework_deployments += other.rework_deployments;
         self.lead_time.merge(&other.lead_time);
-        self.lead_time_ai.merge(&other.lead_time_ai);
+        if ai_split {
+            self.lead_time_ai.merge(&other.lead_time_ai);
+        }
         self.time_to_restore.merge(&other.time_to_restore);
         self.incidents += other.incidents;
         self.open_incidents += other.open_incidents;

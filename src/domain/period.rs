@@ -203,7 +203,8 @@ impl Totals {
 
     /// Totals of each project and of all of them together over the same
     /// weeks, in one pass: the combined sums merge the per-project ones, and
-    /// only the day masks are united week by week.
+    /// only the day masks are united week by week. For figures only: the AI
+    /// split of lead times is left out.
     pub fn each_and_combined(projects: &[&ProjectAggregates], weeks: impl Iterator<Item = IsoWeek>) -> (Vec<Totals>, Totals) {
         let mut each = vec![Totals::default(); projects.len()];
         let mut combined = Totals::default();
@@ -213,7 +214,7 @@ impl Totals {
             for (project, totals) in projects.iter().zip(&mut each) {
                 if let Some(agg) = project.get(&week) {
                     day_mask |= agg.deployment_days;
-                    totals.sum.merge(agg);
+                    totals.sum.merge_parts(agg, false);
                     totals.deployment_days += u64::from(agg.deployment_days.count_ones());
                 }
             }
@@ -221,7 +222,7 @@ impl Totals {
         }
         for totals in &mut each {
             totals.weeks = combined.weeks;
-            combined.sum.merge(&totals.sum);
+            combined.sum.merge_parts(&totals.sum, false);
         }
         (each, combined)
     }

@@ -204,9 +204,21 @@ impl DurationSketch {
         Some(match &self.binned {
             Some(b) => qs.iter().map(|&q| interpolate(&|r| b.at_rank(r), q)).collect(),
             None => {
-                let mut sorted = self.exact.clone();
-                sorted.sort_unstable();
-                qs.iter().map(|&q| interpolate(&|r| sorted[r as usize] as f64, q)).collect()
+                // Only the ranks the quantiles need, by selection (O(n) per
+                // rank on a shrinking slice) rather than a full sort.
+                let mut ranks: Vec<usize> = qs
+                    .iter()
+                    .flat_map(|&q| {
+                        let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
+                        [h.floor() as usize, h.ceil() as usize]
+                    })
+                    .collect();
+                ranks.sort_unstable();
+                ranks.dedup();
+                let mut values = self.exact.clone();
+                let found = order_statistics(&mut values, &ranks);
+                let at = |r: u64| found[ranks.binary_search(&(r as usize)).expect("rank was selected")] as f64;
+                qs.iter().map(|&q| interpolate(&at, q)).collect()
             }
         })
     }
@@ -277,6 +289,20 @@ impl DurationSketch {
             }
         }
     }
+}
+
+/// The values at the given ascending 0-based ranks, as if `values` were
+/// sorted (it is partly reordered).
+fn order_statistics(values: &mut [Millis], ranks: &[usize]) -> Vec<Millis> {
+    let mut out = Vec::with_capacity(ranks.len());
+    let (mut rest, mut base) = (values, 0);
+    for &rank in ranks {
+        let (_, value, right) = rest.select_nth_unstable(rank - base);
+        out.push(*value);
+        base = rank + 1;
+        rest = right;
+    }
+    out
 }
 
 #[cfg(test)]
