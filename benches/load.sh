@@ -2,6 +2,7 @@
 # Serving under load, measured against the floor. Run by hand (not in CI):
 #
 #   bash benches/load.sh            # needs h2load: apt-get install nghttp2-client
+#   PROFILE=/tmp/load.perf bash benches/load.sh   # also a perf profile of the service
 #
 # Starts the release binary on a large generated state (PROJECTS × WEEKS
 # weekly aggregates, served from a snapshot at once) with a fake Jira of
@@ -47,8 +48,11 @@ interval_ms = 0
 [definitions]
 watch_interval_ms = 0
 TOML
+# PROFILE=FILE records a CPU profile of the service with perf.
+profiler=()
+[ -n "${PROFILE:-}" ] && profiler=(perf record -F 499 -g -o "$PROFILE" --)
 DORA_DATA_DIR="$work/data" DORA_PROJECTS="$(cat "$work/projects.txt")" JIRA_BASE_URL="$(head -1 "$work/jira.url")" \
-  DORA_LISTEN=127.0.0.1:0 DORA_LOG=warn target/release/jira-dora --config "$work/config.toml" serve \
+  DORA_LISTEN=127.0.0.1:0 DORA_LOG=warn "${profiler[@]}" target/release/jira-dora --config "$work/config.toml" serve \
   > "$work/service.out" 2> "$work/service.err" &
 pids+=($!)
 for _ in $(seq 100); do grep -q "listening on" "$work/service.out" 2>/dev/null && break; sleep 0.1; done
