@@ -153,3 +153,17 @@ async fn refresh_jobs_report_and_stream_their_progress() {
     assert!(defs.files.iter().any(|f| f.source.contains("fn is_deployment")));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_project_without_figures_yet_is_unavailable_not_missing() {
+    let env = std::collections::HashMap::from([("DORA_PROJECTS", "SHOP")]);
+    let config = jira_dora::config::load(Some("[harvest]\non_start = false\ninterval_minutes = 0\n"), &env).unwrap();
+    let server = Server::start(config).await;
+    let mut client = server.client().await;
+    let s = client.get_metrics(request(&["SHOP"])).await.unwrap_err();
+    assert_eq!(s.code(), Code::Unavailable, "{s:?}");
+    assert!(s.message().contains("first harvest"), "{}", s.message());
+    let s = client.get_metrics(request(&["NOPE"])).await.unwrap_err();
+    assert_eq!(s.code(), Code::NotFound, "{s:?}");
+    server.stop().await;
+}

@@ -141,6 +141,12 @@ impl DoraMetrics for Service {
         for k in &keys {
             match self.store.get(k) {
                 Some(d) => data.push(d),
+                // Configured but not harvested yet: worth a retry.
+                None if self.config.harvest.projects.contains(k) => {
+                    return Err(Status::unavailable(format!(
+                        "project {k}: no figures yet, its first harvest has not finished; retry shortly"
+                    )));
+                }
                 None => return Err(Status::not_found(format!("project {k}: no data (not harvested or not configured)"))),
             }
         }
