@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
             println!("  - {}", c.sentence);
         }
         if let Some(o) = ai.overall {
-            println!("  overall: {}", o.sentence);
+            println!("  {}", o.sentence);
         }
     }
     Ok(())

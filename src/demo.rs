@@ -350,7 +350,7 @@ fn project(
 
         // Failures name the version they hit; fixes ship in the next release.
         let mut affected = Vec::new();
-        if matches!(issue_type, "Bug" | "Incident") && rng.f64() < if incident { 0.8 } else { 0.6 } {
+        if matches!(issue_type, "Bug" | "Incident") && rng.f64() < if incident { 0.4 } else { 0.12 } {
             let before: Vec<&(NaiveDate, String)> =
                 released.iter().filter(|(d, _)| *d <= created.date_naive()).collect();
             if !before.is_empty() {
