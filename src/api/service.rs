@@ -157,11 +157,11 @@ impl DoraMetrics for Service {
         let projects = keys
             .iter()
             .zip(&aggs)
-            .zip(each.iter().zip(&each_previous))
+            .zip(each.into_iter().zip(each_previous))
             .map(|((k, a), (current, before))| ProjectMetrics {
                 project_key: k.clone(),
-                figures: Some(convert::figures(&current.figures())),
-                previous: Some(convert::figures(&before.figures())),
+                figures: Some(convert::figures(&current.into_figures())),
+                previous: Some(convert::figures(&before.into_figures())),
                 series: if req.include_series { series(&[a], &period) } else { Vec::new() },
             })
             .collect();
@@ -172,9 +172,9 @@ impl DoraMetrics for Service {
         });
         let response = GetMetricsResponse {
             period: Some(convert::period(&period, tz)),
-            combined: Some(convert::figures(&combined.figures())),
+            combined: Some(convert::figures(&combined.into_figures())),
             projects,
-            previous: Some(convert::figures(&combined_previous.figures())),
+            previous: Some(convert::figures(&combined_previous.into_figures())),
             previous_period: Some(convert::period(&previous, tz)),
             series: if req.include_series { series(&aggs, &period) } else { Vec::new() },
             freshness: Some(Freshness {

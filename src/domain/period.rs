@@ -125,11 +125,12 @@ pub struct DurationSummary {
 }
 
 impl DurationSummary {
-    pub fn of(sketch: &DurationSketch) -> Self {
-        match sketch.quantiles_hours(&[0.5, 0.75, 0.9]) {
+    pub fn of(sketch: DurationSketch) -> Self {
+        let count = sketch.count();
+        match sketch.into_quantiles_hours(&[0.5, 0.75, 0.9]) {
             None => Self::default(),
             Some(q) => Self {
-                count: sketch.count(),
+                count,
                 median_hours: Some(q[0]),
                 p75_hours: Some(q[1]),
                 p90_hours: Some(q[2]),
@@ -229,11 +230,16 @@ impl Totals {
 
     /// The figures these totals stand for.
     pub fn figures(&self) -> PeriodFigures {
-        let s = &self.sum;
+        self.clone().into_figures()
+    }
+
+    /// [`Self::figures`], reusing the totals' own duration lists.
+    pub fn into_figures(self) -> PeriodFigures {
+        let s = self.sum;
         let deployments = u64::from(s.deployments);
         let completed = u64::from(s.completed);
-        let lead_time = DurationSummary::of(&s.lead_time);
-        let time_to_restore = DurationSummary::of(&s.time_to_restore);
+        let lead_time = DurationSummary::of(s.lead_time);
+        let time_to_restore = DurationSummary::of(s.time_to_restore);
         let change_failure = Ratio { part: u64::from(s.failed_deployments), whole: deployments };
         let share = |part: u32| (completed > 0).then(|| f64::from(part) / completed as f64);
         PeriodFigures {

@@ -191,6 +191,11 @@ impl DurationSketch {
 
     /// Several quantiles at once, in hours; `None` when empty.
     pub fn quantiles_hours(&self, qs: &[f64]) -> Option<Vec<f64>> {
+        self.clone().into_quantiles_hours(qs)
+    }
+
+    /// [`Self::quantiles_hours`], reusing the sketch's own values.
+    pub fn into_quantiles_hours(mut self, qs: &[f64]) -> Option<Vec<f64>> {
         let n = self.count();
         if n == 0 {
             return None;
@@ -215,8 +220,7 @@ impl DurationSketch {
                     .collect();
                 ranks.sort_unstable();
                 ranks.dedup();
-                let mut values = self.exact.clone();
-                let found = order_statistics(&mut values, &ranks);
+                let found = order_statistics(&mut self.exact, &ranks);
                 let at = |r: u64| found[ranks.binary_search(&(r as usize)).expect("rank was selected")] as f64;
                 qs.iter().map(|&q| interpolate(&at, q)).collect()
             }
@@ -297,8 +301,18 @@ fn order_statistics(values: &mut [Millis], ranks: &[usize]) -> Vec<Millis> {
     let mut out = Vec::with_capacity(ranks.len());
     let (mut rest, mut base) = (values, 0);
     for &rank in ranks {
-        let (_, value, right) = rest.select_nth_unstable(rank - base);
-        out.push(*value);
+        let (value, right) = if rank == base {
+            // The next rank right after the last one: the smallest of the
+            // rest, found by a scan rather than a partition.
+            let smallest = (0..rest.len()).min_by_key(|&i| rest[i]).expect("rank within the values");
+            rest.swap(0, smallest);
+            let (first, right) = rest.split_first_mut().expect("rank within the values");
+            (*first, right)
+        } else {
+            let (_, value, right) = rest.select_nth_unstable(rank - base);
+            (*value, right)
+        };
+        out.push(value);
         base = rank + 1;
         rest = right;
     }
@@ -388,6 +402,22 @@ mod tests {
         want.to_buckets();
         assert_eq!(rest.count(), other.len() as u64);
         assert_eq!(rest.weighted_values_hours(), want.weighted_values_hours());
+    }
+
+    #[test]
+    fn order_statistics_match_a_sort_for_adjacent_and_spread_ranks() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for n in [1usize, 2, 3, 10, 101, 1000] {
+            let values: Vec<Millis> = (0..n).map(|_| rng.i64(0..50)).collect();
+            let mut sorted = values.clone();
+            sorted.sort_unstable();
+            let mut ranks: Vec<usize> = [0, n / 2, n / 2 + 1, 3 * n / 4, 3 * n / 4 + 1, n - 1].into_iter().filter(|&r| r < n).collect();
+            ranks.sort_unstable();
+            ranks.dedup();
+            let found = order_statistics(&mut values.clone(), &ranks);
+            let want: Vec<Millis> = ranks.iter().map(|&r| sorted[r]).collect();
+            assert_eq!(found, want, "n = {n}, ranks {ranks:?}");
+        }
     }
 
     #[test]
