@@ -161,10 +161,8 @@ pub fn table(r: &GetMetricsResponse) -> String {
         out.push_str(&format!("{} to {} ({} weeks, {})\n", p.from_week, p.to_week, p.weeks, p.report_tz));
     }
     let mut rows: Vec<(String, &PeriodFigures)> = r.projects.iter().filter_map(|p| Some((p.project_key.clone(), p.figures.as_ref()?))).collect();
-    if r.projects.len() > 1 {
-        if let Some(c) = &r.combined {
-            rows.push(("combined".into(), c));
-        }
+    if let Some(c) = r.combined.as_ref().filter(|_| r.projects.len() > 1) {
+        rows.push(("combined".into(), c));
     }
     for (name, f) in rows {
         out.push_str(&format!("\n{name}\n"));

@@ -132,11 +132,15 @@ struct ProjectSlot {
     recorded_error: Mutex<Option<String>>,
 }
 
+/// A moment of a job's life.
+type JobTime = DateTime<Utc>;
+
 struct Job {
     id: String,
     full: bool,
     created: DateTime<Utc>,
-    times: Mutex<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    /// Started and finished.
+    times: Mutex<(Option<JobTime>, Option<JobTime>)>,
     projects: Vec<ProjectSlot>,
     changed: watch::Sender<u64>,
 }

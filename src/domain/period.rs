@@ -186,7 +186,7 @@ pub struct Totals {
 
 impl Totals {
     /// Totals of the given projects over the given weeks.
-    pub fn over<'a>(projects: &[&'a ProjectAggregates], weeks: impl Iterator<Item = IsoWeek>) -> Self {
+    pub fn over(projects: &[&ProjectAggregates], weeks: impl Iterator<Item = IsoWeek>) -> Self {
         let mut totals = Totals::default();
         for week in weeks {
             totals.weeks += 1;

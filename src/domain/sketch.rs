@@ -137,13 +137,13 @@ impl DurationSketch {
             None => {
                 self.exact.push(ms);
                 if self.exact.len() > EXACT_CAPACITY {
-                    self.to_buckets();
+                    self.switch_to_buckets();
                 }
             }
         }
     }
 
-    fn to_buckets(&mut self) {
+    fn switch_to_buckets(&mut self) {
         let mut b = self.binned.take().unwrap_or_default();
         for ms in self.exact.drain(..) {
             b.add(ms, 1);
@@ -159,7 +159,7 @@ impl DurationSketch {
                 self.exact.extend_from_slice(&other.exact);
             }
             _ => {
-                self.to_buckets();
+                self.switch_to_buckets();
                 let b = self.binned.as_mut().expect("just switched to buckets");
                 for &ms in &other.exact {
                     b.add(ms, 1);
@@ -252,9 +252,9 @@ impl DurationSketch {
             return DurationSketch { exact: kept, binned: None };
         }
         let mut whole = self.clone();
-        whole.to_buckets();
+        whole.switch_to_buckets();
         let mut removed = part.clone();
-        removed.to_buckets();
+        removed.switch_to_buckets();
         let (mut b, r) = (whole.binned.expect("just switched"), removed.binned.expect("just switched"));
         b.zeros = b.zeros.saturating_sub(r.zeros);
         for (key, n) in r.bins {
@@ -399,7 +399,7 @@ mod tests {
         let (ai, other): (Vec<f64>, Vec<f64>) = a.iter().partition(|v| (**v as i64) % 3 == 0);
         let rest = sketch(&a).without(&sketch(&ai));
         let mut want = sketch(&other);
-        want.to_buckets();
+        want.switch_to_buckets();
         assert_eq!(rest.count(), other.len() as u64);
         assert_eq!(rest.weighted_values_hours(), want.weighted_values_hours());
     }
