@@ -12,14 +12,14 @@ use tracing::{info, warn};
 use crate::api::auth::Access;
 use crate::api::permission::PermissionChecker;
 use crate::api::{self, Service};
-use crate::config::{Config, Flavor, JiraCredentials, JiraSettings};
+use crate::config::Config;
 use crate::definitions::DefinitionSet;
 use crate::fake_jira::{FakeJira, SiteFlavor};
 use crate::harvest::Harvester;
-use crate::jira::{JiraAuth, JiraClient, JiraConfig};
+use crate::jira::{JiraClient, JiraConfig};
 use crate::persistence::Persistence;
 use crate::store::Store;
-use crate::{demo, jira};
+use crate::demo;
 
 /// A running service: its address and how to stop it.
 pub struct Running {
@@ -40,27 +40,6 @@ pub fn load_definitions(config: &Config) -> anyhow::Result<DefinitionSet> {
         .with_context(|| format!("the metric definitions in {} are not usable", config.defs_dir.display()))
 }
 
-fn jira_config(s: &JiraSettings) -> JiraConfig {
-    let mut c = JiraConfig::new(&s.base_url);
-    c.flavor = match s.flavor {
-        Flavor::Cloud => jira::Flavor::Cloud,
-        Flavor::Datacenter => jira::Flavor::DataCenter,
-    };
-    c.auth = match &s.credentials {
-        JiraCredentials::None => JiraAuth::None,
-        JiraCredentials::Basic { email, token } => JiraAuth::Basic { email: email.clone(), token: token.clone() },
-        JiraCredentials::Bearer(t) => JiraAuth::Bearer(t.clone()),
-    };
-    c.max_concurrency = s.max_concurrency;
-    c.request_timeout = s.request_timeout;
-    c.max_retries = s.max_retries;
-    c.page_size = s.page_size;
-    c.overlap = s.overlap;
-    c.ai_account_ids = s.ai_account_ids.clone();
-    c.ignored_app_account_ids = s.ignored_app_account_ids.clone();
-    c
-}
-
 /// Runs the service until `shutdown` turns true. `on_ready` gets the bound
 /// address once the server accepts connections.
 pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -73,32 +52,21 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
     // Without a Jira, serve the embedded demo site through the same HTTP
     // client and harvester as a real one.
     let mut _demo_jira = None;
-    let jira_settings = match &config.jira {
-        Some(s) => s.clone(),
+    let jira_config = match &config.jira {
+        Some(c) => c.clone(),
         None => {
             let today = Utc::now().with_timezone(&config.report_tz).date_naive();
             let fake = FakeJira::try_start(demo::demo_site(today), SiteFlavor::Cloud).await.context("starting the demo Jira")?;
             if config.ai_rollout_date.is_none() {
                 config.ai_rollout_date = Some(demo::demo_ai_rollout(today));
             }
-            let settings = JiraSettings {
-                base_url: fake.base_url(),
-                flavor: Flavor::Cloud,
-                credentials: JiraCredentials::None,
-                max_concurrency: 4,
-                request_timeout: std::time::Duration::from_secs(30),
-                max_retries: 3,
-                page_size: 100,
-                overlap: std::time::Duration::from_secs(300),
-                ai_account_ids: Vec::new(),
-                ignored_app_account_ids: Vec::new(),
-            };
-            info!(jira = %settings.base_url, "no Jira configured: serving the embedded demo site");
+            let demo_config = JiraConfig::new(fake.base_url());
+            info!(jira = %demo_config.base_url, "no Jira configured: serving the embedded demo site");
             _demo_jira = Some(fake);
-            settings
+            demo_config
         }
     };
-    let client = JiraClient::new(jira_config(&jira_settings)).context("building the Jira client")?;
+    let client = JiraClient::new(jira_config).context("building the Jira client")?;
     let store = Arc::new(Store::new());
     let checker: Arc<dyn PermissionChecker> = Arc::new(client.clone());
     let access = Arc::new(Access::new(&config.auth, Some(checker)));

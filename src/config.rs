@@ -18,6 +18,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 pub use crate::jira::SecretString as Secret;
+use crate::jira::{Flavor, JiraAuth, JiraConfig};
 
 mod auth;
 pub use auth::{ApiKey, AuthSettings, PermissionMode, Role, TlsSettings};
@@ -40,27 +41,6 @@ impl Env for HashMap<&str, &str> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).map(|v| v.to_string())
     }
-}
-
-/// Which Jira API family to speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Flavor {
-    /// Jira Cloud, REST v3.
-    #[default]
-    Cloud,
-    /// Jira Data Center / Server, REST v2.
-    Datacenter,
-}
-
-/// How the service authenticates to Jira.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JiraCredentials {
-    None,
-    /// Cloud: email + API token.
-    Basic { email: String, token: Secret },
-    /// OAuth 2.0 access token or Data Center personal access token.
-    Bearer(Secret),
 }
 
 /// Log output format.
@@ -169,21 +149,6 @@ struct FileProject {
     ai_rollout_date: Option<String>,
 }
 
-/// Settings of the Jira connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JiraSettings {
-    pub base_url: String,
-    pub flavor: Flavor,
-    pub credentials: JiraCredentials,
-    pub max_concurrency: usize,
-    pub request_timeout: Duration,
-    pub max_retries: u32,
-    pub page_size: u32,
-    pub overlap: Duration,
-    pub ai_account_ids: Vec<String>,
-    pub ignored_app_account_ids: Vec<String>,
-}
-
 /// Harvest schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HarvestSettings {
@@ -217,7 +182,7 @@ pub struct Config {
     pub defs_dir: PathBuf,
     pub log_format: LogFormat,
     /// `None`: no Jira configured, serve the embedded demo site.
-    pub jira: Option<JiraSettings>,
+    pub jira: Option<JiraConfig>,
     pub harvest: HarvestSettings,
     /// AI rollout date for every project, unless a project has its own.
     pub ai_rollout_date: Option<NaiveDate>,
@@ -304,7 +269,7 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
     };
 
     let jira = jira_settings(file.jira, env, &mut problems);
-    let datacenter = jira.as_ref().is_some_and(|j| j.flavor == Flavor::Datacenter);
+    let datacenter = jira.as_ref().is_some_and(|j| j.flavor == Flavor::DataCenter);
     let (auth, tls) = auth::settings(file.auth, file.tls, listen, datacenter, env, &mut problems);
 
     let projects: Vec<String> = match env.var("DORA_PROJECTS") {
@@ -404,8 +369,10 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
     })
 }
 
-/// The Jira part: present when a base URL is configured.
-fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> Option<JiraSettings> {
+/// The Jira part: present when a base URL is configured. Unset keys keep
+/// the client's defaults.
+fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> Option<JiraConfig> {
+    let defaults = JiraConfig::default();
     let base_url = env.var("JIRA_BASE_URL").or(file.base_url)?;
     let base_url = base_url.trim_end_matches('/').to_owned();
     if !(base_url.starts_with("https://") || base_url.starts_with("http://")) || base_url.contains(['?', '#', ' ']) {
@@ -413,7 +380,7 @@ fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> O
     }
     let flavor = match env.var("JIRA_FLAVOR").or(file.flavor).as_deref() {
         None | Some("cloud") => Flavor::Cloud,
-        Some("datacenter") => Flavor::Datacenter,
+        Some("datacenter") => Flavor::DataCenter,
         Some(other) => {
             problems.push(format!("jira.flavor (JIRA_FLAVOR): `{other}` is neither `cloud` nor `datacenter`"));
             Flavor::Cloud
@@ -434,18 +401,18 @@ fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> O
     };
     let bearer = secret("JIRA_BEARER_TOKEN", problems);
     let token = secret("JIRA_API_TOKEN", problems);
-    let credentials = match (env.var("JIRA_EMAIL"), token, bearer) {
+    let auth = match (env.var("JIRA_EMAIL"), token, bearer) {
         (_, Some(_), Some(_)) => {
             problems.push("JIRA_API_TOKEN and JIRA_BEARER_TOKEN: set one of them, not both".into());
-            JiraCredentials::None
+            JiraAuth::None
         }
-        (Some(email), Some(token), None) => JiraCredentials::Basic { email, token },
+        (Some(email), Some(token), None) => JiraAuth::Basic { email, token },
         (None, Some(_), None) => {
             problems.push("JIRA_EMAIL: required with JIRA_API_TOKEN (Basic authentication)".into());
-            JiraCredentials::None
+            JiraAuth::None
         }
-        (_, None, Some(b)) => JiraCredentials::Bearer(b),
-        (_, None, None) => JiraCredentials::None,
+        (_, None, Some(b)) => JiraAuth::Bearer(b),
+        (_, None, None) => JiraAuth::None,
     };
     let positive = |key: &str, v: Option<u64>, default: u64, problems: &mut Vec<String>| match v {
         Some(0) => {
@@ -455,20 +422,21 @@ fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> O
         Some(v) => v,
         None => default,
     };
-    let max_concurrency = positive("max_concurrency", file.max_concurrency.map(|v| v as u64), 4, problems) as usize;
-    let timeout = positive("request_timeout_secs", file.request_timeout_secs, 30, problems);
-    let page_size = positive("page_size", file.page_size.map(u64::from), 100, problems).min(1000) as u32;
-    Some(JiraSettings {
+    let max_concurrency = positive("max_concurrency", file.max_concurrency.map(|v| v as u64), defaults.max_concurrency as u64, problems);
+    let timeout = positive("request_timeout_secs", file.request_timeout_secs, defaults.request_timeout.as_secs(), problems);
+    let page_size = positive("page_size", file.page_size.map(u64::from), u64::from(defaults.page_size), problems).min(1000);
+    Some(JiraConfig {
         base_url,
         flavor,
-        credentials,
-        max_concurrency,
+        auth,
+        max_concurrency: max_concurrency as usize,
         request_timeout: Duration::from_secs(timeout),
-        max_retries: file.max_retries.unwrap_or(5),
-        page_size,
-        overlap: Duration::from_secs(60 * file.overlap_minutes.unwrap_or(5)),
+        max_retries: file.max_retries.unwrap_or(defaults.max_retries),
+        page_size: page_size as u32,
+        overlap: file.overlap_minutes.map_or(defaults.overlap, |m| Duration::from_secs(60 * m)),
         ai_account_ids: file.ai_account_ids,
         ignored_app_account_ids: file.ignored_app_account_ids,
+        ..defaults
     })
 }
 
@@ -505,7 +473,7 @@ mod tests {
         .unwrap();
         let j = c.jira.as_ref().unwrap();
         assert_eq!(j.base_url, "https://acme.atlassian.net");
-        assert!(matches!(&j.credentials, JiraCredentials::Basic { email, .. } if email == "bot@acme.test"));
+        assert!(matches!(&j.auth, JiraAuth::Basic { email, .. } if email == "bot@acme.test"));
         assert_eq!(c.harvest.projects, ["OPS", "PAY"]);
         assert_eq!(c.report_tz, chrono_tz::Europe::Berlin);
         assert!(!format!("{c:?}").contains("tok-123"), "a secret shows in Debug output");

@@ -86,7 +86,7 @@ pub enum JiraAuth {
 }
 
 /// Everything the client needs to know.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JiraConfig {
     /// `https://example.atlassian.net` (may carry a path prefix).
     pub base_url: String,
