@@ -475,13 +475,13 @@ impl Harvester {
                     let counters = Arc::clone(&job.projects[i].counters);
                     let started = std::time::Instant::now();
                     let result = this.refresh_project(&job.projects[i].key, job.full, &counters).await;
-                    let held = this.memory.lock().expect("memory lock").get(&job.projects[i].key).map_or(0, |m| m.issues.len());
-                    crate::telemetry::harvest(&job.projects[i].key, started.elapsed(), held, result.is_ok());
                     if let Err(HarvestError::Classify(e)) = &result {
                         crate::telemetry::classification_error(e.source.hook);
                     }
+                    let held = *result.as_ref().unwrap_or(&0);
+                    crate::telemetry::harvest(&job.projects[i].key, started.elapsed(), held, result.is_ok());
                     match result {
-                        Ok(()) => job.set(i, JobState::Succeeded, None),
+                        Ok(_) => job.set(i, JobState::Succeeded, None),
                         Err(e) => {
                             warn!(error = %e, "project refresh failed; previous figures kept");
                             *job.projects[i].recorded_error.lock().expect("job lock") = Some(e.record());
@@ -503,8 +503,9 @@ impl Harvester {
         Arc::clone(self.project_locks.lock().expect("locks").entry(key.to_owned()).or_default())
     }
 
-    /// Harvests one project and swaps its figures in.
-    async fn refresh_project(&self, key: &str, full: bool, counters: &FetchCounters) -> Result<(), HarvestError> {
+    /// Harvests one project and swaps its figures in; returns how many
+    /// issues are held for it.
+    async fn refresh_project(&self, key: &str, full: bool, counters: &FetchCounters) -> Result<usize, HarvestError> {
         let started = Utc::now();
         let (issues, watermark) = {
             let memory = self.memory.lock().expect("memory lock");
@@ -558,7 +559,7 @@ impl Harvester {
             );
         self.changes.send_modify(|v| *v += 1);
         info!(issues = held, took_ms = (Utc::now() - started).num_milliseconds(), "project refreshed");
-        Ok(())
+        Ok(held)
     }
 
     /// Runs the schedule until `shutdown` fires: an incremental refresh every

@@ -88,13 +88,14 @@ impl Service {
         Ok(out)
     }
 
-    fn freshness(&self, key: &str, data: &ProjectData, now: DateTime<Utc>) -> ProjectFreshness {
-        let current = self.harvester.definitions();
+    /// A project's freshness against the definitions version in force
+    /// (read once per request by the caller).
+    fn freshness(key: &str, data: &ProjectData, current_version: &str, now: DateTime<Utc>) -> ProjectFreshness {
         ProjectFreshness {
             project_key: key.to_owned(),
             last_harvest: data.last_harvest.map(convert::timestamp),
             definitions_version: data.definitions_version.clone(),
-            definitions_stale: data.definitions_version != current.version(),
+            definitions_stale: data.definitions_version != current_version,
             age_seconds: data.last_harvest.map(|t| (now - t).num_seconds().max(0) as u64),
         }
     }
@@ -151,6 +152,7 @@ impl DoraMetrics for Service {
             }
         }
         let aggs: Vec<&ProjectAggregates> = data.iter().map(|d| &d.aggregates).collect();
+        let definitions = self.harvester.definitions();
         let previous = period.previous();
         let (each, combined) = Totals::each_and_combined(&aggs, period.iter());
         let (each_previous, combined_previous) = Totals::each_and_combined(&aggs, previous.iter());
@@ -178,8 +180,8 @@ impl DoraMetrics for Service {
             previous_period: Some(convert::period(&previous, tz)),
             series: if req.include_series { series(&aggs, &period) } else { Vec::new() },
             freshness: Some(Freshness {
-                projects: keys.iter().zip(&data).map(|(k, d)| self.freshness(k, d, now)).collect(),
-                definitions_version: self.harvester.definitions().version().to_owned(),
+                projects: keys.iter().zip(&data).map(|(k, d)| Self::freshness(k, d, definitions.version(), now)).collect(),
+                definitions_version: definitions.version().to_owned(),
             }),
             ai_impact: Some(super::impact::ai_impact(&aggs, &period, rollout)),
             levels_source: LEVELS_SOURCE.to_owned(),
@@ -190,6 +192,7 @@ impl DoraMetrics for Service {
     async fn list_projects(&self, request: Request<ListProjectsRequest>) -> Result<Response<ListProjectsResponse>, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let now = (self.now)();
+        let definitions = self.harvester.definitions();
         let keys = self.store.keys();
         let allowed = self.access.browsable(&caller, &keys).await?;
         let projects = keys
@@ -199,7 +202,7 @@ impl DoraMetrics for Service {
             .filter_map(|k| {
                 let d = self.store.get(&k)?;
                 Some(ProjectInfo {
-                    freshness: Some(self.freshness(&k, &d, now)),
+                    freshness: Some(Self::freshness(&k, &d, definitions.version(), now)),
                     weeks_with_data: d.aggregates.len() as u32,
                     project_key: k,
                 })
