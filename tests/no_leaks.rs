@@ -3,17 +3,18 @@
 //! and the logs, the statuses clients saw, the `Debug` output and every
 //! file the service wrote are searched for each secret.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::Server;
 use jira_dora::config;
 use jira_dora::fake_jira::{FakeJira, Fault};
-use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
 use jira_dora::proto::*;
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
 use tonic::Request;
 
 #[derive(Clone, Default)]
@@ -104,16 +105,8 @@ async fn logs_statuses_debug_output_and_stored_files_hold_no_secret() {
     let config = config::load(None, &env).unwrap();
     let shown_config = format!("{config:?}");
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(jira_dora::app::run(config, listener, rx));
-    let mut client = loop {
-        if let Ok(c) = DoraMetricsClient::connect(format!("http://{addr}")).await {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let server = Server::start_in(config).await;
+    let mut client = server.client().await;
 
     let admin = vec![("authorization", format!("Bearer {ADMIN_KEY}"))];
     let viewer = |credential: String| vec![("authorization", format!("Bearer {GATEWAY_KEY}")), ("x-jira-authorization", credential)];
@@ -155,8 +148,7 @@ async fn logs_statuses_debug_output_and_stored_files_hold_no_secret() {
     }
     assert!(statuses.len() >= 5, "{statuses:?}");
 
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap();
+    server.stop().await;
 
     let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(logs.contains("mypermissions") || logs.contains("permission"), "the capture saw the run");

@@ -1,13 +1,14 @@
 //! A project removed from the configuration is dropped from memory at once
 //! and from the next snapshot.
 
+mod common;
+
 use std::collections::HashMap;
-use std::time::Duration;
 
 use chrono::Utc;
+use common::Server;
 use jira_dora::config;
 use jira_dora::demo::large_aggregates;
-use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
 use jira_dora::proto::ListProjectsRequest;
 use jira_dora::store::snapshot::{self, ProjectRecord, Snapshot};
 use jira_dora::store::snapshot_dir::{SnapshotDir, CURRENT};
@@ -31,23 +32,14 @@ async fn a_project_no_longer_configured_is_gone_from_memory_and_the_next_snapsho
     let env = HashMap::from([("DORA_PROJECTS", "P0"), ("JIRA_BASE_URL", "http://127.0.0.1:9")]);
     let mut config = config::load(Some("[harvest]\non_start = false\ninterval_minutes = 0\n"), &env).unwrap();
     config.data_dir = data.path().to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(jira_dora::app::run(config, listener, rx));
-    let mut client = loop {
-        if let Ok(c) = DoraMetricsClient::connect(format!("http://{addr}")).await {
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let server = Server::start_in(config).await;
+    let mut client = server.client().await;
     let listed: Vec<String> =
         client.list_projects(ListProjectsRequest {}).await.unwrap().into_inner().projects.into_iter().map(|p| p.project_key).collect();
     assert_eq!(listed, ["P0"]);
 
     // A graceful stop writes the next snapshot: P1 is not in it.
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), task).await.unwrap().unwrap().unwrap();
+    server.stop().await;
     let written = snapshot::decode(&std::fs::read(data.path().join(CURRENT)).unwrap()).unwrap();
     assert!(written.seq > 1, "a new snapshot was written");
     let keys: Vec<&str> = written.projects.iter().map(|p| p.key.as_str()).collect();

@@ -13,21 +13,26 @@ pub struct Server {
     pub addr: std::net::SocketAddr,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _data: tempfile::TempDir,
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Server {
     /// Starts the service with its own temporary data directory.
     pub async fn start(mut config: Config) -> Server {
-        // The tests' own reqwest clients need rustls' provider too.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let data = tempfile::tempdir().unwrap();
         config.data_dir = data.path().to_owned();
+        Server { _data: Some(data), ..Server::start_in(config).await }
+    }
+
+    /// Starts the service on the data directory its configuration names.
+    pub async fn start_in(config: Config) -> Server {
+        // The tests' own reqwest clients need rustls' provider too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(jira_dora::app::run(config, listener, rx));
-        Server { addr, stop, task, _data: data }
+        Server { addr, stop, task, _data: None }
     }
 
     /// Starts the service on the embedded demo and waits for its first
