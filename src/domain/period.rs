@@ -187,26 +187,20 @@ pub struct Totals {
 impl Totals {
     /// Totals of the given projects over the given weeks.
     pub fn over(projects: &[&ProjectAggregates], weeks: impl Iterator<Item = IsoWeek>) -> Self {
-        let mut totals = Totals::default();
-        for week in weeks {
-            totals.weeks += 1;
-            let mut day_mask = 0u8;
-            for project in projects {
-                if let Some(agg) = project.get(&week) {
-                    day_mask |= agg.deployment_days;
-                    totals.sum.merge(agg);
-                }
-            }
-            totals.deployment_days += u64::from(day_mask.count_ones());
-        }
-        totals
+        Self::walk(projects, weeks, true).1
     }
 
     /// Totals of each project and of all of them together over the same
-    /// weeks, in one pass: the combined sums merge the per-project ones, and
-    /// only the day masks are united week by week. For figures only: the AI
-    /// split of lead times is left out.
+    /// weeks, in one pass. For figures only: the AI split of lead times is
+    /// left out.
     pub fn each_and_combined(projects: &[&ProjectAggregates], weeks: impl Iterator<Item = IsoWeek>) -> (Vec<Totals>, Totals) {
+        Self::walk(projects, weeks, false)
+    }
+
+    /// One pass over weeks × projects: each project's sums, then the
+    /// combined sums merged from them; only the day masks are united week by
+    /// week (a day counts once, whichever projects deployed on it).
+    fn walk(projects: &[&ProjectAggregates], weeks: impl Iterator<Item = IsoWeek>, ai_split: bool) -> (Vec<Totals>, Totals) {
         let mut each = vec![Totals::default(); projects.len()];
         let mut combined = Totals::default();
         for week in weeks {
@@ -215,7 +209,7 @@ impl Totals {
             for (project, totals) in projects.iter().zip(&mut each) {
                 if let Some(agg) = project.get(&week) {
                     day_mask |= agg.deployment_days;
-                    totals.sum.merge_parts(agg, false);
+                    totals.sum.merge_parts(agg, ai_split);
                     totals.deployment_days += u64::from(agg.deployment_days.count_ones());
                 }
             }
@@ -223,7 +217,7 @@ impl Totals {
         }
         for totals in &mut each {
             totals.weeks = combined.weeks;
-            combined.sum.merge_parts(&totals.sum, false);
+            combined.sum.merge_parts(&totals.sum, ai_split);
         }
         (each, combined)
     }
