@@ -115,7 +115,7 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
     let stop = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
-    api::serve_with(listener, service, tls.as_ref(), stop).await?;
+    api::serve(listener, service, tls.as_ref(), stop).await?;
     schedule.abort();
     if let Some(task) = defs_watch {
         task.abort();

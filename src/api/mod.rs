@@ -37,11 +37,6 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// Largest header block (metadata) accepted.
 pub const MAX_METADATA_BYTES: u32 = 16 * 1024;
 
-/// Serves the API on a bound listener until `shutdown` completes.
-pub async fn serve(listener: TcpListener, service: Service, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-    serve_with(listener, service, None, shutdown).await
-}
-
 /// The TLS settings as tonic wants them: the server's identity and, for
 /// mutual TLS, the CA that client certificates must chain to.
 pub fn tls_config(tls: &TlsSettings) -> anyhow::Result<ServerTlsConfig> {
@@ -56,9 +51,10 @@ pub fn tls_config(tls: &TlsSettings) -> anyhow::Result<ServerTlsConfig> {
     Ok(config)
 }
 
-/// [`serve`], over TLS when `tls` is set. Health answers without an API
-/// key; reflection needs one (any role), like every `DoraMetrics` call.
-pub async fn serve_with(
+/// Serves the API on a bound listener until `shutdown` completes, over TLS
+/// when `tls` is set. Health answers without an API key; reflection needs
+/// one (any role), like every `DoraMetrics` call.
+pub async fn serve(
     listener: TcpListener,
     service: Service,
     tls: Option<&TlsSettings>,
