@@ -50,13 +50,27 @@ fn recompute_all<H: Hooks>(facts: &[ProjectFacts], hooks: &H) -> Duration {
     started.elapsed()
 }
 
+/// The facts of every project of `site`, harvested through the real client
+/// from the fake Jira serving it.
+fn harvested(site: fake_jira::Site) -> Vec<ProjectFacts> {
+    use jira_dora::jira::{JiraClient, JiraConfig};
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let fake = fake_jira::FakeJira::start(site).await;
+        let client = JiraClient::new(JiraConfig::new(fake.base_url())).expect("a client");
+        let mut all = Vec::new();
+        for key in client.projects().await.expect("the projects") {
+            all.push(jira_dora::harvest::fetch_project(&client, &key).await.expect("a harvest"));
+        }
+        all
+    })
+}
+
 fn main() {
     let projects = env("CLASSIFY_PROJECTS", 34);
     let per_project = env("CLASSIFY_ISSUES_PER_PROJECT", 10_000);
     let started = Instant::now();
-    let site = jira_dora::demo::large_site(projects, per_project, 7);
-    let facts = jira_dora::fake_jira::facts::project_facts(&site);
-    drop(site);
+    let facts = harvested(fake_jira::demo::large_site(projects, per_project, 7));
     let issues: usize = facts.iter().map(|p| p.issues.len()).sum();
     let changes: usize = facts.iter().flat_map(|p| &p.issues).map(|i| i.changes.len()).sum();
     println!(

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use jira_dora::definitions::DefinitionSet;
-use jira_dora::demo::large_site;
+use fake_jira::demo::large_site;
 use jira_dora::domain::aggregate::build_project;
 use jira_dora::domain::facts::ProjectFacts;
-use jira_dora::fake_jira::FakeJira;
+use fake_jira::FakeJira;
 use jira_dora::harvest::{Harvester, JobState};
 use jira_dora::jira::{FetchCounters, JiraClient, JiraConfig};
 use jira_dora::store::Store;

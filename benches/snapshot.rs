@@ -11,7 +11,7 @@ use std::fs;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use jira_dora::demo::large_aggregates;
+use fake_jira::demo::large_aggregates;
 use jira_dora::store::snapshot::{self, ProjectRecord, Snapshot};
 use jira_dora::store::snapshot_dir::{Slot, SnapshotDir};
 

@@ -2,8 +2,8 @@
 //! `cargo run --release --example fake_jira -- PROJECTS ISSUES_PER_PROJECT`.
 //! Prints the base URL on the first line (for `JIRA_BASE_URL`).
 
-use jira_dora::demo::large_site;
-use jira_dora::fake_jira::{FakeJira, SiteFlavor};
+use fake_jira::demo::large_site;
+use fake_jira::{FakeJira, SiteFlavor};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

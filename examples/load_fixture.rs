@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use chrono::Utc;
-use jira_dora::demo::large_aggregates;
+use fake_jira::demo::large_aggregates;
 use jira_dora::proto::GetMetricsRequest;
 use jira_dora::store::snapshot::{self, ProjectRecord, Snapshot};
 use jira_dora::store::snapshot_dir::SnapshotDir;

@@ -14,12 +14,10 @@ use crate::api::permission::PermissionChecker;
 use crate::api::{self, Service};
 use crate::config::Config;
 use crate::definitions::DefinitionSet;
-use crate::fake_jira::{FakeJira, SiteFlavor};
 use crate::harvest::Harvester;
-use crate::jira::{JiraClient, JiraConfig};
+use crate::jira::JiraClient;
 use crate::persistence::Persistence;
 use crate::store::Store;
-use crate::demo;
 
 /// A running service: its address and how to stop it.
 pub struct Running {
@@ -42,7 +40,7 @@ pub fn load_definitions(config: &Config) -> anyhow::Result<DefinitionSet> {
 
 /// Runs the service until `shutdown` turns true. `on_ready` gets the bound
 /// address once the server accepts connections.
-pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     // The metrics recorder first, so nothing recorded from here on is lost.
     crate::telemetry::handle();
     let definitions = Arc::new(load_definitions(&config)?.numbered(1));
@@ -51,16 +49,19 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
 
     // Without a Jira, serve the embedded demo site through the same HTTP
     // client and harvester as a real one.
-    let mut _demo_jira = None;
+    #[cfg(feature = "demo")]
+    let (mut config, mut _demo_jira) = (config, None);
     let jira_config = match &config.jira {
         Some(c) => c.clone(),
+        #[cfg(not(feature = "demo"))]
+        None => anyhow::bail!("no Jira configured (jira.base_url, JIRA_BASE_URL), and this build has no demo site"),
+        #[cfg(feature = "demo")]
         None => {
             let today = Utc::now().with_timezone(&config.report_tz).date_naive();
-            let fake = FakeJira::try_start(demo::demo_site(today), SiteFlavor::Cloud).await.context("starting the demo Jira")?;
+            let (fake, demo_config) = demo::start(today).await?;
             if config.ai_rollout_date.is_none() {
-                config.ai_rollout_date = Some(demo::demo_ai_rollout(today));
+                config.ai_rollout_date = Some(demo::ai_rollout(today));
             }
-            let demo_config = JiraConfig::new(fake.base_url());
             info!(jira = %demo_config.base_url, "no Jira configured: serving the embedded demo site");
             _demo_jira = Some(fake);
             demo_config
@@ -125,6 +126,58 @@ pub async fn run(mut config: Config, listener: TcpListener, mut shutdown: watch:
     }
     info!("stopped");
     Ok(())
+}
+
+/// The embedded demo site: a Jira look-alike on loopback serving the
+/// generated site, reached through the real Jira client.
+#[cfg(feature = "demo")]
+pub mod demo {
+    use anyhow::Context;
+    use chrono::NaiveDate;
+    use fake_jira::{FakeJira, SiteFlavor};
+
+    use crate::domain::facts::ProjectFacts;
+    use crate::harvest;
+    use crate::jira::{JiraClient, JiraConfig};
+
+    /// Serves the demo site of `today`; the handle stops it when dropped.
+    pub async fn start(today: NaiveDate) -> anyhow::Result<(FakeJira, JiraConfig)> {
+        let fake = FakeJira::try_start(fake_jira::demo::demo_site(today), SiteFlavor::Cloud)
+            .await
+            .context("starting the demo Jira")?;
+        let config = JiraConfig::new(fake.base_url());
+        Ok((fake, config))
+    }
+
+    /// The day the demo teams "adopted AI tooling".
+    pub fn ai_rollout(today: NaiveDate) -> NaiveDate {
+        fake_jira::demo::demo_ai_rollout(today)
+    }
+
+    /// The facts of every project of the demo site of `today`, harvested
+    /// through the real Jira client (for previews without a Jira).
+    pub async fn facts(today: NaiveDate) -> anyhow::Result<Vec<ProjectFacts>> {
+        let (fake, config) = start(today).await?;
+        let client = JiraClient::new(config).context("building the Jira client")?;
+        let mut all = Vec::new();
+        for key in client.projects().await.context("listing the demo projects")? {
+            all.push(harvest::fetch_project(&client, &key).await.context("harvesting the demo site")?);
+        }
+        fake.shutdown().await;
+        Ok(all)
+    }
+}
+
+/// Without the `demo` feature there is no demo site.
+#[cfg(not(feature = "demo"))]
+pub mod demo {
+    use chrono::NaiveDate;
+
+    use crate::domain::facts::ProjectFacts;
+
+    pub async fn facts(_today: NaiveDate) -> anyhow::Result<Vec<ProjectFacts>> {
+        anyhow::bail!("this build has no demo site to preview on (built without the `demo` feature)")
+    }
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.

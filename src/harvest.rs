@@ -588,6 +588,16 @@ impl Harvester {
     }
 }
 
+/// A project's facts, harvested in full through `client`, held nowhere:
+/// for previews on a site the service does not serve (the demo site).
+pub async fn fetch_project(client: &JiraClient, key: &str) -> Result<ProjectFacts, JiraError> {
+    let statuses = client.statuses().await?;
+    let versions = client.versions(key).await?;
+    let mut issues = client.search_issues(key, None, &FetchCounters::default()).await?;
+    issues.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(ProjectFacts { key: key.to_owned(), issues, versions, statuses })
+}
+
 /// The next time after `now` when the clock in `tz` shows `hour`:00.
 fn next_hour(now: DateTime<Utc>, hour: u32, tz: Tz) -> DateTime<Utc> {
     let local = now.with_timezone(&tz);

@@ -243,7 +243,11 @@ fn main() -> ExitCode {
             DefinitionSet::load_dir(&dir).map_err(anyhow::Error::from).and_then(|d| {
                 println!("definitions in {} are valid (version {})", dir.display(), d.version());
                 if preview {
-                    let previews = recompute::preview_on_demo(&d, chrono::Utc::now(), config.report_tz)
+                    let now = chrono::Utc::now();
+                    let today = now.with_timezone(&config.report_tz).date_naive();
+                    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+                    let facts = runtime.block_on(app::demo::facts(today))?;
+                    let previews = recompute::preview_against_shipped(&facts, &d, now, config.report_tz)
                         .map_err(|e| anyhow::anyhow!("the definitions fail on the demo site: {e}"))?;
                     print_previews(&previews);
                 }

@@ -216,11 +216,15 @@ pub fn preview_project(
     })
 }
 
-/// Previews `proposed` against the built-in defaults on the embedded demo
-/// site as of `now` (for `check-defs`, which has no harvested facts).
-pub fn preview_on_demo(proposed: &DefinitionSet, now: DateTime<Utc>, tz: Tz) -> Result<Vec<ProjectPreview>, DefinitionError> {
-    let today = now.with_timezone(&tz).date_naive();
-    let facts = crate::fake_jira::facts::project_facts(&crate::demo::demo_site(today));
+/// Previews `proposed` against the built-in defaults on `facts` as of
+/// `now` (for `check-defs`, which has no harvested facts of its own: it
+/// passes the demo site's).
+pub fn preview_against_shipped(
+    facts: &[ProjectFacts],
+    proposed: &DefinitionSet,
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> Result<Vec<ProjectPreview>, DefinitionError> {
     let period = resolve_period(None, None, PREVIEW_WEEKS, now, tz).expect("the default period resolves");
     let current = DefinitionSet::shipped();
     facts.iter().map(|f| preview_project(f, &current, proposed, tz, period).map_err(|e| located(&e))).collect()

@@ -721,11 +721,26 @@ fn busier_definitions() -> Vec<DefinitionFile> {
     ])
 }
 
+/// The facts of every project of `site`, harvested through the real client
+/// from the fake Jira serving it.
+fn harvested(site: fake_jira::Site) -> Vec<jira_dora::domain::facts::ProjectFacts> {
+    use jira_dora::jira::{JiraClient, JiraConfig};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let fake = fake_jira::FakeJira::start(site).await;
+        let client = JiraClient::new(JiraConfig::new(fake.base_url())).unwrap();
+        let mut all = Vec::new();
+        for key in client.projects().await.unwrap() {
+            all.push(jira_dora::harvest::fetch_project(&client, &key).await.unwrap());
+        }
+        all
+    })
+}
+
 #[test]
 fn memoised_answers_equal_unmemoised_ones_on_a_generated_site() {
     use jira_dora::domain::aggregate::{build_project, with_issue_views};
-    let site = jira_dora::demo::large_site(3, 1_500, 11);
-    let facts = jira_dora::fake_jira::facts::project_facts(&site);
+    let facts = harvested(fake_jira::demo::large_site(3, 1_500, 11));
     for files in [DefinitionSet::shipped_files(), busier_definitions()] {
         let memoised = DefinitionSet::compile(files.clone()).unwrap();
         let plain = DefinitionSet::compile(files).unwrap().memoised(false);

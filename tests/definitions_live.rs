@@ -13,7 +13,7 @@ mod common;
 use common::Server;
 use jira_dora::config;
 use jira_dora::definitions::DefinitionSet;
-use jira_dora::fake_jira::{FakeJira, SiteFlavor};
+use fake_jira::{FakeJira, SiteFlavor};
 use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
 use jira_dora::proto::*;
 use tonic::transport::Channel;
@@ -32,7 +32,7 @@ struct Service {
 impl Service {
     async fn start(allow_updates: bool) -> Service {
         let today = chrono::Utc::now().date_naive();
-        let fake = FakeJira::try_start(jira_dora::demo::demo_site(today), SiteFlavor::Cloud).await.unwrap();
+        let fake = FakeJira::try_start(fake_jira::demo::demo_site(today), SiteFlavor::Cloud).await.unwrap();
         let defs = tempfile::tempdir().unwrap();
         for f in DefinitionSet::shipped_files() {
             std::fs::write(defs.path().join(&f.name), &f.source).unwrap();
@@ -226,7 +226,7 @@ async fn a_holder_of_the_previous_definitions_finishes_on_them() {
     use jira_dora::recompute::Origin;
 
     let today = chrono::Utc::now().date_naive();
-    let fake = FakeJira::try_start(jira_dora::demo::demo_site(today), SiteFlavor::Cloud).await.unwrap();
+    let fake = FakeJira::try_start(fake_jira::demo::demo_site(today), SiteFlavor::Cloud).await.unwrap();
     let client = JiraClient::new(JiraConfig::new(fake.base_url())).unwrap();
     let store = Arc::new(jira_dora::store::Store::new());
     let first = Arc::new(DefinitionSet::shipped().numbered(1));

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use jira_dora::definitions::DefinitionSet;
-use jira_dora::demo::large_site;
-use jira_dora::fake_jira::{FakeJira, Fault, SiteFlavor, SiteIssue, SiteUser, SiteVersion};
+use fake_jira::demo::large_site;
+use fake_jira::{FakeJira, Fault, SiteFlavor, SiteIssue, SiteUser, SiteVersion};
 use jira_dora::harvest::{Harvester, JobState, JobView};
 use jira_dora::jira::{Flavor, JiraClient, JiraConfig};
 use jira_dora::store::Store;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use jira_dora::domain::facts::{IssueFacts, StatusCategory, StatusChange};
-use jira_dora::fake_jira::{
+use fake_jira::{
     FakeJira, Fault, Site, SiteFlavor, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser,
     SiteVersion,
 };
@@ -517,7 +517,7 @@ async fn reqwest_like_get(fake: &FakeJira, path: &str) -> (u16, String) {
 #[tokio::test]
 async fn the_demo_site_harvests_completely_and_shows_the_ai_shift() {
     let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
-    let site = jira_dora::demo::demo_site(today);
+    let site = fake_jira::demo::demo_site(today);
     let expected: Vec<(String, usize, usize)> = site
         .projects
         .iter()
@@ -530,7 +530,7 @@ async fn the_demo_site_harvests_completely_and_shows_the_ai_shift() {
     let c = client(config(&fake, Flavor::Cloud));
     assert_eq!(c.projects().await.unwrap(), vec!["SHOP", "PAY", "OPS"]);
     assert_eq!(c.statuses().await.unwrap().len(), 8);
-    let rollout = jira_dora::demo::demo_ai_rollout(today).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+    let rollout = fake_jira::demo::demo_ai_rollout(today).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
     let (mut before, mut after) = (Vec::new(), Vec::new());
     for (key, issues, changes) in expected {
         let got = c.search_issues(&key, None, &FetchCounters::default()).await.unwrap();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::Server;
 use jira_dora::config;
-use jira_dora::fake_jira::{FakeJira, Fault};
+use fake_jira::{FakeJira, Fault};
 use jira_dora::proto::*;
 use sha2::{Digest, Sha256};
 use tonic::Request;
@@ -89,7 +89,7 @@ async fn logs_statuses_debug_output_and_stored_files_hold_no_secret() {
         base64(format!("viewer@example.com:{VIEWER_TOKEN}").as_bytes()),
     ];
 
-    let fake = FakeJira::start(jira_dora::demo::large_site(2, 20, 3)).await;
+    let fake = FakeJira::start(fake_jira::demo::large_site(2, 20, 3)).await;
     fake.grant_viewer(&format!("Bearer {VIEWER_TOKEN}"), &["P0"]);
     fake.grant_viewer(&viewer_basic, &["P1"]);
     let data = tempfile::tempdir().unwrap();

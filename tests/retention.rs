@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use common::Server;
 use jira_dora::config;
-use jira_dora::demo::large_aggregates;
+use fake_jira::demo::large_aggregates;
 use jira_dora::proto::ListProjectsRequest;
 use jira_dora::store::snapshot::{self, ProjectRecord, Snapshot};
 use jira_dora::store::snapshot_dir::{SnapshotDir, CURRENT};

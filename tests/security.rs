@@ -9,7 +9,7 @@ mod common;
 
 use common::Server;
 use jira_dora::config::{self, Config};
-use jira_dora::fake_jira::{FakeJira, Fault};
+use fake_jira::{FakeJira, Fault};
 use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
 use jira_dora::proto::*;
 use sha2::{Digest, Sha256};
@@ -63,7 +63,7 @@ fn metrics(keys: &[&str]) -> GetMetricsRequest {
 
 /// A small site of three projects, P0..P2.
 async fn fake() -> FakeJira {
-    FakeJira::start(jira_dora::demo::large_site(3, 30, 7)).await
+    FakeJira::start(fake_jira::demo::large_site(3, 30, 7)).await
 }
 
 /// Waits until the first harvest filled the store (seen by a service key).

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use jira_dora::demo::{large_aggregates, large_site};
-use jira_dora::fake_jira::{
+use fake_jira::demo::{large_aggregates, large_site};
+use fake_jira::{
     FakeJira, Fault, Site, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser, SiteVersion,
 };
 use jira_dora::proto::dora_metrics_client::DoraMetricsClient;

@@ -15,9 +15,10 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use crate::domain::aggregate::{ProjectAggregates, WeeklyAggregate};
-use crate::domain::time::IsoWeek;
-use crate::fake_jira::{Site, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser, SiteVersion};
+use dora_domain::aggregate::{ProjectAggregates, WeeklyAggregate};
+use dora_domain::time::IsoWeek;
+
+use crate::{Site, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser, SiteVersion};
 
 /// The seed of the demo site.
 const DEMO_SEED: u64 = 0x00D0_4A20;

@@ -1,4 +1,5 @@
-//! A Jira look-alike over real HTTP, for the demo and for tests.
+//! A Jira look-alike over real HTTP, for jira-dora's demo, tests and
+//! benchmarks, with the generated demo site ([`demo`]).
 //!
 //! [`FakeJira::start`] serves a [`Site`] on `127.0.0.1:0` with the endpoints
 //! and JSON shapes of Jira Cloud (`/rest/api/3`) or Data Center
@@ -13,10 +14,11 @@
 //! comments, assignees) so privacy tests can plant markers and prove the
 //! client never asks for them.
 //!
-//! Must not depend on `jira` (it must not share the client's mistakes), nor
-//! on anything downstream of it.
+//! Must not depend on `jira-dora` (it must not share the client's mistakes,
+//! and the service depends on this crate for its demo); only on the pure
+//! `dora-domain`, for the aggregates of [`demo::large_aggregates`].
 
-pub mod facts;
+pub mod demo;
 mod jql;
 mod server;
 
