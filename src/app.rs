@@ -1,5 +1,9 @@
-//! Wiring: definitions, Jira client (or the embedded demo site), store,
-//! harvester, schedule and API server, and the shutdown order.
+//! Wiring: definitions, Jira client (or the embedded demo site, with the
+//! `demo` feature), store, harvester, schedule, definitions watcher,
+//! snapshots and API server, and the shutdown order.
+//!
+//! The only module (with `main`) that may depend on every other; nothing
+//! depends on it but `main` and the tests.
 
 use std::sync::Arc;
 
@@ -14,9 +18,8 @@ use crate::api::permission::PermissionChecker;
 use crate::api::{self, Service};
 use crate::config::Config;
 use crate::definitions::DefinitionSet;
-use crate::harvest::Harvester;
+use crate::harvest::{Harvester, Persistence};
 use crate::jira::JiraClient;
-use crate::persistence::Persistence;
 use crate::store::Store;
 
 /// A running service: its address and how to stop it.
@@ -38,8 +41,7 @@ pub fn load_definitions(config: &Config) -> anyhow::Result<DefinitionSet> {
         .with_context(|| format!("the metric definitions in {} are not usable", config.defs_dir.display()))
 }
 
-/// Runs the service until `shutdown` turns true. `on_ready` gets the bound
-/// address once the server accepts connections.
+/// Runs the service on `listener` until `shutdown` turns true.
 pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     // The metrics recorder first, so nothing recorded from here on is lost.
     crate::telemetry::handle();
@@ -107,7 +109,7 @@ pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Rec
         shutdown.clone(),
     ));
     let defs_watch = config.definitions.watch_interval.map(|interval| {
-        tokio::spawn(crate::defs_watch::watch(Arc::clone(&harvester), config.defs_dir.clone(), interval, shutdown.clone()))
+        tokio::spawn(crate::harvest::watch::watch(Arc::clone(&harvester), config.defs_dir.clone(), interval, shutdown.clone()))
     });
 
     let config = Arc::new(config);

@@ -2,6 +2,9 @@
 //! service over gRPC, with the same credentials as any client.
 //!
 //! Only this module and `main` print to the terminal.
+//!
+//! Must not depend on the service's internals: it speaks only the `proto` API
+//! over a connection, like any client.
 
 use std::collections::HashMap;
 use std::time::Duration;

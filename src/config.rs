@@ -6,8 +6,11 @@
 //! pass a map. Credentials come only from the environment or secret files,
 //! never from the TOML file, and are wrapped in [`Secret`] so no `Debug` or
 //! log line can show them.
+//!
+//! Must not depend on `harvest`, `store` or `api`; it uses `jira` only for
+//! the client's own settings type.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,27 +24,10 @@ pub use crate::jira::SecretString as Secret;
 use crate::jira::{Flavor, JiraAuth, JiraConfig};
 
 mod auth;
+mod env;
+
+pub use env::{Env, ProcessEnv};
 pub use auth::{ApiKey, AuthSettings, PermissionMode, Role, TlsSettings};
-
-/// Where environment variables come from.
-pub trait Env {
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl Env for HashMap<&str, &str> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).map(|v| v.to_string())
-    }
-}
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -442,6 +428,8 @@ fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> O
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {

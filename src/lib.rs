@@ -2,62 +2,78 @@
 //!
 //! # Code map
 //!
-//! The modules follow the data, from Jira to the client:
+//! The modules follow the data, from Jira to the client. A module imports
+//! only modules drawn above it (lines run from the imported down to the
+//! importer), and no module imports another that imports it back
+//! (`tests/layering.rs` checks the whole module graph of `src/`).
 //!
 //! ```text
-//! jira ──► harvest ──► definitions ──► domain ──► store ──► api
-//! (HTTP)   (jobs)      (rhai hooks)    (pure)     (state)   (gRPC/HTTP)
+//!               domain        own crate, pure: no I/O crate in its manifest
+//!             ╱   │    ╲
+//!   definitions  store  jira ──► config
+//!    (rhai)     (state)  (HTTP)    │
+//!             ╲   │    ╱           │
+//!               harvest ◄──────────┘   jobs, facts memory, definitions in
+//!                 │                    force, recompute, snapshots
+//!                api                   tonic, gRPC-Web, JSON, dashboard
+//!                 │
+//!                app ──► main          wiring; `cli` is a client of `proto`
+//!
+//!   telemetry: imported by jira, harvest, api and app; imports nothing here.
 //! ```
 //!
-//! - [`domain`]: pure logic. Facts, ISO weeks, weekly aggregates, period
-//!   figures, DORA levels. No I/O, no tokio, no rhai, no tonic.
-//!   *Invariant:* every number the API returns is computed here.
+//! - [`domain`] (the `dora-domain` crate, re-exported): pure logic. Facts,
+//!   ISO weeks, weekly aggregates, period figures, DORA levels, verdicts.
+//!   Its manifest holds no I/O crate, so the compiler enforces that it does
+//!   no I/O. *Invariant:* every number the API returns is computed there.
 //! - [`definitions`]: the only module that builds a rhai `Engine`. Compiles
-//!   the metric definitions once, runs them sandboxed as `domain::Hooks`.
+//!   the metric definitions once, runs them sandboxed as `domain::Hooks`;
+//!   the properties hooks receive are one table (`definitions::properties`).
+//!   Must not depend on `jira`, `harvest`, `store` or `api`.
 //! - [`jira`]: the only module that speaks HTTP to Jira. Turns wire JSON into
-//!   minimised `domain::facts`; drops everything else at the door.
-//! - [`harvest`]: refresh jobs and their schedule: Jira → definitions →
-//!   domain → store.
-//! - [`recompute`]: new definitions without a restart: validation with a
-//!   preview, activation (version, audit, swap) and the recompute of every
-//!   project from the facts in memory. *Invariant:* never calls Jira.
-//! - [`defs_watch`]: the definitions folder: atomic writes and the watcher
-//!   that activates file edits. [`recompute`] and [`defs_watch`] sit beside
-//!   `harvest`: they use the harvester's facts and definitions slot.
+//!   minimised `domain::facts`; drops everything else at the door. Must not
+//!   depend on `harvest`, `store`, `definitions` or `api`.
+//! - [`harvest`]: Jira → definitions → domain → store. Refresh jobs and
+//!   their schedule, the facts memory, the one owner of the definitions in
+//!   force, validation and recompute without Jira, the definitions folder
+//!   watcher, and the snapshots of it all (`harvest::persistence`). Must
+//!   not depend on `api`.
 //! - [`store`]: the shared state (a `dashmap` of weekly aggregates per
 //!   project) that the API reads and the harvester writes; its snapshot
-//!   format and crash-safe files. *Invariant:* a snapshot holds aggregates
-//!   and operational records only, nothing from an issue.
-//! - [`persistence`]: restores the newest valid snapshot before serving and
-//!   writes snapshots after refreshes, periodically and at shutdown.
+//!   format, crash-safe files and the list of files the service writes
+//!   (`store::retention`). *Invariant:* a snapshot holds aggregates and
+//!   operational records only, nothing from an issue. Depends on `domain`
+//!   only.
 //! - [`api`]: the only module that knows tonic: handlers, conversions to
-//!   protobuf, the mapping of errors to `tonic::Status`; on the same port,
-//!   gRPC-Web, the HTTP/JSON mapping (calling the same handlers) and the
-//!   dashboard's static files (`web/`).
-//! - [`config`]: typed configuration with complete validation.
-//! - [`retention`]: the files the service writes, and `purge`.
-//!
-//! Access: every `DoraMetrics` handler calls `api::auth` first (API key,
-//! role, viewer); a viewer's Browse Projects permission is asked of Jira
-//! through `api::permission::PermissionChecker` and cached in memory by a
-//! hash of the credential. See `SECURITY.md`.
-//! - [`app`]: wiring, background tasks and shutdown order.
+//!   protobuf, and (in `api::status`, nowhere else) the mapping of errors to
+//!   `tonic::Status`; on the same port, gRPC-Web, the HTTP/JSON mapping
+//!   (calling the same handlers) and the dashboard's static files (`web/`).
+//!   Access: every `DoraMetrics` handler calls `api::auth` first (API key,
+//!   role, viewer); a viewer's Browse Projects permission is asked of Jira
+//!   through `api::permission::PermissionChecker` and cached in memory by a
+//!   hash of the credential. See `SECURITY.md`.
+//! - [`config`]: typed configuration with complete validation; depends on
+//!   `jira` only for the client's own settings type.
+//! - [`telemetry`]: Prometheus metrics; imported by the edges that record,
+//!   it imports nothing of the service.
+//! - [`app`]: wiring, background tasks and shutdown order; with the `demo`
+//!   feature, the embedded demo site (the `fake-jira` crate) when no Jira
+//!   is configured.
 //! - [`cli`]: the command-line client of a running service.
-//! - [`fake_jira`] and [`demo`]: a Jira look-alike over real HTTP with a
-//!   generated site; the demo default and the tests harvest it.
+//!
+//! The Jira look-alike and the generated sites are the `fake-jira` crate
+//! (`crates/fake-jira`): a dependency of the tests, benchmarks and
+//! examples, and of the service only behind the default-on `demo` feature.
+//! This library exports no fault-injection or test-data API.
 
 pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod definitions;
-pub mod defs_watch;
 pub use dora_domain as domain;
 pub mod harvest;
 pub mod jira;
-pub mod retention;
-pub mod persistence;
-pub mod recompute;
 pub mod store;
 pub mod telemetry;
 

@@ -1,5 +1,7 @@
 //! The command line: parse arguments, load configuration, set up logging,
 //! and hand over to `app`. Nothing else happens here.
+//!
+//! Holds no logic of its own: everything it calls lives in the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use jira_dora::config::{self, Config, LogFormat, ProcessEnv};
-use jira_dora::{app, cli, definitions::DefinitionSet, recompute};
+use jira_dora::harvest::recompute;
+use jira_dora::{app, cli, definitions::DefinitionSet};
 use tracing_subscriber::EnvFilter;
 
 /// A read-only DORA metrics service for Jira.
@@ -192,7 +195,7 @@ fn hash_key() -> anyhow::Result<()> {
 }
 
 fn purge(data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let purged = jira_dora::retention::purge(data_dir).with_context(|| format!("purging {}", data_dir.display()))?;
+    let purged = jira_dora::store::retention::purge(data_dir).with_context(|| format!("purging {}", data_dir.display()))?;
     for path in &purged.deleted {
         println!("deleted {}", path.display());
     }

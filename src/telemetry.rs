@@ -5,6 +5,9 @@
 //! code, configured project keys, Jira endpoint *templates* (ids and keys
 //! replaced by placeholders), HTTP status codes, hook names. Never a
 //! credential, an issue key or id, or any text from Jira.
+//!
+//! Must not depend on any module of the service: the edges (`jira`,
+//! `harvest`, `api`, `app`) call it.
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use jira_dora::definitions::{DefinitionError, DefinitionFile, DefinitionSet, DefinitionsLoadError};
-use jira_dora::domain::classify::{DefaultRules, Hooks, IssueView, TransitionView, VersionView, classify_issue};
+use jira_dora::domain::classify::{
+    DefaultRules, Hooks, IssueView, SourceLocation, TransitionView, VersionView, classify_issue,
+};
 use jira_dora::domain::facts::StatusCategory;
 
 // ---------------------------------------------------------------------------
@@ -609,7 +611,7 @@ fn hostile_scripts_are_stopped_at_call_time_and_the_set_keeps_working() {
         assert!(elapsed < Duration::from_secs(5), "{what}: took {elapsed:?}");
         assert_eq!(err.hook, "is_excluded");
         assert!(err.message.contains(expected), "{what}: expected {expected:?} in {err}");
-        assert!(err.message.starts_with("exclusion.rhai:"), "{what}: {err}");
+        assert_eq!(err.location.as_ref().map(|l| l.file.as_str()), Some("exclusion.rhai"), "{what}: {err}");
         // The same set goes on answering.
         assert!(!set.is_excluded(&set.prepare_issue(&normal.view())).unwrap(), "{what}");
         assert_eq!(classify_issue(&set, &normal.view()), classify_issue(&DefaultRules, &normal.view()), "{what}");
@@ -624,7 +626,8 @@ fn a_hook_returning_a_non_bool_at_call_time_is_an_error_naming_the_hook() {
     odd.project = "ODD".into();
     let err = classify_issue(&set, &odd.view()).unwrap_err();
     assert_eq!(err.hook, "is_excluded");
-    assert_eq!(err.message, "exclusion.rhai:1:1: returned a string, expected a bool");
+    assert_eq!(err.message, "returned a string, expected a bool");
+    assert_eq!(err.location, Some(SourceLocation { file: "exclusion.rhai".into(), line: 1, column: 1 }));
     assert_eq!(
         err.to_string(),
         "definition hook `is_excluded` failed: exclusion.rhai:1:1: returned a string, expected a bool"

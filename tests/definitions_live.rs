@@ -223,7 +223,7 @@ async fn a_holder_of_the_previous_definitions_finishes_on_them() {
     use jira_dora::domain::aggregate::build_project;
     use jira_dora::harvest::Harvester;
     use jira_dora::jira::{JiraClient, JiraConfig};
-    use jira_dora::recompute::Origin;
+    use jira_dora::harvest::Origin;
 
     let today = chrono::Utc::now().date_naive();
     let fake = FakeJira::try_start(fake_jira::demo::demo_site(today), SiteFlavor::Cloud).await.unwrap();

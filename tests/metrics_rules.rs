@@ -109,7 +109,7 @@ fn version(id: &str, released: bool, date: Option<&str>) -> VersionFacts {
 }
 
 fn project(issues: Vec<I>, versions: Vec<VersionFacts>) -> ProjectFacts {
-    ProjectFacts { key: "P".into(), issues: issues.into_iter().map(|i| i.0).collect(), versions, statuses: statuses() }
+    ProjectFacts { key: "P".into(), issues: issues.into_iter().map(|i| std::sync::Arc::new(i.0)).collect(), versions, statuses: statuses() }
 }
 
 fn aggregates(issues: Vec<I>, versions: Vec<VersionFacts>, tz: Tz) -> ProjectAggregates {

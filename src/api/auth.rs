@@ -15,18 +15,22 @@
 //!   credential. A failed check denies (`UNAVAILABLE`), it never allows.
 //!
 //! With authentication off (the loopback demo) everything is open.
-//! Statuses carry no credential, no Jira response and no internal detail.
+//! Refusals are [`AccessError`]s (their codes are chosen in `status`); they
+//! carry no credential, no Jira response and no internal detail.
+//!
+//! Must not depend on `harvest` or `store`; it asks Jira only through
+//! `permission`.
 
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
-use tonic::Status;
 use tonic::metadata::MetadataMap;
 use tracing::{debug, warn};
 
 use super::permission::{PermissionCache, PermissionChecker, PermissionError};
+use super::status::AccessError;
 use crate::config::{ApiKey, AuthSettings, PermissionMode, Role, Secret};
 
 /// Metadata key of the caller's API key.
@@ -104,8 +108,8 @@ impl std::fmt::Debug for Access {
     }
 }
 
-fn unauthenticated(why: &str) -> Status {
-    Status::unauthenticated(why.to_owned())
+fn unauthenticated(why: &str) -> AccessError {
+    AccessError::Unauthenticated(why.to_owned())
 }
 
 /// A metadata value as visible ASCII, trimmed; `None` when absent.
@@ -145,7 +149,7 @@ impl Access {
 
     /// The caller's role from its API key (`None` when authentication is
     /// off).
-    pub fn authenticate(&self, md: &MetadataMap) -> Result<Option<Role>, Status> {
+    pub fn authenticate(&self, md: &MetadataMap) -> Result<Option<Role>, AccessError> {
         if !self.enabled {
             return Ok(None);
         }
@@ -173,13 +177,13 @@ impl Access {
 
     /// Authenticates the caller, checks its role has `right`, and reads the
     /// viewer it forwards.
-    pub fn authorize(&self, md: &MetadataMap, right: Right) -> Result<Caller, Status> {
+    pub fn authorize(&self, md: &MetadataMap, right: Right) -> Result<Caller, AccessError> {
         let role = self.authenticate(md)?;
         let Some(role) = role else {
             return Ok(Caller { role: None, viewer: None });
         };
         if right == Right::Admin && role != Role::Admin {
-            return Err(Status::permission_denied(format!("this call needs the admin role, not {}", role.name())));
+            return Err(AccessError::NeedsAdmin(role.name()));
         }
         let viewer = self.viewer(md)?;
         if viewer.is_none() && role == Role::ViewerGateway {
@@ -192,7 +196,7 @@ impl Access {
         Ok(Caller { role: Some(role), viewer })
     }
 
-    fn viewer(&self, md: &MetadataMap) -> Result<Option<Viewer>, Status> {
+    fn viewer(&self, md: &MetadataMap) -> Result<Option<Viewer>, AccessError> {
         let credential = text(md, VIEWER_AUTHORIZATION);
         let account = text(md, VIEWER_ACCOUNT_ID);
         match self.mode {
@@ -228,9 +232,9 @@ impl Access {
 
     /// For each project, whether the caller's viewer may browse it (all
     /// true without a viewer). Jira failures deny the whole call.
-    pub async fn browsable(&self, caller: &Caller, projects: &[String]) -> Result<Vec<bool>, Status> {
+    pub async fn browsable(&self, caller: &Caller, projects: &[String]) -> Result<Vec<bool>, AccessError> {
         let Some(viewer) = &caller.viewer else { return Ok(vec![true; projects.len()]) };
-        let checker = self.checker.as_ref().ok_or_else(|| Status::unavailable("viewer permissions cannot be checked"))?;
+        let checker = self.checker.as_ref().ok_or(AccessError::PermissionsUnavailable("viewer permissions cannot be checked"))?;
         let (kind, identity) = match viewer {
             Viewer::Credential(s) => ("viewer", s.expose()),
             Viewer::Account(a) => ("account", a.as_str()),
@@ -278,7 +282,7 @@ impl Access {
             PermissionError::ViewerRejected => unauthenticated("Jira does not accept the viewer's credential"),
             PermissionError::Unavailable(reason) => {
                 warn!(error = %reason, "permission check failed; denying");
-                Status::unavailable("the viewer's permissions cannot be checked now; try again later")
+                AccessError::PermissionsUnavailable("the viewer's permissions cannot be checked now; try again later")
             }
         })?;
         let now = Instant::now();
@@ -291,13 +295,13 @@ impl Access {
 
     /// `PERMISSION_DENIED` unless the caller's viewer may browse every one
     /// of `projects`. The status does not say which, nor whether it exists.
-    pub async fn require_browse(&self, caller: &Caller, projects: &[String]) -> Result<(), Status> {
+    pub async fn require_browse(&self, caller: &Caller, projects: &[String]) -> Result<(), AccessError> {
         let allowed = self.browsable(caller, projects).await?;
         if allowed.iter().all(|a| *a) {
             Ok(())
         } else {
             debug!(denied = allowed.iter().filter(|a| !**a).count(), "viewer may not browse a requested project");
-            Err(Status::permission_denied("the viewer may not browse every requested project"))
+            Err(AccessError::NotBrowsable)
         }
     }
 
@@ -340,7 +344,7 @@ mod tests {
     }
 
     fn check(a: &Access, pairs: &[(&'static str, &str)], right: Right, expected: Result<Option<Role>, Code>) {
-        let got = a.authorize(&md(pairs), right).map(|c| c.role).map_err(|s| s.code());
+        let got = a.authorize(&md(pairs), right).map(|c| c.role).map_err(|e| tonic::Status::from(e).code());
         assert_eq!(got, expected, "{pairs:?} {right:?}");
     }
 

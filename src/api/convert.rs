@@ -1,4 +1,7 @@
 //! Domain values to protobuf messages. Undefined figures stay absent.
+//!
+//! Pure conversions: must not depend on the store, the harvester's state or
+//! any I/O.
 
 use chrono::{DateTime, Utc};
 use pbjson_types::Timestamp;

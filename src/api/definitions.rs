@@ -1,16 +1,14 @@
 //! Conversions for the definitions RPCs: files in, problems, previews and
-//! audit entries out, and the status for rejected definitions.
+//! audit entries out.
+//!
+//! Pure conversions: must not depend on the store or do any I/O.
 
 use chrono_tz::Tz;
-use tonic::Status;
 
 use super::convert;
 use crate::definitions;
 use crate::proto;
-use crate::recompute::{DefinitionAudit, Validation};
-
-/// Most problems listed in the message of a rejected update.
-const MAX_LISTED: usize = 20;
+use crate::harvest::{DefinitionAudit, Validation};
 
 pub fn files(files: Vec<proto::DefinitionFile>) -> Vec<definitions::DefinitionFile> {
     files.into_iter().map(|f| definitions::DefinitionFile { name: f.name, source: f.source }).collect()
@@ -52,15 +50,4 @@ pub fn audit(a: &DefinitionAudit) -> proto::DefinitionAudit {
         at: Some(convert::timestamp(a.at)),
         origin: a.origin.as_str().to_owned(),
     }
-}
-
-/// Rejected definitions: `INVALID_ARGUMENT` listing the problems (each with
-/// its file, line and column); `ValidateDefinitions` returns them as data.
-pub fn invalid(errors: &[definitions::DefinitionError]) -> Status {
-    let mut message = format!("files: the definitions are not valid ({} problem(s)); nothing changed", errors.len());
-    for e in errors.iter().take(MAX_LISTED) {
-        message.push_str("\n  ");
-        message.push_str(&e.to_string());
-    }
-    Status::invalid_argument(message)
 }

@@ -1,4 +1,6 @@
 //! The AI impact section of `GetMetrics`: the domain comparison as protobuf.
+//!
+//! Pure conversions: must not depend on the store or do any I/O.
 
 use chrono::NaiveDate;
 

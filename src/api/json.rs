@@ -7,7 +7,8 @@
 //! call would make — the message, the HTTP headers as metadata
 //! (`authorization`, `x-jira-authorization`, …), the connection's extensions
 //! — and calls the same [`DoraMetrics`] method on the shared [`Service`], so
-//! authentication, permission checks and errors are those of gRPC. A
+//! authentication, permission checks and errors are those of gRPC; its own
+//! refusals are `status::TransportError`s. A
 //! `tonic::Status` becomes the HTTP status of Google's `google.rpc.Code`
 //! mapping with a `google.rpc.Status`-shaped body `{"code", "message"}`.
 //!
@@ -17,7 +18,7 @@
 //! update (an `{"error": …}` line if the stream fails), as grpc-gateway does.
 //!
 //! Must not depend on: `domain`, `store`, `harvest` (it only calls the
-//! handlers).
+//! handlers) nor build a `Status` itself (`status` does).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -37,7 +38,8 @@ use tokio_stream::StreamExt;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
-use super::{Service, MAX_REQUEST_BYTES};
+use super::status::TransportError;
+use super::service::{Service, MAX_REQUEST_BYTES};
 use crate::proto::dora_metrics_server::DoraMetrics;
 use crate::proto::*;
 use crate::proto::FILE_DESCRIPTOR_SET;
@@ -91,7 +93,7 @@ pub fn error_response(status: &Status) -> Response {
 fn json_response(code: StatusCode, body: &impl Serialize) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (code, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response(),
-        Err(_) => error_response(&Status::internal("the answer could not be encoded as JSON")),
+        Err(_) => error_response(&TransportError::Unencodable.into()),
     }
 }
 
@@ -100,11 +102,11 @@ fn json_response(code: StatusCode, body: &impl Serialize) -> Response {
 pub async fn not_found(request: Request) -> Response {
     let grpc = request.headers().get(header::CONTENT_TYPE).filter(|v| v.as_bytes().starts_with(b"application/grpc"));
     if let Some(content_type) = grpc {
-        let mut response = Status::unimplemented("no such method").into_http::<Body>();
+        let mut response = Status::from(TransportError::NoSuchMethod).into_http::<Body>();
         response.headers_mut().insert(header::CONTENT_TYPE, content_type.clone());
         return response;
     }
-    error_response(&Status::not_found(format!("no route for {} {}", request.method(), request.uri().path())))
+    error_response(&TransportError::NoRoute { method: request.method().to_string(), path: request.uri().path().to_owned() }.into())
 }
 
 /// The `tonic::Request` a gRPC call with these headers would carry.
@@ -132,14 +134,18 @@ where
 // ------------------------------------------------------------ request bodies
 
 fn invalid_json(e: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("request body: {e}"))
+    bad_request(format!("request body: {e}"))
+}
+
+fn bad_request(message: String) -> Status {
+    TransportError::BadRequest(message).into()
 }
 
 /// Reads a JSON body (`body: "*"`); an empty body is the empty message.
 async fn body_message<T: DeserializeOwned>(request: Request) -> (Parts, Result<T, Status>) {
     let (parts, body) = request.into_parts();
     let message = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-        Err(_) => Err(Status::invalid_argument(format!("request body: larger than {MAX_REQUEST_BYTES} bytes"))),
+        Err(_) => Err(bad_request(format!("request body: larger than {MAX_REQUEST_BYTES} bytes"))),
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => serde_json::from_slice(b"{}").map_err(invalid_json),
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(invalid_json),
     };
@@ -174,16 +180,16 @@ fn query_json(message: &str, pairs: &[(String, String)], path: &[(&str, &str)]) 
     let mut object = Map::new();
     for (name, value) in path.iter().copied().chain(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
         let Some(field) = fields.iter().find(|f| f.name() == name || f.json_name() == name) else {
-            return Err(Status::invalid_argument(format!("`{}` is not a parameter of this method", name.escape_debug())));
+            return Err(bad_request(format!("`{}` is not a parameter of this method", name.escape_debug())));
         };
         let value = match field.r#type() {
             Type::Bool => match value {
                 "true" | "1" => Value::Bool(true),
                 "false" | "0" => Value::Bool(false),
-                _ => return Err(Status::invalid_argument(format!("{}: `{}` is not true or false", field.name(), value.escape_debug()))),
+                _ => return Err(bad_request(format!("{}: `{}` is not true or false", field.name(), value.escape_debug()))),
             },
             Type::Message | Type::Group | Type::Bytes => {
-                return Err(Status::invalid_argument(format!("{}: not settable from the query", field.name())));
+                return Err(bad_request(format!("{}: not settable from the query", field.name())));
             }
             // Strings, enum names and numbers (the canonical mapping accepts
             // numbers as strings).
@@ -196,7 +202,7 @@ fn query_json(message: &str, pairs: &[(String, String)], path: &[(&str, &str)]) 
                 _ => unreachable!("repeated fields hold arrays"),
             }
         } else if object.insert(key, value).is_some() {
-            return Err(Status::invalid_argument(format!("{}: given more than once", field.name())));
+            return Err(bad_request(format!("{}: given more than once", field.name())));
         }
     }
     Ok(Value::Object(object))
@@ -204,7 +210,7 @@ fn query_json(message: &str, pairs: &[(String, String)], path: &[(&str, &str)]) 
 
 fn query_message<T: DeserializeOwned>(message: &str, pairs: &[(String, String)], path: &[(&str, &str)]) -> Result<T, Status> {
     let json = query_json(message, pairs, path)?;
-    serde_json::from_value(json).map_err(|e| Status::invalid_argument(format!("query: {e}")))
+    serde_json::from_value(json).map_err(|e| bad_request(format!("query: {e}")))
 }
 
 // ------------------------------------------------------------------ handlers

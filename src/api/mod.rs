@@ -1,6 +1,7 @@
 //! The only module that knows tonic and HTTP serving: the gRPC service,
 //! health and reflection on one port, conversions to protobuf, and the
-//! mapping of errors to `tonic::Status`. The same port also serves gRPC-Web
+//! mapping of errors to `tonic::Status` (in [`status`], and nowhere else).
+//! The same port also serves gRPC-Web
 //! (for the gRPC services that support it), the HTTP/JSON mapping
 //! ([`json`]) and the dashboard ([`dashboard`]); other paths get HTTP 404.
 
@@ -13,6 +14,7 @@ pub mod json;
 pub mod permission;
 pub mod prometheus;
 pub mod service;
+pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,10 +31,8 @@ use tower_layer::Layer;
 use crate::proto::dora_metrics_server::DoraMetricsServer;
 use crate::config::TlsSettings;
 use crate::proto::FILE_DESCRIPTOR_SET;
-pub use service::Service;
+pub use service::{Service, MAX_REQUEST_BYTES};
 
-/// Largest request message accepted.
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Largest header block (metadata) accepted.
 pub const MAX_METADATA_BYTES: u32 = 16 * 1024;

@@ -5,8 +5,12 @@
 //! id) and the project key, so it never holds a credential. Errors are not
 //! cached, and an error is never a yes: the caller fails closed.
 //!
-//! Depends on `jira` only through [`PermissionChecker`]; the metrics path
-//! never calls `jira`.
+//! Depends on `jira` only through [`PermissionChecker`] (implemented here
+//! for `JiraClient`): a request with a viewer asks Jira this one question
+//! (answers cached); its figures always come from the store, never from
+//! Jira.
+//!
+//! Must not depend on the handlers, the store or the harvester.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,6 +1,9 @@
 //! The HTTP side of the Prometheus metrics: `GET /metrics` (off unless
 //! configured; behind an API key of any role when authentication is on),
 //! and the middleware that times every RPC on every transport.
+//!
+//! Must not depend on the handlers, the store or the harvester; it only
+//! renders `telemetry`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,8 +26,8 @@ pub fn router(access: Arc<Access>) -> Router {
 }
 
 async fn scrape(State(access): State<Arc<Access>>, headers: HeaderMap) -> Response {
-    if let Err(status) = access.authenticate(&MetadataMap::from_headers(headers)) {
-        return super::json::error_response(&status);
+    if let Err(refused) = access.authenticate(&MetadataMap::from_headers(headers)) {
+        return super::json::error_response(&refused.into());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], telemetry::handle().render()).into_response()
 }

@@ -1,6 +1,10 @@
 //! The `dora.v1.DoraMetrics` handlers: validate the request, read the
-//! store, compute with `domain`, convert. Errors become `Status` here and
-//! nowhere else; messages name the bad field and carry no internals.
+//! store, compute with `domain`, convert. Errors are typed and become
+//! `Status` through `status`, nowhere else; messages name the bad field and
+//! carry no internals.
+//!
+//! Must not call Jira for figures (only `auth` asks it about permissions) and
+//! must not build a `Status` itself.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{Access, Caller, Right};
 use super::convert;
+use super::status::{InvalidDefinitions, InvalidField, Missing, UpdatesOff};
 use crate::config::{is_project_key, Config};
 use crate::domain::aggregate::ProjectAggregates;
 use crate::domain::period::{resolve_period, Period, Totals, LEVELS_SOURCE};
@@ -19,6 +24,9 @@ use crate::harvest::{Harvester, JobState};
 use crate::proto::dora_metrics_server::DoraMetrics;
 use crate::proto::*;
 use crate::store::{ProjectData, Store};
+
+/// Largest request message accepted.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// At most this many projects in one request.
 pub const MAX_PROJECTS_PER_REQUEST: usize = 100;
@@ -41,33 +49,29 @@ pub const MAX_FIELD_LEN: usize = 32;
 pub const MAX_JOB_ID_LEN: usize = 64;
 
 /// Validates a job id: short, letters, digits and dashes.
-fn job_id(id: &str) -> Result<&str, Status> {
+fn job_id(id: &str) -> Result<&str, InvalidField> {
     if id.is_empty() || id.len() > MAX_JOB_ID_LEN || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(invalid("job_id", "not a refresh job id"));
+        return Err(InvalidField::new("job_id", "not a refresh job id"));
     }
     Ok(id)
-}
-
-fn invalid(field: &str, why: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {why}"))
 }
 
 impl Service {
     /// Validates and normalises the project keys: at least one, each a key,
     /// duplicates dropped, order kept.
-    fn project_keys(keys: &[String]) -> Result<Vec<String>, Status> {
+    fn project_keys(keys: &[String]) -> Result<Vec<String>, InvalidField> {
         if keys.is_empty() {
-            return Err(invalid("project_keys", "name at least one project"));
+            return Err(InvalidField::new("project_keys", "name at least one project"));
         }
         if keys.len() > MAX_PROJECTS_PER_REQUEST {
-            return Err(invalid("project_keys", format!("at most {MAX_PROJECTS_PER_REQUEST} projects per request")));
+            return Err(InvalidField::new("project_keys", format!("at most {MAX_PROJECTS_PER_REQUEST} projects per request")));
         }
         let mut out: Vec<String> = Vec::with_capacity(keys.len());
         for k in keys {
             let k = k.trim().to_ascii_uppercase();
             if !is_project_key(&k) {
                 let shown: String = k.chars().take(64).collect();
-                return Err(invalid("project_keys", format!("`{}` is not a Jira project key", shown.escape_debug())));
+                return Err(InvalidField::new("project_keys", format!("`{}` is not a Jira project key", shown.escape_debug())));
             }
             if !out.contains(&k) {
                 out.push(k);
@@ -121,17 +125,17 @@ impl DoraMetrics for Service {
         let keys = Self::project_keys(&req.project_keys)?;
         for (field, value) in [("from_week", &req.from_week), ("to_week", &req.to_week), ("ai_rollout_date", &req.ai_rollout_date)] {
             if value.as_ref().is_some_and(|v| v.len() > MAX_FIELD_LEN) {
-                return Err(invalid(field, format!("at most {MAX_FIELD_LEN} characters")));
+                return Err(InvalidField::new(field, format!("at most {MAX_FIELD_LEN} characters")).into());
             }
         }
         let tz = self.config.report_tz;
         let now = (self.now)();
         let period = resolve_period(req.from_week.as_deref(), req.to_week.as_deref(), req.weeks, now, tz)
-            .map_err(|e| invalid("period", e))?;
+            .map_err(|e| InvalidField::new("period", e))?;
         let rollout = match req.ai_rollout_date.as_deref() {
             Some(text) => Some(
                 NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                    .map_err(|_| invalid("ai_rollout_date", format!("`{}` is not a date like 2026-03-01", text.escape_debug())))?,
+                    .map_err(|_| InvalidField::new("ai_rollout_date", format!("`{}` is not a date like 2026-03-01", text.escape_debug())))?,
             ),
             None => None,
         };
@@ -143,12 +147,8 @@ impl DoraMetrics for Service {
             match self.store.get(k) {
                 Some(d) => data.push(d),
                 // Configured but not harvested yet: worth a retry.
-                None if self.config.harvest.projects.contains(k) => {
-                    return Err(Status::unavailable(format!(
-                        "project {k}: no figures yet, its first harvest has not finished; retry shortly"
-                    )));
-                }
-                None => return Err(Status::not_found(format!("project {k}: no data (not harvested or not configured)"))),
+                None if self.config.harvest.projects.contains(k) => return Err(Missing::NotYetHarvested(k.clone()).into()),
+                None => return Err(Missing::Project(k.clone()).into()),
             }
         }
         let aggs: Vec<&ProjectAggregates> = data.iter().map(|d| &d.aggregates).collect();
@@ -215,14 +215,14 @@ impl DoraMetrics for Service {
         self.access.authorize(request.metadata(), Right::Admin)?;
         let req = request.into_inner();
         let keys = if req.project_keys.is_empty() { Vec::new() } else { Self::project_keys(&req.project_keys)? };
-        let job_id = self.harvester.start(keys, req.full).await.map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let job_id = self.harvester.start(keys, req.full).await?;
         Ok(Response::new(RefreshResponse { job_id }))
     }
 
     async fn get_refresh_status(&self, request: Request<GetRefreshStatusRequest>) -> Result<Response<GetRefreshStatusResponse>, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let id = request.into_inner().job_id;
-        let job = self.harvester.job(job_id(&id)?).ok_or_else(|| Status::not_found(format!("job `{}`: unknown", id.escape_debug())))?;
+        let job = self.harvester.job(job_id(&id)?).ok_or_else(|| Missing::Job(id.clone()))?;
         Ok(Response::new(GetRefreshStatusResponse { job: Some(self.visible_job(&caller, &job).await?) }))
     }
 
@@ -232,7 +232,7 @@ impl DoraMetrics for Service {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let id = request.into_inner().job_id;
         let (view, mut changed) =
-            self.harvester.watch(job_id(&id)?).ok_or_else(|| Status::not_found(format!("job `{}`: unknown", id.escape_debug())))?;
+            self.harvester.watch(job_id(&id)?).ok_or_else(|| Missing::Job(id.clone()))?;
         // A job's projects do not change: decide once which the viewer sees.
         let visible: Vec<String> = self.visible_job(&caller, &view).await?.projects.into_iter().map(|p| p.project_key).collect();
         let harvester = Arc::clone(&self.harvester);
@@ -272,27 +272,17 @@ impl DoraMetrics for Service {
     async fn update_definitions(&self, request: Request<UpdateDefinitionsRequest>) -> Result<Response<UpdateDefinitionsResponse>, Status> {
         self.access.authorize(request.metadata(), Right::Admin)?;
         if !self.config.definitions.allow_updates {
-            return Err(Status::failed_precondition(
-                "updating definitions is turned off: set definitions.allow_updates = true in the configuration \
-                 (ValidateDefinitions works without it)",
-            ));
+            return Err(UpdatesOff.into());
         }
         let files = super::definitions::files(request.into_inner().files);
         let validation = self.harvester.validate(files, (self.now)()).await;
         let Some(set) = validation.set else {
-            return Err(super::definitions::invalid(&validation.errors));
+            return Err(InvalidDefinitions(validation.errors).into());
         };
         let active = self
             .harvester
-            .activate(set, crate::recompute::Origin::Api, Some(&self.config.defs_dir))
-            .await
-            .map_err(|e| match e {
-                crate::recompute::ActivateError::Invalid(errors) => super::definitions::invalid(&errors),
-                crate::recompute::ActivateError::Write(_) => {
-                    tracing::warn!(error = %e, "definitions update failed");
-                    Status::internal("the definitions files could not be written; the previous definitions stay in force")
-                }
-            })?;
+            .activate(set, crate::harvest::Origin::Api, Some(&self.config.defs_dir))
+            .await?;
         Ok(Response::new(UpdateDefinitionsResponse { version: active.version().to_owned() }))
     }
 }

@@ -6,6 +6,8 @@
 //! one), so a fast hash is enough: there is no password to guess.
 //! Authentication is on by default everywhere but on a loopback address,
 //! and switching it off on any other address is refused.
+//!
+//! Must not depend on `api`, which reads these settings.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Env;
+use super::env::Env;
 
 /// What an API client may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

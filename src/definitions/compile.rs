@@ -5,13 +5,16 @@
 //! one AST holding the functions of all files.
 //!
 //! Every problem is collected; the caller fails only after seeing them all.
+//!
+//! Must not depend on anything outside `definitions`, nor run a hook.
 
 use std::collections::HashMap;
 
 use rhai::{AST, Dynamic, Engine, EvalAltResult};
 
 use super::sandbox::{self, MAX_FILE_SOURCE, MAX_FILES, MAX_TOTAL_SOURCE};
-use super::{DefinitionError, DefinitionFile, HOOKS, HookSpec};
+use super::hooks::{HookSpec, HOOKS};
+use super::problems::{DefinitionError, DefinitionFile};
 
 /// Where things are defined, for diagnostics.
 #[derive(Debug, Default)]

@@ -1,66 +1,31 @@
-//! The maps the hooks receive, built from the domain's views exactly as the
-//! metrics contract lists their fields. A hook never sees an id, a person
-//! or any text beyond names and labels.
+//! The maps the hooks receive, built from the domain's views by the
+//! property tables (`properties`), exactly as the metrics contract lists
+//! their fields. A hook never sees an id, a person or any text beyond
+//! names and labels.
+//!
+//! Must not depend on anything but the property tables and the domain's
+//! views.
 
-use rhai::{Array, Dynamic, Map};
+use rhai::Map;
 
+use super::properties::{ISSUE, TRANSITION, VERSION};
 use crate::domain::classify::{IssueView, TransitionView, VersionView};
-use crate::domain::facts::Millis;
-
-fn string(s: &str) -> Dynamic {
-    Dynamic::from(s.to_owned())
-}
-
-fn strings<'s>(items: impl IntoIterator<Item = &'s str>) -> Dynamic {
-    Dynamic::from_array(items.into_iter().map(string).collect::<Array>())
-}
-
-fn millis(ms: Millis) -> Dynamic {
-    Dynamic::from_int(ms)
-}
 
 /// `project`, `type`, `is_subtask`, `labels`, `status`, `status_category`,
 /// `created`, `resolved` (or `()`), `fix_versions`, `affected_versions`,
 /// `app_changes`.
 pub fn issue(view: &IssueView<'_>) -> Map {
-    let mut map = Map::new();
-    map.insert("project".into(), string(view.project));
-    map.insert("type".into(), string(view.issue_type));
-    map.insert("is_subtask".into(), Dynamic::from_bool(view.is_subtask));
-    map.insert("labels".into(), strings(view.labels.iter().map(String::as_str)));
-    map.insert("status".into(), string(view.status));
-    map.insert("status_category".into(), string(view.status_category.key()));
-    map.insert("created".into(), millis(view.created));
-    map.insert("resolved".into(), view.resolved.map_or(Dynamic::UNIT, millis));
-    map.insert("fix_versions".into(), strings(view.fix_versions.iter().copied()));
-    map.insert("affected_versions".into(), strings(view.affected_versions.iter().copied()));
-    map.insert("app_changes".into(), Dynamic::from_int(i64::from(view.app_changes)));
-    map
+    ISSUE.iter().map(|p| (p.name.into(), (p.read)(view).dynamic())).collect()
 }
 
 /// `from`, `to`, `from_category`, `to_category`, `by_app`, `at`.
 pub fn transition(view: &TransitionView<'_>) -> Map {
-    let mut map = Map::new();
-    map.insert("from".into(), string(view.from));
-    map.insert("to".into(), string(view.to));
-    map.insert("from_category".into(), string(view.from_category.key()));
-    map.insert("to_category".into(), string(view.to_category.key()));
-    map.insert("by_app".into(), Dynamic::from_bool(view.by_app));
-    map.insert("at".into(), millis(view.at));
-    map
+    TRANSITION.iter().map(|p| (p.name.into(), (p.read)(view).dynamic())).collect()
 }
 
 /// `name`, `released`, `release_date` (`"YYYY-MM-DD"` or `()`), `archived`.
 pub fn version(view: &VersionView<'_>) -> Map {
-    let mut map = Map::new();
-    map.insert("name".into(), string(view.name));
-    map.insert("released".into(), Dynamic::from_bool(view.released));
-    map.insert(
-        "release_date".into(),
-        view.release_date.map_or(Dynamic::UNIT, |d| string(&d.format("%Y-%m-%d").to_string())),
-    );
-    map.insert("archived".into(), Dynamic::from_bool(view.archived));
-    map
+    VERSION.iter().map(|p| (p.name.into(), (p.read)(view).dynamic())).collect()
 }
 
 #[cfg(test)]

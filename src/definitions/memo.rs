@@ -26,27 +26,8 @@ use std::sync::RwLock;
 /// Most cached answers per hook; beyond that, calls go to the engine.
 pub const MAX_ENTRIES_PER_HOOK: usize = 65_536;
 
-/// The issue properties of the contract.
-pub const ISSUE_PROPERTIES: [&str; 11] = [
-    "project",
-    "type",
-    "is_subtask",
-    "labels",
-    "status",
-    "status_category",
-    "created",
-    "resolved",
-    "fix_versions",
-    "affected_versions",
-    "app_changes",
-];
-/// The status change properties of the contract.
-pub const TRANSITION_PROPERTIES: [&str; 6] = ["from", "to", "from_category", "to_category", "by_app", "at"];
-/// The version properties of the contract.
-pub const VERSION_PROPERTIES: [&str; 4] = ["name", "released", "release_date", "archived"];
-
 /// Which properties a cached hook reads, per parameter, as indices into the
-/// property lists above (sorted, without duplicates).
+/// property tables (`properties`) (sorted, without duplicates).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
     pub reads: Vec<Vec<usize>>,
@@ -389,8 +370,8 @@ pub fn offset(source: &str, line: u32, column: u32) -> Option<usize> {
 mod tests {
     use super::*;
 
-    const ISSUE: (&str, &[&str]) = ("issue", &ISSUE_PROPERTIES);
-    const T: (&str, &[&str]) = ("t", &TRANSITION_PROPERTIES);
+    const ISSUE: (&str, &[&str]) = ("issue", &crate::definitions::properties::ISSUE_NAMES);
+    const T: (&str, &[&str]) = ("t", &crate::definitions::properties::TRANSITION_NAMES);
 
     fn check(body: &str, expected: Option<&[&[&str]]>) {
         let params = [ISSUE, T];

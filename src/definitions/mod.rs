@@ -16,135 +16,29 @@
 //! `Send + Sync`, and pure: the same input always gives the same answer.
 
 mod compile;
+mod hooks;
 mod maps;
 pub mod memo;
 mod prepared;
+mod problems;
+pub mod properties;
 pub mod sandbox;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, FuncArgs, Map, Scope};
 use sha2::{Digest, Sha256};
-use thiserror::Error;
 
-use crate::domain::classify::{HookError, Hooks, IssueView, TransitionView, VersionView};
+use crate::domain::classify::{HookError, Hooks, IssueView, SourceLocation, TransitionView, VersionView};
 use crate::domain::facts::StatusCategory;
 
 use self::compile::Layout;
+use self::hooks::{Input, HOOKS};
+pub use self::problems::{DefinitionError, DefinitionFile, DefinitionsLoadError};
 pub use self::prepared::{PreparedIssue, PreparedTransition};
-
-/// One definitions file: its name (as shown in diagnostics) and its source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DefinitionFile {
-    pub name: String,
-    pub source: String,
-}
-
-/// A problem with the definitions, located as precisely as possible:
-/// `line` and `column` are 1-based, 0 when not known; `file` is empty for
-/// problems of the set as a whole (such as a hook no file defines).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DefinitionError {
-    pub file: String,
-    pub line: u32,
-    pub column: u32,
-    /// The hook concerned, if any.
-    pub hook: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for DefinitionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.file.is_empty() {
-            f.write_str(&self.file)?;
-            if self.line > 0 {
-                write!(f, ":{}", self.line)?;
-                if self.column > 0 {
-                    write!(f, ":{}", self.column)?;
-                }
-            }
-            f.write_str(": ")?;
-        }
-        if let Some(hook) = &self.hook {
-            write!(f, "hook {hook}: ")?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for DefinitionError {}
-
-/// Why a definitions directory could not be loaded.
-#[derive(Debug, Error)]
-pub enum DefinitionsLoadError {
-    #[error("cannot read the definitions directory {}: {source}", path.display())]
-    ReadDir { path: PathBuf, source: std::io::Error },
-    #[error("cannot read the definitions file {}: {source}", path.display())]
-    ReadFile { path: PathBuf, source: std::io::Error },
-    #[error("the definitions directory {} holds no *.rhai files", path.display())]
-    NoFiles { path: PathBuf },
-    #[error("{}", list(.0))]
-    Invalid(Vec<DefinitionError>),
-}
-
-fn list(errors: &[DefinitionError]) -> String {
-    let mut text = match errors.len() {
-        1 => "1 problem in the definitions:".to_owned(),
-        n => format!("{n} problems in the definitions:"),
-    };
-    for e in errors {
-        text.push_str("\n  ");
-        text.push_str(&e.to_string());
-    }
-    text
-}
-
-/// What a hook is called with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Input {
-    Issue,
-    IssueAndTransition,
-    Version,
-}
-
-/// One of the nine hooks.
-#[derive(Debug)]
-struct HookSpec {
-    name: &'static str,
-    input: Input,
-}
-
-impl HookSpec {
-    fn arity(&self) -> usize {
-        match self.input {
-            Input::Issue | Input::Version => 1,
-            Input::IssueAndTransition => 2,
-        }
-    }
-    fn signature(&self) -> String {
-        let params = match self.input {
-            Input::Issue => "issue",
-            Input::IssueAndTransition => "issue, t",
-            Input::Version => "version",
-        };
-        format!("fn {}({params})", self.name)
-    }
-}
-
-const HOOKS: [HookSpec; 9] = [
-    HookSpec { name: "is_excluded", input: Input::Issue },
-    HookSpec { name: "is_deployment", input: Input::Version },
-    HookSpec { name: "is_deployment_transition", input: Input::IssueAndTransition },
-    HookSpec { name: "is_failure", input: Input::Issue },
-    HookSpec { name: "is_failure_transition", input: Input::IssueAndTransition },
-    HookSpec { name: "is_incident", input: Input::Issue },
-    HookSpec { name: "is_restore", input: Input::IssueAndTransition },
-    HookSpec { name: "is_work_start", input: Input::IssueAndTransition },
-    HookSpec { name: "is_ai_involved", input: Input::Issue },
-];
 
 /// The names of the nine hooks every definition set defines.
 pub const HOOK_NAMES: [&str; 9] = [
@@ -353,7 +247,12 @@ impl DefinitionSet {
 
     /// Calls `hook` with `args` in the sandbox; the answer must be a bool.
     fn call(&self, hook: &'static str, args: impl FuncArgs) -> Result<bool, HookError> {
-        self.run(hook, args).map_err(|problem| HookError { hook, message: problem.to_string() })
+        self.run(hook, args).map_err(|problem| HookError {
+            hook,
+            location: (!problem.file.is_empty())
+                .then(|| SourceLocation { file: problem.file, line: problem.line, column: problem.column }),
+            message: problem.message,
+        })
     }
 
     fn run(&self, hook: &'static str, args: impl FuncArgs) -> Result<bool, DefinitionError> {

@@ -6,137 +6,106 @@
 //! When every hook that receives an issue is cached, only the properties
 //! those hooks read are copied (and put in the map on a cache miss): the
 //! scan proved that nothing else is ever looked at. Otherwise everything is.
+//!
+//! Must not build a rhai `Engine` or run a hook; it depends on the property
+//! tables, `memo` and the domain's views only.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-use rhai::{Array, Dynamic, AST, Map};
+use chrono::NaiveDate;
+use rhai::{AST, Map};
 
 use super::compile::Layout;
-use super::memo::{self, ISSUE_PROPERTIES, Plan, TRANSITION_PROPERTIES, VERSION_PROPERTIES};
-use super::{DefinitionFile, HOOKS, HookSpec, Input};
+use super::memo::{self, Plan};
+use super::properties::{self, Kind, Value, ISSUE, ISSUE_NAMES, TRANSITION, TRANSITION_NAMES, VERSION, VERSION_NAMES};
+use super::hooks::{HookSpec, Input, HOOKS};
+use super::problems::DefinitionFile;
 use crate::domain::classify::{IssueView, TransitionView, VersionView};
-use crate::domain::facts::{Millis, StatusCategory};
+use crate::domain::facts::StatusCategory;
 
 /// A set of property indices, as bits.
 pub(super) type Needed = u16;
 const ALL: Needed = Needed::MAX;
 
-fn string(s: &str) -> Dynamic {
-    Dynamic::from(s.to_owned())
+fn has(needed: Needed, property: usize) -> bool {
+    needed & (1 << property) != 0
 }
 
-fn strings(items: &[String]) -> Dynamic {
-    Dynamic::from_array(items.iter().map(|s| string(s)).collect::<Array>())
+/// A property's value, owned: strings and arrays are copied only when
+/// needed (empty otherwise), everything else always.
+#[derive(Debug)]
+enum Owned {
+    Text(String),
+    Texts(Vec<String>),
+    Bool(bool),
+    Int(i64),
+    OptionalInt(Option<i64>),
+    Category(StatusCategory),
+    OptionalDate(Option<NaiveDate>),
+}
+
+impl Owned {
+    fn of(value: Value<'_>, needed: bool) -> Self {
+        match value {
+            Value::Text(s) => Owned::Text(if needed { s.to_owned() } else { String::new() }),
+            Value::Labels(items) => Owned::Texts(if needed { items.to_vec() } else { Vec::new() }),
+            Value::Names(items) => {
+                Owned::Texts(if needed { items.iter().map(|s| (*s).to_owned()).collect() } else { Vec::new() })
+            }
+            Value::Bool(b) => Owned::Bool(b),
+            Value::Int(n) => Owned::Int(n),
+            Value::OptionalInt(n) => Owned::OptionalInt(n),
+            Value::Category(c) => Owned::Category(c),
+            Value::OptionalDate(d) => Owned::OptionalDate(d),
+        }
+    }
+
+    fn value(&self) -> Value<'_> {
+        match self {
+            Owned::Text(s) => Value::Text(s),
+            Owned::Texts(items) => Value::Labels(items),
+            Owned::Bool(b) => Value::Bool(*b),
+            Owned::Int(n) => Value::Int(*n),
+            Owned::OptionalInt(n) => Value::OptionalInt(*n),
+            Owned::Category(c) => Value::Category(*c),
+            Owned::OptionalDate(d) => Value::OptionalDate(*d),
+        }
+    }
+}
+
+/// The map of the needed properties of `values`.
+fn map_of(values: &[Owned], names: &[&'static str], needed: Needed) -> Map {
+    (0..values.len()).filter(|&p| has(needed, p)).map(|p| (names[p].into(), values[p].value().dynamic())).collect()
 }
 
 /// An issue, owned, for the hooks: the needed properties only.
 #[derive(Debug)]
 pub struct PreparedIssue {
     needed: Needed,
-    project: String,
-    issue_type: String,
-    is_subtask: bool,
-    labels: Vec<String>,
-    status: String,
-    status_category: StatusCategory,
-    created: Millis,
-    resolved: Option<Millis>,
-    fix_versions: Vec<String>,
-    affected_versions: Vec<String>,
-    app_changes: u32,
+    values: [Owned; ISSUE.len()],
     map: OnceLock<Map>,
     /// Answers of the issue hooks already known for this issue's record.
     pub(super) answers: Cell<[Option<bool>; 9]>,
 }
 
-fn has(needed: Needed, property: usize) -> bool {
-    needed & (1 << property) != 0
-}
-
 impl PreparedIssue {
     pub(super) fn new(v: &IssueView<'_>, needed: Needed) -> Self {
-        let owned = |property: usize, s: &str| if has(needed, property) { s.to_owned() } else { String::new() };
-        let owned_all = |property: usize, items: &[&str]| {
-            if has(needed, property) { items.iter().map(|s| (*s).to_owned()).collect() } else { Vec::new() }
-        };
         Self {
             needed,
-            project: owned(0, v.project),
-            issue_type: owned(1, v.issue_type),
-            is_subtask: v.is_subtask,
-            labels: if has(needed, 3) { v.labels.to_vec() } else { Vec::new() },
-            status: owned(4, v.status),
-            status_category: v.status_category,
-            created: v.created,
-            resolved: v.resolved,
-            fix_versions: owned_all(8, &v.fix_versions),
-            affected_versions: owned_all(9, &v.affected_versions),
-            app_changes: v.app_changes,
+            values: std::array::from_fn(|p| Owned::of((ISSUE[p].read)(v), has(needed, p))),
             map: OnceLock::new(),
             answers: Cell::new([None; 9]),
         }
     }
 
-    fn value(&self, property: usize) -> Dynamic {
-        match property {
-            0 => string(&self.project),
-            1 => string(&self.issue_type),
-            2 => Dynamic::from_bool(self.is_subtask),
-            3 => strings(&self.labels),
-            4 => string(&self.status),
-            5 => string(self.status_category.key()),
-            6 => Dynamic::from_int(self.created),
-            7 => self.resolved.map_or(Dynamic::UNIT, Dynamic::from_int),
-            8 => strings(&self.fix_versions),
-            9 => strings(&self.affected_versions),
-            _ => Dynamic::from_int(i64::from(self.app_changes)),
-        }
+    fn value(&self, property: usize) -> Value<'_> {
+        self.values[property].value()
     }
 
     /// The map the hooks receive (built on first use).
     pub fn map(&self) -> Map {
-        self.map
-            .get_or_init(|| {
-                (0..ISSUE_PROPERTIES.len())
-                    .filter(|&p| has(self.needed, p))
-                    .map(|p| (ISSUE_PROPERTIES[p].into(), self.value(p)))
-                    .collect()
-            })
-            .clone()
-    }
-
-    /// The length of a string or array property (0 for others).
-    fn len(&self, property: usize) -> usize {
-        match property {
-            0 => self.project.chars().count(),
-            1 => self.issue_type.chars().count(),
-            3 => self.labels.len(),
-            4 => self.status.chars().count(),
-            5 => self.status_category.key().len(),
-            8 => self.fix_versions.len(),
-            9 => self.affected_versions.len(),
-            _ => 0,
-        }
-    }
-
-    fn push(&self, key: &mut String, property: usize) {
-        match property {
-            0 => memo::push_str(key, &self.project),
-            1 => memo::push_str(key, &self.issue_type),
-            2 => memo::push_bool(key, self.is_subtask),
-            3 => memo::push_strs(key, self.labels.iter().map(String::as_str)),
-            4 => memo::push_str(key, &self.status),
-            5 => memo::push_str(key, self.status_category.key()),
-            6 => memo::push_int(key, self.created),
-            7 => match self.resolved {
-                Some(at) => memo::push_int(key, at),
-                None => memo::push_unit(key),
-            },
-            8 => memo::push_strs(key, self.fix_versions.iter().map(String::as_str)),
-            9 => memo::push_strs(key, self.affected_versions.iter().map(String::as_str)),
-            _ => memo::push_int(key, i64::from(self.app_changes)),
-        }
+        self.map.get_or_init(|| map_of(&self.values, &ISSUE_NAMES, self.needed)).clone()
     }
 }
 
@@ -144,85 +113,51 @@ impl PreparedIssue {
 #[derive(Debug)]
 pub struct PreparedTransition {
     needed: Needed,
-    from: String,
-    to: String,
-    from_category: StatusCategory,
-    to_category: StatusCategory,
-    by_app: bool,
-    at: Millis,
+    values: [Owned; TRANSITION.len()],
     map: OnceLock<Map>,
 }
 
 impl PreparedTransition {
     pub(super) fn new(t: &TransitionView<'_>, needed: Needed) -> Self {
-        let owned = |property: usize, s: &str| if has(needed, property) { s.to_owned() } else { String::new() };
         Self {
             needed,
-            from: owned(0, t.from),
-            to: owned(1, t.to),
-            from_category: t.from_category,
-            to_category: t.to_category,
-            by_app: t.by_app,
-            at: t.at,
+            values: std::array::from_fn(|p| Owned::of((TRANSITION[p].read)(t), has(needed, p))),
             map: OnceLock::new(),
         }
     }
 
-    fn value(&self, property: usize) -> Dynamic {
-        match property {
-            0 => string(&self.from),
-            1 => string(&self.to),
-            2 => string(self.from_category.key()),
-            3 => string(self.to_category.key()),
-            4 => Dynamic::from_bool(self.by_app),
-            _ => Dynamic::from_int(self.at),
-        }
+    fn value(&self, property: usize) -> Value<'_> {
+        self.values[property].value()
     }
 
     /// The map the hooks receive (built on first use).
     pub fn map(&self) -> Map {
-        self.map
-            .get_or_init(|| {
-                (0..TRANSITION_PROPERTIES.len())
-                    .filter(|&p| has(self.needed, p))
-                    .map(|p| (TRANSITION_PROPERTIES[p].into(), self.value(p)))
-                    .collect()
-            })
-            .clone()
-    }
-
-    /// The length of a string property (0 for others).
-    fn len(&self, property: usize) -> usize {
-        match property {
-            0 => self.from.chars().count(),
-            1 => self.to.chars().count(),
-            2 => self.from_category.key().len(),
-            3 => self.to_category.key().len(),
-            _ => 0,
-        }
-    }
-
-    fn push(&self, key: &mut String, property: usize) {
-        match property {
-            0 => memo::push_str(key, &self.from),
-            1 => memo::push_str(key, &self.to),
-            2 => memo::push_str(key, self.from_category.key()),
-            3 => memo::push_str(key, self.to_category.key()),
-            4 => memo::push_bool(key, self.by_app),
-            _ => memo::push_int(key, self.at),
-        }
+        self.map.get_or_init(|| map_of(&self.values, &TRANSITION_NAMES, self.needed)).clone()
     }
 }
 
-fn push_version(key: &mut String, v: &VersionView<'_>, property: usize) {
-    match property {
-        0 => memo::push_str(key, v.name),
-        1 => memo::push_bool(key, v.released),
-        2 => match v.release_date {
-            Some(d) => memo::push_str(key, &d.format("%Y-%m-%d").to_string()),
-            None => memo::push_unit(key),
-        },
-        _ => memo::push_bool(key, v.archived),
+/// Appends a read property to a key: its length when only its length is
+/// used (and it has one), else its value.
+fn push(key: &mut String, value: Value<'_>, length_only: bool) {
+    match value.len() {
+        Some(len) if length_only => memo::push_int(key, len as i64),
+        _ => value.push_key(key),
+    }
+}
+
+/// The value of property `property` of parameter `param` of a call.
+fn read<'a>(
+    spec: &HookSpec,
+    param: usize,
+    property: usize,
+    issue: Option<&'a PreparedIssue>,
+    t: Option<&'a PreparedTransition>,
+    version: Option<&'a VersionView<'_>>,
+) -> Option<Value<'a>> {
+    match (spec.input, param) {
+        (Input::Version, _) => version.map(|v| properties::version(v, property)),
+        (_, 0) => issue.map(|i| i.value(property)),
+        _ => t.map(|t| t.value(property)),
     }
 }
 
@@ -239,33 +174,8 @@ pub(super) fn write_key(
     for (param, reads) in plan.reads.iter().enumerate() {
         key.push('|');
         for &property in reads {
-            // `release_date` may be `()`, whose length is an error: keyed by value.
-            let maybe_unit = spec.input == Input::Version && property == 2;
-            if plan.lengths_only[param].contains(&property) && !maybe_unit {
-                let len = match (spec.input, param) {
-                    (Input::Version, _) => version.map_or(0, |v| if property == 0 { v.name.chars().count() } else { 0 }),
-                    (_, 0) => issue.map_or(0, |i| i.len(property)),
-                    _ => t.map_or(0, |t| t.len(property)),
-                };
-                memo::push_int(key, len as i64);
-                continue;
-            }
-            match (spec.input, param) {
-                (Input::Version, _) => {
-                    if let Some(v) = version {
-                        push_version(key, v, property);
-                    }
-                }
-                (_, 0) => {
-                    if let Some(i) = issue {
-                        i.push(key, property);
-                    }
-                }
-                _ => {
-                    if let Some(t) = t {
-                        t.push(key, property);
-                    }
-                }
+            if let Some(value) = read(spec, param, property, issue, t, version) {
+                push(key, value, plan.lengths_only[param].contains(&property));
             }
         }
     }
@@ -273,9 +183,9 @@ pub(super) fn write_key(
 
 fn properties(spec: &HookSpec) -> Vec<&'static [&'static str]> {
     match spec.input {
-        Input::Issue => vec![&ISSUE_PROPERTIES],
-        Input::IssueAndTransition => vec![&ISSUE_PROPERTIES, &TRANSITION_PROPERTIES],
-        Input::Version => vec![&VERSION_PROPERTIES],
+        Input::Issue => vec![&ISSUE_NAMES],
+        Input::IssueAndTransition => vec![&ISSUE_NAMES, &TRANSITION_NAMES],
+        Input::Version => vec![&VERSION_NAMES],
     }
 }
 
@@ -360,36 +270,7 @@ pub(super) fn record_plan(plans: &[Option<Plan>; 9]) -> Option<Plan> {
 pub(super) fn write_record_key_of_view(key: &mut String, plan: &Plan, v: &IssueView<'_>) {
     key.push('|');
     for &property in &plan.reads[0] {
-        if plan.lengths_only[0].contains(&property) {
-            let len = match property {
-                0 => v.project.chars().count(),
-                1 => v.issue_type.chars().count(),
-                3 => v.labels.len(),
-                4 => v.status.chars().count(),
-                5 => v.status_category.key().len(),
-                8 => v.fix_versions.len(),
-                9 => v.affected_versions.len(),
-                _ => 0,
-            };
-            memo::push_int(key, len as i64);
-            continue;
-        }
-        match property {
-            0 => memo::push_str(key, v.project),
-            1 => memo::push_str(key, v.issue_type),
-            2 => memo::push_bool(key, v.is_subtask),
-            3 => memo::push_strs(key, v.labels.iter().map(String::as_str)),
-            4 => memo::push_str(key, v.status),
-            5 => memo::push_str(key, v.status_category.key()),
-            6 => memo::push_int(key, v.created),
-            7 => match v.resolved {
-                Some(at) => memo::push_int(key, at),
-                None => memo::push_unit(key),
-            },
-            8 => memo::push_strs(key, v.fix_versions.iter().copied()),
-            9 => memo::push_strs(key, v.affected_versions.iter().copied()),
-            _ => memo::push_int(key, i64::from(v.app_changes)),
-        }
+        push(key, properties::issue(v, property), plan.lengths_only[0].contains(&property));
     }
 }
 
@@ -420,17 +301,12 @@ pub(super) fn describe(spec: &HookSpec, plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-/// The number of values a property can take when it is small (a bool or a
-/// status category), for answers kept in slots instead of a hash map.
-fn domain(spec: &HookSpec, param: usize, property: usize) -> Option<usize> {
-    match (spec.input, param, property) {
-        (Input::Version, _, 1 | 3) => Some(2),          // released, archived
-        (Input::Version, _, _) => None,
-        (_, 0, 2) => Some(2),                           // issue.is_subtask
-        (_, 0, 5) => Some(4),                           // issue.status_category
-        (Input::IssueAndTransition, 1, 2 | 3) => Some(4), // t.from_category, t.to_category
-        (Input::IssueAndTransition, 1, 4) => Some(2),   // t.by_app
-        _ => None,
+/// The type of property `property` of parameter `param` of a hook.
+fn kind(spec: &HookSpec, param: usize, property: usize) -> Kind {
+    match (spec.input, param) {
+        (Input::Version, _) => VERSION[property].kind,
+        (_, 0) => ISSUE[property].kind,
+        _ => TRANSITION[property].kind,
     }
 }
 
@@ -440,19 +316,10 @@ pub(super) fn slot_count(spec: &HookSpec, plan: &Plan) -> Option<usize> {
     let mut count = 1usize;
     for (param, reads) in plan.reads.iter().enumerate() {
         for &property in reads {
-            count = count.checked_mul(domain(spec, param, property)?)?;
+            count = count.checked_mul(kind(spec, param, property).small_domain()?)?;
         }
     }
     (count <= 64).then_some(count)
-}
-
-fn category_index(c: StatusCategory) -> usize {
-    match c {
-        StatusCategory::New => 0,
-        StatusCategory::Indeterminate => 1,
-        StatusCategory::Done => 2,
-        StatusCategory::Undefined => 3,
-    }
 }
 
 /// The slot of one call of a hook for which [`slot_count`] is `Some`.
@@ -466,15 +333,8 @@ pub(super) fn slot(
     let mut index = 0usize;
     for (param, reads) in plan.reads.iter().enumerate() {
         for &property in reads {
-            let (size, value) = match (spec.input, param, property) {
-                (Input::Version, _, 1) => (2, version.is_some_and(|v| v.released) as usize),
-                (Input::Version, _, _) => (2, version.is_some_and(|v| v.archived) as usize),
-                (_, 0, 2) => (2, issue.is_some_and(|i| i.is_subtask) as usize),
-                (_, 0, _) => (4, issue.map_or(0, |i| category_index(i.status_category))),
-                (_, _, 2) => (4, t.map_or(0, |t| category_index(t.from_category))),
-                (_, _, 3) => (4, t.map_or(0, |t| category_index(t.to_category))),
-                _ => (2, t.is_some_and(|t| t.by_app) as usize),
-            };
+            let size = kind(spec, param, property).small_domain().unwrap_or(1);
+            let value = read(spec, param, property, issue, t, version).map_or(0, Value::slot);
             index = index * size + value;
         }
     }
@@ -502,7 +362,7 @@ mod tests {
             app_changes: 70_000,
             transitions: vec![],
         };
-        let all: Vec<usize> = (0..ISSUE_PROPERTIES.len()).collect();
+        let all: Vec<usize> = (0..ISSUE.len()).collect();
         for lengths_only in [vec![], vec![0, 3, 9]] {
             let plan = Plan { reads: vec![all.clone()], lengths_only: vec![lengths_only] };
             let (mut a, mut b) = (String::new(), String::new());

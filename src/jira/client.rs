@@ -1,7 +1,9 @@
 //! The HTTP side of the Jira client: URLs, retries, pagination, changelog
 //! completion. Conversion to facts is delegated to `convert`.
 //!
-//! Must not depend on anything but `reqwest`, `tokio` and `domain::facts`.
+//! Must not depend on anything of the service but `domain::facts`, the
+//! sibling modules of `jira`, and `telemetry` (request and retry counts,
+//! labelled by path template, never by issue).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,9 +22,8 @@ use super::wire::{
     BulkChangelogPage, PagedValues, SearchPage, WireChangelog, WireHistory, WireIssue, WireIssueId,
     WireMyself, WireProject, WireStatusEntry, WireVersion,
 };
-use super::{
-    Attempts, FetchCounters, Flavor, JiraAuth, JiraConfig, JiraError, RequestName, SecretString,
-};
+use super::report::{Attempts, FetchCounters, JiraError, RequestName};
+use super::settings::{Flavor, JiraAuth, JiraConfig, SecretString};
 use crate::domain::facts::{IssueFacts, Millis, StatusChange, StatusFacts, VersionFacts};
 
 /// The only fields a search asks for (metrics-spec §2).

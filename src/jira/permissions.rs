@@ -7,15 +7,18 @@
 //! answer: no. Failures (Jira down, throttled, unreadable) are errors, never
 //! a yes; the caller fails closed. A viewer is waiting, so there is one retry
 //! at most.
+//!
+//! Must not depend on anything outside `jira`: `api::permission` adapts it.
 
 use std::collections::HashSet;
 
 use reqwest::Method;
 use serde::Deserialize;
 
-use super::client::Credential;
+use super::client::{Credential, JiraClient};
+use super::report::JiraError;
+use super::settings::{Flavor, SecretString};
 use super::wire::StrOrNum;
-use super::{Flavor, JiraClient, JiraError, SecretString};
 
 /// The permission the service checks.
 pub const BROWSE_PROJECTS: &str = "BROWSE_PROJECTS";

@@ -8,7 +8,10 @@
 //!
 //! [`snapshot`] is the on-disk format of this state (pure encode/decode);
 //! [`snapshot_dir`] writes and loads it crash-safely in the data directory.
+//!
+//! Must not depend on anything of the service but `domain`.
 
+pub mod retention;
 pub mod snapshot;
 pub mod snapshot_dir;
 

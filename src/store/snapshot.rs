@@ -38,6 +38,9 @@
 //! `WeeklyAggregate`/`DurationSketch` changes the format, so
 //! `FORMAT_VERSION` must then be bumped; a test pins the encoding of a fixed
 //! sample so that such a change cannot go unnoticed.
+//!
+//! Must not depend on anything of the service but `domain`, and does no I/O
+//! (files are `snapshot_dir`'s).
 
 use std::collections::BTreeMap;
 

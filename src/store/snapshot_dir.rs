@@ -17,6 +17,9 @@
 //!
 //! Blocking I/O: call from a blocking thread. Knows nothing of the service
 //! beyond the `snapshot` format.
+//!
+//! Must not depend on what a snapshot holds: it handles checked bytes and
+//! files only.
 
 use std::fs::{self, File};
 use std::io::{self, Write};

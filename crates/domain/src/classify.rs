@@ -14,10 +14,34 @@ use super::facts::{Millis, StatusCategory, VersionFacts};
 
 /// A hook failed: it raised an error, returned a non-bool, or hit a limit.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("definition hook `{hook}` failed: {message}")]
+#[error("definition hook `{hook}` failed: {}{message}", location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default())]
 pub struct HookError {
     pub hook: &'static str,
+    /// Where in the definitions it failed, when known.
+    pub location: Option<SourceLocation>,
     pub message: String,
+}
+
+/// A place in a definitions file: `line` and `column` are 1-based, 0 when
+/// not known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLocation {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl std::fmt::Display for SourceLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+            if self.column > 0 {
+                write!(f, ":{}", self.column)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// An issue as the hooks see it.

@@ -5,6 +5,8 @@
 //! them from wire JSON) and everything downstream. They live in memory only;
 //! snapshots never contain them.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -113,7 +115,9 @@ pub struct VersionFacts {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProjectFacts {
     pub key: String,
-    pub issues: Vec<IssueFacts>,
+    /// Shared, so that merging a refresh into the facts in memory, a
+    /// recompute or a preview never copies every issue.
+    pub issues: Vec<Arc<IssueFacts>>,
     pub versions: Vec<VersionFacts>,
     pub statuses: Vec<StatusFacts>,
 }

@@ -1,5 +1,5 @@
-//! The definitions folder on disk: atomic writes of a new set, and a
-//! watcher that puts a file edit in force without a restart.
+//! The watcher of the definitions folder: puts a file edit in force
+//! without a restart.
 //!
 //! The watcher polls: every interval it reads the folder's `*.rhai` files
 //! and compares their content hash with the set in force. Polling was chosen
@@ -19,61 +19,21 @@
 //! the set in force, so it is never taken for an edit (and the update holds
 //! the activation lock while it writes, so the watcher never sees it
 //! half-done).
+//!
+//! Must not depend on `schedule` or `persistence`; it activates through
+//! `in_force` and recomputes through `recompute`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::definitions::{DefinitionFile, DefinitionSet, DefinitionsLoadError};
-use crate::harvest::Harvester;
-use crate::recompute::Origin;
-
-/// Writes `files` into `dir` (created if missing), each through a temporary
-/// file and a rename so no reader sees a partly written file, then removes
-/// the `*.rhai` files that are not part of the set.
-pub fn write_files(dir: &Path, files: &[DefinitionFile]) -> std::io::Result<()> {
-    use std::io::Write;
-    std::fs::create_dir_all(dir)?;
-    for file in files {
-        let target = dir.join(&file.name);
-        let temporary = dir.join(format!(".{}.tmp", file.name));
-        {
-            let mut out = std::fs::File::create(&temporary)?;
-            out.write_all(file.source.as_bytes())?;
-            out.sync_all()?;
-        }
-        std::fs::rename(&temporary, &target)?;
-    }
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if path.extension().is_some_and(|e| e == "rhai") && !files.iter().any(|f| f.name == name) {
-            std::fs::remove_file(&path)?;
-        }
-    }
-    if let Ok(handle) = std::fs::File::open(dir) {
-        let _ = handle.sync_all();
-    }
-    Ok(())
-}
-
-/// The `*.rhai` files of `dir`, in name order; `None` when the folder is
-/// missing, unreadable or empty (nothing to watch).
-fn read_files(dir: &Path) -> Option<Vec<DefinitionFile>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).ok()? {
-        let path = entry.ok()?.path();
-        if path.extension().is_some_and(|e| e == "rhai") && path.is_file() {
-            let name = path.file_name()?.to_string_lossy().into_owned();
-            files.push(DefinitionFile { name, source: std::fs::read_to_string(&path).ok()? });
-        }
-    }
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    (!files.is_empty()).then_some(files)
-}
+use super::folder::read_files;
+use super::in_force::Origin;
+use super::refresh::Harvester;
+use crate::definitions::{DefinitionSet, DefinitionsLoadError};
 
 /// Watches `dir` every `interval` until `shutdown` turns true.
 pub async fn watch(harvester: Arc<Harvester>, dir: PathBuf, interval: Duration, mut shutdown: watch::Receiver<bool>) {
@@ -95,14 +55,14 @@ pub async fn watch(harvester: Arc<Harvester>, dir: PathBuf, interval: Duration, 
         if hash == harvester.definitions().content_hash() || rejected.as_deref() == Some(hash.as_str()) || !stable {
             continue;
         }
-        let lock = harvester.activation.lock().await;
+        let lock = harvester.in_force().lock().await;
         // An update may have written the folder meanwhile: look again.
         if hash == harvester.definitions().content_hash() {
             continue;
         }
         match tokio::task::spawn_blocking(move || DefinitionSet::compile(files)).await {
             Ok(Ok(set)) => {
-                if let Err(e) = harvester.activate_holding_lock(&lock, set, Origin::File, None).await {
+                if let Err(e) = harvester.in_force().activate(&lock, set, Origin::File, None).await {
                     warn!(error = %e, "edited definitions not activated");
                     continue;
                 }

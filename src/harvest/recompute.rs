@@ -1,23 +1,23 @@
 //! Changing the definitions without a restart: validation with a preview,
-//! activation (a version number, an audit entry, an atomic swap) and the
-//! instant recompute of every project's figures from the facts the
-//! harvester holds in memory. Nothing here calls Jira.
+//! activation through the owner of the definitions in force (`in_force`),
+//! and the instant recompute of every project's figures from the facts in
+//! memory.
 //!
-//! The swap replaces the harvester's `Arc<DefinitionSet>`: a request or a
-//! harvest that already holds the previous set finishes on it. Recomputing
-//! takes each project's harvest lock, so a harvest and a recompute of the
-//! same project never interleave, and reads the definitions in force when
-//! it starts on a project; every project's figures name the version they
-//! were computed with (`freshness.definitions_version`).
+//! Recomputing takes each project's lock (`memory`), so a harvest and a
+//! recompute of the same project never interleave, and reads the
+//! definitions in force when it starts on a project; every project's
+//! figures name the version they were computed with
+//! (`freshness.definitions_version`).
 //!
 //! Classification runs on blocking threads, never on the async runtime.
+//! *Invariant:* never calls Jira; must not depend on `watch`, `schedule`
+//! or `persistence`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::definitions::{DefinitionError, DefinitionFile, DefinitionSet};
@@ -25,52 +25,14 @@ use crate::domain::aggregate::{build_project, with_issue_views, ClassifyError};
 use crate::domain::classify::{classify_issue, IssueClass};
 use crate::domain::facts::ProjectFacts;
 use crate::domain::period::{resolve_period, Period, PeriodFigures, Totals};
-use crate::harvest::Harvester;
+use super::in_force::{ActivateError, Origin};
+use super::refresh::Harvester;
 use crate::store::ProjectData;
 
-/// How many activations the audit keeps.
-pub const AUDIT_ENTRIES: usize = 100;
 /// Weeks a preview covers: the last complete ones.
 pub const PREVIEW_WEEKS: u32 = 13;
 /// Longest accepted definitions file name.
 pub const MAX_FILE_NAME: usize = 64;
-
-/// What put a definitions version in force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// Loaded when the service started.
-    Startup,
-    /// An `UpdateDefinitions` call.
-    Api,
-    /// An edit of the files on disk.
-    File,
-}
-
-impl Origin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::Startup => "startup",
-            Origin::Api => "api",
-            Origin::File => "file",
-        }
-    }
-}
-
-/// One activation of definitions, who-less: which version, when, its
-/// content hash and what caused it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DefinitionAudit {
-    pub version: String,
-    pub hash: String,
-    pub at: DateTime<Utc>,
-    pub origin: Origin,
-}
-
-impl DefinitionAudit {
-    pub(crate) fn startup(set: &DefinitionSet) -> Self {
-        Self { version: set.version().to_owned(), hash: set.content_hash().to_owned(), at: Utc::now(), origin: Origin::Startup }
-    }
-}
 
 /// The effect of proposed definitions on one project's last weeks.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,15 +56,6 @@ pub struct Validation {
     pub previews: Vec<ProjectPreview>,
     /// The compiled set (when valid), ready to activate.
     pub set: Option<DefinitionSet>,
-}
-
-/// Why definitions could not be put in force.
-#[derive(Debug, Error)]
-pub enum ActivateError {
-    #[error("{} problem(s) in the definitions", .0.len())]
-    Invalid(Vec<DefinitionError>),
-    #[error("writing the definitions files failed: {0}")]
-    Write(std::io::Error),
 }
 
 /// Problems with the names of proposed files: each must be a plain
@@ -133,25 +86,16 @@ pub fn check_file_names(files: &[DefinitionFile]) -> Vec<DefinitionError> {
     errors
 }
 
-/// A hook failure on real facts as a located problem: the message of a
-/// failed call starts with `file:line:column: ` when the place is known.
+/// A hook failure on real facts as a located problem.
 fn located(err: &ClassifyError) -> DefinitionError {
-    let text = &err.source.message;
-    let mut parts = text.splitn(4, ':');
-    let (file, line, column, rest) = (parts.next(), parts.next(), parts.next(), parts.next());
-    let parsed = match (file, line.and_then(|l| l.parse().ok()), column.and_then(|c| c.trim().parse().ok()), rest) {
-        (Some(file), Some(line), Some(column), Some(rest)) if file.ends_with(".rhai") => {
-            Some((file.to_owned(), line, column, rest.trim_start().to_owned()))
-        }
-        _ => None,
-    };
-    let (file, line, column, message) = parsed.unwrap_or_else(|| (String::new(), 0, 0, text.clone()));
+    let hook = &err.source;
+    let (file, line, column) = hook.location.as_ref().map_or((String::new(), 0, 0), |l| (l.file.clone(), l.line, l.column));
     DefinitionError {
         file,
         line,
         column,
-        hook: Some(err.source.hook.to_owned()),
-        message: format!("{message} (on the facts of project {})", err.project),
+        hook: Some(hook.hook.to_owned()),
+        message: format!("{} (on the facts of project {})", hook.message, err.project),
     }
 }
 
@@ -257,8 +201,8 @@ impl Harvester {
         let tz = self.tz();
         let period = resolve_period(None, None, PREVIEW_WEEKS, now, tz).expect("the default period resolves");
         let mut previews = Vec::new();
-        for key in self.remembered_projects() {
-            let Some(facts) = self.project_facts(&key) else { continue };
+        for key in self.memory().keys() {
+            let Some(facts) = self.memory().facts(&key) else { continue };
             let (current, proposed) = (self.definitions(), Arc::clone(&proposed));
             let outcome =
                 tokio::task::spawn_blocking(move || preview_project(&facts, &current, &proposed, tz, period)).await;
@@ -281,52 +225,19 @@ impl Harvester {
         Validation { errors, previews, set }
     }
 
-    /// Puts a compiled set in force: writes its files to `write_to` (when
-    /// given) atomically, numbers it after the set in force, records an
-    /// audit entry, swaps it in, and recomputes every project's figures.
+    /// Puts a compiled set in force (see `DefinitionsInForce::activate`)
+    /// and recomputes every project's figures.
     pub async fn activate(
         &self,
         set: DefinitionSet,
         origin: Origin,
         write_to: Option<&Path>,
     ) -> Result<Arc<DefinitionSet>, ActivateError> {
-        let guard = self.activation.lock().await;
-        let active = self.activate_holding_lock(&guard, set, origin, write_to).await?;
+        let guard = self.in_force().lock().await;
+        let active = self.in_force().activate(&guard, set, origin, write_to).await?;
         drop(guard);
         self.recompute_all().await;
         Ok(active)
-    }
-
-    /// [`Self::activate`] without the recompute, for a caller that already
-    /// holds the activation lock.
-    pub(crate) async fn activate_holding_lock(
-        &self,
-        _lock: &tokio::sync::MutexGuard<'_, ()>,
-        set: DefinitionSet,
-        origin: Origin,
-        write_to: Option<&Path>,
-    ) -> Result<Arc<DefinitionSet>, ActivateError> {
-        if let Some(dir) = write_to {
-            let (dir, files) = (dir.to_owned(), set.files().to_vec());
-            tokio::task::spawn_blocking(move || crate::defs_watch::write_files(&dir, &files))
-                .await
-                .map_err(|_| ActivateError::Write(std::io::Error::other("writing stopped unexpectedly")))?
-                .map_err(ActivateError::Write)?;
-        }
-        let number = self.definitions().number() + 1;
-        let set = Arc::new(set.numbered(number));
-        let entry =
-            DefinitionAudit { version: set.version().to_owned(), hash: set.content_hash().to_owned(), at: Utc::now(), origin };
-        {
-            let mut audit = self.audit.lock().expect("audit lock");
-            audit.push_back(entry);
-            while audit.len() > AUDIT_ENTRIES {
-                audit.pop_front();
-            }
-        }
-        self.set_definitions(Arc::clone(&set));
-        info!(version = set.version(), origin = origin.as_str(), "definitions activated");
-        Ok(set)
     }
 
     /// Recomputes every project's figures from the facts in memory with the
@@ -335,10 +246,10 @@ impl Harvester {
     /// version). Returns how many projects were recomputed.
     pub async fn recompute_all(&self) -> usize {
         let mut done = 0;
-        for key in self.remembered_projects() {
-            let lock = self.project_lock(&key);
+        for key in self.memory().keys() {
+            let lock = self.memory().lock(&key);
             let _guard = lock.lock().await;
-            let Some(facts) = self.project_facts(&key) else { continue };
+            let Some(facts) = self.memory().facts(&key) else { continue };
             let definitions = self.definitions();
             let (defs, tz) = (Arc::clone(&definitions), self.tz());
             let started = std::time::Instant::now();
@@ -357,11 +268,6 @@ impl Harvester {
             }
         }
         done
-    }
-
-    /// The definitions activations, oldest first.
-    pub fn audit(&self) -> Vec<DefinitionAudit> {
-        self.audit.lock().expect("audit lock").iter().cloned().collect()
     }
 }
 
@@ -391,7 +297,8 @@ mod tests {
             project: "OPS".into(),
             source: crate::domain::classify::HookError {
                 hook: "is_excluded",
-                message: "exclusion.rhai:3:9: Property not found: nope".into(),
+                location: Some(crate::domain::classify::SourceLocation { file: "exclusion.rhai".into(), line: 3, column: 9 }),
+                message: "Property not found: nope".into(),
             },
         };
         let e = located(&err);

@@ -2,10 +2,12 @@
 //! service answers, then write one after refreshes (debounced),
 //! periodically and at shutdown.
 //!
-//! Wiring between `store`, `harvest` and the data directory; the format is
-//! `store::snapshot`, the file handling `store::snapshot_dir`. A bad
-//! snapshot is reported and skipped, never fatal; only a data directory that
-//! cannot be written stops the start.
+//! Wiring between the store, the harvester's records and the data
+//! directory; the format is `store::snapshot`, the file handling
+//! `store::snapshot_dir`. A bad snapshot is reported and skipped, never
+//! fatal; only a data directory that cannot be written stops the start.
+//!
+//! Must not depend on `recompute`, `watch` or `schedule`.
 
 use std::io;
 use std::path::Path;
@@ -17,8 +19,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use super::refresh::Harvester;
 use crate::config::{is_project_key, SnapshotSettings};
-use crate::harvest::Harvester;
 use crate::store::snapshot::{self, DefinitionsRecord, ProjectRecord, Snapshot};
 use crate::store::snapshot_dir::{DataDirError, SnapshotDir};
 use crate::store::Store;

@@ -1,0 +1,138 @@
+//! The definitions in force: the one owner of the set every classification
+//! uses, its activation number, the audit of activations and the lock that
+//! lets one activation run at a time. The refresh, the recompute and the
+//! folder watcher all read and change the definitions through it.
+//!
+//! The swap replaces an `Arc<DefinitionSet>`: a request or a harvest that
+//! already holds the previous set finishes on it.
+//!
+//! Must not depend on the harvest's jobs, its facts memory, the store or
+//! Jira: putting definitions in force recomputes nothing by itself.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+use tracing::info;
+
+use super::folder;
+use crate::definitions::DefinitionSet;
+
+/// How many activations the audit keeps.
+pub const AUDIT_ENTRIES: usize = 100;
+
+/// What put a definitions version in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Loaded when the service started.
+    Startup,
+    /// An `UpdateDefinitions` call.
+    Api,
+    /// An edit of the files on disk.
+    File,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Startup => "startup",
+            Origin::Api => "api",
+            Origin::File => "file",
+        }
+    }
+}
+
+/// One activation of definitions, who-less: which version, when, its
+/// content hash and what caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionAudit {
+    pub version: String,
+    pub hash: String,
+    pub at: DateTime<Utc>,
+    pub origin: Origin,
+}
+
+impl DefinitionAudit {
+    fn of(set: &DefinitionSet, origin: Origin) -> Self {
+        Self { version: set.version().to_owned(), hash: set.content_hash().to_owned(), at: Utc::now(), origin }
+    }
+}
+
+/// Why definitions could not be put in force.
+#[derive(Debug, Error)]
+pub enum ActivateError {
+    #[error("writing the definitions files failed: {0}")]
+    Write(std::io::Error),
+}
+
+/// Proof that the caller holds the activation lock.
+pub type ActivationGuard<'a> = tokio::sync::MutexGuard<'a, ()>;
+
+/// The definitions in force, their numbering and their audit.
+pub struct DefinitionsInForce {
+    current: RwLock<Arc<DefinitionSet>>,
+    /// Activations, oldest first (at most [`AUDIT_ENTRIES`]).
+    audit: Mutex<VecDeque<DefinitionAudit>>,
+    /// One activation at a time (updates and file edits).
+    activation: tokio::sync::Mutex<()>,
+}
+
+impl DefinitionsInForce {
+    /// `startup` in force, audited as loaded at start.
+    pub fn new(startup: Arc<DefinitionSet>) -> Self {
+        Self {
+            audit: Mutex::new(std::iter::once(DefinitionAudit::of(&startup, Origin::Startup)).collect()),
+            current: RwLock::new(startup),
+            activation: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The set in force.
+    pub fn current(&self) -> Arc<DefinitionSet> {
+        Arc::clone(&self.current.read().expect("definitions lock"))
+    }
+
+    /// The activations, oldest first.
+    pub fn audit(&self) -> Vec<DefinitionAudit> {
+        self.audit.lock().expect("audit lock").iter().cloned().collect()
+    }
+
+    /// Waits for the activation lock; hold it from deciding to activate
+    /// until [`Self::activate`] returns.
+    pub async fn lock(&self) -> ActivationGuard<'_> {
+        self.activation.lock().await
+    }
+
+    /// Puts a compiled set in force: writes its files to `write_to` (when
+    /// given) atomically, numbers it after the set in force, records an
+    /// audit entry and swaps it in.
+    pub async fn activate(
+        &self,
+        _lock: &ActivationGuard<'_>,
+        set: DefinitionSet,
+        origin: Origin,
+        write_to: Option<&Path>,
+    ) -> Result<Arc<DefinitionSet>, ActivateError> {
+        if let Some(dir) = write_to {
+            let (dir, files) = (dir.to_owned(), set.files().to_vec());
+            tokio::task::spawn_blocking(move || folder::write_files(&dir, &files))
+                .await
+                .map_err(|_| ActivateError::Write(std::io::Error::other("writing stopped unexpectedly")))?
+                .map_err(ActivateError::Write)?;
+        }
+        let number = self.current().number() + 1;
+        let set = Arc::new(set.numbered(number));
+        {
+            let mut audit = self.audit.lock().expect("audit lock");
+            audit.push_back(DefinitionAudit::of(&set, origin));
+            while audit.len() > AUDIT_ENTRIES {
+                audit.pop_front();
+            }
+        }
+        *self.current.write().expect("definitions lock") = Arc::clone(&set);
+        info!(version = set.version(), origin = origin.as_str(), "definitions activated");
+        Ok(set)
+    }
+}

@@ -1,0 +1,358 @@
+//! The harvester and its refresh: Jira → definitions → domain → store.
+//!
+//! A job harvests one or more projects. Per project it fetches statuses,
+//! versions, the ids of all current issues and the issues updated since the
+//! project's watermark (everything on a full refresh), merges them into the
+//! facts in memory, classifies and aggregates them on a blocking thread
+//! with the definitions in force, and swaps the project's figures in the
+//! store in one step. A project that fails keeps its previous figures and
+//! facts untouched.
+//!
+//! The operational records (watermarks, the job history with redacted
+//! errors) go into snapshots through [`Harvester::records`] and come back
+//! through [`Harvester::restore`].
+//!
+//! Must not depend on `recompute`, `watch`, `schedule` or `persistence`,
+//! which build on the harvester; nor on `api`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use thiserror::Error;
+use tokio::sync::watch;
+use tracing::{info, warn, Instrument};
+
+use super::in_force::{DefinitionAudit, DefinitionsInForce};
+use super::jobs::{Job, JobState, JobView, Jobs};
+use super::memory::FactsMemory;
+use crate::definitions::DefinitionSet;
+use crate::domain::aggregate::{build_project, ClassifyError};
+use crate::domain::facts::{IssueFacts, Millis, ProjectFacts};
+use crate::jira::{FetchCounters, JiraClient, JiraError};
+use crate::store::snapshot::{self, JobRecord};
+use crate::store::{ProjectData, Store};
+
+/// Why a project's harvest failed.
+#[derive(Debug, Error)]
+pub enum HarvestError {
+    #[error(transparent)]
+    Jira(#[from] JiraError),
+    #[error(transparent)]
+    Classify(#[from] ClassifyError),
+    #[error("classification stopped unexpectedly")]
+    Aborted,
+}
+
+impl HarvestError {
+    /// The error as it may be kept in a snapshot: no issue ids (path
+    /// segments with digits become `{id}`) and no hook message (a script's
+    /// error may quote issue data).
+    pub fn record(&self) -> String {
+        let text = match self {
+            HarvestError::Classify(e) => format!("classifying project {}: definition hook `{}` failed", e.project, e.source.hook),
+            other => other.to_string(),
+        };
+        snapshot::bounded_error(&redact_ids(&text))
+    }
+}
+
+/// Replaces every `/`-separated segment of a `/rest/api/N/...` path that
+/// contains a digit with `{id}`, and drops query strings.
+fn redact_ids(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match word.find("/rest/api/") {
+            Some(at) => {
+                let (head, path) = word.split_at(at);
+                let path = path.split(['?', '#']).next().unwrap_or_default();
+                let segments: Vec<&str> = path
+                    .split('/')
+                    .enumerate()
+                    .map(|(i, seg)| if i > 3 && seg.contains(|c: char| c.is_ascii_digit()) { "{id}" } else { seg })
+                    .collect();
+                format!("{head}{}", segments.join("/"))
+            }
+            None => word.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Why a job could not be started.
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("listing the Jira projects failed: {0}")]
+    Projects(JiraError),
+    #[error("no projects to refresh: configure harvest.projects (DORA_PROJECTS)")]
+    NoProjects,
+    #[error("project {0} is not in harvest.projects")]
+    NotConfigured(String),
+}
+
+/// Runs refresh jobs, and holds what they leave in memory.
+pub struct Harvester {
+    client: JiraClient,
+    store: Arc<Store>,
+    definitions: DefinitionsInForce,
+    tz: Tz,
+    configured_projects: Vec<String>,
+    memory: FactsMemory,
+    jobs: Jobs,
+    /// Counts changes worth a snapshot: a project's figures replaced, a job
+    /// ended.
+    changes: watch::Sender<u64>,
+}
+
+impl Harvester {
+    pub fn new(client: JiraClient, store: Arc<Store>, definitions: Arc<DefinitionSet>, tz: Tz, projects: Vec<String>) -> Self {
+        Self {
+            client,
+            store,
+            definitions: DefinitionsInForce::new(definitions),
+            tz,
+            configured_projects: projects,
+            memory: FactsMemory::default(),
+            jobs: Jobs::default(),
+            changes: watch::channel(0).0,
+        }
+    }
+
+    /// A receiver that changes whenever a project's figures are replaced or
+    /// a job ends.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The operational records for a snapshot: each project's watermark and
+    /// the job history, oldest first.
+    pub fn records(&self) -> (BTreeMap<String, Millis>, Vec<JobRecord>) {
+        (self.memory.watermarks(), self.jobs.records())
+    }
+
+    /// Takes back the records of a snapshot taken at `taken_at`, before any
+    /// job runs (see [`Jobs::restore`]).
+    pub fn restore(&self, watermarks: BTreeMap<String, Millis>, jobs: Vec<JobRecord>, taken_at: DateTime<Utc>) {
+        self.memory.restore_watermarks(watermarks);
+        self.jobs.restore(jobs, taken_at);
+    }
+
+    /// The definitions in force.
+    pub fn definitions(&self) -> Arc<DefinitionSet> {
+        self.definitions.current()
+    }
+
+    /// The owner of the definitions in force.
+    pub fn in_force(&self) -> &DefinitionsInForce {
+        &self.definitions
+    }
+
+    /// The definitions activations, oldest first.
+    pub fn audit(&self) -> Vec<DefinitionAudit> {
+        self.definitions.audit()
+    }
+
+    /// The reporting time zone.
+    pub fn tz(&self) -> Tz {
+        self.tz
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The facts of the harvested projects.
+    pub fn memory(&self) -> &FactsMemory {
+        &self.memory
+    }
+
+    /// A project's facts as last harvested, from memory (no Jira call).
+    pub fn project_facts(&self, key: &str) -> Option<Arc<ProjectFacts>> {
+        self.memory.facts(key)
+    }
+
+    /// The projects a refresh without names covers.
+    async fn default_projects(&self) -> Result<Vec<String>, StartError> {
+        if !self.configured_projects.is_empty() {
+            return Ok(self.configured_projects.clone());
+        }
+        let projects = self.client.projects().await.map_err(StartError::Projects)?;
+        if projects.is_empty() {
+            return Err(StartError::NoProjects);
+        }
+        Ok(projects)
+    }
+
+    /// Starts a job and returns its id at once. A job already running for
+    /// exactly these projects is joined instead.
+    pub async fn start(self: &Arc<Self>, projects: Vec<String>, full: bool) -> Result<String, StartError> {
+        if let Some(k) = projects.iter().find(|k| !self.configured_projects.is_empty() && !self.configured_projects.contains(k)) {
+            return Err(StartError::NotConfigured(k.clone()));
+        }
+        self.forget_unconfigured();
+        let mut projects = if projects.is_empty() { self.default_projects().await? } else { projects };
+        projects.sort();
+        projects.dedup();
+        let job = match self.jobs.open(&projects, full) {
+            Ok(job) => job,
+            Err(running) => return Ok(running),
+        };
+        let id = job.id.clone();
+        let this = Arc::clone(self);
+        tokio::spawn(async move { this.run(job).await }.instrument(tracing::info_span!("refresh", job = %id)));
+        Ok(id)
+    }
+
+    /// Drops the figures and facts of projects no longer configured (when a
+    /// list is configured).
+    pub fn forget_unconfigured(&self) {
+        if self.configured_projects.is_empty() {
+            return;
+        }
+        for key in self.store.retain_projects(&self.configured_projects) {
+            info!(project = %key, "project no longer configured: its figures are dropped");
+        }
+        self.memory.retain(|k| self.configured_projects.iter().any(|c| c == k));
+    }
+
+    /// A job's current view.
+    pub fn job(&self, id: &str) -> Option<JobView> {
+        self.jobs.find(id).map(|j| j.view())
+    }
+
+    /// A job's view and a receiver that changes whenever it progresses.
+    pub fn watch(&self, id: &str) -> Option<(JobView, watch::Receiver<u64>)> {
+        self.jobs.find(id).map(|j| (j.view(), j.changed.subscribe()))
+    }
+
+    /// Runs a job to its end, projects concurrently (the client caps the
+    /// requests in flight).
+    async fn run(self: Arc<Self>, job: Arc<Job>) {
+        job.times.lock().expect("job lock").0 = Some(Utc::now());
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..job.projects.len() {
+            let (this, job) = (Arc::clone(&self), Arc::clone(&job));
+            let key = job.projects[i].key.clone();
+            tasks.spawn(
+                async move {
+                    let lock = this.memory.lock(&job.projects[i].key);
+                    let _guard = lock.lock().await;
+                    job.set(i, JobState::Running, None);
+                    let counters = Arc::clone(&job.projects[i].counters);
+                    let started = std::time::Instant::now();
+                    let result = this.refresh_project(&job.projects[i].key, job.full, &counters).await;
+                    if let Err(HarvestError::Classify(e)) = &result {
+                        crate::telemetry::classification_error(e.source.hook);
+                    }
+                    let held = *result.as_ref().unwrap_or(&0);
+                    crate::telemetry::harvest(&job.projects[i].key, started.elapsed(), held, result.is_ok());
+                    match result {
+                        Ok(_) => job.set(i, JobState::Succeeded, None),
+                        Err(e) => {
+                            warn!(error = %e, "project refresh failed; previous figures kept");
+                            *job.projects[i].recorded_error.lock().expect("job lock") = Some(e.record());
+                            job.set(i, JobState::Failed, Some(e.to_string()));
+                        }
+                    }
+                }
+                .instrument(tracing::info_span!("harvest", project = %key)),
+            );
+        }
+        while tasks.join_next().await.is_some() {}
+        job.times.lock().expect("job lock").1 = Some(Utc::now());
+        job.changed.send_modify(|v| *v += 1);
+        self.changes.send_modify(|v| *v += 1);
+        info!(state = ?job.view().state, "refresh finished");
+    }
+
+    /// Harvests one project and swaps its figures in; returns how many
+    /// issues are held for it.
+    async fn refresh_project(&self, key: &str, full: bool, counters: &FetchCounters) -> Result<usize, HarvestError> {
+        let started = Utc::now();
+        let (previous, watermark) = match self.memory.get(key) {
+            Some((facts, watermark)) if !full => (Some(facts), watermark),
+            _ => (None, None),
+        };
+        let statuses = self.client.statuses().await?;
+        let versions = self.client.versions(key).await?;
+        // The issues in memory, shared, by id.
+        let mut issues: BTreeMap<String, Arc<IssueFacts>> = previous
+            .iter()
+            .flat_map(|facts| facts.issues.iter().map(|i| (i.id.clone(), Arc::clone(i))))
+            .collect();
+        drop(previous);
+        if watermark.is_some() {
+            // Reconcile deletions and moves: keep only issues still in the
+            // project.
+            let current: HashSet<String> = self.client.issue_ids(key, counters).await?.into_iter().collect();
+            issues.retain(|id, _| current.contains(id));
+        }
+        let fetched = self.client.search_issues(key, watermark, counters).await?;
+        let mut new_watermark = watermark;
+        for issue in fetched {
+            new_watermark = Some(new_watermark.map_or(issue.updated, |w: Millis| w.max(issue.updated)));
+            issues.insert(issue.id.clone(), Arc::new(issue));
+        }
+        let facts =
+            Arc::new(ProjectFacts { key: key.to_owned(), issues: issues.into_values().collect(), versions, statuses });
+        let definitions = self.definitions();
+        let (tz, defs, all) = (self.tz, Arc::clone(&definitions), Arc::clone(&facts));
+        let aggregates = tokio::task::spawn_blocking(move || build_project(&all, &*defs, tz))
+            .await
+            .map_err(|_| HarvestError::Aborted)??;
+        self.store.put(
+            key,
+            ProjectData { aggregates, last_harvest: Some(Utc::now()), definitions_version: definitions.version().to_owned() },
+        );
+        let held = facts.issues.len();
+        self.memory.put(key, facts, new_watermark);
+        self.changes.send_modify(|v| *v += 1);
+        info!(issues = held, took_ms = (Utc::now() - started).num_milliseconds(), "project refreshed");
+        Ok(held)
+    }
+}
+
+/// A project's facts, harvested in full through `client`, held nowhere:
+/// for previews on a site the service does not serve (the demo site).
+pub async fn fetch_project(client: &JiraClient, key: &str) -> Result<ProjectFacts, JiraError> {
+    let statuses = client.statuses().await?;
+    let versions = client.versions(key).await?;
+    let mut issues = client.search_issues(key, None, &FetchCounters::default()).await?;
+    issues.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(ProjectFacts { key: key.to_owned(), issues: issues.into_iter().map(Arc::new).collect(), versions, statuses })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::classify::HookError;
+
+    #[test]
+    fn recorded_errors_carry_no_issue_ids_and_no_hook_messages() {
+        let check = |e: HarvestError, expected: &str| assert_eq!(e.record(), expected);
+        let req = |path: &str| crate::jira::RequestName { method: "GET".into(), path: path.into() };
+        check(
+            HarvestError::Jira(JiraError::Status { req: req("/rest/api/3/issue/777001/changelog"), status: 503, attempts: crate::jira::Attempts(1) }),
+            "GET /rest/api/3/issue/{id}/changelog: HTTP 503",
+        );
+        check(
+            HarvestError::Jira(JiraError::Pagination { req: req("/rest/api/2/project/OPS/versions") }),
+            "GET /rest/api/2/project/OPS/versions: pagination did not advance",
+        );
+        check(
+            HarvestError::Classify(ClassifyError {
+                project: "OPS".into(),
+                source: HookError { hook: "is_incident", location: None, message: "thrown: label secret-customer-name".into() },
+            }),
+            "classifying project OPS: definition hook `is_incident` failed",
+        );
+    }
+
+    #[test]
+    fn urls_inside_errors_lose_their_ids_and_queries() {
+        assert_eq!(
+            redact_ids("connection failed: error sending request for url (http://127.0.0.1:8080/rest/api/3/issue/OPS-12?expand=x)"),
+            "connection failed: error sending request for url (http://127.0.0.1:8080/rest/api/3/issue/{id}"
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! What the client is configured with: the site, its flavor and the
+//! credential, which never shows itself in `Debug` or `Display`.
+//!
+//! Must not depend on anything else of the service.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Which Jira product the site runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Flavor {
+    /// Jira Cloud: `/rest/api/3`, token-paged `search/jql`.
+    #[default]
+    Cloud,
+    /// Jira Data Center / Server: `/rest/api/2`, `startAt`-paged `search`.
+    DataCenter,
+}
+
+/// A credential that never shows itself in `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How the service authenticates to Jira.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum JiraAuth {
+    /// Anonymous (public sites, the fake).
+    #[default]
+    None,
+    /// Cloud: e-mail and API token.
+    Basic { email: String, token: SecretString },
+    /// Data Center personal access token, or an OAuth bearer token.
+    Bearer(SecretString),
+}
+
+/// Everything the client needs to know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JiraConfig {
+    /// `https://example.atlassian.net` (may carry a path prefix).
+    pub base_url: String,
+    pub flavor: Flavor,
+    pub auth: JiraAuth,
+    /// Requests in flight at once, over the whole client.
+    pub max_concurrency: usize,
+    pub request_timeout: Duration,
+    /// Retries after the first attempt (429, 5xx, timeouts, connection errors).
+    pub max_retries: u32,
+    /// First backoff delay; doubles per retry, with jitter.
+    pub retry_base: Duration,
+    /// Longest backoff delay, and the cap on a server's `Retry-After`.
+    pub retry_cap: Duration,
+    /// `maxResults` asked for on paged endpoints.
+    pub page_size: u32,
+    /// Subtracted from a `since` watermark (eventual consistency, minute
+    /// precision of JQL).
+    pub overlap: Duration,
+    /// Accounts whose changes count as made by an app/AI agent.
+    pub ai_account_ids: Vec<String>,
+    /// App accounts whose changes do not count as made by an app.
+    pub ignored_app_account_ids: Vec<String>,
+}
+
+impl JiraConfig {
+    /// Defaults for a site.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self { base_url: base_url.into(), ..Self::default() }
+    }
+}
+
+impl Default for JiraConfig {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            flavor: Flavor::Cloud,
+            auth: JiraAuth::None,
+            max_concurrency: 4,
+            request_timeout: Duration::from_secs(30),
+            max_retries: 5,
+            retry_base: Duration::from_millis(500),
+            retry_cap: Duration::from_secs(60),
+            page_size: 100,
+            overlap: Duration::from_secs(5 * 60),
+            ai_account_ids: Vec::new(),
+            ignored_app_account_ids: Vec::new(),
+        }
+    }
+}
