@@ -65,6 +65,41 @@ struct FileConfig {
     tls: auth::FileTls,
     #[serde(default)]
     definitions: FileDefinitions,
+    #[serde(default)]
+    markers: Vec<FileMarker>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMarker {
+    date: String,
+    label: String,
+    projects: Option<Vec<String>>,
+}
+
+/// At most this many `[[markers]]`.
+pub const MAX_MARKERS: usize = 50;
+/// Longest marker label, in characters.
+pub const MAX_MARKER_LABEL_CHARS: usize = 60;
+
+/// An event drawn on the dashboard's charts (a process change, a
+/// reorganisation, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    /// A calendar date, no time zone.
+    pub date: NaiveDate,
+    /// At most [`MAX_MARKER_LABEL_CHARS`] characters, no control characters.
+    pub label: String,
+    /// The projects it concerns; empty: every project.
+    pub projects: Vec<String>,
+}
+
+impl Marker {
+    /// Whether the marker belongs on a view of these projects: it names
+    /// none, or at least one of them.
+    pub fn concerns(&self, keys: &[String]) -> bool {
+        self.projects.is_empty() || self.projects.iter().any(|p| keys.contains(p))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,6 +218,8 @@ pub struct Config {
     pub metrics_enabled: bool,
     /// Updates and file watching of the definitions.
     pub definitions: DefinitionsSettings,
+    /// Events to mark on the charts, in date order.
+    pub markers: Vec<Marker>,
 }
 
 impl Config {
@@ -299,6 +336,7 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
             problems.push(format!("projects.{key}: `{key}` is not a Jira project key"));
         }
     }
+    let markers = markers(file.markers, &mut problems);
 
     let mut millis = |key: &str, var: &str, file: Option<u64>, default: u64| match env.var(var) {
         Some(text) => text.trim().parse::<u64>().unwrap_or_else(|_| {
@@ -352,7 +390,44 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         snapshot,
         metrics_enabled,
         definitions,
+        markers,
     })
+}
+
+/// The `[[markers]]`, validated (every problem reported), in date order.
+/// Problems name the marker by its position and never quote its label.
+fn markers(file: Vec<FileMarker>, problems: &mut Vec<String>) -> Vec<Marker> {
+    if file.len() > MAX_MARKERS {
+        problems.push(format!("markers: {} markers; at most {MAX_MARKERS}", file.len()));
+    }
+    let mut out = Vec::with_capacity(file.len());
+    for (i, m) in file.into_iter().enumerate() {
+        let at = format!("markers[{i}]");
+        let before = problems.len();
+        let date = NaiveDate::parse_from_str(&m.date, "%Y-%m-%d");
+        if date.is_err() {
+            problems.push(format!("{at}.date: `{}` is not a date like 2026-03-01", m.date.escape_debug()));
+        }
+        let label = m.label.trim().to_owned();
+        let chars = label.chars().count();
+        if chars == 0 {
+            problems.push(format!("{at}.label: empty; say what happened in at most {MAX_MARKER_LABEL_CHARS} characters"));
+        } else if chars > MAX_MARKER_LABEL_CHARS {
+            problems.push(format!("{at}.label: {chars} characters; at most {MAX_MARKER_LABEL_CHARS}"));
+        }
+        if label.chars().any(char::is_control) {
+            problems.push(format!("{at}.label: holds a control character (a line break?); one line of text only"));
+        }
+        let projects = m.projects.unwrap_or_default();
+        if let Some(bad) = projects.iter().find(|p| !is_project_key(p)) {
+            problems.push(format!("{at}.projects: `{}` is not a Jira project key", bad.escape_debug()));
+        }
+        if let (Ok(date), true) = (date, problems.len() == before) {
+            out.push(Marker { date, label, projects });
+        }
+    }
+    out.sort_by_key(|m| m.date);
+    out
 }
 
 /// The Jira part: present when a base URL is configured. Unset keys keep
@@ -514,5 +589,52 @@ mod tests {
         let c = load(Some(toml), &env(&[])).unwrap();
         assert_eq!(c.rollout_date("OPS").unwrap().to_string(), "2026-02-01");
         assert_eq!(c.rollout_date("PAY").unwrap().to_string(), "2026-01-01");
+    }
+
+    #[test]
+    fn markers_are_read_in_date_order_with_their_projects() {
+        let toml = "[[markers]]\ndate = \"2026-03-02\"\nlabel = \"Trunk-based development\"\nprojects = [\"PAY\"]\n\
+                    [[markers]]\ndate = \"2026-01-12\"\nlabel = \" New on-call rota \"\n";
+        let c = load(Some(toml), &env(&[])).unwrap();
+        let m: Vec<_> = c.markers.iter().map(|m| (m.date.to_string(), m.label.as_str(), m.projects.clone())).collect();
+        assert_eq!(
+            m,
+            [("2026-01-12".to_owned(), "New on-call rota", vec![]), ("2026-03-02".to_owned(), "Trunk-based development", vec!["PAY".to_owned()])]
+        );
+        assert!(c.markers[0].concerns(&["OPS".into()]));
+        assert!(c.markers[1].concerns(&["OPS".into(), "PAY".into()]));
+        assert!(!c.markers[1].concerns(&["OPS".into()]));
+    }
+
+    #[test]
+    fn every_bad_marker_is_a_configuration_error_without_its_label() {
+        let long = "x".repeat(61);
+        let mut toml = format!(
+            "[[markers]]\ndate = \"March 2\"\nlabel = \"ok\"\n\
+             [[markers]]\ndate = \"2026-03-02\"\nlabel = \"{long}\"\n\
+             [[markers]]\ndate = \"2026-03-02\"\nlabel = \"  \"\n\
+             [[markers]]\ndate = \"2026-03-02\"\nlabel = \"two\\nlines\"\n\
+             [[markers]]\ndate = \"2026-03-02\"\nlabel = \"ok\"\nprojects = [\"no such\"]\n"
+        );
+        for _ in 0..46 {
+            toml.push_str("[[markers]]\ndate = \"2026-03-02\"\nlabel = \"fine\"\n");
+        }
+        let e = load(Some(&toml), &env(&[])).unwrap_err();
+        let expected = [
+            "markers: 51 markers; at most 50",
+            "markers[0].date: `March 2` is not a date",
+            "markers[1].label: 61 characters; at most 60",
+            "markers[2].label: empty",
+            "markers[3].label: holds a control character",
+            "markers[4].projects: `no such` is not a Jira project key",
+        ];
+        for words in expected {
+            assert!(e.problems.iter().any(|p| p.starts_with(words)), "`{words}` missing from {e}");
+        }
+        assert_eq!(e.problems.len(), expected.len(), "{e}");
+        assert!(!e.to_string().contains(&long), "{e}");
+        // Exactly 50 markers of 60 characters are fine.
+        let ok: String = (0..50).map(|_| format!("[[markers]]\ndate = \"2026-03-02\"\nlabel = \"{}\"\n", "é".repeat(60))).collect();
+        assert_eq!(load(Some(&ok), &env(&[])).unwrap().markers.len(), 50);
     }
 }

@@ -528,6 +528,42 @@ fn projects_combine_by_summing_counts_merging_durations_and_uniting_days() {
 }
 
 #[test]
+fn rolling_medians_merge_the_durations_of_four_weeks_never_their_medians() {
+    // Lead times (hours) completed in W01: 1, 2, 3 (median 2); W02: 100
+    // (median 100); W03: none; W04: 4, 5, 6 (median 5); W05: 7.
+    let done = |day: &str, hours: u32| {
+        let start = format!("{day}T00:00:00Z");
+        let end = chrono::DateTime::parse_from_rfc3339(&start).unwrap() + chrono::Duration::hours(i64::from(hours));
+        issue("Story", &start).go("10", &end.to_rfc3339())
+    };
+    let items = vec![
+        done("2026-01-01", 1),
+        done("2026-01-01", 2),
+        done("2026-01-01", 3),
+        done("2026-01-05", 100),
+        done("2026-01-19", 4),
+        done("2026-01-19", 5),
+        done("2026-01-19", 6),
+        done("2026-01-26", 7),
+    ];
+    let a = aggregates(items, vec![], UTC);
+    let check = |last: &str, count: u64, median: Option<f64>| {
+        let end = week(last);
+        let r = RollingDurations::over(&[&a], (0..ROLLING_POINTS as i32).rev().map(|i| end.plus(-i)));
+        assert_eq!(r.lead_time.count, count, "{last}");
+        assert_eq!(r.lead_time.median_hours, median, "{last}");
+        assert_eq!(r.time_to_restore.count, 0);
+    };
+    // W04: {1,2,3,100,4,5,6} → 4 (the median of weekly medians 2, 100, 5 would be 5).
+    check("2026-W04", 7, Some(4.0));
+    // W05: W02..W05 = {100,4,5,6,7} → 6.
+    check("2026-W05", 5, Some(6.0));
+    // W01 reaches back to weeks with no data: W01 alone.
+    check("2026-W01", 3, Some(2.0));
+    check("2025-W40", 0, None);
+}
+
+#[test]
 fn level_cut_offs_are_exact() {
     use Level::*;
     assert_eq!(deployment_frequency_level(1, 65, 13), Elite); // exactly 5/week

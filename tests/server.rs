@@ -167,3 +167,53 @@ async fn a_configured_project_without_figures_yet_is_unavailable_not_missing() {
     assert_eq!(s.code(), Code::NotFound, "{s:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markers_inside_the_period_and_rolling_medians_of_merged_weeks_come_with_the_series() {
+    let today = chrono::Utc::now().date_naive();
+    let day = |weeks_back: i64| (today - chrono::Duration::weeks(weeks_back)).to_string();
+    let toml = format!(
+        "[harvest]\ninterval_minutes = 0\n\
+         [[markers]]\ndate = \"{}\"\nlabel = \"New on-call rota\"\n\
+         [[markers]]\ndate = \"{}\"\nlabel = \"Platform move\"\nprojects = [\"OPS\"]\n\
+         [[markers]]\ndate = \"{}\"\nlabel = \"Long ago\"\n",
+        day(5),
+        day(6),
+        day(80),
+    );
+    let config = jira_dora::config::load(Some(&toml), &std::collections::HashMap::new()).unwrap();
+    let server = Server::start(config).await;
+    let mut client = server.client().await;
+    harvested(&mut client).await;
+    let rollout = fake_jira::demo::demo_ai_rollout(today).to_string();
+
+    let mut req = request(&["PAY", "SHOP"]);
+    req.weeks = 26;
+    req.include_series = true;
+    let r = client.get_metrics(req.clone()).await.unwrap().into_inner();
+    let shown: Vec<(&str, &str)> = r.markers.iter().map(|m| (m.date.as_str(), m.label.as_str())).collect();
+    assert_eq!(shown, [(rollout.as_str(), "AI rollout"), (day(5).as_str(), "New on-call rota")]);
+    // OPS's own marker shows with OPS; the 13 weeks leave the rollout out.
+    req.project_keys = vec!["OPS".into()];
+    req.weeks = 13;
+    let ops = client.get_metrics(req.clone()).await.unwrap().into_inner();
+    let labels: Vec<&str> = ops.markers.iter().map(|m| m.label.as_str()).collect();
+    assert_eq!(labels, ["Platform move", "New on-call rota"]);
+
+    // Each point's rolling figures are exactly the figures of its 4 weeks
+    // as one period (durations merged), also where they reach back before
+    // the period.
+    req.project_keys = vec!["PAY".into(), "SHOP".into()];
+    let r = client.get_metrics(req.clone()).await.unwrap().into_inner();
+    for point in [&r.series[0], &r.series[7]] {
+        let last = point.week.clone();
+        let mut window = request(&["PAY", "SHOP"]);
+        let first = jira_dora::domain::time::IsoWeek::parse(&last).unwrap().plus(-3).to_string();
+        (window.from_week, window.to_week) = (Some(first), Some(last.clone()));
+        let w = client.get_metrics(window).await.unwrap().into_inner().combined.unwrap();
+        assert_eq!(point.rolling_lead_time, w.lead_time, "{last}");
+        assert_eq!(point.rolling_time_to_restore, w.time_to_restore, "{last}");
+        assert!(w.lead_time.unwrap().count > point.figures.as_ref().unwrap().lead_time.unwrap().count, "{last}");
+    }
+    server.stop().await;
+}

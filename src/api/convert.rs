@@ -36,7 +36,7 @@ fn level(l: Level) -> i32 {
     }) as i32
 }
 
-fn durations(d: &DurationSummary) -> proto::DurationSummary {
+pub fn durations(d: &DurationSummary) -> proto::DurationSummary {
     proto::DurationSummary { count: d.count, median_hours: d.median_hours, p75_hours: d.p75_hours, p90_hours: d.p90_hours }
 }
 

@@ -19,7 +19,7 @@ use super::convert;
 use super::status::{InvalidDefinitions, InvalidField, Missing, UpdatesOff};
 use crate::config::{is_project_key, Config};
 use crate::domain::aggregate::ProjectAggregates;
-use crate::domain::period::{resolve_period, Period, Totals, LEVELS_SOURCE};
+use crate::domain::period::{resolve_period, Period, RollingDurations, Totals, LEVELS_SOURCE, ROLLING_POINTS};
 use crate::harvest::{Harvester, JobState};
 use crate::proto::dora_metrics_server::DoraMetrics;
 use crate::proto::*;
@@ -105,14 +105,55 @@ impl Service {
     }
 }
 
+/// The weekly series of a period; each point with the rolling durations of
+/// the [`ROLLING_POINTS`] weeks ending with it (read from the store, also
+/// where they lie before the period).
 fn series(projects: &[&ProjectAggregates], period: &Period) -> Vec<WeekFigures> {
     period
         .iter()
-        .map(|w| WeekFigures {
-            week: w.to_string(),
-            figures: Some(convert::figures(&Totals::over(projects, std::iter::once(w)).figures())),
+        .map(|w| {
+            let window = (0..ROLLING_POINTS as i32).rev().map(|back| w.plus(-back));
+            let rolling = RollingDurations::over(projects, window);
+            WeekFigures {
+                week: w.to_string(),
+                figures: Some(convert::figures(&Totals::over(projects, std::iter::once(w)).figures())),
+                rolling_lead_time: Some(convert::durations(&rolling.lead_time)),
+                rolling_time_to_restore: Some(convert::durations(&rolling.time_to_restore)),
+            }
         })
         .collect()
+}
+
+/// The markers of a view of `keys` over `period`: the configured ones that
+/// concern those projects, and the AI rollout date (the request's, or each
+/// project's from the configuration), those inside the period, by date.
+fn markers(config: &Config, keys: &[String], requested_rollout: Option<NaiveDate>, period: &Period) -> Vec<Marker> {
+    let (first, last) = (period.first.monday(), period.last().monday() + chrono::Days::new(6));
+    let mut rollouts: Vec<(NaiveDate, Vec<&str>)> = Vec::new();
+    for key in keys {
+        if let Some(date) = requested_rollout.or_else(|| config.rollout_date(key)) {
+            match rollouts.iter_mut().find(|(d, _)| *d == date) {
+                Some((_, projects)) => projects.push(key),
+                None => rollouts.push((date, vec![key])),
+            }
+        }
+    }
+    let rollout_markers = rollouts.into_iter().map(|(date, projects)| {
+        let named = format!("AI rollout in {}", projects.join(", "));
+        let label = if projects.len() == keys.len() {
+            "AI rollout".to_owned()
+        } else if named.chars().count() <= crate::config::MAX_MARKER_LABEL_CHARS {
+            named
+        } else {
+            format!("AI rollout in {} projects", projects.len())
+        };
+        (date, label)
+    });
+    let configured = config.markers.iter().filter(|m| m.concerns(keys)).map(|m| (m.date, m.label.clone()));
+    let mut out: Vec<(NaiveDate, String)> = configured.chain(rollout_markers).filter(|(d, _)| (first..=last).contains(d)).collect();
+    out.sort();
+    out.dedup();
+    out.into_iter().map(|(date, label)| Marker { date: date.to_string(), label }).collect()
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchRefreshResponse, Status>> + Send>>;
@@ -167,6 +208,7 @@ impl DoraMetrics for Service {
                 series: if req.include_series { series(&[a], &period) } else { Vec::new() },
             })
             .collect();
+        let markers = markers(&self.config, &keys, rollout, &period);
         let rollout = rollout.or_else(|| {
             let mut dates = keys.iter().filter_map(|k| self.config.rollout_date(k));
             let first = dates.next()?;
@@ -185,6 +227,7 @@ impl DoraMetrics for Service {
             }),
             ai_impact: Some(super::impact::ai_impact(&aggs, &period, rollout)),
             levels_source: LEVELS_SOURCE.to_owned(),
+            markers,
         };
         Ok(Response::new(response))
     }

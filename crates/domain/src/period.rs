@@ -263,6 +263,34 @@ impl Totals {
     }
 }
 
+/// How many series points a rolling median spans: the point's own and the
+/// three before it.
+pub const ROLLING_POINTS: usize = 4;
+
+/// Lead time and time to restore over a window of weeks, from the weeks'
+/// duration sketches merged into one: the median of the window's
+/// durations, never a median of weekly medians.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RollingDurations {
+    pub lead_time: DurationSummary,
+    pub time_to_restore: DurationSummary,
+}
+
+impl RollingDurations {
+    /// The durations of the given projects over the given weeks, merged.
+    pub fn over(projects: &[&ProjectAggregates], weeks: impl Iterator<Item = IsoWeek>) -> Self {
+        let mut lead_time = DurationSketch::default();
+        let mut time_to_restore = DurationSketch::default();
+        for week in weeks {
+            for agg in projects.iter().filter_map(|p| p.get(&week)) {
+                lead_time.merge(&agg.lead_time);
+                time_to_restore.merge(&agg.time_to_restore);
+            }
+        }
+        Self { lead_time: DurationSummary::of(lead_time), time_to_restore: DurationSummary::of(time_to_restore) }
+    }
+}
+
 /// Deployment frequency from deployment days per week: elite ≥ 5, high ≥ 1,
 /// medium ≥ 12/52, low > 0; unknown without deployments. Compared in
 /// integers, so the cut-offs are exact.
