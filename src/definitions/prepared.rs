@@ -370,5 +370,16 @@ mod tests {
             write_record_key(&mut b, &plan, &PreparedIssue::new(&view, ALL));
             assert_eq!(a, b);
         }
+        // The fast path hands hooks the very maps built from the views.
+        assert_eq!(format!("{:?}", PreparedIssue::new(&view, ALL).map()), format!("{:?}", super::super::maps::issue(&view)));
+        let t = TransitionView {
+            from: "To Do",
+            to: "Done",
+            from_category: StatusCategory::New,
+            to_category: StatusCategory::Done,
+            by_app: true,
+            at: 7,
+        };
+        assert_eq!(format!("{:?}", PreparedTransition::new(&t, ALL).map()), format!("{:?}", super::super::maps::transition(&t)));
     }
 }

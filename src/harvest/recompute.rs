@@ -20,13 +20,13 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tracing::{info, warn};
 
+use super::in_force::{ActivateError, Origin};
+use super::refresh::Harvester;
 use crate::definitions::{DefinitionError, DefinitionFile, DefinitionSet};
 use crate::domain::aggregate::{build_project, with_issue_views, ClassifyError};
 use crate::domain::classify::{classify_issue, IssueClass};
 use crate::domain::facts::ProjectFacts;
 use crate::domain::period::{resolve_period, Period, PeriodFigures, Totals};
-use super::in_force::{ActivateError, Origin};
-use super::refresh::Harvester;
 use crate::store::ProjectData;
 
 /// Weeks a preview covers: the last complete ones.
