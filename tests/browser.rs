@@ -1,10 +1,15 @@
 //! The dashboard in a real browser: headless Chromium, driven through
-//! chromedriver, against the real service on the demo site. It picks a
-//! project and a period, checks the four cards against a gRPC `GetMetrics`,
-//! opens the AI impact tab, and saves screenshots (those shown in the
-//! README, `docs/screenshots/`, with `DORA_UPDATE_SCREENSHOTS=1`). Any
-//! console error — a script error, a blocked resource, a
-//! Content-Security-Policy violation — fails it.
+//! chromedriver, against the real service on the demo site. It picks
+//! projects and periods as a person would (one project, two combined, a
+//! custom range of weeks) and checks what the page shows against a gRPC
+//! `GetMetrics`: the cards and their levels, the level zones of every
+//! chart, the rolling medians, the markers on every chart; the exports
+//! (CSV, Markdown, PNG) are downloaded and read back; the wallboard, the
+//! no-deployment stand-in and the error states are driven too. It saves
+//! screenshots (those shown in the README, `docs/screenshots/`, with
+//! `DORA_UPDATE_SCREENSHOTS=1`). Any console error — a script error, a
+//! blocked resource, a Content-Security-Policy violation — fails it, and
+//! the policy itself is compared with the strict one written out here.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; it fails, saying so,
 //! when they are missing.
@@ -14,8 +19,9 @@ mod webdriver;
 
 use std::path::PathBuf;
 
+use base64::Engine as _;
 use common::Server as DemoServer;
-use jira_dora::proto::{GetMetricsRequest, Level, PeriodFigures};
+use jira_dora::proto::{GetMetricsRequest, Level, Marker, PeriodFigures, WeekFigures};
 use serde_json::{json, Value};
 use webdriver::{Driver, Session};
 
@@ -78,6 +84,96 @@ fn cards(f: &PeriodFigures) -> [(&'static str, Option<f64>, i32); 4] {
     ]
 }
 
+/// Ticks the projects in `add` and unticks those in `remove`, in the
+/// project picker, as a person would.
+async fn pick_projects(session: &Session, add: &[&str], remove: &[&str]) {
+    let open = session.script("return document.getElementById('project-picker').open").await;
+    if open != json!(true) {
+        session.click(&session.find("#project-picker summary").await).await;
+    }
+    for key in add.iter().chain(remove) {
+        session.click(&session.find(&format!("#project-{key}")).await).await;
+    }
+    session.click(&session.find("#project-picker summary").await).await;
+}
+
+/// Picks an entry of the period list.
+async fn pick_period(session: &Session, value: &str) {
+    session.click(&session.find("#weeks").await).await;
+    session.click(&session.find(&format!("#weeks option[value='{value}']")).await).await;
+}
+
+/// Every chart shows the DORA level zones behind it, each visible zone
+/// named in words (not only by colour), and says the cut-offs in text.
+async fn level_zones_are_labelled(session: &Session) {
+    let zones = session
+        .script(
+            "return Array.from(document.querySelectorAll('#charts figure')).map(f => [f.dataset.chart, \
+             Array.from(f.querySelectorAll('svg g[data-level]')).map(g => [g.dataset.level, (g.querySelector('text') || {}).textContent || null]), \
+             f.querySelector('.zones').textContent])",
+        )
+        .await;
+    let expected_legend = [
+        ("deployment_frequency", "DORA levels: Elite ≥ 5 days, High ≥ 1 day, Medium ≥ 0.23 days, Low above 0."),
+        ("lead_time", "DORA levels: Elite < 24.0 h, High < 7.0 days, Medium < 30.0 days, Low ≥ 30.0 days."),
+        ("change_failure_rate", "DORA levels: Elite ≤ 5.0 %, High ≤ 10.0 %, Medium ≤ 15.0 %, Low > 15.0 %."),
+        ("time_to_restore", "DORA levels: Elite < 1.0 h, High < 24.0 h, Medium < 7.0 days, Low ≥ 7.0 days."),
+    ];
+    let zones = zones.as_array().unwrap();
+    assert_eq!(zones.len(), 4);
+    for (chart, (key, legend)) in zones.iter().zip(expected_legend) {
+        assert_eq!(chart[0], json!(key));
+        assert_eq!(chart[2], json!(legend), "{key}");
+        let shown = chart[1].as_array().unwrap();
+        assert!(!shown.is_empty(), "{key}: no level zone");
+        for zone in shown {
+            let (level, label) = (zone[0].as_str().unwrap(), zone[1].as_str());
+            assert!(["elite", "high", "medium", "low"].contains(&level), "{key}: {zone}");
+            // A zone too thin for its name has none; the others say it.
+            if let Some(label) = label {
+                assert_eq!(label.to_lowercase(), level, "{key}");
+            }
+        }
+        assert!(shown.iter().any(|z| z[1].is_string()), "{key}: no zone is named");
+    }
+}
+
+/// The duration charts' tables show the API's rolling medians, point by
+/// point.
+async fn rolling_medians_are_the_apis(session: &Session, series: &[WeekFigures]) {
+    for (chart, read) in [
+        ("lead_time", (|w: &WeekFigures| w.rolling_lead_time.unwrap().median_hours) as fn(&WeekFigures) -> Option<f64>),
+        ("time_to_restore", |w: &WeekFigures| w.rolling_time_to_restore.unwrap().median_hours),
+    ] {
+        let shown = session
+            .script(&format!(
+                "return Array.from(document.querySelectorAll(\"[data-chart='{chart}'] tbody tr\")).map(r => [r.cells[0].textContent, r.cells[2].dataset.raw])"
+            ))
+            .await;
+        let expected: Vec<Value> =
+            series.iter().map(|w| json!([w.week, read(w).map(|v| v.to_string()).unwrap_or_default()])).collect();
+        assert_eq!(shown, Value::from(expected), "{chart}");
+        let lines = session.script(&format!("return document.querySelectorAll(\"[data-chart='{chart}'] svg .rolling-mark\").length")).await;
+        assert!(lines.as_u64().unwrap() >= 1, "{chart}: no rolling median drawn");
+    }
+}
+
+/// Each marker of the answer is a labelled vertical line on every chart.
+async fn markers_are_on_every_chart(session: &Session, markers: &[Marker]) {
+    let expected: Vec<Value> = markers.iter().map(|m| json!([m.date, m.label, m.label])).collect();
+    let shown = session
+        .script(
+            "return Array.from(document.querySelectorAll('#charts figure, #wallboard figure')).map(f => \
+             Array.from(f.querySelectorAll('g.marker')).map(g => [g.dataset.date, g.dataset.label, g.querySelector('text').textContent]))",
+        )
+        .await;
+    let shown = shown.as_array().unwrap();
+    assert!(!shown.is_empty());
+    for chart in shown {
+        assert_eq!(chart, &Value::from(expected.clone()));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_what_the_grpc_api_returns() {
     let driver = Driver::start().await;
@@ -93,15 +189,14 @@ async fn the_dashboard_shows_what_the_grpc_api_returns() {
 
     // The page loads the browsable projects and shows the first one.
     session.wait_for("return document.body.dataset.state", json!("ready")).await;
-    let options = session.script("return Array.from(document.querySelectorAll('#project option')).map(o => o.value)").await;
+    let options = session.script("return Array.from(document.querySelectorAll('#project-list input')).map(o => o.value)").await;
     assert_eq!(options, json!(["OPS", "PAY", "SHOP"]));
+    session.wait_for("return document.body.dataset.loaded", json!("OPS|weeks=13")).await;
 
-    // Pick a project and a period, as a person would.
-    session.click(&session.find("#project").await).await;
-    session.click(&session.find(&format!("#project option[value='{PROJECT}']")).await).await;
-    session.click(&session.find("#weeks").await).await;
-    session.click(&session.find(&format!("#weeks option[value='{WEEKS}']")).await).await;
-    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT}|{WEEKS}"))).await;
+    // Pick a project (instead of the first) and a period, as a person would.
+    pick_projects(&session, &[PROJECT], &["OPS"]).await;
+    pick_period(&session, &WEEKS.to_string()).await;
+    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT}|weeks={WEEKS}"))).await;
 
     let mut grpc = server.client().await;
     let request = GetMetricsRequest { project_keys: vec![PROJECT.into()], weeks: WEEKS, include_series: true, ..Default::default() };
@@ -124,6 +219,11 @@ async fn the_dashboard_shows_what_the_grpc_api_returns() {
     // Every chart has a text alternative.
     let charts = session.script("return Array.from(document.querySelectorAll('#charts svg')).map(s => s.getAttribute('role') === 'img' && s.querySelector('desc').textContent.length > 20)").await;
     assert_eq!(charts, json!([true, true, true, true]));
+    level_zones_are_labelled(&session).await;
+    rolling_medians_are_the_apis(&session, &answer.series).await;
+    // The demo's AI rollout, 16 weeks back, is a marker on every chart.
+    markers_are_on_every_chart(&session, &answer.markers).await;
+    assert_eq!(answer.markers.iter().map(|m| m.label.as_str()).collect::<Vec<_>>(), ["AI rollout"]);
     no_console_errors(&session, "on the overview").await;
     session.script("document.activeElement.blur()").await;
     session.full_page_screenshot(1280, &screenshot("dashboard.png")).await;
@@ -220,7 +320,7 @@ async fn the_dashboard_explains_denied_and_unreachable_answers() {
         ("unauthenticated", "unauthenticated", "Paste the key you were given"),
     ];
     for (fault, state, words) in cases {
-        session.goto(&server.url(&format!("/?fault={fault}#project={PROJECT}&weeks={WEEKS}"))).await;
+        session.goto(&server.url(&format!("/?fault={fault}#projects={PROJECT}&weeks={WEEKS}"))).await;
         session.wait_for("return document.body.dataset.state", json!(state)).await;
         let text = session.text(&session.find("#notice").await).await;
         assert!(text.contains(words), "{fault}: {text}");
@@ -235,6 +335,334 @@ async fn the_dashboard_explains_denied_and_unreachable_answers() {
     session.click(&session.find("#use-key").await).await;
     session.wait_for("return document.body.dataset.state", json!("ready")).await;
     no_console_errors(&session, "in the error states").await;
+    session.close().await;
+    server.stop().await;
+}
+
+/// The policy every dashboard file is served with. Written out here, not
+/// taken from the service, so that a loosened policy fails this test.
+const STRICT_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+async fn csp_is_unchanged(server: &DemoServer) {
+    let http = reqwest::Client::new();
+    for path in ["/", "/app.js", "/app.css"] {
+        let response = http.get(server.url(path)).send().await.unwrap();
+        let csp = response.headers().get("content-security-policy").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(csp.as_deref(), Some(STRICT_CSP), "{path}");
+    }
+}
+
+/// Figures of `keys` over the last `weeks` weeks, or a range, with the series.
+fn metrics_request(keys: &[&str], weeks: u32, range: Option<(&str, &str)>) -> GetMetricsRequest {
+    GetMetricsRequest {
+        project_keys: keys.iter().map(|k| k.to_string()).collect(),
+        weeks,
+        from_week: range.map(|r| r.0.to_owned()),
+        to_week: range.map(|r| r.1.to_owned()),
+        include_series: true,
+        ..Default::default()
+    }
+}
+
+/// A CSV field as a number: empty is no value.
+fn csv_number(field: &str) -> Option<f64> {
+    (!field.is_empty()).then(|| field.parse().unwrap_or_else(|_| panic!("`{field}` is not a number")))
+}
+
+/// The CSV export holds one row per point of the API's series, with the
+/// documented columns.
+fn csv_matches(csv: &str, keys: &str, series: &[WeekFigures]) {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        header,
+        [
+            "projects", "week", "weeks", "deployments", "deployment_days", "deployments_per_week", "lead_time_median_hours",
+            "lead_time_count", "lead_time_rolling_median_hours", "lead_time_rolling_count", "change_failure_failed",
+            "change_failure_deployments", "change_failure_rate", "time_to_restore_median_hours", "time_to_restore_count",
+            "time_to_restore_rolling_median_hours", "time_to_restore_rolling_count", "incidents", "open_incidents", "completed",
+            "reopened", "reopen_rate", "rework_deployments", "rework_rate", "ai_involved", "ai_share",
+        ]
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), series.len());
+    for (row, point) in rows.iter().zip(series) {
+        let f = point.figures.unwrap();
+        let (lt, cf, ttr, rw) = (f.lead_time.unwrap(), f.change_failure.unwrap(), f.time_to_restore.unwrap(), f.rework.unwrap());
+        let (rlt, rttr) = (point.rolling_lead_time.unwrap(), point.rolling_time_to_restore.unwrap());
+        assert_eq!((row[0], row[1], row[2]), (keys, point.week.as_str(), "1"));
+        let numbers: Vec<Option<f64>> = row[3..].iter().map(|f| csv_number(f)).collect();
+        let expected: Vec<Option<f64>> = vec![
+            Some(f.deployments as f64),
+            Some(f.deployment_days as f64),
+            Some(f.deployments_per_week),
+            lt.median_hours,
+            Some(lt.count as f64),
+            rlt.median_hours,
+            Some(rlt.count as f64),
+            Some(cf.failed as f64),
+            Some(cf.deployments as f64),
+            cf.rate,
+            ttr.median_hours,
+            Some(ttr.count as f64),
+            rttr.median_hours,
+            Some(rttr.count as f64),
+            Some(f.incidents as f64),
+            Some(f.open_incidents as f64),
+            Some(f.completed as f64),
+            Some(f.reopened as f64),
+            f.reopen_rate,
+            Some(rw.rework as f64),
+            rw.rate,
+            Some(f.ai_involved as f64),
+            f.ai_share,
+        ];
+        assert_eq!(numbers, expected, "{}", point.week);
+    }
+}
+
+/// Checks a downloaded PNG: its size is the chart's at twice the scale,
+/// and drawn on a canvas it shows the level zones' colours and the marker
+/// line's.
+async fn png_shows_the_chart(session: &Session, png: &[u8]) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let (width, height) = (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+    assert_eq!((width, height), (720, 380));
+    let data = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png));
+    let seen = session
+        .script_async(
+            "const img = new Image();
+             img.onload = () => {
+               const c = document.createElement('canvas');
+               c.width = img.width; c.height = img.height;
+               const ctx = c.getContext('2d');
+               ctx.drawImage(img, 0, 0);
+               const px = ctx.getImageData(0, 0, c.width, c.height).data;
+               const colours = new Set();
+               let marker = false;
+               for (let i = 0; i < px.length; i += 4) {
+                 colours.add(px[i] + ',' + px[i + 1] + ',' + px[i + 2]);
+                 if (Math.abs(px[i] - 111) + Math.abs(px[i + 1] - 66) + Math.abs(px[i + 2] - 193) < 40) marker = true;
+               }
+               const zones = ['216,243,227', '219,233,251', '251,236,203', '250,220,220'].filter(z => colours.has(z)).length;
+               done([colours.size, zones, marker]);
+             };
+             img.onerror = () => done('not an image');
+             img.src = arguments[0];",
+            vec![json!(data)],
+        )
+        .await;
+    let seen = seen.as_array().unwrap_or_else(|| panic!("{seen}"));
+    assert!(seen[0].as_u64().unwrap() > 20, "the PNG is nearly blank: {seen:?}");
+    assert!(seen[1].as_u64().unwrap() >= 1, "no level zone in the PNG: {seen:?}");
+    assert_eq!(seen[2], json!(true), "no marker line in the PNG: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
+async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_exports_what_it_shows() {
+    let today = chrono::Utc::now().date_naive();
+    let marker_day = (today - chrono::Duration::weeks(5)).to_string();
+    let toml = format!("[harvest]\ninterval_minutes = 0\n[[markers]]\ndate = \"{marker_day}\"\nlabel = \"New on-call rota\"\n");
+    let server = DemoServer::start(jira_dora::config::load(Some(&toml), &std::collections::HashMap::new()).unwrap()).await;
+    let mut grpc = server.client().await;
+    common::harvested(&mut grpc).await;
+    csp_is_unchanged(&server).await;
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let session = driver.session(profile.path(), 1280, 900).await;
+    session.goto(&server.url("/")).await;
+    session.wait_for("return document.body.dataset.loaded", json!("OPS|weeks=13")).await;
+
+    // Two projects in one view: the cards say which, and show their
+    // combined figures.
+    pick_projects(&session, &["PAY", "SHOP"], &["OPS"]).await;
+    session.wait_for("return document.body.dataset.loaded", json!("PAY,SHOP|weeks=13")).await;
+    assert_eq!(session.text(&session.find("#project-summary").await).await, "PAY, SHOP");
+    let answer = grpc.get_metrics(metrics_request(&["PAY", "SHOP"], 13, None)).await.unwrap().into_inner();
+    for (key, expected, level) in cards(&answer.combined.unwrap()) {
+        let raw = session.attribute(&session.find(&format!("[data-key='{key}'] .value")).await, "data-raw").await.unwrap();
+        assert_eq!(raw.parse::<f64>().ok(), expected, "{key}");
+        let badge = session.text(&session.find(&format!("[data-key='{key}'] .level")).await).await;
+        assert_eq!(badge, format!("DORA level: {}", level_name(level)), "{key}");
+        let scope = session.text(&session.find(&format!("[data-key='{key}'] .scope")).await).await;
+        assert_eq!(scope, "2 projects combined: PAY, SHOP");
+    }
+
+    // A custom range of weeks, picked in the period list and the week fields.
+    let this_week = jira_dora::domain::time::IsoWeek::of_date(today);
+    let (from, to) = (this_week.plus(-8).to_string(), this_week.plus(-3).to_string());
+    pick_period(&session, "custom").await;
+    assert_eq!(session.script("return document.getElementById('range').hidden").await, json!(false));
+    session.script(&format!("document.getElementById('from').value = '{from}'; document.getElementById('to').value = '{to}';")).await;
+    session.click(&session.find("#apply-range").await).await;
+    session.wait_for("return document.body.dataset.loaded", json!(format!("PAY,SHOP|from={from}&to={to}"))).await;
+    let answer = grpc.get_metrics(metrics_request(&["PAY", "SHOP"], 0, Some((&from, &to)))).await.unwrap().into_inner();
+    let period = session.text(&session.find("#period").await).await;
+    assert!(period.starts_with(&format!("From {from} to {to} (6 weeks")), "{period}");
+    let combined = answer.combined.unwrap();
+    for (key, expected, _) in cards(&combined) {
+        let raw = session.attribute(&session.find(&format!("[data-key='{key}'] .value")).await, "data-raw").await.unwrap();
+        assert_eq!(raw.parse::<f64>().ok(), expected, "{key}");
+    }
+    rolling_medians_are_the_apis(&session, &answer.series).await;
+    // The configured marker is on every chart.
+    assert_eq!(answer.markers.iter().map(|m| (m.date.as_str(), m.label.as_str())).collect::<Vec<_>>(), [(marker_day.as_str(), "New on-call rota")]);
+    markers_are_on_every_chart(&session, &answer.markers).await;
+    level_zones_are_labelled(&session).await;
+    no_console_errors(&session, "with two projects over a custom range").await;
+    session.script("document.activeElement.blur()").await;
+    session.full_page_screenshot(1280, &screenshot("projects.png")).await;
+
+    // The exports: what the page shows, as files.
+    let stem = format!("dora-PAY-SHOP-{from}-{to}");
+    session.click(&session.find("#export-csv").await).await;
+    let csv = String::from_utf8(session.download(&format!("{stem}.csv")).await).unwrap();
+    csv_matches(&csv, "PAY+SHOP", &answer.series);
+
+    session.click(&session.find("#export-md").await).await;
+    let md = String::from_utf8(session.download(&format!("{stem}.md")).await).unwrap();
+    assert!(md.starts_with("# DORA metrics: PAY, SHOP\n"), "{md}");
+    for (key, _, level) in cards(&combined) {
+        let title = session.text(&session.find(&format!("#card-{key}")).await).await;
+        let value = session.text(&session.find(&format!("[data-key='{key}'] .value")).await).await;
+        let row = format!("| {title} | {value} | {} |", level_name(level));
+        assert!(md.contains(&row), "`{row}` missing from\n{md}");
+    }
+    let ai = answer.ai_impact.unwrap();
+    let mut sentences = vec![ai.overall.unwrap().sentence];
+    sentences.extend(ai.comparisons.iter().chain(&ai.ai_vs_other).map(|c| c.sentence.clone()));
+    for sentence in sentences {
+        assert!(md.contains(&sentence), "`{sentence}` missing from\n{md}");
+    }
+    assert!(md.contains(&format!("- {marker_day}: New on-call rota")), "{md}");
+
+    session.click(&session.find("[data-chart='lead_time'] button.png").await).await;
+    let png = session.download(&format!("{stem}-lead-time.png")).await;
+    png_shows_the_chart(&session, &png).await;
+    no_console_errors(&session, "after the exports").await;
+
+    session.full_page_screenshot(390, &screenshot("projects-phone.png")).await;
+    session.close().await;
+    server.stop().await;
+}
+
+/// Makes `setTimeout(f, 5 minutes)` fire after 0.3 s, and records every
+/// delay asked for in `window.delays`.
+const FAST_CLOCK: &str = r#"(() => {
+  const real = window.setTimeout.bind(window);
+  window.delays = [];
+  window.setTimeout = (f, ms, ...rest) => { window.delays.push(ms); return real(f, ms === 300000 ? 300 : ms, ...rest); };
+})();"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
+async fn the_wallboard_shows_one_figure_with_its_level_and_trend_and_refreshes_every_five_minutes() {
+    let server = DemoServer::demo().await;
+    let mut grpc = server.client().await;
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let session = driver.session(profile.path(), 1280, 720).await;
+    session.before_every_page(FAST_CLOCK).await;
+    session.goto(&server.url("/?wallboard=1&project=PAY&metric=lead_time")).await;
+    session.wait_for("return document.body.dataset.state", json!("ready")).await;
+
+    let answer = grpc.get_metrics(metrics_request(&["PAY"], 13, None)).await.unwrap().into_inner();
+    let (now, before) = (answer.combined.unwrap(), answer.previous.unwrap());
+    let (median, previous) = (now.lead_time.unwrap().median_hours, before.lead_time.unwrap().median_hours);
+    let value = session.find("#wallboard .wall-value").await;
+    assert_eq!(session.attribute(&value, "data-raw").await.unwrap().parse::<f64>().ok(), median);
+    let (shown, converted) = shown_and_expected(&session.text(&value).await, median);
+    assert!((shown - converted).abs() <= 0.051, "shows {shown}, gRPC says {converted}");
+    assert_eq!(session.text(&session.find("#wallboard .wall-title").await).await, "Lead time for changes — PAY");
+    let level = session.text(&session.find("#wallboard .level").await).await;
+    assert_eq!(level, format!("DORA level: {}", level_name(now.levels.unwrap().lead_time)));
+    let trend = session.text(&session.find("#wallboard .change").await).await;
+    let (m, p) = (median.unwrap(), previous.unwrap());
+    let words = if (m - p).abs() / p < 0.005 { "Same as" } else if m > p { "Up " } else { "Down " };
+    assert!(trend.contains(words) && trend.contains("the previous 13 weeks"), "{trend} (now {m}, before {p})");
+    // Its chart, with the level zones, and nothing else of the dashboard.
+    assert_eq!(session.script("return document.querySelectorAll('#wallboard figure[data-chart=\"lead_time\"] g[data-level]').length > 0").await, json!(true));
+    assert_eq!(session.script("return document.getElementById('content').hidden && document.getElementById('pickers').hidden").await, json!(true));
+    session.full_page_screenshot(1280, &screenshot("wallboard.png")).await;
+
+    // It asks to be woken in 5 minutes, and then loads again.
+    assert_eq!(session.script("return window.delays.includes(300000)").await, json!(true));
+    session.wait_for("return Number(document.body.dataset.refreshes) >= 3", json!(true)).await;
+    session.wait_for("return document.body.dataset.state", json!("ready")).await;
+    no_console_errors(&session, "on the wallboard").await;
+
+    // An address without a metric says what to write.
+    session.goto(&server.url("/?wallboard=1&project=PAY")).await;
+    session.wait_for("return document.body.dataset.state", json!("wallboard-address")).await;
+    let text = session.text(&session.find("#notice").await).await;
+    assert!(text.contains("metric=lead_time"), "{text}");
+    session.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
+async fn without_deployments_the_change_failure_card_shows_the_reopen_rate_as_a_labelled_stand_in() {
+    // Definitions under which no version is a deployment (a team that
+    // deploys without releasing versions, before its transitions are set up).
+    let defs = tempfile::tempdir().unwrap();
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("metrics-defs");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rhai") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text.replace("version.released && version.release_date != ()", "false");
+            std::fs::write(defs.path().join(path.file_name().unwrap()), text).unwrap();
+        }
+    }
+    let mut config = common::demo_config();
+    config.defs_dir = defs.path().to_owned();
+    let server = DemoServer::start(config).await;
+    let mut grpc = server.client().await;
+    common::harvested(&mut grpc).await;
+    let answer = grpc.get_metrics(metrics_request(&[PROJECT], 13, None)).await.unwrap().into_inner();
+    let combined = answer.combined.unwrap();
+    assert_eq!(combined.deployments, 0, "the definitions leave no deployment");
+    let reopen_rate = combined.reopen_rate.expect("completed work");
+
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let session = driver.session(profile.path(), 1280, 900).await;
+    session.goto(&server.url(&format!("/#projects={PROJECT}&weeks=13"))).await;
+    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT}|weeks=13"))).await;
+    let card = "[data-key='change_failure_rate']";
+    assert_eq!(session.text(&session.find(&format!("{card} .no-deployments")).await).await, "No deployments in the period");
+    assert_eq!(session.text(&session.find(&format!("{card} .stand-in-label")).await).await, "Stand-in: re-open rate");
+    let value = session.find(&format!("{card} .stand-in-value")).await;
+    assert_eq!(session.attribute(&value, "data-raw").await.unwrap().parse::<f64>().ok(), Some(reopen_rate));
+    let (shown, converted) = shown_and_expected(&session.text(&value).await, Some(reopen_rate));
+    assert!((shown - converted).abs() <= 0.051);
+    // Never presented as a change failure rate: no figure in the card's
+    // value slot, an unknown level, and words that say what it is.
+    assert_eq!(session.script(&format!("return document.querySelector(\"{card} .value\")")).await, Value::Null);
+    assert_eq!(session.text(&session.find(&format!("{card} .level")).await).await, "DORA level: Unknown");
+    let detail = session.text(&session.find(&format!("{card} .detail")).await).await;
+    assert!(detail.contains("not a change failure rate"), "{detail}");
+    no_console_errors(&session, "without deployments").await;
+    session.full_page_screenshot(390, &screenshot("no-deployments-phone.png")).await;
+
+    // The summary says the same.
+    session.click(&session.find("#export-md").await).await;
+    let md = String::from_utf8(session.download(&format!("dora-{PROJECT}-last-13-weeks.md")).await).unwrap();
+    let rate = format!("{:.1} %", reopen_rate * 100.0);
+    let row = format!("| Change failure rate | no deployments (stand-in: re-open rate {rate}) | Unknown |");
+    assert!(md.contains(&row), "`{row}` missing from\n{md}");
+
+    // So does the wallboard.
+    session.goto(&server.url(&format!("/?wallboard=1&project={PROJECT}&metric=change_failure_rate"))).await;
+    session.wait_for("return document.body.dataset.state", json!("ready")).await;
+    let label = session.text(&session.find("#wallboard .stand-in-label").await).await;
+    assert_eq!(label, "Stand-in: re-open rate (not a change failure rate)");
+    let value = session.find("#wallboard .stand-in-value").await;
+    assert_eq!(session.attribute(&value, "data-raw").await.unwrap().parse::<f64>().ok(), Some(reopen_rate));
+    no_console_errors(&session, "on the wallboard without deployments").await;
     session.close().await;
     server.stop().await;
 }

@@ -7,7 +7,7 @@
 const KEY_STORAGE = 'dora.apiKey';
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
-const state = { projects: [], project: null, weeks: 13, seq: 0, retry: null };
+const state = { projects: [], keys: [], period: { weeks: 13 }, view: null, seq: 0, retry: null };
 
 // ------------------------------------------------------------------ helpers
 
@@ -50,10 +50,6 @@ const LEVELS = {
   LEVEL_LOW: ['low', 'Low'],
   LEVEL_UNKNOWN: ['unknown', 'Unknown'],
 };
-function levelBadge(level) {
-  const [cls, name] = LEVELS[level] || LEVELS.LEVEL_UNKNOWN;
-  return el('span', { class: 'level level-' + cls }, 'DORA level: ' + name);
-}
 
 function plural(n, one, many) { return n + ' ' + (n === 1 ? one : many); }
 
@@ -148,75 +144,311 @@ function showError(err, project, retry) {
   }
 }
 
+// ------------------------------------------------------------------- dates
+
+const DAY_MS = 86400000;
+function dateOf(text) { return Date.UTC(+text.slice(0, 4), +text.slice(5, 7) - 1, +text.slice(8, 10)); }
+/** Monday of an ISO week named like 2026-W05, as a UTC day in ms. */
+function isoWeekMonday(name) {
+  const year = +name.slice(0, 4), week = +name.slice(6);
+  const jan4 = Date.UTC(year, 0, 4);
+  const weekday = (new Date(jan4).getUTCDay() + 6) % 7;
+  return jan4 - weekday * DAY_MS + (week - 1) * 7 * DAY_MS;
+}
+
+// ------------------------------------------------------------------- levels
+
+/**
+ * The DORA level cut-offs of each chart's measure (the service's level
+ * table), best level first: [class, name, edge, how a value compares with
+ * the edge to be in the zone]. The deployment chart's measure is
+ * deployment days per week, as the level's.
+ */
+const BANDS = {
+  deployment_frequency: { higherIsBetter: true, zones: [['elite', 'Elite', 5, '≥'], ['high', 'High', 1, '≥'], ['medium', 'Medium', 12 / 52, '≥'], ['low', 'Low', 0, '>']] },
+  lead_time: { zones: [['elite', 'Elite', 24, '<'], ['high', 'High', 168, '<'], ['medium', 'Medium', 720, '<'], ['low', 'Low', Infinity, '≥']] },
+  change_failure_rate: { zones: [['elite', 'Elite', 0.05, '≤'], ['high', 'High', 0.10, '≤'], ['medium', 'Medium', 0.15, '≤'], ['low', 'Low', Infinity, '>']] },
+  time_to_restore: { zones: [['elite', 'Elite', 1, '<'], ['high', 'High', 24, '<'], ['medium', 'Medium', 168, '<'], ['low', 'Low', Infinity, '≥']] },
+};
+
+/** The zones of a measure as [cls, name, low, high] value ranges. */
+function zoneRanges(band) {
+  const out = [];
+  if (band.higherIsBetter) {
+    let high = Infinity;
+    for (const [cls, name, edge] of band.zones) { out.push([cls, name, edge, high]); high = edge; }
+  } else {
+    let low = 0;
+    for (const [cls, name, edge] of band.zones) { out.push([cls, name, low, edge]); low = edge; }
+  }
+  return out;
+}
+
+/** Words for the zones, e.g. "Elite < 24.0 h, High < 7.0 days, …". */
+function zoneLegend(band, format) {
+  return band.zones.map(([, name, edge, op], i) => {
+    if (edge === Infinity) return name + ' ' + op + ' ' + format(band.zones[i - 1][2]);
+    if (edge === 0) return name + ' above 0';
+    return name + ' ' + op + ' ' + format(edge);
+  }).join(', ');
+}
+
 // ------------------------------------------------------------------- charts
 
 let chartIds = 0;
 
 /**
- * A weekly chart: bars or a line with dots, gaps where a week has no value.
- * `points` are {week, value|null}; `format` turns a value into text.
+ * A chart of the series: bars or a line with dots, gaps where a point has
+ * no value, the DORA level zones behind it, an optional dashed rolling
+ * median, and the markers as labelled vertical lines.
+ * `points` are {name, start, days, value|null, rolling?}; `format` turns a value
+ * into text.
  */
-function chart(title, points, kind, format, unitNote) {
+function chart(o) {
+  const { key, title, points, kind, format, markers, unit } = o;
   const id = 'chart-' + (++chartIds);
-  const W = 320, H = 150, left = 16, right = 8, top = 20, bottom = 22;
+  const W = 360, H = 190, left = 18, right = 44, top = 30, bottom = 22;
+  const plotH = H - top - bottom;
   const values = points.map(p => p.value).filter(v => v !== null);
-  const max = values.length ? Math.max(...values) : 0;
-  const scaleMax = max > 0 ? max * 1.1 : 1;
+  const rolling = points.map(p => (p.rolling === undefined ? null : p.rolling)).filter(v => v !== null);
+  const max = Math.max(0, ...values, ...rolling);
+  const scaleMax = max > 0 ? max * 1.15 : 1;
   const step = (W - left - right) / Math.max(points.length, 1);
   const x = i => left + step * (i + 0.5);
-  const y = v => top + (H - top - bottom) * (1 - v / scaleMax);
+  const y = v => top + plotH * (1 - Math.min(v, scaleMax) / scaleMax);
 
-  const marks = [];
+  const parts = [];
+  // Level zones: shaded, each with its name and its edges as dashed lines.
+  const band = BANDS[key];
+  if (band) {
+    for (const [cls, name, low, high] of zoneRanges(band)) {
+      if (low >= scaleMax) continue;
+      const y1 = y(Math.min(high, scaleMax)), y2 = y(low);
+      const zone = [svg('rect', { class: 'zone zone-' + cls, x: left, y: fixed(y1, 1), width: W - left - right, height: fixed(y2 - y1, 1) })];
+      if (high < scaleMax) zone.push(svg('line', { class: 'zone-edge', x1: left, y1: fixed(y1, 1), x2: W - right, y2: fixed(y1, 1) }));
+      if (y2 - y1 >= 9) zone.push(svg('text', { class: 'zone-label', x: W - right + 3, y: fixed((y1 + y2) / 2 + 3, 1) }, name));
+      parts.push(svg('g', { 'data-level': cls }, zone));
+    }
+  }
+  parts.push(
+    svg('line', { class: 'axis', x1: left, y1: H - bottom, x2: W - right, y2: H - bottom }),
+    svg('line', { class: 'axis', x1: left, y1: top, x2: left, y2: H - bottom }),
+  );
   if (kind === 'bars') {
     points.forEach((p, i) => {
       if (p.value === null) return;
-      const h = (H - top - bottom) * (p.value / scaleMax);
-      marks.push(svg('rect', { class: 'bar-mark', x: fixed(x(i) - step * 0.35, 1), y: fixed(H - bottom - h, 1), width: fixed(step * 0.7, 1), height: fixed(h, 1) }));
+      const h = plotH * (Math.min(p.value, scaleMax) / scaleMax);
+      parts.push(svg('rect', { class: 'bar-mark', x: fixed(x(i) - step * 0.35, 1), y: fixed(H - bottom - h, 1), width: fixed(step * 0.7, 1), height: fixed(h, 1) }));
     });
   } else {
-    let run = [];
-    const flush = () => {
-      if (run.length > 1) marks.push(svg('polyline', { class: 'line-mark', points: run.join(' ') }));
-      run = [];
-    };
-    points.forEach((p, i) => {
-      if (p.value === null) { flush(); return; }
-      run.push(fixed(x(i), 1) + ',' + fixed(y(p.value), 1));
-      marks.push(svg('circle', { class: 'dot-mark', cx: fixed(x(i), 1), cy: fixed(y(p.value), 1), r: 2.5 }));
-    });
-    flush();
+    parts.push(...lines(points.map(p => p.value), x, y, 'line-mark', true));
   }
+  if (rolling.length) parts.push(...lines(points.map(p => (p.rolling === undefined ? null : p.rolling)), x, y, 'rolling-mark', false));
 
-  const first = points.length ? points[0].week : '';
-  const last = points.length ? points[points.length - 1].week : '';
-  const latest = points.length ? points[points.length - 1].value : null;
-  const summary = values.length
-    ? title + ' per week from ' + first + ' to ' + last + ': lowest ' + format(Math.min(...values)) + ', highest ' + format(max) +
-      ', latest week ' + (latest === null ? 'no value' : format(latest)) + '; ' + plural(points.length - values.length, 'week', 'weeks') + ' without a value.'
-    : title + ': no week of the period has a value.';
+  // Markers: a vertical line at the marker's day, its label above the plot
+  // (two rows, so that neighbours do not overlap).
+  const shownMarkers = [];
+  (markers || []).forEach(m => {
+    const day = dateOf(m.date);
+    const i = points.findIndex(p => day >= p.start && day < p.start + p.days * DAY_MS);
+    if (i < 0) return;
+    const at = left + step * (i + ((day - points[i].start) / DAY_MS + 0.5) / points[i].days);
+    const row = shownMarkers.length % 2;
+    const anchor = at > W * 0.6 ? 'end' : 'start';
+    shownMarkers.push(m);
+    parts.push(svg('g', { class: 'marker', 'data-date': m.date, 'data-label': m.label }, [
+      svg('title', {}, m.date + ': ' + m.label),
+      svg('line', { class: 'marker-line', x1: fixed(at, 1), y1: top - 12 + row * 10, x2: fixed(at, 1), y2: H - bottom }),
+      svg('text', { class: 'marker-label', x: fixed(at + (anchor === 'end' ? -3 : 3), 1), y: 10 + row * 10, 'text-anchor': anchor }, m.label),
+    ]));
+  });
 
-  const picture = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-labelledby': id + '-title ' + id + '-desc', focusable: 'false' }, [
-    svg('title', { id: id + '-title' }, title + ' per week'),
-    svg('desc', { id: id + '-desc' }, summary),
-    svg('line', { class: 'axis', x1: left, y1: H - bottom, x2: W - right, y2: H - bottom }),
-    svg('line', { class: 'axis', x1: left, y1: top, x2: left, y2: H - bottom }),
-    svg('line', { class: 'axis', x1: left, y1: y(max), x2: W - right, y2: y(max), 'stroke-dasharray': '3 3' }),
-    svg('text', { class: 'tick', x: left + 4, y: top - 6 }, values.length ? 'highest ' + format(max) : 'no values'),
+  const first = points.length ? points[0].name : '';
+  const last = points.length ? points[points.length - 1].name : '';
+  parts.push(
     svg('text', { class: 'tick', x: left - 4, y: H - bottom, 'text-anchor': 'end' }, '0'),
     svg('text', { class: 'tick', x: left, y: H - 6 }, first),
     svg('text', { class: 'tick', x: W - right, y: H - 6, 'text-anchor': 'end' }, last),
-  ].concat(marks));
+    svg('text', { class: 'tick', x: left + 2, y: y(max) - 3 }, values.length ? 'highest ' + format(max) : 'no values'),
+  );
 
-  const rows = points.map(p => el('tr', {}, [el('td', {}, p.week), el('td', {}, p.value === null ? '—' : format(p.value))]));
-  const table = el('table', {}, [
-    el('thead', {}, el('tr', {}, [el('th', { scope: 'col' }, 'Week'), el('th', { scope: 'col' }, title)])),
-    el('tbody', {}, rows),
-  ]);
-  return el('figure', { class: 'chart' }, [
-    el('figcaption', {}, [el('h3', {}, title), unitNote ? el('p', { class: 'visually-hidden' }, unitNote) : null]),
+  const latest = points.length ? points[points.length - 1].value : null;
+  const per = o.per || 'week';
+  const summary = (values.length
+    ? title + ' per ' + per + ' from ' + first + ' to ' + last + ': lowest ' + format(Math.min(...values)) + ', highest ' + format(Math.max(...values)) +
+      ', latest ' + per + ' ' + (latest === null ? 'no value' : format(latest)) + '; ' + plural(points.length - values.length, per, per + 's') + ' without a value.'
+    : title + ': no ' + per + ' of the period has a value.') +
+    (band ? ' DORA level zones: ' + zoneLegend(band, format) + '.' : '') +
+    (shownMarkers.length ? ' Markers: ' + shownMarkers.map(m => m.date + ' ' + m.label).join('; ') + '.' : '');
+
+  const picture = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-labelledby': id + '-title ' + id + '-desc', focusable: 'false' },
+    [svg('title', { id: id + '-title' }, title + ' per ' + per), svg('desc', { id: id + '-desc' }, summary)].concat(parts));
+
+  const head = [el('th', { scope: 'col' }, per === 'week' ? 'Week' : 'Month'), el('th', { scope: 'col' }, title)];
+  if (rolling.length || o.rollingTitle) head.push(el('th', { scope: 'col' }, o.rollingTitle));
+  const rows = points.map(p => el('tr', {}, [
+    el('td', {}, p.name),
+    el('td', { 'data-raw': p.value === null ? '' : String(p.value) }, p.value === null ? '—' : format(p.value)),
+    p.rolling === undefined ? null : el('td', { 'data-raw': p.rolling === null ? '' : String(p.rolling) }, p.rolling === null ? '—' : format(p.rolling)),
+  ]));
+  const table = el('table', {}, [el('thead', {}, el('tr', {}, head)), el('tbody', {}, rows)]);
+  const save = el('button', { type: 'button', class: 'png', 'data-chart': key }, 'Save as PNG');
+  save.addEventListener('click', () => savePng(picture, o.fileName + '.png'));
+  return el('figure', { class: 'chart', 'data-chart': key }, [
+    el('figcaption', {}, [el('h3', {}, title), save, unit ? el('p', { class: 'chart-unit' }, unit) : null]),
     picture,
-    el('details', {}, [el('summary', {}, 'Show the weekly values as a table'), table]),
+    band ? el('p', { class: 'zones' }, 'DORA levels: ' + zoneLegend(band, format) + '.') : null,
+    el('details', {}, [el('summary', {}, 'Show the values as a table'), table]),
   ]);
+}
+
+/** Polylines through the non-null values (a gap splits them), with dots. */
+function lines(values, x, y, cls, dots) {
+  const out = [];
+  let run = [];
+  const flush = () => {
+    if (run.length > 1) out.push(svg('polyline', { class: cls, points: run.join(' ') }));
+    run = [];
+  };
+  values.forEach((v, i) => {
+    if (v === null) { flush(); return; }
+    run.push(fixed(x(i), 1) + ',' + fixed(y(v), 1));
+    if (dots) out.push(svg('circle', { class: 'dot-mark', cx: fixed(x(i), 1), cy: fixed(y(v), 1), r: 2.5 }));
+  });
+  flush();
+  return out;
+}
+
+// ------------------------------------------------------------------ exports
+
+/** Offers `blob` as a download named `name`. */
+function download(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = el('a', { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+/** The presentation attributes that carry a chart's look into a PNG. */
+const PAINT = ['fill', 'fill-opacity', 'stroke', 'stroke-width', 'stroke-dasharray', 'opacity', 'font-size', 'font-family', 'font-weight'];
+
+/**
+ * Saves a chart as a PNG: the SVG, with its computed styles copied into
+ * presentation attributes (no inline style, so the page's strict policy
+ * holds), as a data: image drawn on a canvas at twice its size.
+ */
+function savePng(picture, name) {
+  const copy = picture.cloneNode(true);
+  const from = [picture, ...picture.querySelectorAll('*')];
+  const to = [copy, ...copy.querySelectorAll('*')];
+  from.forEach((node, i) => {
+    const style = getComputedStyle(node);
+    for (const prop of PAINT) {
+      const v = style.getPropertyValue(prop);
+      if (v) to[i].setAttribute(prop, v);
+    }
+  });
+  const box = picture.viewBox.baseVal;
+  copy.setAttribute('xmlns', SVG_NS);
+  const text = new XMLSerializer().serializeToString(copy);
+  const image = new Image();
+  image.onload = () => {
+    const scale = 2;
+    const canvas = el('canvas', { width: box.width * scale, height: box.height * scale });
+    const ctx = canvas.getContext('2d');
+    ctx.fillStyle = '#ffffff';
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
+    canvas.toBlob(blob => download(blob, name), 'image/png');
+  };
+  image.src = 'data:image/svg+xml;base64,' + btoa(unescape(encodeURIComponent(text)));
+}
+
+/** A CSV cell: numbers as the API sent them, text quoted when needed. */
+function csvCell(v) {
+  if (v === null || v === undefined) return '';
+  const t = String(v);
+  return /[",\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
+}
+
+/** The CSV columns, documented in the README: name and how to read a point. */
+const CSV_COLUMNS = [
+  ['weeks', p => count(p.weeks)],
+  ['deployments', p => count(p.figures.deployments)],
+  ['deployment_days', p => count(p.figures.deploymentDays)],
+  ['deployments_per_week', p => count(p.figures.deploymentsPerWeek)],
+  ['lead_time_median_hours', p => opt((p.figures.leadTime || {}).medianHours)],
+  ['lead_time_count', p => count((p.figures.leadTime || {}).count)],
+  ['lead_time_rolling_median_hours', p => opt((p.rollingLeadTime || {}).medianHours)],
+  ['lead_time_rolling_count', p => count((p.rollingLeadTime || {}).count)],
+  ['change_failure_failed', p => count((p.figures.changeFailure || {}).failed)],
+  ['change_failure_deployments', p => count((p.figures.changeFailure || {}).deployments)],
+  ['change_failure_rate', p => opt((p.figures.changeFailure || {}).rate)],
+  ['time_to_restore_median_hours', p => opt((p.figures.timeToRestore || {}).medianHours)],
+  ['time_to_restore_count', p => count((p.figures.timeToRestore || {}).count)],
+  ['time_to_restore_rolling_median_hours', p => opt((p.rollingTimeToRestore || {}).medianHours)],
+  ['time_to_restore_rolling_count', p => count((p.rollingTimeToRestore || {}).count)],
+  ['incidents', p => count(p.figures.incidents)],
+  ['open_incidents', p => count(p.figures.openIncidents)],
+  ['completed', p => count(p.figures.completed)],
+  ['reopened', p => count(p.figures.reopened)],
+  ['reopen_rate', p => opt(p.figures.reopenRate)],
+  ['rework_deployments', p => count((p.figures.rework || {}).rework)],
+  ['rework_rate', p => opt((p.figures.rework || {}).rate)],
+  ['ai_involved', p => count(p.figures.aiInvolved)],
+  ['ai_share', p => opt(p.figures.aiShare)],
+];
+
+function exportCsv() {
+  const v = state.view;
+  if (!v) return;
+  const header = ['projects', v.per].concat(CSV_COLUMNS.map(c => c[0]));
+  const lines = [header.join(',')].concat(v.points.map(p =>
+    [v.keys.join('+'), p.name].concat(CSV_COLUMNS.map(c => c[1](p))).map(csvCell).join(',')));
+  download(new Blob([lines.join('\r\n') + '\r\n'], { type: 'text/csv' }), v.fileName + '.csv');
+}
+
+function exportMarkdown() {
+  const v = state.view;
+  if (!v) return;
+  download(new Blob([markdown(v)], { type: 'text/markdown' }), v.fileName + '.md');
+}
+
+/** A Markdown table cell: pipes escaped, one line. */
+function mdCell(t) { return String(t).replace(/\|/g, '\\|').replace(/\s+/g, ' '); }
+
+/** The Markdown summary: the four keys with their levels, and the AI verdicts. */
+function markdown(v) {
+  const r = v.response;
+  const f = r.combined || {};
+  const out = ['# DORA metrics: ' + v.keys.join(', '), '', periodText(r) + (v.keys.length > 1 ? ' Projects combined: counts summed, durations merged.' : ''), '',
+    '| Key | Value | DORA level | Change |', '|---|---|---|---|'];
+  for (const k of KEYS) {
+    const read = cardReading(k, f, r.previous || {}, v.weeks);
+    out.push('| ' + [k.title, read.valueText + (read.standIn ? ' (' + read.standIn + ')' : ''), read.levelName, read.change].map(mdCell).join(' | ') + ' |');
+  }
+  out.push('', 'Levels: ' + (r.levelsSource || '') + '.');
+  const ai = r.aiImpact || {};
+  out.push('', '## AI impact', '');
+  if (!ai.available) {
+    out.push(ai.note || 'No AI rollout date is known for this view.');
+  } else {
+    const overall = ai.overall || {};
+    out.push('Rollout: ' + ai.rolloutDate + '. Before: ' + window_(ai.before) + '. After: ' + window_(ai.after) + '.', '', overall.sentence || '', '');
+    out.push('Speed: ' + (DIRECTIONS[overall.speed] || DIRECTIONS.DIRECTION_NOT_ENOUGH_DATA)[1] + '. Stability: ' + (DIRECTIONS[overall.stability] || DIRECTIONS.DIRECTION_NOT_ENOUGH_DATA)[1] + '.', '');
+    out.push('### Before and after the rollout', '');
+    for (const c of ai.comparisons || []) out.push('- **' + (c.label || c.metric) + '**: ' + (VERDICTS[c.verdict] || VERDICTS.VERDICT_NOT_ENOUGH_DATA)[1] + '. ' + (c.sentence || ''));
+    out.push('', '### AI-involved work against other work, after the rollout', '');
+    for (const c of ai.aiVsOther || []) out.push('- **' + (c.label || c.metric) + '**: ' + (VERDICTS[c.verdict] || VERDICTS.VERDICT_NOT_ENOUGH_DATA)[1] + '. ' + (c.sentence || ''));
+  }
+  const markers = r.markers || [];
+  if (markers.length) {
+    out.push('', '## Markers', '');
+    for (const m of markers) out.push('- ' + m.date + ': ' + m.label);
+  }
+  return out.join('\n') + '\n';
 }
 
 // -------------------------------------------------------------------- cards
@@ -241,6 +473,11 @@ const KEYS = [
     value: f => opt((f.changeFailure || {}).rate), text: percentText,
     detail: f => count((f.changeFailure || {}).failed) + ' of ' + plural(count((f.changeFailure || {}).deployments), 'deployment', 'deployments') + ' failed',
     empty: 'No deployment in the period.',
+    // Without deployments there is no change failure rate: the re-open
+    // rate stands in, always called by its own name.
+    standIn: f => (count((f.changeFailure || {}).deployments) === 0 ? opt(f.reopenRate) : undefined),
+    standInDetail: f => 'No deployments in the period, so no change failure rate. In its place, the re-open rate: ' +
+      count(f.reopened) + ' of ' + plural(count(f.completed), 'completed item', 'completed items') + ' re-opened. It is a stand-in, not a change failure rate.',
   },
   {
     id: 'time_to_restore', title: 'Time to restore', level: 'timeToRestore', higherIsBetter: false,
@@ -250,56 +487,133 @@ const KEYS = [
   },
 ];
 
-function changeLine(key, current, previous, weeks) {
-  const than = 'the previous ' + plural(weeks, 'week', 'weeks');
-  if (current === null || previous === null) return el('p', { class: 'change' }, 'No figure for ' + than + ' to compare with.');
-  if (previous === 0) {
-    return el('p', { class: 'change' }, current === 0 ? 'Same as ' + than + '.' : 'Up from zero in ' + than + '.');
-  }
+/** How a change against the previous period reads: text and class. */
+function change(key, current, previous, than) {
+  if (current === null || previous === null) return { text: 'No figure for ' + than + ' to compare with.', cls: '' };
+  if (previous === 0) return { text: current === 0 ? 'Same as ' + than + '.' : 'Up from zero in ' + than + '.', cls: '' };
   const rel = (current - previous) / previous;
-  if (Math.abs(rel) < 0.005) return el('p', { class: 'change' }, 'Same as ' + than + '.');
+  if (Math.abs(rel) < 0.005) return { text: 'Same as ' + than + '.', cls: '' };
   const up = rel > 0;
   const better = up === key.higherIsBetter;
-  return el('p', { class: 'change ' + (better ? 'better' : 'worse') }, [
-    el('span', { 'aria-hidden': 'true' }, up ? '▲ ' : '▼ '),
-    (up ? 'Up ' : 'Down ') + fixed(Math.abs(rel) * 100, 0) + ' % on ' + than + ' (' + (better ? 'better' : 'worse') + ').',
-  ]);
+  return { text: (up ? 'Up ' : 'Down ') + fixed(Math.abs(rel) * 100, 0) + ' % on ' + than + ' (' + (better ? 'better' : 'worse') + ').', cls: better ? 'better' : 'worse', up };
 }
 
-function card(key, figures, previous, weeks) {
+/** Everything a card, the wallboard and the summary say about one key. */
+function cardReading(key, figures, previous, than) {
   const value = key.value(figures);
   const text = key.text(value);
-  const levels = figures.levels || {};
-  return el('article', { class: 'card', 'data-key': key.id, 'aria-labelledby': 'card-' + key.id }, [
-    el('h3', { id: 'card-' + key.id }, key.title),
-    el('p', { class: 'value', 'data-raw': value === null ? '' : String(value) },
-      text === null ? ['—'] : [text.number, el('span', { class: 'unit' }, ' ' + text.unit)]),
-    levelBadge(levels[key.level]),
-    el('p', { class: 'detail' }, value === null ? key.empty : key.detail(figures)),
-    changeLine(key, value, key.value(previous), weeks),
-  ]);
+  const [levelCls, levelName] = LEVELS[(figures.levels || {})[key.level]] || LEVELS.LEVEL_UNKNOWN;
+  const reading = { key, value, text, levelCls, levelName, valueText: joined(text), detail: value === null ? key.empty : key.detail(figures) };
+  const standIn = key.standIn ? key.standIn(figures) : undefined;
+  if (standIn !== undefined) {
+    reading.standIn = standIn === null ? 'no re-open rate either: no completed item' : 'stand-in: re-open rate ' + joined(percentText(standIn));
+    reading.standInValue = standIn;
+    reading.valueText = 'no deployments';
+    reading.detail = key.standInDetail(figures);
+    const before = key.standIn(previous);
+    const c = change({ higherIsBetter: false }, standIn, before === undefined ? null : before, than);
+    reading.change = 'Re-open rate: ' + c.text;
+    reading.changeCls = c.cls;
+    reading.up = c.up;
+  } else {
+    const c = change(key, value, key.value(previous), than);
+    reading.change = c.text;
+    reading.changeCls = c.cls;
+    reading.up = c.up;
+  }
+  return reading;
+}
+
+function levelBadge(cls, name) {
+  return el('span', { class: 'level level-' + cls }, 'DORA level: ' + name);
+}
+
+function changeLine(reading) {
+  return el('p', { class: 'change ' + reading.changeCls }, [
+    reading.up === undefined ? null : el('span', { 'aria-hidden': 'true' }, reading.up ? '▲ ' : '▼ '), reading.change]);
+}
+
+function card(key, figures, previous, than, keys) {
+  const r = cardReading(key, figures, previous, than);
+  const body = [el('h3', { id: 'card-' + key.id }, key.title)];
+  if (r.standInValue !== undefined) {
+    const t = r.standInValue === null ? null : percentText(r.standInValue);
+    body.push(
+      el('p', { class: 'no-deployments' }, 'No deployments in the period'),
+      el('p', { class: 'stand-in-label' }, 'Stand-in: re-open rate'),
+      el('p', { class: 'stand-in-value', 'data-raw': r.standInValue === null ? '' : String(r.standInValue) },
+        t === null ? ['—'] : [t.number, el('span', { class: 'unit' }, ' ' + t.unit)]),
+    );
+  } else {
+    body.push(el('p', { class: 'value', 'data-raw': r.value === null ? '' : String(r.value) },
+      r.text === null ? ['—'] : [r.text.number, el('span', { class: 'unit' }, ' ' + r.text.unit)]));
+  }
+  body.push(levelBadge(r.levelCls, r.levelName), el('p', { class: 'detail' }, r.detail), changeLine(r),
+    el('p', { class: 'scope' }, scopeText(keys)));
+  return el('article', { class: 'card', 'data-key': key.id, 'aria-labelledby': 'card-' + key.id }, body);
+}
+
+function scopeText(keys) {
+  return keys.length === 1 ? 'Project ' + keys[0] : plural(keys.length, 'project', 'projects') + ' combined: ' + keys.join(', ');
 }
 
 // ------------------------------------------------------------------- render
 
-function renderOverview(r, weeks) {
+/** The series of an answer as chart points. */
+function seriesPoints(r) {
+  return (r.series || []).map(s => ({
+    name: s.week, start: isoWeekMonday(s.week), days: 7, weeks: 1, figures: s.figures || {},
+    rollingLeadTime: s.rollingLeadTime || {}, rollingTimeToRestore: s.rollingTimeToRestore || {},
+  }));
+}
+
+function daysText(v) {
+  const t = fixed(v, Number.isInteger(v) ? 0 : 2);
+  return t + (t === '1' ? ' day' : ' days');
+}
+
+/** The four charts of a view. */
+function charts(v, only) {
+  const pts = (read, roll) => v.points.map(p => Object.assign(
+    { name: p.name, start: p.start, days: p.days, value: read(p) },
+    roll ? { rolling: opt((roll(p) || {}).medianHours) } : {}));
+  const rollingTitle = '4-' + v.per + ' rolling median';
+  const defs = [
+    { key: 'deployment_frequency', title: 'Deployment days per week', kind: 'bars', format: daysText,
+      unit: 'Days with at least one deployment, per week', points: pts(p => count(p.figures.deploymentDays) / Math.max(count(p.weeks), 1)) },
+    { key: 'lead_time', title: 'Lead time (median)', kind: 'line', format: x => joined(hoursText(x)), rollingTitle,
+      points: pts(p => opt((p.figures.leadTime || {}).medianHours), p => p.rollingLeadTime) },
+    { key: 'change_failure_rate', title: 'Change failure rate', kind: 'line', format: x => joined(percentText(x)),
+      points: pts(p => opt((p.figures.changeFailure || {}).rate)) },
+    { key: 'time_to_restore', title: 'Time to restore (median)', kind: 'line', format: x => joined(hoursText(x)), rollingTitle,
+      points: pts(p => opt((p.figures.timeToRestore || {}).medianHours), p => p.rollingTimeToRestore) },
+  ];
+  return defs.filter(d => !only || d.key === only).map(d => chart(Object.assign(d, {
+    markers: v.response.markers || [], per: v.per, fileName: v.fileName + '-' + d.key.replace(/_/g, '-'),
+  })));
+}
+
+function periodText(r) {
+  const p = r.period || {};
+  const pp = r.previousPeriod || {};
+  return 'From ' + p.fromWeek + ' to ' + p.toWeek + ' (' + plural(count(p.weeks), 'week', 'weeks') + ', ' + (p.reportTz || 'UTC') + ')' +
+    (p.partial ? ', including the current unfinished week' : '') +
+    '; changes compare with ' + pp.fromWeek + ' to ' + pp.toWeek + '.';
+}
+
+function renderOverview(v) {
+  const r = v.response;
   const f = r.combined || {};
   const prev = r.previous || {};
-  $('cards').replaceChildren(...KEYS.map(k => card(k, f, prev, weeks)));
-
-  const series = r.series || [];
-  const pts = read => series.map(s => ({ week: s.week, value: read(s.figures || {}) }));
+  $('period').textContent = periodText(r);
+  $('cards').replaceChildren(...KEYS.map(k => card(k, f, prev, v.than, v.keys)));
+  $('trends-title').textContent = (v.per === 'week' ? 'Weekly' : 'Monthly') + ' trends';
   chartIds = 0;
-  $('charts').replaceChildren(
-    chart('Deployments', pts(w => count(w.deployments)), 'bars', v => fixed(v, 0)),
-    chart('Lead time (median)', pts(w => opt((w.leadTime || {}).medianHours)), 'line', v => joined(hoursText(v))),
-    chart('Change failure rate', pts(w => opt((w.changeFailure || {}).rate)), 'line', v => joined(percentText(v))),
-    chart('Time to restore (median)', pts(w => opt((w.timeToRestore || {}).medianHours)), 'line', v => joined(hoursText(v))),
-  );
+  $('charts').replaceChildren(...charts(v));
 
   const item = (label, value, id, note) =>
     el('div', { 'data-count': id }, [el('dt', {}, label), el('dd', {}, [value, note ? el('span', { class: 'note' }, note) : null])]);
-  const rate = v => (opt(v) === null ? '—' : joined(percentText(opt(v))));
+  const rate = x => (opt(x) === null ? '—' : joined(percentText(opt(x))));
   $('counts').replaceChildren(
     item('Incidents', String(count(f.incidents)), 'incidents'),
     item('Incidents still open', String(count(f.openIncidents)), 'open-incidents'),
@@ -385,14 +699,6 @@ function renderAi(r) {
   );
 }
 
-function renderPeriod(r, weeks) {
-  const p = r.period || {};
-  const pp = r.previousPeriod || {};
-  $('period').textContent = p.fromWeek + ' to ' + p.toWeek + ' (' + plural(count(p.weeks), 'week', 'weeks') + ', ' + (p.reportTz || 'UTC') + ')' +
-    (p.partial ? ', including the current unfinished week' : '') +
-    '; changes compare with ' + pp.fromWeek + ' to ' + pp.toWeek + '.';
-}
-
 function renderFreshness(r) {
   const fresh = r.freshness || {};
   const lines = (fresh.projects || []).map(p => {
@@ -406,39 +712,94 @@ function renderFreshness(r) {
 
 // ------------------------------------------------------------------- flows
 
+/** At most this many projects in one view. */
+const MAX_VIEW_PROJECTS = 10;
+/** The wallboard reloads its figure this often. */
+const WALLBOARD_REFRESH_MS = 5 * 60 * 1000;
+const WEEK_PRESETS = [4, 13, 26, 52];
+
+/** The API query of the period picked, and how to name it. */
+function periodQuery(p) {
+  if (p.from) return { query: 'from_week=' + encodeURIComponent(p.from) + '&to_week=' + encodeURIComponent(p.to), name: p.from + '-' + p.to, hash: 'from=' + p.from + '&to=' + p.to };
+  return { query: 'weeks=' + p.weeks, name: 'last-' + p.weeks + '-weeks', hash: 'weeks=' + p.weeks };
+}
+
 function readHash() {
   const params = new URLSearchParams(location.hash.slice(1));
+  const keys = (params.get('projects') || params.get('project') || '').split(',').filter(Boolean);
   const weeks = Number(params.get('weeks'));
-  return { project: params.get('project'), weeks: [4, 13, 26, 52].includes(weeks) ? weeks : null };
+  const week = /^\d{4}-W\d{2}$/;
+  let period = null;
+  if (week.test(params.get('from') || '') && week.test(params.get('to') || '')) period = { from: params.get('from'), to: params.get('to') };
+  else if (WEEK_PRESETS.includes(weeks)) period = { weeks };
+  return { keys, period };
 }
 function writeHash() {
-  history.replaceState(null, '', '#project=' + encodeURIComponent(state.project) + '&weeks=' + state.weeks);
+  history.replaceState(null, '', '#projects=' + state.keys.map(encodeURIComponent).join(',') + '&' + periodQuery(state.period).hash);
+}
+
+async function fetchView(keys, period) {
+  const q = periodQuery(period);
+  const r = await api('/v1/metrics?' + keys.map(k => 'project_keys=' + encodeURIComponent(k)).join('&') + '&' + q.query + '&include_series=true');
+  const weeks = count((r.period || {}).weeks);
+  return {
+    keys, response: r, per: 'week', points: seriesPoints(r), weeks,
+    than: 'the previous ' + plural(weeks, 'week', 'weeks'),
+    fileName: 'dora-' + keys.join('-') + '-' + q.name,
+  };
 }
 
 async function loadMetrics() {
   const seq = ++state.seq;
-  const { project, weeks } = state;
+  const keys = state.keys.slice();
+  const period = state.period;
   writeHash();
   document.body.dataset.state = 'loading';
   document.body.setAttribute('aria-busy', 'true');
   try {
-    const r = await api('/v1/metrics?project_keys=' + encodeURIComponent(project) + '&weeks=' + weeks + '&include_series=true');
+    const v = await fetchView(keys, period);
     if (seq !== state.seq) return;
     clearNotice();
-    renderPeriod(r, weeks);
-    renderOverview(r, weeks);
-    renderAi(r);
-    renderFreshness(r);
+    state.view = v;
+    renderOverview(v);
+    renderAi(v.response);
+    renderFreshness(v.response);
     $('content').hidden = false;
-    document.body.dataset.loaded = project + '|' + weeks;
+    document.body.dataset.loaded = keys.join(',') + '|' + periodQuery(period).hash;
     document.body.dataset.state = 'ready';
   } catch (err) {
     if (seq !== state.seq) return;
+    state.view = null;
     $('freshness').replaceChildren();
-    showError(err, project, loadMetrics);
+    showError(err, keys.join(', '), loadMetrics);
   } finally {
     if (seq === state.seq) document.body.removeAttribute('aria-busy');
   }
+}
+
+function renderProjectPicker() {
+  const full = state.keys.length >= MAX_VIEW_PROJECTS;
+  $('project-list').replaceChildren(...state.projects.map(k => {
+    const on = state.keys.includes(k);
+    const box = el('input', { type: 'checkbox', id: 'project-' + k, value: k, checked: on, disabled: !on && full });
+    box.addEventListener('change', () => {
+      if (box.checked) state.keys = state.projects.filter(p => p === k || state.keys.includes(p));
+      else if (state.keys.length > 1) state.keys = state.keys.filter(p => p !== k);
+      else { box.checked = true; return; }
+      renderProjectPicker();
+      loadMetrics();
+    });
+    return el('label', { class: 'project-choice', for: 'project-' + k }, [box, ' ' + k]);
+  }));
+  $('project-limit').hidden = !full;
+  $('project-summary').textContent = state.keys.length ? state.keys.join(', ') : '—';
+}
+
+function renderPeriodPicker() {
+  const custom = !!state.period.from;
+  $('weeks').value = custom ? 'custom' : String(state.period.weeks);
+  $('range').hidden = !custom;
+  if (custom) { $('from').value = state.period.from; $('to').value = state.period.to; }
 }
 
 async function loadProjects() {
@@ -451,22 +812,21 @@ async function loadProjects() {
     return;
   }
   state.projects = list.map(p => p.projectKey);
-  const select = $('project');
-  select.replaceChildren(...state.projects.map(k => el('option', { value: k }, k)));
   if (!state.projects.length) {
-    select.disabled = true;
+    $('projects').disabled = true;
     notice('info', 'No data yet',
       'The service holds no project you can browse yet. The first harvest runs when the service starts and takes a minute or two: try again shortly. ' +
       'If the list stays empty, check that the service can reach Jira and that its harvest.projects setting names projects you can browse.',
       { id: 'no-projects', retry: loadProjects });
     return;
   }
-  select.disabled = false;
+  $('projects').disabled = false;
   const wanted = readHash();
-  state.project = state.projects.includes(wanted.project) ? wanted.project : state.projects[0];
-  state.weeks = wanted.weeks || state.weeks;
-  select.value = state.project;
-  $('weeks').value = String(state.weeks);
+  const keys = state.projects.filter(k => wanted.keys.includes(k)).slice(0, MAX_VIEW_PROJECTS);
+  state.keys = keys.length ? keys : [state.projects[0]];
+  state.period = wanted.period || state.period;
+  renderProjectPicker();
+  renderPeriodPicker();
   await loadMetrics();
 }
 
@@ -480,9 +840,90 @@ function selectTab(tab, focus) {
   if (focus) tab.focus();
 }
 
+// ---------------------------------------------------------------- wallboard
+
+/** `/?wallboard=1&project=PAY&metric=lead_time`: one figure for a TV screen. */
+async function loadWallboard(params) {
+  const keys = (params.get('project') || params.get('projects') || '').split(',').map(k => k.trim()).filter(Boolean);
+  const key = KEYS.find(k => k.id === params.get('metric'));
+  const weeks = Number(params.get('weeks'));
+  const period = { weeks: WEEK_PRESETS.includes(weeks) ? weeks : 13 };
+  if (!keys.length || !key) {
+    notice('error', 'This wallboard address is incomplete',
+      'Name a project and one of the metrics ' + KEYS.map(k => k.id).join(', ') + ', for example ?wallboard=1&project=PAY&metric=lead_time.',
+      { id: 'wallboard-address' });
+    return;
+  }
+  const seq = ++state.seq;
+  try {
+    const v = await fetchView(keys, period);
+    if (seq !== state.seq) return;
+    clearNotice();
+    renderWallboard(v, key);
+    document.body.dataset.state = 'ready';
+    document.body.dataset.refreshes = String(count(document.body.dataset.refreshes) + 1);
+  } catch (err) {
+    if (seq !== state.seq) return;
+    $('wallboard').hidden = true;
+    showError(err, keys.join(', '), () => loadWallboard(params));
+  }
+  // Keeps refreshing, also after an error (the screen has nobody to press "try again").
+  setTimeout(() => loadWallboard(params), WALLBOARD_REFRESH_MS);
+}
+
+function renderWallboard(v, key) {
+  const r = v.response;
+  const reading = cardReading(key, r.combined || {}, r.previous || {}, v.than);
+  const big = reading.standInValue !== undefined
+    ? [el('p', { class: 'no-deployments' }, 'No deployments in the period'),
+      el('p', { class: 'wall-value stand-in-value', 'data-raw': reading.standInValue === null ? '' : String(reading.standInValue) },
+        reading.standInValue === null ? '—' : joined(percentText(reading.standInValue))),
+      el('p', { class: 'stand-in-label' }, 'Stand-in: re-open rate (not a change failure rate)')]
+    : [el('p', { class: 'wall-value', 'data-raw': reading.value === null ? '' : String(reading.value) },
+      reading.text === null ? ['—'] : [reading.text.number, el('span', { class: 'unit' }, ' ' + reading.text.unit)])];
+  chartIds = 0;
+  $('wallboard').replaceChildren(
+    el('h2', { class: 'wall-title' }, key.title + ' — ' + v.keys.join(', ')),
+    ...big,
+    levelBadge(reading.levelCls, reading.levelName),
+    el('p', { class: 'wall-trend' }, [changeLine(reading)]),
+    el('div', { class: 'wall-chart' }, charts(v, key.id)),
+    el('p', { class: 'wall-period' }, periodText(r) + ' Updated ' + new Date().toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' }) + '; refreshes every 5 minutes.'),
+  );
+  $('wallboard').hidden = false;
+}
+
 function init() {
-  $('project').addEventListener('change', e => { state.project = e.target.value; loadMetrics(); });
-  $('weeks').addEventListener('change', e => { state.weeks = Number(e.target.value); loadMetrics(); });
+  const params = new URLSearchParams(location.search);
+  if (params.get('wallboard') === '1') {
+    document.body.classList.add('wallboard-mode');
+    $('pickers').hidden = true;
+    loadWallboard(params);
+    return;
+  }
+  $('weeks').addEventListener('change', e => {
+    if (e.target.value === 'custom') {
+      const p = (state.view && state.view.response.period) || {};
+      $('from').value = p.fromWeek || '';
+      $('to').value = p.toWeek || '';
+      $('range').hidden = false;
+      $('from').focus();
+      return;
+    }
+    state.period = { weeks: Number(e.target.value) };
+    $('range').hidden = true;
+    loadMetrics();
+  });
+  $('range').addEventListener('submit', e => {
+    e.preventDefault();
+    const from = $('from').value, to = $('to').value;
+    if (!from || !to) return;
+    state.period = from <= to ? { from, to } : { from: to, to: from };
+    renderPeriodPicker();
+    loadMetrics();
+  });
+  $('export-csv').addEventListener('click', exportCsv);
+  $('export-md').addEventListener('click', exportMarkdown);
   $('notice-retry').addEventListener('click', () => { if (state.retry) state.retry(); });
   const useKey = () => {
     const key = $('api-key').value.trim();

@@ -76,8 +76,11 @@ impl Driver {
     }
 
     /// A headless Chromium session with a fresh profile in `profile`, that
-    /// keeps every console message.
+    /// keeps every console message and saves downloads in
+    /// `profile/downloads` without asking.
     pub async fn session(&self, profile: &Path, width: u32, height: u32) -> Session {
+        let downloads = profile.join("downloads");
+        std::fs::create_dir_all(&downloads).unwrap();
         let args = [
             "--headless".to_owned(),
             "--no-sandbox".to_owned(),
@@ -94,14 +97,17 @@ impl Driver {
         ];
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": { "binary": self.chromium, "args": args },
+            "goog:chromeOptions": { "binary": self.chromium, "args": args, "prefs": {
+                "download.default_directory": downloads,
+                "download.prompt_for_download": false,
+            }},
             "goog:loggingPrefs": { "browser": "ALL" },
         }}});
         let http = reqwest::Client::new();
         let response: Value = http.post(format!("{}/session", self.url)).json(&capabilities).send().await.unwrap().json().await.unwrap();
         let id = response["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {response}")).to_owned();
         self.sessions.lock().unwrap().push(id.clone());
-        Session { http, base: format!("{}/session/{id}", self.url), id, open: Arc::clone(&self.sessions) }
+        Session { http, base: format!("{}/session/{id}", self.url), id, open: Arc::clone(&self.sessions), downloads }
     }
 }
 
@@ -128,6 +134,7 @@ pub struct Session {
     base: String,
     id: String,
     open: Arc<Mutex<Vec<String>>>,
+    downloads: PathBuf,
 }
 
 /// An element of the page.
@@ -187,6 +194,30 @@ impl Session {
     /// Runs a script in the page and returns its result.
     pub async fn script(&self, script: &str) -> Value {
         self.post("/execute/sync", json!({ "script": script, "args": [] })).await
+    }
+
+    /// Runs an asynchronous script: it ends by calling `done(result)`
+    /// (WebDriver's callback, the script's last argument).
+    pub async fn script_async(&self, script: &str, args: Vec<Value>) -> Value {
+        let body = format!("const done = arguments[arguments.length - 1];\n{script}");
+        self.post("/execute/async", json!({ "script": body, "args": args })).await
+    }
+
+    /// Waits for a download named `name` to be complete and returns its
+    /// bytes (the file is removed, so the same name can be awaited again).
+    pub async fn download(&self, name: &str) -> Vec<u8> {
+        let path = self.downloads.join(name);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let partial = std::fs::read_dir(&self.downloads).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".crdownload"));
+            if !partial && let Ok(bytes) = std::fs::read(&path) {
+                std::fs::remove_file(&path).unwrap();
+                return bytes;
+            }
+            let present: Vec<_> = std::fs::read_dir(&self.downloads).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert!(Instant::now() < deadline, "waited 30 s for the download `{name}`; the folder holds {present:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Polls a script until it returns `expected`.
