@@ -70,7 +70,7 @@ pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Rec
         }
     };
     let client = JiraClient::new(jira_config).context("building the Jira client")?;
-    let store = Arc::new(Store::new());
+    let store = Arc::new(Store::with_answer_budget(config.answer_cache_bytes));
     let checker: Arc<dyn PermissionChecker> = Arc::new(client.clone());
     let access = Arc::new(Access::new(&config.auth, Some(checker)));
     if !access.enabled() {

@@ -58,6 +58,8 @@ struct FileConfig {
     #[serde(default)]
     metrics: FileMetrics,
     #[serde(default)]
+    cache: FileCache,
+    #[serde(default)]
     projects: BTreeMap<String, FileProject>,
     #[serde(default)]
     auth: auth::FileAuth,
@@ -160,6 +162,12 @@ struct FileMetrics {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FileCache {
+    answers_mib: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FileAi {
     rollout_date: Option<String>,
 }
@@ -220,6 +228,8 @@ pub struct Config {
     pub definitions: DefinitionsSettings,
     /// Events to mark on the charts, in date order.
     pub markers: Vec<Marker>,
+    /// Memory for remembered `GetMetrics` answers (0: none remembered).
+    pub answer_cache_bytes: usize,
 }
 
 impl Config {
@@ -243,6 +253,9 @@ pub struct ConfigError {
 
 /// Default folder of the metric definitions.
 pub const DEFAULT_DEFS_DIR: &str = "metrics-defs";
+
+/// Largest memory for remembered answers, MiB.
+pub const MAX_ANSWER_CACHE_MIB: u64 = 4096;
 
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -371,6 +384,14 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         None => Some(Duration::from_secs(2)),
     };
     let definitions = DefinitionsSettings { allow_updates: file.definitions.allow_updates.unwrap_or(false), watch_interval };
+    let answer_cache_bytes = match file.cache.answers_mib {
+        Some(mib) if mib > MAX_ANSWER_CACHE_MIB => {
+            problems.push(format!("cache.answers_mib: {mib} is more than {MAX_ANSWER_CACHE_MIB}"));
+            0
+        }
+        Some(mib) => mib as usize * (1 << 20),
+        None => crate::store::DEFAULT_ANSWER_BYTES,
+    };
 
     if !problems.is_empty() {
         return Err(ConfigError { problems });
@@ -391,6 +412,7 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         metrics_enabled,
         definitions,
         markers,
+        answer_cache_bytes,
     })
 }
 

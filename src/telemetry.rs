@@ -54,6 +54,12 @@ fn describe() {
     metrics::describe_gauge!("dora_snapshot_bytes", metrics::Unit::Bytes, "Size of the snapshot last written or loaded");
     metrics::describe_gauge!("dora_definitions_info", "Always 1; the label names the definitions version in force");
     metrics::describe_counter!("dora_classification_errors_total", "Definition hooks that failed, by hook");
+    metrics::describe_counter!(
+        "dora_answer_cache_lookups_total",
+        "Lookups in the answer caches (`answers`: whole GetMetrics answers; `ai_impact`: AI impact sections), by result"
+    );
+    metrics::describe_gauge!("dora_answer_cache_hit_ratio", "Hits per lookup of an answer cache since the start");
+    metrics::describe_gauge!("dora_answer_cache_bytes", metrics::Unit::Bytes, "Bytes an answer cache holds now");
 }
 
 /// One RPC answered.
@@ -95,6 +101,13 @@ pub fn definitions_version(previous: Option<&str>, version: &str) {
         gauge!("dora_definitions_info", "version" => p.to_owned()).set(0.0);
     }
     gauge!("dora_definitions_info", "version" => version.to_owned()).set(1.0);
+}
+
+/// A lookup in an answer cache, with the cache's figures after it.
+pub fn answer_cache(cache: &'static str, hit: bool, stats: crate::store::answers::AnswerStats) {
+    counter!("dora_answer_cache_lookups_total", "cache" => cache, "result" => if hit { "hit" } else { "miss" }).increment(1);
+    gauge!("dora_answer_cache_hit_ratio", "cache" => cache).set(stats.hit_ratio());
+    gauge!("dora_answer_cache_bytes", "cache" => cache).set(stats.bytes as f64);
 }
 
 /// A definition hook failed.

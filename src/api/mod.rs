@@ -5,10 +5,12 @@
 //! (for the gRPC services that support it), the HTTP/JSON mapping
 //! ([`json`]) and the dashboard ([`dashboard`]); other paths get HTTP 404.
 
+mod answers;
 pub mod auth;
 mod convert;
 pub mod dashboard;
 mod definitions;
+mod encoded;
 mod impact;
 pub mod json;
 pub mod permission;
@@ -87,6 +89,7 @@ pub async fn serve(
         .add_service(InterceptedService::new(reflection_alpha, key_check))
         .add_service(GrpcWebLayer::new().layer(dora))
         .into_axum_router()
+        .merge(encoded::router(Arc::clone(&service), MAX_REQUEST_BYTES))
         .merge(json::router(service))
         .merge(dashboard::router());
     if metrics_enabled {

@@ -10,13 +10,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
+use prost::Message;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::auth::{Access, Caller, Right};
-use super::convert;
 use super::status::{InvalidDefinitions, InvalidField, Missing, UpdatesOff};
+use super::{answers, convert};
 use crate::config::{is_project_key, Config};
 use crate::domain::aggregate::ProjectAggregates;
 use crate::domain::period::{resolve_period, Period, RollingDurations, Totals, LEVELS_SOURCE, ROLLING_POINTS};
@@ -78,6 +80,91 @@ impl Service {
             }
         }
         Ok(out)
+    }
+
+    /// `GetMetrics`, answered as the encoded response: remembered by the
+    /// store's answer cache or computed (and remembered), with the
+    /// freshness of this moment appended (`answers::with_freshness`). The
+    /// gRPC route sends these bytes as they are.
+    pub async fn get_metrics_encoded(&self, request: Request<GetMetricsRequest>) -> Result<Bytes, Status> {
+        let caller = self.access.authorize(request.metadata(), Right::Read)?;
+        let req = request.into_inner();
+        let keys = Self::project_keys(&req.project_keys)?;
+        for (field, value) in [("from_week", &req.from_week), ("to_week", &req.to_week), ("ai_rollout_date", &req.ai_rollout_date)] {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_FIELD_LEN) {
+                return Err(InvalidField::new(field, format!("at most {MAX_FIELD_LEN} characters")).into());
+            }
+        }
+        let tz = self.config.report_tz;
+        let now = (self.now)();
+        let period = resolve_period(req.from_week.as_deref(), req.to_week.as_deref(), req.weeks, now, tz)
+            .map_err(|e| InvalidField::new("period", e))?;
+        let rollout = match req.ai_rollout_date.as_deref() {
+            Some(text) => Some(
+                NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .map_err(|_| InvalidField::new("ai_rollout_date", format!("`{}` is not a date like 2026-03-01", text.escape_debug())))?,
+            ),
+            None => None,
+        };
+        // Before any figure is looked up: a viewer sees nothing of a request
+        // that names a project it may not browse (or that does not exist).
+        self.access.require_browse(&caller, &keys).await?;
+        // Read before the projects (see `Store::version`).
+        let version = self.store.version();
+        let mut data = Vec::with_capacity(keys.len());
+        for k in &keys {
+            match self.store.get(k) {
+                Some(d) => data.push(d),
+                // Configured but not harvested yet: worth a retry.
+                None if self.config.harvest.projects.contains(k) => return Err(Missing::NotYetHarvested(k.clone()).into()),
+                None => return Err(Missing::Project(k.clone()).into()),
+            }
+        }
+        let definitions = self.harvester.definitions();
+        let freshness = Freshness {
+            projects: keys.iter().zip(&data).map(|(k, d)| Self::freshness(k, d, definitions.version(), now)).collect(),
+            definitions_version: definitions.version().to_owned(),
+        };
+        let question = answers::question(&req, now.with_timezone(&tz).date_naive());
+        if let Some(answer) = answers::recall(&self.store, version, &question) {
+            return Ok(answers::with_freshness(&answer, &freshness));
+        }
+        let aggs: Vec<&ProjectAggregates> = data.iter().map(|d| &d.aggregates).collect();
+        let previous = period.previous();
+        let (each, combined) = Totals::each_and_combined(&aggs, period.iter());
+        let (each_previous, combined_previous) = Totals::each_and_combined(&aggs, previous.iter());
+        let projects = keys
+            .iter()
+            .zip(&aggs)
+            .zip(each.into_iter().zip(each_previous))
+            .map(|((k, a), (current, before))| ProjectMetrics {
+                project_key: k.clone(),
+                figures: Some(convert::figures(&current.into_figures())),
+                previous: Some(convert::figures(&before.into_figures())),
+                series: if req.include_series { series(&[a], &period) } else { Vec::new() },
+            })
+            .collect();
+        let markers = markers(&self.config, &keys, rollout, &period);
+        let rollout = rollout.or_else(|| {
+            let mut dates = keys.iter().filter_map(|k| self.config.rollout_date(k));
+            let first = dates.next()?;
+            dates.all(|d| d == first).then_some(first)
+        });
+        let response = GetMetricsResponse {
+            period: Some(convert::period(&period, tz)),
+            combined: Some(convert::figures(&combined.into_figures())),
+            projects,
+            previous: Some(convert::figures(&combined_previous.into_figures())),
+            previous_period: Some(convert::period(&previous, tz)),
+            series: if req.include_series { series(&aggs, &period) } else { Vec::new() },
+            freshness: None,
+            ai_impact: Some(answers::ai_impact(&self.store, version, &keys, &aggs, &period, rollout)),
+            levels_source: LEVELS_SOURCE.to_owned(),
+            markers,
+        };
+        let answer: Bytes = response.encode_to_vec().into();
+        answers::remember(&self.store, version, question, answer.clone());
+        Ok(answers::with_freshness(&answer, &freshness))
     }
 
     /// A job as the caller may see it: only projects its viewer may browse.
@@ -161,74 +248,9 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchRefreshResponse, Status
 #[tonic::async_trait]
 impl DoraMetrics for Service {
     async fn get_metrics(&self, request: Request<GetMetricsRequest>) -> Result<Response<GetMetricsResponse>, Status> {
-        let caller = self.access.authorize(request.metadata(), Right::Read)?;
-        let req = request.into_inner();
-        let keys = Self::project_keys(&req.project_keys)?;
-        for (field, value) in [("from_week", &req.from_week), ("to_week", &req.to_week), ("ai_rollout_date", &req.ai_rollout_date)] {
-            if value.as_ref().is_some_and(|v| v.len() > MAX_FIELD_LEN) {
-                return Err(InvalidField::new(field, format!("at most {MAX_FIELD_LEN} characters")).into());
-            }
-        }
-        let tz = self.config.report_tz;
-        let now = (self.now)();
-        let period = resolve_period(req.from_week.as_deref(), req.to_week.as_deref(), req.weeks, now, tz)
-            .map_err(|e| InvalidField::new("period", e))?;
-        let rollout = match req.ai_rollout_date.as_deref() {
-            Some(text) => Some(
-                NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                    .map_err(|_| InvalidField::new("ai_rollout_date", format!("`{}` is not a date like 2026-03-01", text.escape_debug())))?,
-            ),
-            None => None,
-        };
-        // Before any figure is looked up: a viewer sees nothing of a request
-        // that names a project it may not browse (or that does not exist).
-        self.access.require_browse(&caller, &keys).await?;
-        let mut data = Vec::with_capacity(keys.len());
-        for k in &keys {
-            match self.store.get(k) {
-                Some(d) => data.push(d),
-                // Configured but not harvested yet: worth a retry.
-                None if self.config.harvest.projects.contains(k) => return Err(Missing::NotYetHarvested(k.clone()).into()),
-                None => return Err(Missing::Project(k.clone()).into()),
-            }
-        }
-        let aggs: Vec<&ProjectAggregates> = data.iter().map(|d| &d.aggregates).collect();
-        let definitions = self.harvester.definitions();
-        let previous = period.previous();
-        let (each, combined) = Totals::each_and_combined(&aggs, period.iter());
-        let (each_previous, combined_previous) = Totals::each_and_combined(&aggs, previous.iter());
-        let projects = keys
-            .iter()
-            .zip(&aggs)
-            .zip(each.into_iter().zip(each_previous))
-            .map(|((k, a), (current, before))| ProjectMetrics {
-                project_key: k.clone(),
-                figures: Some(convert::figures(&current.into_figures())),
-                previous: Some(convert::figures(&before.into_figures())),
-                series: if req.include_series { series(&[a], &period) } else { Vec::new() },
-            })
-            .collect();
-        let markers = markers(&self.config, &keys, rollout, &period);
-        let rollout = rollout.or_else(|| {
-            let mut dates = keys.iter().filter_map(|k| self.config.rollout_date(k));
-            let first = dates.next()?;
-            dates.all(|d| d == first).then_some(first)
-        });
-        let response = GetMetricsResponse {
-            period: Some(convert::period(&period, tz)),
-            combined: Some(convert::figures(&combined.into_figures())),
-            projects,
-            previous: Some(convert::figures(&combined_previous.into_figures())),
-            previous_period: Some(convert::period(&previous, tz)),
-            series: if req.include_series { series(&aggs, &period) } else { Vec::new() },
-            freshness: Some(Freshness {
-                projects: keys.iter().zip(&data).map(|(k, d)| Self::freshness(k, d, definitions.version(), now)).collect(),
-                definitions_version: definitions.version().to_owned(),
-            }),
-            ai_impact: Some(super::impact::ai_impact(&aggs, &period, rollout)),
-            levels_source: LEVELS_SOURCE.to_owned(),
-            markers,
-        };
+        let bytes = self.get_metrics_encoded(request).await?;
+        // Encoded by this service a moment ago: it decodes.
+        let response = GetMetricsResponse::decode(bytes).expect("an answer this service encoded");
         Ok(Response::new(response))
     }
 

@@ -6,15 +6,21 @@
 //! Holds counts and sketches only; the facts they came from live in the
 //! harvester's memory and are never stored here.
 //!
+//! Every change moves the store's [`Store::version`]; [`answers`] remembers
+//! answers (and parts of answers) computed at one version until the next
+//! change.
+//!
 //! [`snapshot`] is the on-disk format of this state (pure encode/decode);
 //! [`snapshot_dir`] writes and loads it crash-safely in the data directory.
 //!
 //! Must not depend on anything of the service but `domain`.
 
+pub mod answers;
 pub mod retention;
 pub mod snapshot;
 pub mod snapshot_dir;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -32,15 +38,64 @@ pub struct ProjectData {
     pub definitions_version: String,
 }
 
+/// Default budget of the answer caches, both together.
+pub const DEFAULT_ANSWER_BYTES: usize = 16 << 20;
+
 /// Every project's data.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Store {
     projects: DashMap<String, Arc<ProjectData>>,
+    /// Moves after every change of `projects`.
+    version: AtomicU64,
+    answers: answers::Answers,
+    parts: answers::Answers,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::with_answer_budget(DEFAULT_ANSWER_BYTES)
+    }
 }
 
 impl Store {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose answer caches hold at most `bytes` together (0 turns
+    /// them off): three quarters for whole answers, a quarter for parts.
+    pub fn with_answer_budget(bytes: usize) -> Self {
+        Self {
+            projects: DashMap::new(),
+            version: AtomicU64::new(0),
+            answers: answers::Answers::new(bytes / 4 * 3),
+            parts: answers::Answers::new(bytes / 4),
+        }
+    }
+
+    /// The version of the data: read it *before* the projects an answer is
+    /// computed from, so that an answer is never remembered under a
+    /// version newer than its data.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Whole answers remembered for the current version.
+    pub fn answers(&self) -> &answers::Answers {
+        &self.answers
+    }
+
+    /// Parts of answers that several questions share (the AI impact of a
+    /// period, say), remembered for the current version.
+    pub fn parts(&self) -> &answers::Answers {
+        &self.parts
+    }
+
+    /// After a change: a new version, and no answer of an older one.
+    fn changed(&self) {
+        let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
+        self.answers.invalidate(version);
+        self.parts.invalidate(version);
     }
 
     /// A project's data, if the service holds any.
@@ -51,11 +106,14 @@ impl Store {
     /// Replaces a project's data whole.
     pub fn put(&self, key: &str, data: ProjectData) {
         self.projects.insert(key.to_owned(), Arc::new(data));
+        self.changed();
     }
 
     /// Drops a project.
     pub fn remove(&self, key: &str) {
-        self.projects.remove(key);
+        if self.projects.remove(key).is_some() {
+            self.changed();
+        }
     }
 
     /// Drops every project not in `configured`, and says which; keeps all
@@ -72,6 +130,9 @@ impl Store {
             }
             keep
         });
+        if !dropped.is_empty() {
+            self.changed();
+        }
         dropped.sort();
         dropped
     }
