@@ -24,6 +24,15 @@
 //! bit flips and torn writes, the version rejects files this build cannot
 //! read instead of misreading them.
 //!
+//! # Writing only what changed
+//!
+//! postcard writes a list as its length followed by the items, with nothing
+//! between them, so a payload is the concatenation of independently encoded
+//! parts. [`Encoder`] keeps each project's encoded record and reuses it
+//! while the project's data is the same (`Arc` identity; the store replaces
+//! a project's data whole): a snapshot after a refresh of a few projects
+//! encodes those few, and the bytes are exactly what [`encode`] writes.
+//!
 //! # Why postcard
 //!
 //! postcard is serde's compact binary form: varint integers, no field names,
@@ -42,7 +51,8 @@
 //! Must not depend on anything of the service but `domain`, and does no I/O
 //! (files are `snapshot_dir`'s).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -238,6 +248,88 @@ pub fn verify(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
     Ok(payload)
 }
 
+/// [`ProjectRecord`] borrowed from the store: the same encoding, no copy.
+#[derive(Serialize)]
+struct ProjectRecordRef<'a> {
+    key: &'a str,
+    last_harvest: Option<Millis>,
+    definitions_version: &'a str,
+    weeks: &'a ProjectAggregates,
+}
+
+/// A snapshot whose projects are the store's own data.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotParts<'a> {
+    pub seq: u64,
+    pub taken_at: Millis,
+    /// Each project's data, by key, in key order.
+    pub projects: &'a [(String, Arc<ProjectData>)],
+    pub watermarks: &'a BTreeMap<String, Millis>,
+    pub jobs: &'a [JobRecord],
+    pub definitions: &'a [DefinitionsRecord],
+}
+
+/// Encodes snapshots, reusing each project's encoded record while its data
+/// stays the same (see the module documentation).
+#[derive(Debug, Default)]
+pub struct Encoder {
+    /// Per project: the data last encoded (held weakly, so it is freed when
+    /// the store lets go of it, and its address cannot be reused while this
+    /// is held) and its record's bytes.
+    records: HashMap<String, (Weak<ProjectData>, Vec<u8>)>,
+}
+
+impl Encoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The snapshot as bytes, identical to [`encode`] of the same content.
+    /// Returns how many projects had to be encoded anew.
+    pub fn encode(&mut self, parts: &SnapshotParts<'_>) -> (Vec<u8>, usize) {
+        let mut fresh = 0;
+        let mut records = HashMap::with_capacity(parts.projects.len());
+        for (key, data) in parts.projects {
+            let reused = self.records.remove(key).filter(|(held, _)| std::ptr::eq(held.as_ptr(), Arc::as_ptr(data)));
+            let bytes = match reused {
+                Some((_, bytes)) => bytes,
+                None => {
+                    fresh += 1;
+                    let record = ProjectRecordRef {
+                        key,
+                        last_harvest: data.last_harvest.map(|t| t.timestamp_millis()),
+                        definitions_version: &data.definitions_version,
+                        weeks: &data.aggregates,
+                    };
+                    postcard::to_stdvec(&record).expect("encoding into a Vec cannot fail")
+                }
+            };
+            records.insert(key.clone(), (Arc::downgrade(data), bytes));
+        }
+        self.records = records;
+
+        let project_bytes: usize = self.records.values().map(|(_, b)| b.len()).sum();
+        let mut out = Vec::with_capacity(HEADER_LEN + project_bytes + 4096);
+        out.resize(HEADER_LEN, 0);
+        // The fields of `Snapshot` in order; a list is its length, then its
+        // items.
+        out = append(out, &parts.seq);
+        out = append(out, &parts.taken_at);
+        out = append(out, &parts.projects.len());
+        for (key, _) in parts.projects {
+            out.extend_from_slice(&self.records[key].1);
+        }
+        out = append(out, parts.watermarks);
+        out = append(out, parts.jobs);
+        out = append(out, parts.definitions);
+        (seal(out), fresh)
+    }
+}
+
+fn append<T: Serialize + ?Sized>(out: Vec<u8>, value: &T) -> Vec<u8> {
+    postcard::to_extend(value, out).expect("encoding into a Vec cannot fail")
+}
+
 /// Cuts an error text to `MAX_ERROR_LEN` bytes on a character boundary.
 pub fn bounded_error(text: &str) -> String {
     if text.len() <= MAX_ERROR_LEN {
@@ -366,6 +458,37 @@ mod tests {
         let mut out = vec![0u8; HEADER_LEN];
         out.extend_from_slice(&[0xff; 16]);
         check(&seal(out), |e| matches!(e, SnapshotError::Payload(_)));
+    }
+
+    #[test]
+    fn the_encoder_writes_the_same_bytes_and_reencodes_only_changed_projects() {
+        let mut s = sample();
+        let (key, data) = s.projects[0].clone().into_data();
+        let mut other = data.clone();
+        other.aggregates.retain(|w, _| w.to_string() != "2026-W02");
+        s.projects.push(ProjectRecord::of("PAY", &other));
+        let mut projects = vec![(key, Arc::new(data)), ("PAY".to_string(), Arc::new(other))];
+        // The same content as `s`, with the projects shared.
+        fn parts<'a>(s: &'a Snapshot, projects: &'a [(String, Arc<ProjectData>)]) -> SnapshotParts<'a> {
+            SnapshotParts { seq: s.seq, taken_at: s.taken_at, projects, watermarks: &s.watermarks, jobs: &s.jobs, definitions: &s.definitions }
+        }
+        let mut encoder = Encoder::new();
+        let (bytes, fresh) = encoder.encode(&parts(&s, &projects));
+        assert_eq!((bytes.as_slice(), fresh), (encode(&s).as_slice(), 2));
+        let (again, fresh) = encoder.encode(&parts(&s, &projects));
+        assert_eq!((again, fresh), (bytes, 0), "nothing changed: nothing encoded anew");
+        // One project replaced (as a refresh does): only it is encoded.
+        let mut changed = (*projects[1].1).clone();
+        changed.definitions_version = "def456".into();
+        s.projects[1].definitions_version = "def456".into();
+        projects[1].1 = Arc::new(changed);
+        let (bytes, fresh) = encoder.encode(&parts(&s, &projects));
+        assert_eq!((bytes.as_slice(), fresh), (encode(&s).as_slice(), 1));
+        assert_eq!(decode(&bytes).unwrap(), s);
+        // A project dropped from the store is dropped from the snapshot.
+        s.projects.truncate(1);
+        let (bytes, fresh) = encoder.encode(&parts(&s, &projects[..1]));
+        assert_eq!((decode(&bytes).unwrap(), fresh), (s, 0));
     }
 
     #[test]
