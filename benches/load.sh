@@ -2,7 +2,7 @@
 # Serving under load, measured against the floor. Run by hand (not in CI):
 #
 #   bash benches/load.sh            # needs h2load: apt-get install nghttp2-client
-#   PROFILE=/tmp/load.perf bash benches/load.sh   # also perf profiles of the services
+#   PROFILE=load.perf bash benches/load.sh   # also perf profiles of the services
 #
 # Starts the release binary twice on realistic data — the demo site's shape
 # scaled to PROJECTS projects of ISSUES issues (a year of work each),
