@@ -12,7 +12,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::refresh::Harvester;
 use crate::config::{is_project_key, SnapshotSettings};
-use crate::store::snapshot::{self, DefinitionsRecord, ProjectRecord, Snapshot};
+use crate::store::snapshot::{self, DefinitionsRecord, Encoder, SnapshotParts};
 use crate::store::snapshot_dir::{DataDirError, SnapshotDir};
 use crate::store::Store;
 
@@ -35,6 +35,8 @@ pub struct Persistence {
     /// The definitions recorded in the restored snapshot; written again as
     /// long as some project's figures were computed with them.
     restored_definitions: Vec<DefinitionsRecord>,
+    /// Each project's bytes from the last snapshot.
+    encoder: Mutex<Encoder>,
 }
 
 impl Persistence {
@@ -88,13 +90,25 @@ impl Persistence {
             None if !loaded.rejected.is_empty() => warn!("no valid snapshot: starting empty"),
             None => info!(dir = %data_dir.display(), "no snapshot yet: starting empty"),
         }
-        Ok(Arc::new(Self { dir, store, harvester, settings, next_seq: AtomicU64::new(next_seq), restored_definitions }))
+        Ok(Arc::new(Self {
+            dir,
+            store,
+            harvester,
+            settings,
+            next_seq: AtomicU64::new(next_seq),
+            restored_definitions,
+            encoder: Mutex::new(Encoder::new()),
+        }))
     }
 
-    /// The state as a snapshot, numbered with the next sequence number.
-    pub fn collect(&self, now: DateTime<Utc>) -> Snapshot {
+    /// Takes and writes a snapshot now (blocking I/O), numbered with the
+    /// next sequence number. Only projects whose data changed since the
+    /// last snapshot are encoded again (`snapshot::Encoder`).
+    pub fn write_now(&self, reason: &'static str) -> io::Result<()> {
+        let started = Instant::now();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let projects: Vec<ProjectRecord> = self.store.entries().iter().map(|(k, d)| ProjectRecord::of(k, d)).collect();
+        let taken_at = Utc::now().timestamp_millis();
+        let projects = self.store.entries();
         let (watermarks, jobs) = self.harvester.records();
         let defs = self.harvester.definitions();
         let mut definitions = vec![DefinitionsRecord {
@@ -102,28 +116,23 @@ impl Persistence {
             files: defs.files().iter().map(|f| (f.name.clone(), f.source.clone())).collect(),
         }];
         for d in &self.restored_definitions {
-            if d.version != defs.version() && projects.iter().any(|p| p.definitions_version == d.version) {
+            if d.version != defs.version() && projects.iter().any(|(_, p)| p.definitions_version == d.version) {
                 definitions.push(d.clone());
             }
         }
-        Snapshot { seq, taken_at: now.timestamp_millis(), projects, watermarks, jobs, definitions }
-    }
-
-    /// Takes and writes a snapshot now (blocking I/O).
-    pub fn write_now(&self, reason: &'static str) -> io::Result<()> {
-        let started = Instant::now();
-        let snapshot = self.collect(Utc::now());
-        let bytes = snapshot::encode(&snapshot);
+        let parts = SnapshotParts { seq, taken_at, projects: &projects, watermarks: &watermarks, jobs: &jobs, definitions: &definitions };
+        let (bytes, encoded) = self.encoder.lock().unwrap_or_else(|e| e.into_inner()).encode(&parts);
         let crc = snapshot::checksum(&bytes).unwrap_or_default();
-        debug!(seq = snapshot.seq, crc32 = crc, bytes = bytes.len(), reason, "snapshot writing");
+        debug!(seq, crc32 = crc, bytes = bytes.len(), reason, "snapshot writing");
         match self.dir.write(&bytes) {
             Ok(()) => {
-                crate::telemetry::snapshot(snapshot.taken_at, bytes.len());
+                crate::telemetry::snapshot(taken_at, bytes.len());
                 info!(
-                    seq = snapshot.seq,
+                    seq,
                     crc32 = crc,
                     bytes = bytes.len(),
-                    projects = snapshot.projects.len(),
+                    projects = projects.len(),
+                    projects_encoded = encoded,
                     took_ms = started.elapsed().as_millis() as u64,
                     reason,
                     "snapshot written"
@@ -131,7 +140,7 @@ impl Persistence {
                 Ok(())
             }
             Err(e) => {
-                warn!(error = %e, seq = snapshot.seq, reason, "snapshot not written; the previous one stays");
+                warn!(error = %e, seq, reason, "snapshot not written; the previous one stays");
                 Err(e)
             }
         }
