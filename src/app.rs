@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::api::auth::Access;
 use crate::api::permission::PermissionChecker;
 use crate::api::{self, Service};
+use crate::cluster;
 use crate::config::Config;
 use crate::definitions::DefinitionSet;
 use crate::harvest::{Harvester, Persistence};
@@ -45,7 +46,19 @@ pub fn load_definitions(config: &Config) -> anyhow::Result<DefinitionSet> {
 pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     // The metrics recorder first, so nothing recorded from here on is lost.
     crate::telemetry::handle();
-    let definitions = Arc::new(load_definitions(&config)?.numbered(1));
+    // With a database, the definitions in force are the database's (the
+    // folder seeds the first version).
+    let (definitions, database) = match &config.cluster {
+        None => (load_definitions(&config)?.numbered(1), None),
+        Some(settings) => {
+            let db = cluster::open(settings).await.context("the shared database (DORA_DATABASE_URL) is not usable")?;
+            let definitions = cluster::definitions_in_force(&db, load_definitions(&config)?)
+                .await
+                .context("reading the definitions in force from the database")?;
+            (definitions, Some(db))
+        }
+    };
+    let definitions = Arc::new(definitions);
     info!(version = definitions.version(), "definitions loaded");
     crate::telemetry::definitions_version(None, definitions.version());
 
@@ -83,6 +96,10 @@ pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Rec
         config.report_tz,
         config.harvest.projects.clone(),
     ));
+    if let Some(db) = database {
+        // The demo Jira (when serving it) lives until `run` returns.
+        return run_replica(db, config, listener, shutdown, store, harvester, access).await;
+    }
     // The newest snapshot is served before any refresh runs.
     let persistence = Persistence::restore(&config.data_dir, config.snapshot.clone(), Arc::clone(&store), Arc::clone(&harvester))
         .context("snapshots need a writable data directory (data_dir, DORA_DATA_DIR)")?;
@@ -114,7 +131,7 @@ pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Rec
 
     let config = Arc::new(config);
     let tls = config.tls.clone();
-    let service = Service { store, harvester, config, now: Utc::now, access };
+    let service = Service { store, harvester, config, now: Utc::now, access, cluster: None };
     let stop = async move {
         let _ = shutdown.wait_for(|s| *s).await;
     };
@@ -128,6 +145,31 @@ pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Rec
     }
     info!("stopped");
     Ok(())
+}
+
+/// The rest of [`run`] for one of several replicas on PostgreSQL: the
+/// cluster replaces the snapshot files, the schedule and the file watcher
+/// (definitions change through the database).
+async fn run_replica(
+    db: cluster::Database,
+    config: Config,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    store: Arc<Store>,
+    harvester: Arc<Harvester>,
+    access: Arc<Access>,
+) -> anyhow::Result<()> {
+    let cluster = cluster::start(db, &config, Arc::clone(&store), Arc::clone(&harvester)).await;
+    let config = Arc::new(config);
+    let tls = config.tls.clone();
+    let service = Service { store, harvester, config, now: Utc::now, access, cluster: Some(Arc::clone(&cluster)) };
+    let stop = async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+    };
+    let served = api::serve(listener, service, tls.as_ref(), stop).await;
+    cluster.stop().await;
+    info!("stopped");
+    served
 }
 
 /// The embedded demo site: a Jira look-alike on loopback serving the

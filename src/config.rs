@@ -24,10 +24,12 @@ pub use crate::jira::SecretString as Secret;
 use crate::jira::{Flavor, JiraAuth, JiraConfig};
 
 mod auth;
+mod cluster;
 mod env;
 
 pub use env::{Env, ProcessEnv};
 pub use auth::{ApiKey, AuthSettings, PermissionMode, Role, TlsSettings};
+pub use cluster::{ClusterSettings, DEFAULT_HEARTBEAT, DEFAULT_LEASE, DEFAULT_POLL};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -69,6 +71,10 @@ struct FileConfig {
     definitions: FileDefinitions,
     #[serde(default)]
     markers: Vec<FileMarker>,
+    #[serde(default)]
+    cluster: cluster::FileCluster,
+    /// Refused: the database URL comes from the environment only.
+    database_url: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,6 +236,9 @@ pub struct Config {
     pub markers: Vec<Marker>,
     /// Memory for remembered `GetMetrics` answers (0: none remembered).
     pub answer_cache_bytes: usize,
+    /// `None`: a single instance with snapshot files; else several
+    /// replicas sharing PostgreSQL.
+    pub cluster: Option<ClusterSettings>,
 }
 
 impl Config {
@@ -392,6 +401,7 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         Some(mib) => mib as usize * (1 << 20),
         None => crate::store::DEFAULT_ANSWER_BYTES,
     };
+    let cluster = cluster::settings(file.cluster, file.database_url.is_some(), env, &mut problems);
 
     if !problems.is_empty() {
         return Err(ConfigError { problems });
@@ -413,6 +423,7 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         definitions,
         markers,
         answer_cache_bytes,
+        cluster,
     })
 }
 
@@ -603,6 +614,27 @@ mod tests {
         assert_eq!(c.definitions.watch_interval, None);
         let e = load(Some("[definitions]\nwatch_interval_ms = 5\n"), &env(&[])).unwrap_err();
         assert!(e.to_string().contains("definitions.watch_interval_ms"), "{e}");
+    }
+
+    #[test]
+    fn the_database_url_comes_only_from_the_environment_and_never_shows() {
+        assert_eq!(load(None, &env(&[])).unwrap().cluster, None);
+        let url = "postgres://dora:pw-secret-77@db.internal:5432/dora";
+        let c = load(None, &env(&[("DORA_DATABASE_URL", url), ("DORA_CLUSTER_LEASE_MS", "3000"), ("DORA_CLUSTER_HEARTBEAT_MS", "1000")]))
+            .unwrap();
+        let cluster = c.cluster.as_ref().unwrap();
+        assert_eq!(cluster.database_url.expose(), url);
+        assert_eq!((cluster.lease, cluster.heartbeat, cluster.poll), (Duration::from_secs(3), Duration::from_secs(1), DEFAULT_POLL));
+        assert!(!format!("{c:?}").contains("pw-secret-77"), "the password shows in Debug output");
+        for toml in [format!("database_url = \"{url}\"\n"), format!("[cluster]\ndatabase_url = \"{url}\"\n")] {
+            let e = load(Some(&toml), &env(&[])).unwrap_err().to_string();
+            assert!(e.contains("database_url") && e.contains("DORA_DATABASE_URL"), "{e}");
+            assert!(!e.contains("pw-secret-77"), "the refused value is echoed: {e}");
+        }
+        let e = load(None, &env(&[("DORA_DATABASE_URL", "mysql://u:pw-secret-77@h/d")])).unwrap_err().to_string();
+        assert!(e.contains("DORA_DATABASE_URL") && !e.contains("pw-secret-77"), "{e}");
+        let e = load(Some("[cluster]\nlease_ms = 1000\nheartbeat_ms = 900\n"), &env(&[("DORA_DATABASE_URL", url)])).unwrap_err();
+        assert!(e.to_string().contains("cluster.heartbeat_ms"), "{e}");
     }
 
     #[test]

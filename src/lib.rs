@@ -14,7 +14,9 @@
 //!    (rhai)     (state)  (HTTP)    │
 //!             ╲   │    ╱           │
 //!               harvest ◄──────────┘   jobs, facts memory, definitions in
-//!                 │                    force, recompute, snapshots
+//!                 │    ╲               force, recompute, snapshots
+//!                 │    cluster         replicas on PostgreSQL (optional)
+//!                 │    ╱
 //!                api                   tonic, gRPC-Web, JSON, dashboard
 //!                 │
 //!                app ──► main          wiring; `cli` is a client of `proto`
@@ -44,6 +46,12 @@
 //!   (`store::retention`). *Invariant:* a snapshot holds aggregates and
 //!   operational records only, nothing from an issue. Depends on `domain`
 //!   only.
+//! - [`cluster`]: several replicas on PostgreSQL (only with
+//!   `DORA_DATABASE_URL`): the leader election with epoch fencing, snapshots
+//!   and definitions in the database, refreshes queued for the leader.
+//!   *Invariant:* only the leader within its lease calls Jira to harvest;
+//!   `cluster::db` is the only module that speaks SQL. Builds on `harvest`
+//!   and `store`; must not depend on `api`.
 //! - [`api`]: the only module that knows tonic: handlers, conversions to
 //!   protobuf, and (in `api::status`, nowhere else) the mapping of errors to
 //!   `tonic::Status`; on the same port, gRPC-Web, the HTTP/JSON mapping
@@ -69,6 +77,7 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod definitions;
 pub use dora_domain as domain;

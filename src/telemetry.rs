@@ -54,12 +54,23 @@ fn describe() {
     metrics::describe_gauge!("dora_snapshot_bytes", metrics::Unit::Bytes, "Size of the snapshot last written or loaded");
     metrics::describe_gauge!("dora_definitions_info", "Always 1; the label names the definitions version in force");
     metrics::describe_counter!("dora_classification_errors_total", "Definition hooks that failed, by hook");
+<<<<<<< HEAD
     metrics::describe_counter!(
         "dora_answer_cache_lookups_total",
         "Lookups in the answer caches (`answers`: whole GetMetrics answers; `ai_impact`: AI impact sections), by result"
     );
     metrics::describe_gauge!("dora_answer_cache_hit_ratio", "Hits per lookup of an answer cache since the start");
     metrics::describe_gauge!("dora_answer_cache_bytes", metrics::Unit::Bytes, "Bytes an answer cache holds now");
+=======
+    metrics::describe_gauge!("dora_cluster_role", "With PostgreSQL: 1 for this instance's role (leader or follower), 0 for the other");
+    metrics::describe_gauge!("dora_cluster_epoch", "With PostgreSQL: the leader epoch this instance holds (0 when following)");
+    metrics::describe_gauge!("dora_snapshot_seq", "Sequence number of the snapshot last written or loaded");
+    metrics::describe_gauge!(
+        "dora_snapshot_age_seconds",
+        metrics::Unit::Seconds,
+        "With PostgreSQL: age of the snapshot last written or loaded, updated every poll"
+    );
+>>>>>>> 5c13a0c (Replicas on PostgreSQL: one leader by advisory lock and epoch-fenced lease, snapshots and definitions in the database, refreshes queued for the leader)
 }
 
 /// One RPC answered.
@@ -93,6 +104,23 @@ pub fn jira_retry(reason: &'static str) {
 pub fn snapshot(taken_at_ms: i64, bytes: usize) {
     gauge!("dora_snapshot_timestamp_seconds").set(taken_at_ms as f64 / 1000.0);
     gauge!("dora_snapshot_bytes").set(bytes as f64);
+}
+
+/// This instance's role in a cluster: `Some(epoch)` when leading.
+pub fn cluster_role(epoch: Option<u64>) {
+    gauge!("dora_cluster_role", "role" => "leader").set(if epoch.is_some() { 1.0 } else { 0.0 });
+    gauge!("dora_cluster_role", "role" => "follower").set(if epoch.is_some() { 0.0 } else { 1.0 });
+    gauge!("dora_cluster_epoch").set(epoch.unwrap_or(0) as f64);
+}
+
+/// The sequence number of the snapshot written or loaded.
+pub fn snapshot_seq(seq: u64) {
+    gauge!("dora_snapshot_seq").set(seq as f64);
+}
+
+/// The age of the snapshot written or loaded.
+pub fn snapshot_age(age: Duration) {
+    gauge!("dora_snapshot_age_seconds").set(age.as_secs_f64());
 }
 
 /// The definitions version now in force.

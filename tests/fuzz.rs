@@ -44,7 +44,7 @@ fn service() -> Service {
     let client = JiraClient::new(JiraConfig::new("http://127.0.0.1:9")).unwrap();
     let harvester = Arc::new(Harvester::new(client, Arc::clone(&store), Arc::new(DefinitionSet::shipped()), chrono_tz::UTC, Vec::new()));
     let config = Arc::new(config::load(None, &std::collections::HashMap::new()).unwrap());
-    Service { store, harvester, config, now: chrono::Utc::now, access: Arc::new(Access::open()) }
+    Service { store, harvester, config, now: chrono::Utc::now, access: Arc::new(Access::open()), cluster: None }
 }
 
 fn text() -> impl Strategy<Value = String> {

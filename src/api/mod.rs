@@ -69,7 +69,20 @@ pub async fn serve(
         Ok(request)
     };
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<DoraMetricsServer<Service>>().await;
+    match service.cluster.as_ref().map(|c| c.ready()) {
+        // A replica serves once it holds figures: a snapshot loaded or its
+        // first harvest finished.
+        Some(mut ready) => {
+            health_reporter.set_not_serving::<DoraMetricsServer<Service>>().await;
+            let reporter = health_reporter.clone();
+            tokio::spawn(async move {
+                if ready.wait_for(|r| *r).await.is_ok() {
+                    reporter.set_serving::<DoraMetricsServer<Service>>().await;
+                }
+            });
+        }
+        None => health_reporter.set_serving::<DoraMetricsServer<Service>>().await,
+    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 use super::auth::{Access, Caller, Right};
 use super::status::{InvalidDefinitions, InvalidField, Missing, UpdatesOff};
 use super::{answers, convert};
+use crate::cluster::Cluster;
 use crate::config::{is_project_key, Config};
 use crate::domain::aggregate::ProjectAggregates;
 use crate::domain::period::{resolve_period, Period, RollingDurations, Totals, LEVELS_SOURCE, ROLLING_POINTS};
@@ -42,6 +43,9 @@ pub struct Service {
     pub now: fn() -> DateTime<Utc>,
     /// Who may call what, and which projects their viewer may see.
     pub access: Arc<Access>,
+    /// With PostgreSQL: refreshes, their progress and definitions go
+    /// through the database, so any replica takes any request.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Longest accepted week or date field.
@@ -280,6 +284,10 @@ impl DoraMetrics for Service {
         self.access.authorize(request.metadata(), Right::Admin)?;
         let req = request.into_inner();
         let keys = if req.project_keys.is_empty() { Vec::new() } else { Self::project_keys(&req.project_keys)? };
+        if let Some(cluster) = &self.cluster {
+            let job_id = cluster.refresh(keys, req.full).await?;
+            return Ok(Response::new(RefreshResponse { job_id }));
+        }
         let job_id = self.harvester.start(keys, req.full).await?;
         Ok(Response::new(RefreshResponse { job_id }))
     }
@@ -287,7 +295,7 @@ impl DoraMetrics for Service {
     async fn get_refresh_status(&self, request: Request<GetRefreshStatusRequest>) -> Result<Response<GetRefreshStatusResponse>, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let id = request.into_inner().job_id;
-        let job = self.harvester.job(job_id(&id)?).ok_or_else(|| Missing::Job(id.clone()))?;
+        let job = self.find_job(job_id(&id)?).await?.ok_or_else(|| Missing::Job(id.clone()))?;
         Ok(Response::new(GetRefreshStatusResponse { job: Some(self.visible_job(&caller, &job).await?) }))
     }
 
@@ -296,6 +304,9 @@ impl DoraMetrics for Service {
     async fn watch_refresh(&self, request: Request<WatchRefreshRequest>) -> Result<Response<WatchStream>, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let id = request.into_inner().job_id;
+        if let Some(cluster) = &self.cluster {
+            return self.watch_recorded_job(&caller, Arc::clone(cluster), id).await;
+        }
         let (view, mut changed) =
             self.harvester.watch(job_id(&id)?).ok_or_else(|| Missing::Job(id.clone()))?;
         // A job's projects do not change: decide once which the viewer sees.
@@ -344,11 +355,55 @@ impl DoraMetrics for Service {
         let Some(set) = validation.set else {
             return Err(InvalidDefinitions(validation.errors).into());
         };
+        if let Some(cluster) = &self.cluster {
+            let active = cluster.publish_definitions(set).await?;
+            return Ok(Response::new(UpdateDefinitionsResponse { version: active.version().to_owned() }));
+        }
         let active = self
             .harvester
             .activate(set, crate::harvest::Origin::Api, Some(&self.config.defs_dir))
             .await?;
         Ok(Response::new(UpdateDefinitionsResponse { version: active.version().to_owned() }))
+    }
+}
+
+impl Service {
+    /// A job's view: from the database with PostgreSQL, else from the
+    /// harvester.
+    async fn find_job(&self, id: &str) -> Result<Option<crate::harvest::JobView>, Status> {
+        match &self.cluster {
+            Some(cluster) => Ok(cluster.job(id).await?),
+            None => Ok(self.harvester.job(id)),
+        }
+    }
+
+    /// [`DoraMetrics::watch_refresh`] for a job recorded in the database:
+    /// each change notified by the leader, and every 500 ms.
+    async fn watch_recorded_job(&self, caller: &Caller, cluster: Arc<Cluster>, id: String) -> Result<Response<WatchStream>, Status> {
+        let view = cluster.job(job_id(&id)?).await?;
+        let view = view.ok_or_else(|| Missing::Job(id.clone()))?;
+        let visible: Vec<String> = self.visible_job(caller, &view).await?.projects.into_iter().map(|p| p.project_key).collect();
+        let mut changed = cluster.job_changes();
+        let stream = async_stream(move |tx| async move {
+            loop {
+                let view = match cluster.job(&id).await {
+                    Ok(Some(view)) => view,
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                };
+                let ended = matches!(view.state, JobState::Succeeded | JobState::Failed) && view.finished.is_some();
+                let mut job = convert::job(&view);
+                job.projects.retain(|p| visible.contains(&p.project_key));
+                if tx.send(Ok(WatchRefreshResponse { job: Some(job) })).await.is_err() || ended {
+                    return;
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(500), changed.changed()).await;
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }
 

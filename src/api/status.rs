@@ -13,6 +13,7 @@
 use thiserror::Error;
 use tonic::Status;
 
+use crate::cluster::ClusterError;
 use crate::definitions::DefinitionError;
 use crate::harvest::{ActivateError, StartError};
 
@@ -101,8 +102,23 @@ impl From<StartError> for Status {
     fn from(e: StartError) -> Self {
         let message = e.to_string();
         match e {
-            StartError::Projects(_) => Status::unavailable(message),
+            StartError::Projects(_) | StartError::NotLeader => Status::unavailable(message),
             StartError::NoProjects | StartError::NotConfigured(_) => Status::failed_precondition(message),
+        }
+    }
+}
+
+/// A request through the database shared by replicas: the database being
+/// unreachable is `UNAVAILABLE` (its own error is logged, not sent); a
+/// refresh the configuration rules out is `FAILED_PRECONDITION`.
+impl From<ClusterError> for Status {
+    fn from(e: ClusterError) -> Self {
+        match e {
+            ClusterError::NotConfigured(_) => Status::failed_precondition(e.to_string()),
+            ClusterError::Unavailable(_) => {
+                tracing::warn!(error = %e, "request through the shared database failed");
+                Status::unavailable("the shared database is unreachable; retry shortly")
+            }
         }
     }
 }
@@ -215,5 +231,8 @@ mod tests {
         check(TransportError::NoSuchMethod, Code::Unimplemented, "no such method");
         check(TransportError::Unencodable, Code::Internal, "the answer could not be encoded as JSON");
         assert_eq!(Status::from(UpdatesOff).code(), Code::FailedPrecondition);
+        check(ClusterError::NotConfigured("OPS".into()), Code::FailedPrecondition, "project OPS is not in harvest.projects");
+        let down = crate::cluster::DbError::Postgres("error connecting to server: Connection refused".into());
+        check(ClusterError::Unavailable(down), Code::Unavailable, "the shared database is unreachable; retry shortly");
     }
 }

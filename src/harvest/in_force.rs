@@ -123,7 +123,24 @@ impl DefinitionsInForce {
                 .map_err(ActivateError::Write)?;
         }
         let number = self.current().number() + 1;
-        let set = Arc::new(set.numbered(number));
+        Ok(self.put(set.numbered(number), origin))
+    }
+
+    /// Puts a set numbered elsewhere (by a database shared with other
+    /// instances) in force, unless the set in force is as new; returns it
+    /// when it was put in force.
+    pub fn activate_numbered(
+        &self,
+        _lock: &ActivationGuard<'_>,
+        set: DefinitionSet,
+        number: u64,
+        origin: Origin,
+    ) -> Option<Arc<DefinitionSet>> {
+        (self.current().number() < number).then(|| self.put(set.numbered(number), origin))
+    }
+
+    fn put(&self, set: DefinitionSet, origin: Origin) -> Arc<DefinitionSet> {
+        let set = Arc::new(set);
         {
             let mut audit = self.audit.lock().expect("audit lock");
             audit.push_back(DefinitionAudit::of(&set, origin));
@@ -131,8 +148,9 @@ impl DefinitionsInForce {
                 audit.pop_front();
             }
         }
-        *self.current.write().expect("definitions lock") = Arc::clone(&set);
+        let previous = std::mem::replace(&mut *self.current.write().expect("definitions lock"), Arc::clone(&set));
+        crate::telemetry::definitions_version(Some(previous.version()), set.version());
         info!(version = set.version(), origin = origin.as_str(), "definitions activated");
-        Ok(set)
+        set
     }
 }

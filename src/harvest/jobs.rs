@@ -27,6 +27,42 @@ pub enum JobState {
     Failed,
 }
 
+impl JobState {
+    /// A job's state from its projects' states.
+    pub fn of_job(projects: &[JobState]) -> JobState {
+        let any = |s: JobState| projects.contains(&s);
+        if any(JobState::Running) {
+            JobState::Running
+        } else if projects.iter().all(|p| *p == JobState::Queued) {
+            JobState::Queued
+        } else if any(JobState::Queued) {
+            JobState::Running
+        } else if any(JobState::Failed) {
+            JobState::Failed
+        } else {
+            JobState::Succeeded
+        }
+    }
+
+    fn recorded(self) -> RecordedState {
+        match self {
+            JobState::Queued => RecordedState::Queued,
+            JobState::Running => RecordedState::Running,
+            JobState::Succeeded => RecordedState::Succeeded,
+            JobState::Failed => RecordedState::Failed,
+        }
+    }
+
+    fn of_recorded(state: RecordedState) -> JobState {
+        match state {
+            RecordedState::Queued => JobState::Queued,
+            RecordedState::Running => JobState::Running,
+            RecordedState::Succeeded => JobState::Succeeded,
+            RecordedState::Failed => JobState::Failed,
+        }
+    }
+}
+
 /// A project's progress in a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectProgress {
@@ -48,6 +84,40 @@ pub struct JobView {
     pub created: DateTime<Utc>,
     pub started: Option<DateTime<Utc>>,
     pub finished: Option<DateTime<Utc>>,
+}
+
+impl JobView {
+    /// A job as recorded (by another instance, through a shared database):
+    /// its errors are the redacted ones. A job without projects that ended
+    /// could not start: failed.
+    pub fn of_record(record: JobRecord) -> JobView {
+        let time = |ms: Millis| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+        let projects: Vec<ProjectProgress> = record
+            .projects
+            .into_iter()
+            .map(|p| ProjectProgress {
+                key: p.key,
+                state: JobState::of_recorded(p.state),
+                issues_fetched: p.issues_fetched,
+                pages: p.pages,
+                retries: p.retries,
+                error: p.error,
+            })
+            .collect();
+        let state = match JobState::of_job(&projects.iter().map(|p| p.state).collect::<Vec<_>>()) {
+            JobState::Queued if projects.is_empty() && record.finished.is_some() => JobState::Failed,
+            state => state,
+        };
+        JobView {
+            id: record.id,
+            state,
+            full: record.full,
+            projects,
+            created: time(record.created),
+            started: record.started.map(time),
+            finished: record.finished.map(time),
+        }
+    }
 }
 
 /// One project of a job.
@@ -91,17 +161,7 @@ impl Job {
                 }
             })
             .collect();
-        let state = if projects.iter().any(|p| p.state == JobState::Running) {
-            JobState::Running
-        } else if projects.iter().all(|p| p.state == JobState::Queued) {
-            JobState::Queued
-        } else if projects.iter().any(|p| matches!(p.state, JobState::Queued | JobState::Running)) {
-            JobState::Running
-        } else if projects.iter().any(|p| p.state == JobState::Failed) {
-            JobState::Failed
-        } else {
-            JobState::Succeeded
-        };
+        let state = JobState::of_job(&projects.iter().map(|p| p.state).collect::<Vec<_>>());
         let (started, finished) = *self.times.lock().expect("job lock");
         JobView { id: self.id.clone(), state, full: self.full, projects, created: self.created, started, finished }
     }
@@ -166,12 +226,6 @@ impl Jobs {
         jobs.iter()
             .map(|job| {
                 let view = job.view();
-                let state = |s: JobState| match s {
-                    JobState::Queued => RecordedState::Queued,
-                    JobState::Running => RecordedState::Running,
-                    JobState::Succeeded => RecordedState::Succeeded,
-                    JobState::Failed => RecordedState::Failed,
-                };
                 JobRecord {
                     id: view.id,
                     full: view.full,
@@ -184,7 +238,7 @@ impl Jobs {
                         .zip(&job.projects)
                         .map(|(p, slot)| JobProjectRecord {
                             key: p.key,
-                            state: state(p.state),
+                            state: p.state.recorded(),
                             issues_fetched: p.issues_fetched,
                             pages: p.pages,
                             retries: p.retries,

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use super::refresh::Harvester;
 use crate::config::{is_project_key, SnapshotSettings};
-use crate::store::snapshot::{self, DefinitionsRecord, Encoder, SnapshotParts};
+use crate::store::snapshot::{self, DefinitionsRecord, Encoder, ProjectRecord, Snapshot, SnapshotParts};
 use crate::store::snapshot_dir::{DataDirError, SnapshotDir};
 use crate::store::Store;
 
@@ -58,34 +58,19 @@ impl Persistence {
         let mut restored_definitions = Vec::new();
         match loaded.snapshot {
             Some((s, slot, crc)) => {
-                let taken_at = DateTime::<Utc>::from_timestamp_millis(s.taken_at).unwrap_or_else(Utc::now);
-                let current = harvester.definitions().version().to_owned();
-                let (mut projects, mut stale) = (0, 0);
-                for record in s.projects {
-                    if !is_project_key(&record.key) {
-                        warn!("snapshot holds a project key that is not a key; skipped");
-                        continue;
-                    }
-                    let (key, data) = record.into_data();
-                    projects += 1;
-                    stale += usize::from(data.definitions_version != current);
-                    store.put(&key, data);
-                }
-                harvester.restore(s.watermarks, s.jobs, taken_at);
+                let seq = s.seq;
+                let applied = apply(&store, Some(&harvester), s);
                 info!(
-                    seq = s.seq,
+                    seq,
                     crc32 = crc,
                     file = slot.file_name(),
-                    projects,
-                    stale_projects = stale,
-                    age_seconds = (Utc::now() - taken_at).num_seconds().max(0),
+                    projects = applied.projects,
+                    stale_projects = applied.stale,
+                    age_seconds = (Utc::now() - applied.taken_at).num_seconds().max(0),
                     "snapshot loaded"
                 );
-                if stale > 0 {
-                    info!(stale_projects = stale, "figures computed with other definitions are served flagged stale until refreshed");
-                }
-                next_seq = s.seq + 1;
-                restored_definitions = s.definitions;
+                next_seq = seq + 1;
+                restored_definitions = applied.definitions;
             }
             None if !loaded.rejected.is_empty() => warn!("no valid snapshot: starting empty"),
             None => info!(dir = %data_dir.display(), "no snapshot yet: starting empty"),
@@ -183,6 +168,68 @@ impl Persistence {
         }
         self.write_blocking("shutdown").await;
     }
+}
+
+/// The state of `store` and `harvester` as snapshot number `seq`: the
+/// definitions in force, and those of `earlier` that some project's
+/// figures were still computed with.
+pub fn collect(store: &Store, harvester: &Harvester, seq: u64, now: DateTime<Utc>, earlier: &[DefinitionsRecord]) -> Snapshot {
+    let projects: Vec<ProjectRecord> = store.entries().iter().map(|(k, d)| ProjectRecord::of(k, d)).collect();
+    let (watermarks, jobs) = harvester.records();
+    let defs = harvester.definitions();
+    let mut definitions = vec![DefinitionsRecord {
+        version: defs.version().to_owned(),
+        files: defs.files().iter().map(|f| (f.name.clone(), f.source.clone())).collect(),
+    }];
+    for d in earlier {
+        if d.version != defs.version() && projects.iter().any(|p| p.definitions_version == d.version) {
+            definitions.push(d.clone());
+        }
+    }
+    Snapshot { seq, taken_at: now.timestamp_millis(), projects, watermarks, jobs, definitions }
+}
+
+/// What [`apply`] put in place.
+#[derive(Debug)]
+pub struct Applied {
+    pub taken_at: DateTime<Utc>,
+    pub projects: usize,
+    /// Projects whose figures were computed with other definitions than
+    /// those in force.
+    pub stale: usize,
+    /// The definitions the snapshot recorded.
+    pub definitions: Vec<DefinitionsRecord>,
+}
+
+/// Replaces the figures in `store` with the snapshot's (projects it lacks
+/// are dropped); `harvester`, when given (before any job runs), takes back
+/// the operational records.
+pub fn apply(store: &Store, harvester: Option<&Harvester>, snapshot: Snapshot) -> Applied {
+    let taken_at = DateTime::<Utc>::from_timestamp_millis(snapshot.taken_at).unwrap_or_else(Utc::now);
+    let mut keys = Vec::with_capacity(snapshot.projects.len());
+    let mut stale = 0;
+    for record in snapshot.projects {
+        if !is_project_key(&record.key) {
+            warn!("snapshot holds a project key that is not a key; skipped");
+            continue;
+        }
+        let (key, data) = record.into_data();
+        if let Some(h) = harvester {
+            stale += usize::from(data.definitions_version != h.definitions().version());
+        }
+        store.put(&key, data);
+        keys.push(key);
+    }
+    for gone in store.keys().into_iter().filter(|k| !keys.contains(k)) {
+        store.remove(&gone);
+    }
+    if let Some(h) = harvester {
+        h.restore(snapshot.watermarks, snapshot.jobs, taken_at);
+    }
+    if stale > 0 {
+        info!(stale_projects = stale, "figures computed with other definitions are served flagged stale until refreshed");
+    }
+    Applied { taken_at, projects: keys.len(), stale, definitions: snapshot.definitions }
 }
 
 /// Resolves when `shutdown` turns true (or its sender is gone).

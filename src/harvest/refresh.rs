@@ -16,7 +16,7 @@
 //! which build on the harvester; nor on `api`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -88,7 +88,16 @@ pub enum StartError {
     NoProjects,
     #[error("project {0} is not in harvest.projects")]
     NotConfigured(String),
+    #[error("this instance is not the harvesting leader")]
+    NotLeader,
 }
+
+/// Whether this instance may call Jira to harvest now: always for a single
+/// instance; in a cluster, only the leader within its lease.
+pub type HarvestPermit = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// The error of a project whose harvest stopped because the permit ended.
+const PERMIT_ENDED: &str = "stopped: this instance lost the harvesting lease";
 
 /// Runs refresh jobs, and holds what they leave in memory.
 pub struct Harvester {
@@ -102,6 +111,8 @@ pub struct Harvester {
     /// Counts changes worth a snapshot: a project's figures replaced, a job
     /// ended.
     changes: watch::Sender<u64>,
+    /// `None`: always permitted (a single instance).
+    permit: RwLock<Option<HarvestPermit>>,
 }
 
 impl Harvester {
@@ -115,7 +126,18 @@ impl Harvester {
             memory: FactsMemory::default(),
             jobs: Jobs::default(),
             changes: watch::channel(0).0,
+            permit: RwLock::default(),
         }
+    }
+
+    /// Harvests only while `permit` says so: a job refuses to start without
+    /// it, and a running project's harvest stops as soon as it ends.
+    pub fn set_permit(&self, permit: HarvestPermit) {
+        *self.permit.write().expect("permit lock") = Some(permit);
+    }
+
+    fn permitted(&self) -> bool {
+        self.permit.read().expect("permit lock").as_ref().is_none_or(|p| p())
     }
 
     /// A receiver that changes whenever a project's figures are replaced or
@@ -186,6 +208,9 @@ impl Harvester {
     /// Starts a job and returns its id at once. A job already running for
     /// exactly these projects is joined instead.
     pub async fn start(self: &Arc<Self>, projects: Vec<String>, full: bool) -> Result<String, StartError> {
+        if !self.permitted() {
+            return Err(StartError::NotLeader);
+        }
         if let Some(k) = projects.iter().find(|k| !self.configured_projects.is_empty() && !self.configured_projects.contains(k)) {
             return Err(StartError::NotConfigured(k.clone()));
         }
@@ -240,7 +265,13 @@ impl Harvester {
                     job.set(i, JobState::Running, None);
                     let counters = Arc::clone(&job.projects[i].counters);
                     let started = std::time::Instant::now();
-                    let result = this.refresh_project(&job.projects[i].key, job.full, &counters).await;
+                    let refresh = this.refresh_project(&job.projects[i].key, job.full, &counters);
+                    let Some(result) = this.while_permitted(refresh).await else {
+                        warn!("project refresh stopped: the harvesting lease ended");
+                        *job.projects[i].recorded_error.lock().expect("job lock") = Some(PERMIT_ENDED.to_owned());
+                        job.set(i, JobState::Failed, Some(PERMIT_ENDED.to_owned()));
+                        return;
+                    };
                     if let Err(HarvestError::Classify(e)) = &result {
                         crate::telemetry::classification_error(e.source.hook);
                     }
@@ -263,6 +294,28 @@ impl Harvester {
         job.changed.send_modify(|v| *v += 1);
         self.changes.send_modify(|v| *v += 1);
         info!(state = ?job.view().state, "refresh finished");
+    }
+
+    /// Runs `work` while the permit holds; `None` once it ended. The permit
+    /// is read on every poll (before `work` can send anything) and at least
+    /// every 100 ms.
+    async fn while_permitted<F: std::future::Future>(&self, work: F) -> Option<F::Output> {
+        let Some(permit) = self.permit.read().expect("permit lock").clone() else {
+            return Some(work.await);
+        };
+        let mut work = std::pin::pin!(work);
+        let mut check = tokio::time::interval(std::time::Duration::from_millis(100));
+        std::future::poll_fn(|cx| {
+            if !permit() {
+                return std::task::Poll::Ready(None);
+            }
+            if let std::task::Poll::Ready(out) = work.as_mut().poll(cx) {
+                return std::task::Poll::Ready(Some(out));
+            }
+            while check.poll_tick(cx).is_ready() {}
+            std::task::Poll::Pending
+        })
+        .await
     }
 
     /// Harvests one project and swaps its figures in; returns how many
