@@ -22,6 +22,10 @@ use postgres::Postgres;
 use replica::Replica;
 use tonic_health::pb::health_check_response::ServingStatus;
 
+/// A password in the replicas' database URL (the test server trusts
+/// loopback, so it is never checked): it must never show in a log.
+const PASSWORD: &str = "marker-password-4f1c";
+
 /// The lease the replicas run with here (production default: 15 s).
 const LEASE: Duration = Duration::from_secs(3);
 
@@ -84,7 +88,7 @@ impl TestCluster {
         std::fs::write(&config, "[definitions]\nallow_updates = true\n[harvest]\ninterval_minutes = 0\n").unwrap();
         let keys: Vec<String> = self.site.projects.iter().map(|p| p.key.clone()).collect();
         let env = [
-            ("DORA_DATABASE_URL", self.pg.url()),
+            ("DORA_DATABASE_URL", self.pg.url().replace("dora@", &format!("dora:{PASSWORD}@"))),
             ("DORA_CONFIG", config.display().to_string()),
             ("JIRA_BASE_URL", self.fakes[i].base_url()),
             ("DORA_PROJECTS", keys.join(",")),
@@ -369,6 +373,9 @@ async fn every_replica_serves_its_figures_while_postgres_is_down_and_recovers() 
     assert_eq!(cluster.same_figures(Duration::from_secs(10)).await, before);
     for i in 0..3 {
         assert!(cluster.replicas[i].alive());
+        let log = cluster.replicas[i].log();
+        assert!(log.contains("database unreachable"), "r{i} said nothing about the database:\n{log}");
+        assert!(!log.contains(PASSWORD), "r{i} logged the database password");
     }
 }
 
