@@ -280,6 +280,34 @@ async fn a_killed_leader_is_replaced_within_the_lease_and_no_figure_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL's server binaries: .ci/run installs them; by hand: apt-get install postgresql, then cargo test --test cluster -- --ignored --test-threads=1"]
+async fn a_leader_stopped_cleanly_hands_over_before_its_lease_would_expire() {
+    let mut cluster = TestCluster::start().await;
+    let before = cluster.same_figures(Duration::from_secs(30)).await;
+    let (leader, epoch) = cluster.leader_among(&[0, 1, 2]).await.expect("a leader");
+    cluster.replicas[leader].signal("TERM");
+    let stopped = Instant::now();
+    while cluster.replicas[leader].alive() {
+        assert!(stopped.elapsed() < Duration::from_secs(30), "the leader did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!cluster.replicas[leader].events("lease given up").is_empty(), "{}", cluster.replicas[leader].log());
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let (_, new_epoch) = loop {
+        if let Some(found) = cluster.leader_among(&others).await {
+            break found;
+        }
+        assert!(stopped.elapsed() < LEASE + Duration::from_secs(5), "no new leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let handover = stopped.elapsed();
+    println!("handover after SIGTERM: {:.2} s (lease {} s, heartbeat 1 s)", handover.as_secs_f64(), LEASE.as_secs());
+    assert!(handover < LEASE, "the standby waited for the lease to expire");
+    assert!(new_epoch > epoch);
+    assert_eq!(cluster.same_figures_among(&others, Duration::from_secs(10)).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL's server binaries: .ci/run installs them; by hand: apt-get install postgresql, then cargo test --test cluster -- --ignored --test-threads=1"]
 async fn a_frozen_leader_never_writes_again_and_jira_sees_one_harvester_at_a_time() {
     let cluster = TestCluster::start().await;
     let before = cluster.same_figures(Duration::from_secs(30)).await;
