@@ -363,7 +363,9 @@ impl Database {
             session
                 .execute("UPDATE dora_lease SET expires_at = now() WHERE id = 1 AND epoch = $1 AND holder = $2", &[&epoch, &holder])
                 .await?;
-            session.execute("SELECT pg_advisory_unlock($1)", &[&LEADER_LOCK]).await?;
+            // The lock is taken again on every attempt while a lease runs
+            // out, and counts each time: let go of all of it.
+            session.execute("SELECT pg_advisory_unlock_all()", &[]).await?;
             Ok(())
         })
         .await

@@ -242,7 +242,6 @@ async fn a_killed_leader_is_replaced_within_the_lease_and_no_figure_changes() {
     let mut cluster = TestCluster::start().await;
     let before = cluster.same_figures(Duration::from_secs(30)).await;
     let (leader, epoch) = cluster.leader_among(&[0, 1, 2]).await.expect("a leader");
-    assert_eq!(leader, 0);
     let activity = JiraActivity::record(Arc::clone(&cluster.fakes));
 
     cluster.replicas[leader].kill9();
@@ -433,8 +432,15 @@ async fn a_refresh_and_new_definitions_sent_to_a_follower_reach_every_replica() 
         }
     }
     let job = cluster.replicas[follower].client().await.refresh(RefreshRequest { project_keys: vec![], full: false }).await.unwrap().into_inner().job_id;
-    let done = cluster.job_done(1, &job, Duration::from_secs(60)).await;
+    // Followed from another replica: the stream ends with the job.
+    let mut stream = cluster.replicas[1].client().await.watch_refresh(WatchRefreshRequest { job_id: job.clone() }).await.unwrap().into_inner();
+    let mut last = None;
+    while let Some(update) = tokio::time::timeout(Duration::from_secs(60), stream.message()).await.expect("progress within 60 s").unwrap() {
+        last = update.job;
+    }
+    let done = last.expect("at least one update");
     assert_eq!(done.state, JobState::Succeeded as i32, "{done:?}");
+    assert_eq!(cluster.job_done(0, &job, Duration::from_secs(5)).await, done);
     let after = cluster.same_figures(Duration::from_secs(5)).await;
     assert_ne!(after.combined, before.combined, "the refresh changed the figures");
 
