@@ -175,6 +175,9 @@ pub struct StoredDefinitions {
 /// The shared database.
 #[derive(Clone)]
 pub struct Database {
+    /// This instance's name: the lease row's holder, and the
+    /// `application_name` of all its sessions.
+    holder: String,
     config: tokio_postgres::Config,
     tls: Tls,
     pool: Pool,
@@ -198,15 +201,16 @@ fn rustls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, DbErro
 }
 
 impl Database {
-    /// Parses the URL and builds the pool; connects lazily.
-    pub fn new(url: &Secret) -> Result<Self, DbError> {
+    /// Parses the URL and builds the pool for the instance named `holder`
+    /// (at most 63 bytes); connects lazily.
+    pub fn new(url: &Secret, holder: &str) -> Result<Self, DbError> {
         let mut config = tokio_postgres::Config::from_str(url.expose()).map_err(|_| DbError::Url)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        if config.get_application_name().is_none() {
-            config.application_name("jira-dora");
-        }
+        // Every session names the instance, so a standby can end all of a
+        // stale leader's sessions (a frozen one may hold row locks).
+        config.application_name(holder);
         let tls = match config.get_ssl_mode() {
             SslMode::Require => Tls::Rustls(rustls_connector()?),
             _ => Tls::None,
@@ -224,7 +228,12 @@ impl Database {
             .recycle_timeout(Some(OPERATION_TIMEOUT))
             .build()
             .map_err(|e| DbError::Postgres(e.to_string()))?;
-        Ok(Self { config, tls, pool })
+        Ok(Self { holder: holder.to_owned(), config, tls, pool })
+    }
+
+    /// This instance's name.
+    pub fn holder(&self) -> &str {
+        &self.holder
     }
 
     /// Opens a connection of its own.
@@ -290,21 +299,25 @@ impl Database {
         .await
     }
 
-    /// Ends the session that holds the leader lock (a frozen or cut-off
-    /// leader whose lease expired), so the lock is free. Returns whether
-    /// one was ended.
-    pub async fn end_stale_leader_session(session: &Client) -> Result<bool, DbError> {
+    /// Ends the sessions of a leader whose lease expired (frozen or cut
+    /// off): the one holding the leader lock, so the lock is free, and every
+    /// other session of `holder`, whose open transactions could hold the
+    /// lease row. Returns how many were ended.
+    pub async fn end_stale_leader_sessions(session: &Client, holder: &str) -> Result<u64, DbError> {
         let (class, object) = ((LEADER_LOCK >> 32) as u32, (LEADER_LOCK & 0xffff_ffff) as u32);
         timed(async {
-            let rows = session
-                .query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks
-                     WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 1
-                       AND granted AND pid <> pg_backend_pid()",
-                    &[&class, &object],
+            let row = session
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM (
+                         SELECT pid FROM pg_locks
+                         WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted
+                         UNION
+                         SELECT pid FROM pg_stat_activity WHERE $3 <> '' AND application_name = $3
+                     ) stale WHERE pid <> pg_backend_pid()",
+                    &[&class, &object, &holder],
                 )
                 .await?;
-            Ok(rows.iter().any(|r| r.get::<_, bool>(0)))
+            Ok(row.get::<_, i64>(0) as u64)
         })
         .await
     }
@@ -316,6 +329,9 @@ impl Database {
         let lease_ms = lease.as_millis() as i64;
         timed(async {
             let tx = session.transaction().await?;
+            // A stale leader's open transaction may hold the row: fail fast
+            // and end its sessions rather than wait.
+            tx.batch_execute("SET LOCAL lock_timeout = '1s'").await?;
             let row = tx
                 .query_one("SELECT holder, expires_at > now() FROM dora_lease WHERE id = 1 FOR UPDATE", &[])
                 .await?;

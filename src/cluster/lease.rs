@@ -164,11 +164,15 @@ async fn step(
             Err(DbError::Fenced(epoch))
         };
     }
-    if !Database::try_leader_lock(&s.client).await? {
-        let current = Database::lease(&s.client).await?;
-        if current.remaining_ms == 0 && Database::end_stale_leader_session(&s.client).await? {
-            warn!(epoch = current.epoch, "the leader's lease expired while its session held on: that session was ended");
+    let holds_lock = Database::try_leader_lock(&s.client).await?;
+    let current = Database::lease(&s.client).await?;
+    if current.remaining_ms == 0 && current.holder != holder {
+        let ended = Database::end_stale_leader_sessions(&s.client, &current.holder).await?;
+        if ended > 0 {
+            warn!(epoch = current.epoch, sessions = ended, "the leader's lease expired while its sessions held on: they were ended");
         }
+    }
+    if !holds_lock {
         return Ok(());
     }
     match Database::claim_lease(&mut s.client, holder, lease).await? {

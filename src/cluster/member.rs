@@ -102,11 +102,10 @@ impl Cluster {
     /// within the leader's lease from now on.
     pub(super) fn new(db: Database, config: &Config, store: Arc<Store>, harvester: Arc<Harvester>) -> Arc<Cluster> {
         let settings = config.cluster.clone().expect("started with cluster settings");
-        let holder = format!("{}-{}-{:08x}", settings.instance, std::process::id(), fastrand::u32(..));
         let cluster = Arc::new(Cluster {
+            holder: db.holder().to_owned(),
             db,
             settings,
-            holder,
             store,
             harvester: Arc::clone(&harvester),
             configured_projects: config.harvest.projects.clone(),

@@ -45,7 +45,8 @@ const START_PATIENCE: Duration = Duration::from_secs(30);
 /// Connects, and creates or upgrades the schema; retries for a while, since
 /// replicas and the database often start together.
 pub async fn open(settings: &ClusterSettings) -> Result<Database, DbError> {
-    let db = Database::new(&settings.database_url)?;
+    let holder = format!("{}-{}-{:08x}", settings.instance, std::process::id(), fastrand::u32(..));
+    let db = Database::new(&settings.database_url, &holder)?;
     let deadline = tokio::time::Instant::now() + START_PATIENCE;
     loop {
         match db.migrate().await {

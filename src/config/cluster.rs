@@ -47,8 +47,8 @@ pub struct ClusterSettings {
     pub heartbeat: Duration,
     /// How often the database is checked when notifications are lost.
     pub poll: Duration,
-    /// This instance's name in the lease row (with its process id): the
-    /// host name (a pod's name) when known.
+    /// This instance's name in the lease row (with its process id and a
+    /// random part): the host name (a pod's name) when known and short.
     pub instance: String,
 }
 
@@ -115,7 +115,7 @@ pub(super) fn settings(file: FileCluster, url_in_file: bool, env: &dyn Env, prob
     }
     let instance = env
         .var("HOSTNAME")
-        .filter(|h| h.len() <= 64 && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
+        .filter(|h| h.len() <= 40 && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
         .unwrap_or_else(|| "instance".to_owned());
     Some(ClusterSettings { database_url: Secret::new(url), lease, heartbeat, poll, instance })
 }
