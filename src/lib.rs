@@ -21,7 +21,7 @@
 //!                 │
 //!                app ──► main          wiring; `cli` is a client of `proto`
 //!
-//!   telemetry: imported by jira, harvest, api and app; imports nothing here.
+//!   telemetry: imported by jira, harvest, cluster, api and app; imports nothing here.
 //! ```
 //!
 //! - [`domain`] (the `dora-domain` crate, re-exported): pure logic. Facts,

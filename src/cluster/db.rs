@@ -31,7 +31,7 @@ use crate::config::Secret;
 /// Advisory lock held by the transaction that migrates the schema.
 const MIGRATION_LOCK: i64 = 0x646f_7261_0000_0001;
 /// Advisory lock held by the leader's session for as long as it leads.
-pub const LEADER_LOCK: i64 = 0x646f_7261_0000_0002;
+const LEADER_LOCK: i64 = 0x646f_7261_0000_0002;
 /// How long one database operation may take before it counts as failed.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Jobs whose records are kept.
@@ -299,22 +299,21 @@ impl Database {
         .await
     }
 
-    /// Ends the sessions of a leader whose lease expired (frozen or cut
-    /// off): the one holding the leader lock, so the lock is free, and every
-    /// other session of `holder`, whose open transactions could hold the
-    /// lease row. Returns how many were ended.
+    /// Ends every session of `holder`, a leader whose lease expired (frozen
+    /// or cut off): the one holding the leader lock, so the lock is free,
+    /// and the others, whose open transactions could hold the lease row.
+    /// Sessions are found by their `application_name`, which is the
+    /// holder's name. Returns how many were ended.
     pub async fn end_stale_leader_sessions(session: &Client, holder: &str) -> Result<u64, DbError> {
-        let (class, object) = ((LEADER_LOCK >> 32) as u32, (LEADER_LOCK & 0xffff_ffff) as u32);
+        if holder.is_empty() {
+            return Ok(0);
+        }
         timed(async {
             let row = session
                 .query_one(
-                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM (
-                         SELECT pid FROM pg_locks
-                         WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted
-                         UNION
-                         SELECT pid FROM pg_stat_activity WHERE $3 <> '' AND application_name = $3
-                     ) stale WHERE pid <> pg_backend_pid()",
-                    &[&class, &object, &holder],
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                    &[&holder],
                 )
                 .await?;
             Ok(row.get::<_, i64>(0) as u64)

@@ -523,6 +523,16 @@ async fn a_snapshot_write_with_an_old_epoch_is_refused() {
     db.write_snapshot(second, 3, chrono::Utc::now(), b"three").await.unwrap();
     let kept: Vec<u64> = db.snapshots().await.unwrap().iter().map(|s| s.seq).collect();
     assert_eq!(kept, [3, 2], "the last two are kept");
+
+    // A frozen holder's sessions are found by name and ended, which frees
+    // the leader lock.
+    let frozen = Database::new(&Secret::new(pg.url()), "frozen-holder").unwrap();
+    let frozen_session = frozen.dedicated().await.unwrap();
+    assert!(Database::try_leader_lock(&frozen_session.client).await.unwrap());
+    let standby = db.dedicated().await.unwrap();
+    assert!(!Database::try_leader_lock(&standby.client).await.unwrap());
+    assert!(Database::end_stale_leader_sessions(&standby.client, "frozen-holder").await.unwrap() >= 1);
+    assert!(Database::try_leader_lock(&standby.client).await.unwrap(), "the lock is free once the holder's sessions ended");
 }
 
 async fn migrate_at_once(db: &Database) -> Vec<i32> {
