@@ -54,14 +54,12 @@ fn describe() {
     metrics::describe_gauge!("dora_snapshot_bytes", metrics::Unit::Bytes, "Size of the snapshot last written or loaded");
     metrics::describe_gauge!("dora_definitions_info", "Always 1; the label names the definitions version in force");
     metrics::describe_counter!("dora_classification_errors_total", "Definition hooks that failed, by hook");
-<<<<<<< HEAD
     metrics::describe_counter!(
         "dora_answer_cache_lookups_total",
         "Lookups in the answer caches (`answers`: whole GetMetrics answers; `ai_impact`: AI impact sections), by result"
     );
     metrics::describe_gauge!("dora_answer_cache_hit_ratio", "Hits per lookup of an answer cache since the start");
     metrics::describe_gauge!("dora_answer_cache_bytes", metrics::Unit::Bytes, "Bytes an answer cache holds now");
-=======
     metrics::describe_gauge!("dora_cluster_role", "With PostgreSQL: 1 for this instance's role (leader or follower), 0 for the other");
     metrics::describe_gauge!("dora_cluster_epoch", "With PostgreSQL: the leader epoch this instance holds (0 when following)");
     metrics::describe_gauge!("dora_snapshot_seq", "Sequence number of the snapshot last written or loaded");
@@ -70,7 +68,6 @@ fn describe() {
         metrics::Unit::Seconds,
         "With PostgreSQL: age of the snapshot last written or loaded, updated every poll"
     );
->>>>>>> 5c13a0c (Replicas on PostgreSQL: one leader by advisory lock and epoch-fenced lease, snapshots and definitions in the database, refreshes queued for the leader)
 }
 
 /// One RPC answered.
