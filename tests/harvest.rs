@@ -10,20 +10,22 @@ use jira_dora::definitions::DefinitionSet;
 use fake_jira::demo::large_site;
 use fake_jira::{FakeJira, Fault, SiteFlavor, SiteIssue, SiteUser, SiteVersion};
 use jira_dora::harvest::{Harvester, JobState, JobView};
-use jira_dora::jira::{Flavor, JiraClient, JiraConfig};
+use jira_dora::jira::{CloudChangelogs, Flavor, JiraClient, JiraConfig};
 use jira_dora::store::Store;
 
 const PROJECTS: [&str; 2] = ["P0", "P1"];
 
 /// One property case: the seed drives the site, the edits and the clock;
-/// the rest varies how the client pages and completes changelogs.
+/// the rest varies how the client pages and where it takes changelogs from.
 #[derive(Debug, Clone, Copy)]
 struct Case {
     seed: u64,
     flavor: SiteFlavor,
     page_size: u32,
-    /// Histories a Cloud search returns per issue (small: more bulk fetches).
-    changelog_cap: usize,
+    /// Cloud: `None` takes every changelog from bulkfetch; `Some(n)` expands
+    /// changelogs in searches, cut to the `n` most recent histories (small:
+    /// more bulk completions).
+    expanded_cap: Option<usize>,
     overlap: Duration,
 }
 
@@ -300,11 +302,20 @@ async fn incremental_equals_full(case: Case) {
     let mut site = large_site(2, 60, case.seed);
     site.time_zone = "Europe/Berlin".into();
     let fake = FakeJira::try_start(site, case.flavor).await.expect("fake Jira");
-    fake.set_search_changelog_cap(case.changelog_cap);
+    if let Some(cap) = case.expanded_cap {
+        fake.set_search_changelog_cap(cap);
+    }
+    let config = |fake: &FakeJira| JiraConfig {
+        cloud_changelogs: match case.expanded_cap {
+            Some(_) => CloudChangelogs::ExpandedSearch,
+            None => CloudChangelogs::StatusOnly,
+        },
+        ..config(fake, case.flavor, case.page_size, case.overlap)
+    };
     let start = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap()
         + chrono::Duration::milliseconds((case.seed % 60_000) as i64);
     fake.set_now(start);
-    let cfg = config(&fake, case.flavor, case.page_size, case.overlap);
+    let cfg = config(&fake);
     let (a, store_a) = harvester(cfg.clone());
     let (b, store_b) = harvester(cfg);
     assert_succeeded(&refresh(&a, true).await, &format!("{case:?}: first harvest"));
@@ -322,7 +333,7 @@ async fn incremental_equals_full(case: Case) {
         assert_same_figures(&store_a, &store_b, &what);
     }
     // A harvester that never saw the old site agrees too.
-    let (c, store_c) = harvester(config(&fake, case.flavor, case.page_size, case.overlap));
+    let (c, store_c) = harvester(config(&fake));
     assert_succeeded(&refresh(&c, true).await, &format!("{case:?}: fresh harvester"));
     assert_same_figures(&store_a, &store_c, &format!("{case:?}: fresh harvester; edits:\n{}", log.join("\n")));
     fake.shutdown().await;
@@ -332,16 +343,16 @@ async fn incremental_equals_full(case: Case) {
 async fn incremental_refreshes_give_the_figures_of_a_full_harvest() {
     let minutes = |m: u64| Duration::from_secs(60 * m);
     let cases = [
-        Case { seed: 1, flavor: SiteFlavor::Cloud, page_size: 25, changelog_cap: 20, overlap: minutes(5) },
-        Case { seed: 2, flavor: SiteFlavor::Cloud, page_size: 7, changelog_cap: 2, overlap: minutes(5) },
-        Case { seed: 3, flavor: SiteFlavor::DataCenter, page_size: 13, changelog_cap: 20, overlap: minutes(5) },
-        Case { seed: 4, flavor: SiteFlavor::Cloud, page_size: 100, changelog_cap: 1, overlap: minutes(3) },
-        Case { seed: 5, flavor: SiteFlavor::Cloud, page_size: 10, changelog_cap: 5, overlap: Duration::ZERO },
-        Case { seed: 6, flavor: SiteFlavor::DataCenter, page_size: 50, changelog_cap: 20, overlap: Duration::ZERO },
-        Case { seed: 7, flavor: SiteFlavor::Cloud, page_size: 31, changelog_cap: 3, overlap: minutes(10) },
-        Case { seed: 8, flavor: SiteFlavor::Cloud, page_size: 9, changelog_cap: 20, overlap: minutes(5) },
-        Case { seed: 9, flavor: SiteFlavor::DataCenter, page_size: 20, changelog_cap: 20, overlap: minutes(2) },
-        Case { seed: 10, flavor: SiteFlavor::Cloud, page_size: 60, changelog_cap: 4, overlap: minutes(5) },
+        Case { seed: 1, flavor: SiteFlavor::Cloud, page_size: 25, expanded_cap: None, overlap: minutes(5) },
+        Case { seed: 2, flavor: SiteFlavor::Cloud, page_size: 7, expanded_cap: Some(2), overlap: minutes(5) },
+        Case { seed: 3, flavor: SiteFlavor::DataCenter, page_size: 13, expanded_cap: None, overlap: minutes(5) },
+        Case { seed: 4, flavor: SiteFlavor::Cloud, page_size: 100, expanded_cap: Some(1), overlap: minutes(3) },
+        Case { seed: 5, flavor: SiteFlavor::Cloud, page_size: 10, expanded_cap: None, overlap: Duration::ZERO },
+        Case { seed: 6, flavor: SiteFlavor::DataCenter, page_size: 50, expanded_cap: None, overlap: Duration::ZERO },
+        Case { seed: 7, flavor: SiteFlavor::Cloud, page_size: 31, expanded_cap: Some(3), overlap: minutes(10) },
+        Case { seed: 8, flavor: SiteFlavor::Cloud, page_size: 9, expanded_cap: None, overlap: minutes(5) },
+        Case { seed: 9, flavor: SiteFlavor::DataCenter, page_size: 20, expanded_cap: None, overlap: minutes(2) },
+        Case { seed: 10, flavor: SiteFlavor::Cloud, page_size: 60, expanded_cap: None, overlap: minutes(5) },
     ];
     for case in cases {
         incremental_equals_full(case).await;
@@ -416,8 +427,7 @@ async fn a_failed_changelog_page_after_good_search_pages_keeps_the_previous_figu
     let (fake, h, store, _) = harvested_site().await;
     let before: Vec<_> = PROJECTS.iter().map(|p| store.get(p).unwrap()).collect();
     complete_some_work(&fake);
-    // Every search now needs the bulk changelog endpoint, which fails.
-    fake.set_search_changelog_cap(0);
+    // The changelogs come from the bulk endpoint, which now fails.
     fake.inject("/rest/api/3/changelog/bulkfetch", 100, Fault::Status(503));
     let view = refresh(&h, true).await;
     assert_eq!(view.state, JobState::Failed, "{view:#?}");

@@ -12,7 +12,9 @@ use fake_jira::{
     FakeJira, Fault, Site, SiteFlavor, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser,
     SiteVersion,
 };
-use jira_dora::jira::{FetchCounters, Flavor, JiraAuth, JiraClient, JiraConfig, JiraError, SecretString};
+use jira_dora::jira::{
+    CloudChangelogs, FetchCounters, Flavor, JiraAuth, JiraClient, JiraConfig, JiraError, SecretString,
+};
 
 const MARKERS: &[&str] = &[
     "MARKER-SUMMARY", "MARKER-DESCRIPTION", "MARKER-COMMENT", "Marker Assignee", "marker.person@example.com",
@@ -166,17 +168,21 @@ fn assert_complete(issues: &[IssueFacts], expected: usize, long_every: usize) {
 }
 
 #[tokio::test]
-async fn cloud_search_pages_by_token_and_completes_long_changelogs_in_bulk() {
+async fn cloud_search_pages_by_token_and_takes_every_changelog_from_bulkfetch() {
     let fake = FakeJira::start(site(230, 20)).await;
     let c = client(config(&fake, Flavor::Cloud));
     let counters = FetchCounters::default();
     let issues = c.search_issues("OPS", None, &counters).await.unwrap();
     assert_complete(&issues, 230, 20);
     assert_eq!(paths(&fake, "/rest/api/3/search/jql"), 3, "100 + 100 + 30");
-    assert_eq!(paths(&fake, "/rest/api/3/changelog/bulkfetch"), 1, "12 long changelogs fit one bulk page");
+    for search in fake.requests().iter().filter(|r| r.path.ends_with("/search/jql")) {
+        assert!(!search.query_decoded.contains("expand"), "{}", search.query_decoded);
+    }
+    // 12 × 45 + 218 × 4 = 1412 status histories, 1000 per bulk page.
+    assert_eq!(paths(&fake, "/rest/api/3/changelog/bulkfetch"), 2);
     assert_eq!(paths(&fake, "/rest/api/3/issue/"), 0);
     assert_eq!(counters.issues.load(Ordering::Relaxed), 230);
-    assert_eq!(counters.pages.load(Ordering::Relaxed), 4);
+    assert_eq!(counters.pages.load(Ordering::Relaxed), 5);
     let first = issues.iter().find(|f| f.id == "20000").unwrap();
     assert_eq!(first.project, "OPS");
     assert_eq!(first.issue_type, "Bug");
@@ -186,6 +192,34 @@ async fn cloud_search_pages_by_token_and_completes_long_changelogs_in_bulk() {
     let bulk = fake.requests().into_iter().find(|r| r.path.ends_with("bulkfetch")).unwrap();
     let body: serde_json::Value = serde_json::from_str(&bulk.body).unwrap();
     assert_eq!(body["fieldIds"], serde_json::json!(["status"]));
+    assert_eq!(body["issueIdsOrKeys"].as_array().unwrap().len(), 230);
+}
+
+#[tokio::test]
+async fn bulk_changelog_requests_name_at_most_1000_issues() {
+    let fake = FakeJira::start(site(1001, 0)).await;
+    let c = client(config(&fake, Flavor::Cloud));
+    let issues = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap();
+    assert_complete(&issues, 1001, 0);
+    let sizes: Vec<usize> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/bulkfetch"))
+        .map(|r| serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["issueIdsOrKeys"].as_array().unwrap().len())
+        .collect();
+    // 1000 issues × 4 histories in pages of 1000, then the last issue.
+    assert_eq!(sizes, vec![1000, 1000, 1000, 1000, 1]);
+}
+
+#[tokio::test]
+async fn expanded_cloud_searches_complete_cut_changelogs_in_bulk() {
+    let fake = FakeJira::start(site(230, 20)).await;
+    let c = client(JiraConfig { cloud_changelogs: CloudChangelogs::ExpandedSearch, ..config(&fake, Flavor::Cloud) });
+    let issues = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap();
+    assert_complete(&issues, 230, 20);
+    assert_eq!(paths(&fake, "/rest/api/3/changelog/bulkfetch"), 1, "12 long changelogs fit one bulk page");
+    let bulk = fake.requests().into_iter().find(|r| r.path.ends_with("bulkfetch")).unwrap();
+    let body: serde_json::Value = serde_json::from_str(&bulk.body).unwrap();
     assert_eq!(body["issueIdsOrKeys"].as_array().unwrap().len(), 12);
 }
 
@@ -200,19 +234,14 @@ async fn bulk_changelog_pages_follow_next_page_token() {
 }
 
 #[tokio::test]
-async fn without_bulk_endpoint_changelogs_are_paged_per_issue_and_the_fallback_is_remembered() {
+async fn a_cloud_site_without_bulkfetch_is_an_error_never_a_fetch_of_whole_changelogs() {
     let fake = FakeJira::start(site(25, 5)).await;
     fake.set_bulk_changelog(false);
-    let c = client(JiraConfig { page_size: 20, ..config(&fake, Flavor::Cloud) });
-    let issues = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap();
-    assert_complete(&issues, 25, 5);
-    assert_eq!(paths(&fake, "/rest/api/3/changelog/bulkfetch"), 1);
-    // 5 long issues, 45 histories in pages of 20 = 3 requests each.
-    assert_eq!(paths(&fake, "/rest/api/3/issue/"), 15);
-    fake.clear_requests();
-    let again = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap();
-    assert_complete(&again, 25, 5);
-    assert_eq!(paths(&fake, "/rest/api/3/changelog/bulkfetch"), 0, "404 remembered");
+    let c = client(config(&fake, Flavor::Cloud));
+    let err = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap_err();
+    assert_eq!(err.http_status(), Some(404));
+    assert_eq!(err.to_string(), "POST /rest/api/3/changelog/bulkfetch: HTTP 404");
+    assert_eq!(paths(&fake, "/rest/api/3/issue/"), 0, "no per-issue changelog");
 }
 
 #[tokio::test]
@@ -395,13 +424,11 @@ async fn full_fetch(fake: &FakeJira, flavor: Flavor) -> Vec<IssueFacts> {
 async fn a_full_fetch_never_asks_for_text_or_people_and_keeps_none() {
     let cloud = FakeJira::start(site(40, 4)).await;
     let mut issues = full_fetch(&cloud, Flavor::Cloud).await;
-    cloud.set_bulk_changelog(false);
-    issues.extend(full_fetch(&cloud, Flavor::Cloud).await);
     let dc = FakeJira::try_start(site(40, 4), SiteFlavor::DataCenter).await.unwrap();
     issues.extend(full_fetch(&dc, Flavor::DataCenter).await);
-    assert_eq!(issues.len(), 120);
+    assert_eq!(issues.len(), 80);
     let log: Vec<_> = cloud.requests().into_iter().chain(dc.requests()).collect();
-    assert!(log.iter().any(|r| r.path.contains("/issue/")), "per-issue changelogs were exercised");
+    assert!(log.iter().any(|r| r.path.ends_with("/bulkfetch")), "bulk changelogs were exercised");
     for r in &log {
         let seen = format!("{} {} {}", r.query_decoded, r.query, r.body).to_lowercase();
         for word in ["summary", "description", "comment", "assignee", "reporter", "creator", "watchers", "*all", "*navigable"] {

@@ -1,5 +1,5 @@
 //! The HTTP side of the Jira client: URLs, retries, pagination, changelog
-//! completion. Conversion to facts is delegated to `convert`.
+//! fetching. Conversion to facts is delegated to `convert`.
 //!
 //! Must not depend on anything of the service but `domain::facts`, the
 //! sibling modules of `jira`, and `telemetry` (request and retry counts,
@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -23,7 +23,7 @@ use super::wire::{
     WireMyself, WireProject, WireStatusEntry, WireVersion,
 };
 use super::report::{Attempts, FetchCounters, JiraError, RequestName};
-use super::settings::{Flavor, JiraAuth, JiraConfig, SecretString};
+use super::settings::{CloudChangelogs, Flavor, JiraAuth, JiraConfig, SecretString};
 use crate::domain::facts::{IssueFacts, Millis, StatusChange, StatusFacts, VersionFacts};
 
 /// The only fields a search asks for (metrics-spec §2).
@@ -53,10 +53,10 @@ struct Inner {
     page_size: u32,
     overlap: Duration,
     apps: AppRule,
+    /// Whether Cloud searches expand changelogs (measurement only).
+    cloud_changelogs: CloudChangelogs,
     /// The account's zone; `None` when the site does not say.
     time_zone: OnceCell<Option<chrono_tz::Tz>>,
-    /// Set once the site showed it has no bulk changelog endpoint.
-    no_bulk_changelog: AtomicBool,
 }
 
 /// Whose credential a request carries.
@@ -177,8 +177,8 @@ impl JiraClient {
                     ai_account_ids: cfg.ai_account_ids,
                     ignored_app_account_ids: cfg.ignored_app_account_ids,
                 },
+                cloud_changelogs: cfg.cloud_changelogs,
                 time_zone: OnceCell::new(),
-                no_bulk_changelog: AtomicBool::new(false),
             }),
         })
     }
@@ -490,6 +490,11 @@ impl JiraClient {
 
     /// The issues of a project updated since `since` (all when `None`),
     /// each with its complete status changelog.
+    ///
+    /// Cloud searches ask for the metric fields only and the status
+    /// histories come from `changelog/bulkfetch`; Data Center searches
+    /// expand changelogs (it has no bulk endpoint), and an issue whose
+    /// changelog came back cut is fetched again on its own.
     pub async fn search_issues(
         &self,
         project: &str,
@@ -504,8 +509,9 @@ impl JiraClient {
             Flavor::Cloud => (&["search", "jql"], true),
             Flavor::DataCenter => (&["search"], false),
         };
-        let search_path = self.url(&Method::GET, segments)?.path().to_string();
-        self.search_pages(&jql, SEARCH_FIELDS, true, counters, |page: Vec<WireIssue>| {
+        let search = RequestName { method: "GET".into(), path: self.url(&Method::GET, segments)?.path().to_string() };
+        let expand = !cloud || self.inner.cloud_changelogs == CloudChangelogs::ExpandedSearch;
+        self.search_pages(&jql, SEARCH_FIELDS, expand, counters, |page: Vec<WireIssue>| {
             for mut wire in page {
                 let changelog = wire.changelog.take();
                 let (changes, complete) = match changelog {
@@ -515,7 +521,7 @@ impl JiraClient {
                             None => !cloud,
                         };
                         if complete {
-                            (self.changes(&search_path, histories)?, true)
+                            (self.changes(&search, histories)?, true)
                         } else {
                             (Vec::new(), false)
                         }
@@ -523,7 +529,7 @@ impl JiraClient {
                     None => (Vec::new(), false),
                 };
                 let facts = convert::issue_facts(wire, project, changes).map_err(|source| {
-                    JiraError::Invalid { req: RequestName { method: "GET".into(), path: search_path.clone() }, source }
+                    JiraError::Invalid { req: search.clone(), source }
                 })?;
                 if !complete {
                     incomplete.push(facts.id.clone());
@@ -632,28 +638,22 @@ impl JiraClient {
         }
     }
 
-    fn changes(&self, path: &str, histories: Vec<WireHistory>) -> Result<Vec<StatusChange>, JiraError> {
-        convert::status_changes(histories, &self.inner.apps).map_err(|source| JiraError::Invalid {
-            req: RequestName { method: "GET".into(), path: path.to_string() },
-            source,
-        })
+    fn changes(&self, req: &RequestName, histories: Vec<WireHistory>) -> Result<Vec<StatusChange>, JiraError> {
+        convert::status_changes(histories, &self.inner.apps)
+            .map_err(|source| JiraError::Invalid { req: req.clone(), source })
     }
 
-    /// Complete status changelogs for the given issue ids.
+    /// Complete status changelogs for the given issue ids: in bulk on
+    /// Cloud, one issue at a time on Data Center.
     async fn complete_changelogs(
         &self,
         ids: &[String],
         counters: &FetchCounters,
     ) -> Result<HashMap<String, Vec<StatusChange>>, JiraError> {
-        if self.inner.flavor == Flavor::Cloud && !self.inner.no_bulk_changelog.load(Ordering::Relaxed) {
-            match self.bulk_changelogs(ids, counters).await {
-                Ok(map) => return Ok(map),
-                Err(e) if matches!(e.http_status(), Some(404 | 405 | 501)) => {
-                    warn!("jira site has no bulk changelog endpoint, fetching per issue");
-                    self.inner.no_bulk_changelog.store(true, Ordering::Relaxed);
-                }
-                Err(e) => return Err(e),
-            }
+        if self.inner.flavor == Flavor::Cloud {
+            // No fallback to `issue/{id}/changelog`: it would carry every
+            // field's changes. A site without bulkfetch is an error.
+            return self.bulk_changelogs(ids, counters).await;
         }
         let counters_ptr: Arc<FetchCounters> = Arc::new(FetchCounters::default());
         let mut set = tokio::task::JoinSet::new();
@@ -662,7 +662,7 @@ impl JiraClient {
             let id = id.clone();
             let c = counters_ptr.clone();
             set.spawn(async move {
-                let changes = client.issue_changelog(&id, &c).await?;
+                let changes = client.dc_issue_changelog(&id, &c).await?;
                 Ok::<_, JiraError>((id, changes))
             });
         }
@@ -696,21 +696,28 @@ impl JiraClient {
         }
     }
 
-    /// `POST /rest/api/3/changelog/bulkfetch`, status field only.
+    /// `POST /rest/api/3/changelog/bulkfetch`, status field only: Jira
+    /// leaves out every other field's changes and every history without a
+    /// status change. Up to [`BULK_IDS`] issues per request, each set paged
+    /// by its own token.
     async fn bulk_changelogs(
         &self,
         ids: &[String],
         counters: &FetchCounters,
     ) -> Result<HashMap<String, Vec<StatusChange>>, JiraError> {
-        let path = self.url(&Method::POST, &["changelog", "bulkfetch"])?.path().to_string();
-        let mut histories: HashMap<String, Vec<WireHistory>> = HashMap::new();
+        let req = RequestName {
+            method: "POST".into(),
+            path: self.url(&Method::POST, &["changelog", "bulkfetch"])?.path().to_string(),
+        };
+        let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(BULK_IDS) {
+            let mut histories: HashMap<String, Vec<WireHistory>> = HashMap::new();
             let mut token: Option<String> = None;
             loop {
                 let mut body = serde_json::json!({
                     "issueIdsOrKeys": chunk,
                     "fieldIds": ["status"],
-                    "maxResults": 1000,
+                    "maxResults": BULK_IDS,
                 });
                 if let Some(t) = &token {
                     body["nextPageToken"] = serde_json::Value::String(t.clone());
@@ -723,46 +730,31 @@ impl JiraClient {
                 }
                 match page.next_page_token {
                     Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
-                    Some(_) => {
-                        return Err(JiraError::Pagination {
-                            req: RequestName { method: "POST".into(), path },
-                        });
-                    }
+                    Some(_) => return Err(JiraError::Pagination { req }),
                     None => break,
                 }
             }
-        }
-        let mut out = HashMap::new();
-        for id in ids {
-            let hs = histories.remove(id).unwrap_or_default();
-            out.insert(id.clone(), self.changes(&path, hs)?);
+            for id in chunk {
+                let hs = histories.remove(id).unwrap_or_default();
+                out.insert(id.clone(), self.changes(&req, hs)?);
+            }
         }
         Ok(out)
     }
 
-    /// The complete status changelog of one issue.
-    async fn issue_changelog(&self, id: &str, counters: &FetchCounters) -> Result<Vec<StatusChange>, JiraError> {
-        match self.inner.flavor {
-            Flavor::Cloud => {
-                let segments = ["issue", id, "changelog"];
-                let path = self.url(&Method::GET, &segments)?.path().to_string();
-                let all: Vec<WireHistory> = self.paged_values(&segments, Some(counters)).await?;
-                self.changes(&path, all)
-            }
-            Flavor::DataCenter => {
-                // DC: the issue itself with an expanded (complete) changelog.
-                #[derive(serde::Deserialize)]
-                struct OneIssue {
-                    #[serde(default)]
-                    changelog: Option<WireChangelog>,
-                }
-                let segments = ["issue", id];
-                let path = self.url(&Method::GET, &segments)?.path().to_string();
-                let q = [("fields", "status".to_string()), ("expand", "changelog".to_string())];
-                let issue: OneIssue = self.call(Method::GET, &segments, &q, None, Some(counters)).await?;
-                self.changes(&path, issue.changelog.map(|c| c.histories).unwrap_or_default())
-            }
+    /// Data Center: the complete status changelog of one issue, from the
+    /// issue itself with its changelog expanded.
+    async fn dc_issue_changelog(&self, id: &str, counters: &FetchCounters) -> Result<Vec<StatusChange>, JiraError> {
+        #[derive(serde::Deserialize)]
+        struct OneIssue {
+            #[serde(default)]
+            changelog: Option<WireChangelog>,
         }
+        let segments = ["issue", id];
+        let req = RequestName { method: "GET".into(), path: self.url(&Method::GET, &segments)?.path().to_string() };
+        let q = [("fields", "status".to_string()), ("expand", "changelog".to_string())];
+        let issue: OneIssue = self.call(Method::GET, &segments, &q, None, Some(counters)).await?;
+        self.changes(&req, issue.changelog.map(|c| c.histories).unwrap_or_default())
     }
 
     // Permission checks (`my_permission`, `check_account`) live in

@@ -7,6 +7,12 @@
 //! metrics need, keeps only status items of changelogs, and reduces a
 //! change's author to one bool. Nothing here persists anything.
 //!
+//! On Cloud, searches carry no changelog: status histories come from
+//! `changelog/bulkfetch` filtered to the status field, so no other field's
+//! changes (and their text) cross the network. Data Center has no such
+//! endpoint; there searches expand whole changelogs and `wire` drops every
+//! non-status item while parsing.
+//!
 //! Every request goes to the configured site only (no redirects), under one
 //! concurrency cap per client, with a per-request timeout and retries that
 //! honour `Retry-After`. Errors name the request (method and path) and the
@@ -27,4 +33,4 @@ pub use client::JiraClient;
 pub use convert::ConvertError;
 pub use permissions::BROWSE_PROJECTS;
 pub use report::{Attempts, FetchCounters, JiraError, RequestName};
-pub use settings::{Flavor, JiraAuth, JiraConfig, SecretString};
+pub use settings::{CloudChangelogs, Flavor, JiraAuth, JiraConfig, SecretString};

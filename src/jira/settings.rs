@@ -49,6 +49,21 @@ impl fmt::Display for SecretString {
     }
 }
 
+/// Where a Cloud harvest takes issues' status histories from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CloudChangelogs {
+    /// Searches expand no changelog; every issue's status changes come from
+    /// `POST changelog/bulkfetch` with `fieldIds: ["status"]`, so only status
+    /// changes and their authors cross the network.
+    #[default]
+    StatusOnly,
+    /// Searches expand whole changelogs (every field's changes, text
+    /// included, dropped while parsing), completed in bulk where Jira cut
+    /// them. Kept to measure what [`CloudChangelogs::StatusOnly`] saves; not
+    /// reachable from the service's configuration.
+    ExpandedSearch,
+}
+
 /// How the service authenticates to Jira.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum JiraAuth {
@@ -86,6 +101,8 @@ pub struct JiraConfig {
     pub ai_account_ids: Vec<String>,
     /// App accounts whose changes do not count as made by an app.
     pub ignored_app_account_ids: Vec<String>,
+    /// Cloud only; Data Center always expands changelogs in its searches.
+    pub cloud_changelogs: CloudChangelogs,
 }
 
 impl JiraConfig {
@@ -110,6 +127,7 @@ impl Default for JiraConfig {
             overlap: Duration::from_secs(5 * 60),
             ai_account_ids: Vec::new(),
             ignored_app_account_ids: Vec::new(),
+            cloud_changelogs: CloudChangelogs::StatusOnly,
         }
     }
 }
