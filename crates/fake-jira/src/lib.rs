@@ -8,7 +8,8 @@
 //! entries, 410 for the retired search, JQL dates in the site's time zone.
 //! Through the handle, tests inject faults (429 with `Retry-After`, 5xx,
 //! delays, cut-off or malformed bodies, off-site redirects), read a log of
-//! the requests, and change the site between harvests.
+//! the requests and of the answers as sent (sizes, and bodies on request),
+//! and change the site between harvests.
 //!
 //! Issues carry realistic text and people (summaries, descriptions,
 //! comments, assignees) so privacy tests can plant markers and prove the
@@ -185,6 +186,19 @@ pub struct LoggedRequest {
     pub body: String,
 }
 
+/// One answer as the fake sent it: status and body bytes (what the client
+/// received), the body itself only while [`FakeJira::keep_response_bodies`]
+/// is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedResponse {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// Body bytes sent (half the body for a cut-off answer).
+    pub bytes: usize,
+    pub body: Option<String>,
+}
+
 /// The fake's mutable state.
 #[derive(Debug)]
 pub struct SiteState {
@@ -203,8 +217,11 @@ pub struct SiteState {
     /// `permissions/check` answers per account id: the projects it may
     /// browse (none when the account is not in the table).
     pub account_permissions: std::collections::HashMap<String, Vec<String>>,
+    /// Keep the body of every answer in the response log.
+    pub keep_response_bodies: bool,
     faults: Vec<FaultRule>,
     log: Vec<LoggedRequest>,
+    responses: Vec<LoggedResponse>,
     next_id: u64,
 }
 
@@ -226,8 +243,10 @@ impl SiteState {
             search_changelog_cap: 20,
             viewer_permissions: Default::default(),
             account_permissions: Default::default(),
+            keep_response_bodies: false,
             faults: Vec::new(),
             log: Vec::new(),
+            responses: Vec::new(),
             next_id,
         }
     }
@@ -339,8 +358,22 @@ impl FakeJira {
         self.lock().log.len()
     }
 
+    /// Every answer sent so far, in the order they went out.
+    pub fn responses(&self) -> Vec<LoggedResponse> {
+        self.lock().responses.clone()
+    }
+
+    /// Clears the request and the response logs.
     pub fn clear_requests(&self) {
-        self.lock().log.clear();
+        let mut st = self.lock();
+        st.log.clear();
+        st.responses.clear();
+    }
+
+    /// Keeps (or stops keeping) the body of every answer in the response
+    /// log, for tests that read what crossed the network.
+    pub fn keep_response_bodies(&self, keep: bool) {
+        self.lock().keep_response_bodies = keep;
     }
 
     /// Switches the bulk changelog endpoint on or off (off: 404).

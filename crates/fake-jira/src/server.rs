@@ -13,7 +13,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use super::{Fault, LoggedRequest, SiteFlavor, SiteHistory, SiteIssue, SiteProject, SiteState, SiteUser, jql};
+use super::{Fault, LoggedRequest, LoggedResponse, SiteFlavor, SiteHistory, SiteIssue, SiteProject, SiteState, SiteUser, jql};
 
 type Shared = Arc<Mutex<SiteState>>;
 
@@ -56,47 +56,47 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, headers: 
         });
         st.take_fault(&path)
     };
-    match &fault {
+    let mut extra = HeaderMap::new();
+    let (status, bytes) = match &fault {
         Some(Fault::RateLimited { retry_after_secs }) => {
             let reset = (Utc::now() + chrono::Duration::seconds(*retry_after_secs as i64)).to_rfc3339();
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded.");
-            let h = r.headers_mut();
-            h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-            h.insert("x-ratelimit-limit", HeaderValue::from_static("100"));
-            h.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+            extra.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            extra.insert("x-ratelimit-limit", HeaderValue::from_static("100"));
+            extra.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
             if let Ok(v) = HeaderValue::from_str(&reset) {
-                h.insert("x-ratelimit-reset", v);
+                extra.insert("x-ratelimit-reset", v);
             }
-            h.insert("ratelimit-reason", HeaderValue::from_static("jira-burst-based"));
-            return r;
+            extra.insert("ratelimit-reason", HeaderValue::from_static("jira-burst-based"));
+            (StatusCode::TOO_MANY_REQUESTS, error_body("Rate limit exceeded."))
         }
         Some(Fault::Status(code)) => {
             let code = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return error(code, "Internal server error (injected).");
+            (code, error_body("Internal server error (injected)."))
         }
         Some(Fault::Redirect(to)) => {
-            let mut r = StatusCode::FOUND.into_response();
             if let Ok(v) = HeaderValue::from_str(to) {
-                r.headers_mut().insert(header::LOCATION, v);
+                extra.insert(header::LOCATION, v);
             }
-            return r;
+            (StatusCode::FOUND, Vec::new())
         }
-        Some(Fault::Body(text)) => return json_bytes(StatusCode::OK, text.clone().into_bytes()),
-        Some(Fault::Malformed) => {
-            return json_bytes(StatusCode::OK, b"{\"isLast\": true, \"issues\": [{\"id\": \"1\", ]".to_vec());
+        Some(Fault::Body(text)) => (StatusCode::OK, text.clone().into_bytes()),
+        Some(Fault::Malformed) => (StatusCode::OK, b"{\"isLast\": true, \"issues\": [{\"id\": \"1\", ]".to_vec()),
+        Some(Fault::Delay(_) | Fault::Truncated) | None => {
+            if let Some(Fault::Delay(d)) = &fault {
+                tokio::time::sleep(*d).await;
+            }
+            let (status, value) = {
+                let st = lock(&state);
+                let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                route(&st, &method, &uri, &path, &body, authorization)
+            };
+            (status, serde_json::to_vec(&value).unwrap_or_default())
         }
-        Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
-        Some(Fault::Truncated) | None => {}
-    }
-    let (status, value) = {
-        let st = lock(&state);
-        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        route(&st, &method, &uri, &path, &body, authorization)
     };
-    let bytes = serde_json::to_vec(&value).unwrap_or_default();
     if fault == Some(Fault::Truncated) {
-        let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
         // Headers and half the body go out; then the connection breaks.
+        let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
+        record_response(&state, &method, &path, status, &half);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
         tokio::spawn(async move {
             let _ = tx.send(Ok(half)).await;
@@ -109,7 +109,24 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, headers: 
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return r;
     }
-    json_bytes(status, bytes)
+    record_response(&state, &method, &path, status, &bytes);
+    let mut r = if status == StatusCode::FOUND { status.into_response() } else { json_bytes(status, bytes) };
+    r.headers_mut().extend(extra);
+    r
+}
+
+/// Logs an answer as it goes out: what the fake sends is what the client
+/// receives.
+fn record_response(state: &Shared, method: &Method, path: &str, status: StatusCode, body: &[u8]) {
+    let mut st = lock(state);
+    let kept = st.keep_response_bodies.then(|| String::from_utf8_lossy(body).into_owned());
+    st.responses.push(LoggedResponse {
+        method: method.to_string(),
+        path: path.to_string(),
+        status: status.as_u16(),
+        bytes: body.len(),
+        body: kept,
+    });
 }
 
 fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
@@ -120,8 +137,8 @@ fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
     r
 }
 
-fn error(status: StatusCode, msg: &str) -> Response {
-    json_bytes(status, serde_json::to_vec(&jira_error(msg)).unwrap_or_default())
+fn error_body(msg: &str) -> Vec<u8> {
+    serde_json::to_vec(&jira_error(msg)).unwrap_or_default()
 }
 
 fn jira_error(msg: &str) -> Value {
