@@ -124,7 +124,8 @@ pub struct WireProjectRef {
 
 // ------------------------------------------------------------- changelog --
 
-/// The `changelog` of a search result.
+/// The expanded `changelog` of an issue (Data Center searches, and Cloud
+/// searches in the measurement mode).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireChangelog {
@@ -259,8 +260,7 @@ pub struct WireVersion {
     pub archived: Option<bool>,
 }
 
-/// A `startAt`-paged list (`/project/{key}/version`, `/project/search`,
-/// `/issue/{id}/changelog`).
+/// A `startAt`-paged list (`/project/{key}/version`, `/project/search`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PagedValues<T> {
