@@ -13,7 +13,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use super::{Fault, LoggedRequest, LoggedResponse, SiteFlavor, SiteHistory, SiteIssue, SiteProject, SiteState, SiteUser, jql};
+use super::{Fault, LoggedRequest, LoggedResponse, SiteFlavor, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteState, SiteUser, jql};
 
 type Shared = Arc<Mutex<SiteState>>;
 
@@ -308,11 +308,16 @@ fn user_json(u: &SiteUser, cloud: bool) -> Value {
     }
 }
 
+/// Whether a changelog item passes a field filter (`None`: every item).
+fn item_wanted(only: Option<&[String]>, i: &SiteItem) -> bool {
+    only.is_none_or(|f| f.iter().any(|x| Some(x) == i.field_id.as_ref() || *x == i.field))
+}
+
 fn history_json(st: &SiteState, h: &SiteHistory, cloud: bool, epoch: bool, only: Option<&[String]>) -> Option<Value> {
     let items: Vec<Value> = h
         .items
         .iter()
-        .filter(|i| only.is_none_or(|f| f.iter().any(|x| Some(x) == i.field_id.as_ref() || *x == i.field)))
+        .filter(|i| item_wanted(only, i))
         .map(|i| {
             let mut o = json!({"field": i.field, "fieldtype": "jira", "from": i.from,
                 "fromString": i.from_string, "to": i.to, "toString": i.to_string});
@@ -530,13 +535,13 @@ fn bulkfetch(st: &SiteState, body: &[u8]) -> Answer {
             None => return bad("The provided next page token is invalid or expired."),
         },
     };
-    let mut entries: Vec<(DateTime<Utc>, u64, &str, Value)> = Vec::new();
-    for id in &ids {
-        if let Some((_, issue)) = find_issue(st, id) {
-            for h in &issue.histories {
-                if let Some(v) = history_json(st, h, true, true, only) {
-                    entries.push((h.created, num(&issue.id), issue.id.as_str(), v));
-                }
+    // One pass over the site (not a look-up per id: sites can be large).
+    let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let mut entries: Vec<(DateTime<Utc>, u64, &str, &SiteHistory)> = Vec::new();
+    for issue in st.site.projects.iter().flat_map(|p| &p.issues) {
+        if wanted.contains(issue.id.as_str()) || wanted.contains(issue.key.as_str()) {
+            for h in issue.histories.iter().filter(|h| only.is_none() || h.items.iter().any(|i| item_wanted(only, i))) {
+                entries.push((h.created, num(&issue.id), issue.id.as_str(), h));
             }
         }
     }
@@ -544,7 +549,8 @@ fn bulkfetch(st: &SiteState, body: &[u8]) -> Answer {
     let total = entries.len();
     let mut logs: Vec<Value> = Vec::new();
     let mut last_id: Option<&str> = None;
-    for (_, _, id, v) in entries.into_iter().skip(start).take(max) {
+    for (_, _, id, h) in entries.into_iter().skip(start).take(max) {
+        let Some(v) = history_json(st, h, true, true, only) else { continue };
         if last_id != Some(id) {
             logs.push(json!({"issueId": id, "changeHistories": []}));
             last_id = Some(id);
