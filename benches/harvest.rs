@@ -7,6 +7,11 @@
 //! harvest has to pay), the client alone (download, parse, conversion to
 //! facts), and classification plus aggregation alone over those facts.
 //!
+//! A second harvest of the same site takes Cloud changelogs the old way,
+//! expanded in the searches: the requests and bytes received per 1 000
+//! issues of both are printed side by side, and their figures must be
+//! identical.
+//!
 //! `cargo bench --bench harvest`; `HARVEST_BENCH_ISSUES` sets the total
 //! number of issues (default 100 000, over 10 projects).
 
@@ -18,9 +23,9 @@ use jira_dora::definitions::DefinitionSet;
 use fake_jira::demo::large_site;
 use jira_dora::domain::aggregate::build_project;
 use jira_dora::domain::facts::ProjectFacts;
-use fake_jira::FakeJira;
-use jira_dora::harvest::{Harvester, JobState};
-use jira_dora::jira::{FetchCounters, JiraClient, JiraConfig};
+use fake_jira::{FakeJira, LoggedResponse};
+use jira_dora::harvest::{Harvester, JobState, JobView};
+use jira_dora::jira::{CloudChangelogs, FetchCounters, JiraClient, JiraConfig};
 use jira_dora::store::Store;
 use tokio::sync::Semaphore;
 
@@ -44,6 +49,67 @@ fn mib(kib: u64) -> f64 {
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
+}
+
+/// Requests answered and body bytes received, per kind of endpoint.
+#[derive(Default, Clone, Copy)]
+struct Traffic {
+    search: (usize, usize),
+    changelog: (usize, usize),
+    other: (usize, usize),
+}
+
+impl Traffic {
+    fn of(responses: &[LoggedResponse]) -> Self {
+        let mut t = Traffic::default();
+        for r in responses {
+            let slot = if r.path.contains("/search") {
+                &mut t.search
+            } else if r.path.contains("/changelog") {
+                &mut t.changelog
+            } else {
+                &mut t.other
+            };
+            slot.0 += 1;
+            slot.1 += r.bytes;
+        }
+        t
+    }
+
+    fn all(&self) -> (usize, usize) {
+        (self.search.0 + self.changelog.0 + self.other.0, self.search.1 + self.changelog.1 + self.other.1)
+    }
+}
+
+/// A full harvest of every project with a fresh harvester and store; the
+/// harvester (it holds the facts), the final job view, the store and the
+/// time it took.
+async fn full_harvest(
+    cfg: JiraConfig,
+    keys: &[String],
+    definitions: &Arc<DefinitionSet>,
+    tz: chrono_tz::Tz,
+) -> (Arc<Harvester>, JobView, Arc<Store>, Duration) {
+    let store = Arc::new(Store::new());
+    let harvester = Arc::new(Harvester::new(
+        JiraClient::new(cfg).expect("client"),
+        Arc::clone(&store),
+        Arc::clone(definitions),
+        tz,
+        keys.to_vec(),
+    ));
+    let t = Instant::now();
+    let id = harvester.start(Vec::new(), true).await.expect("harvest starts");
+    let view = loop {
+        let view = harvester.job(&id).expect("job");
+        if view.finished.is_some() {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let took = t.elapsed();
+    assert_eq!(view.state, JobState::Succeeded, "{view:#?}");
+    (harvester, view, store, took)
 }
 
 fn main() {
@@ -72,37 +138,34 @@ async fn run(per_project: usize) {
     // 1. The harvest: client + harvester + shipped definitions.
     let rss_before = proc_status_kib("VmRSS:");
     fake.clear_requests();
-    let store = Arc::new(Store::new());
-    let harvester = Arc::new(Harvester::new(
-        JiraClient::new(cfg.clone()).expect("client"),
-        Arc::clone(&store),
-        Arc::clone(&definitions),
-        tz,
-        keys.clone(),
-    ));
-    let t = Instant::now();
-    let id = harvester.start(Vec::new(), true).await.expect("harvest starts");
-    let view = loop {
-        let view = harvester.job(&id).expect("job");
-        if view.finished.is_some() {
-            break view;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
-    let harvest = t.elapsed();
-    assert_eq!(view.state, JobState::Succeeded, "{view:#?}");
+    let (_harvester, view, store, harvest) = full_harvest(cfg.clone(), &keys, &definitions, tz).await;
     let hwm_after = proc_status_kib("VmHWM:");
     let rss_after = proc_status_kib("VmRSS:");
     let fetched: u64 = view.projects.iter().map(|p| p.issues_fetched).sum();
     let pages: u64 = view.projects.iter().map(|p| p.pages).sum();
-
-    // 2. The floor: the same search and changelog pages, downloaded and
-    // parsed into `serde_json::Value`, as many in flight as the client.
     let requests: Vec<_> = fake
         .requests()
         .into_iter()
         .filter(|r| r.path.contains("/search") || r.path.contains("/changelog"))
         .collect();
+    let after = Traffic::of(&fake.responses());
+
+    // The same harvest with changelogs expanded in the searches, as before
+    // bulkfetch: what it received, and the same figures.
+    fake.clear_requests();
+    let expanded = JiraConfig { cloud_changelogs: CloudChangelogs::ExpandedSearch, ..cfg.clone() };
+    let (_, _, store_expanded, _) = full_harvest(expanded, &keys, &definitions, tz).await;
+    let before = Traffic::of(&fake.responses());
+    fake.clear_requests();
+    assert_eq!(store.keys(), store_expanded.keys());
+    for key in store.keys() {
+        let (a, b) = (store.get(&key).expect("project"), store_expanded.get(&key).expect("project"));
+        assert!(a.aggregates == b.aggregates, "{key}: the figures differ between the two ways of fetching changelogs");
+    }
+    drop(store_expanded);
+
+    // 2. The floor: the same search and changelog pages, downloaded and
+    // parsed into `serde_json::Value`, as many in flight as the client.
     let http = reqwest::Client::new();
     let base = fake.base_url();
     let limit = Arc::new(Semaphore::new(cfg.max_concurrency));
@@ -195,6 +258,23 @@ async fn run(per_project: usize) {
         "| held after harvest, per 100k issues       | {:>12.1} MiB |",
         per_100k(rss_after.saturating_sub(rss_before))
     );
+    println!();
+    let per_1000 = |n: usize| n as f64 * 1000.0 / issues as f64;
+    let rows = [
+        ("searches", before.search, after.search),
+        ("changelogs", before.changelog, after.changelog),
+        ("statuses, versions", before.other, after.other),
+        ("all", before.all(), after.all()),
+    ];
+    println!("| per 1 000 issues                 | before: expanded | after: bulkfetch |");
+    println!("|----------------------------------|-----------------:|-----------------:|");
+    for (what, b, a) in rows {
+        println!("| requests: {what:<22} | {:>16.1} | {:>16.1} |", per_1000(b.0), per_1000(a.0));
+    }
+    for (what, b, a) in rows {
+        println!("| kB received: {what:<19} | {:>16.1} | {:>16.1} |", per_1000(b.1) / 1e3, per_1000(a.1) / 1e3);
+    }
+    println!("figures of both harvests: identical in every project and week");
     println!();
     println!("target: harvest / (download + parse) <= 1.5: {}", if ratio <= 1.5 { "met" } else { "NOT met" });
     fake.shutdown().await;
