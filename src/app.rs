@@ -20,7 +20,7 @@ use crate::cluster;
 use crate::config::Config;
 use crate::definitions::DefinitionSet;
 use crate::harvest::{Harvester, Persistence};
-use crate::jira::JiraClient;
+use crate::jira::{JiraClient, JiraError};
 use crate::store::Store;
 
 /// A running service: its address and how to stop it.
@@ -34,12 +34,27 @@ pub struct Running {
 /// the default folder does not exist (the binary runs outside a checkout),
 /// the definitions built into the binary are used.
 pub fn load_definitions(config: &Config) -> anyhow::Result<DefinitionSet> {
+    let field_names = extra_fields(config);
     if config.defs_dir == std::path::Path::new(crate::config::DEFAULT_DEFS_DIR) && !config.defs_dir.exists() {
         info!("no metrics-defs folder here: using the built-in default definitions");
-        return Ok(DefinitionSet::shipped());
+        return DefinitionSet::compile_for(DefinitionSet::shipped_files(), &field_names)
+            .map_err(|e| anyhow::anyhow!("the built-in definitions do not load: {e:?}"));
     }
-    DefinitionSet::load_dir(&config.defs_dir)
+    DefinitionSet::load_dir(&config.defs_dir, &field_names)
         .with_context(|| format!("the metric definitions in {} are not usable", config.defs_dir.display()))
+}
+
+/// The demo site's option fields, so that definitions tried on it can read
+/// `issue.fields["Team"]`.
+const DEMO_EXTRA_FIELDS: [&str; 2] = ["Team", "Severity"];
+
+/// The custom fields issues carry (`jira.extra_fields`; the demo site's
+/// option fields without a Jira).
+pub fn extra_fields(config: &Config) -> Vec<String> {
+    match &config.jira {
+        Some(jira) => jira.extra_fields.clone(),
+        None => DEMO_EXTRA_FIELDS.iter().map(|&name| name.to_owned()).collect(),
+    }
 }
 
 /// Runs the service on `listener` until `shutdown` turns true.
@@ -83,6 +98,14 @@ pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Rec
         }
     };
     let client = JiraClient::new(jira_config).context("building the Jira client")?;
+    // Allow-listed fields that do not exist or could hold text stop the
+    // start; a Jira that cannot be reached now is asked again at the first
+    // harvest.
+    match client.extra_fields().await {
+        Err(e @ JiraError::ExtraFields(_)) => return Err(e).context("the configuration is not usable"),
+        Err(e) => warn!(error = %e, "jira.extra_fields could not be checked yet"),
+        Ok(_) => {}
+    }
     let store = Arc::new(Store::with_answer_budget(config.answer_cache_bytes));
     let checker: Arc<dyn PermissionChecker> = Arc::new(client.clone());
     let access = Arc::new(Access::new(&config.auth, Some(checker)));
@@ -189,7 +212,10 @@ pub mod demo {
         let fake = FakeJira::try_start(fake_jira::demo::demo_site(today), SiteFlavor::Cloud)
             .await
             .context("starting the demo Jira")?;
-        let config = JiraConfig::new(fake.base_url());
+        let config = JiraConfig {
+            extra_fields: super::DEMO_EXTRA_FIELDS.iter().map(|&name| name.to_owned()).collect(),
+            ..JiraConfig::new(fake.base_url())
+        };
         Ok((fake, config))
     }
 

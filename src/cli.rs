@@ -116,11 +116,24 @@ fn state_name(state: i32) -> &'static str {
     }
 }
 
+/// The period `metrics` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    /// The last N complete weeks.
+    Weeks(u32),
+    /// The last N complete months.
+    Months(u32),
+}
+
 /// `metrics`: the four keys with their levels, as a table or JSON.
-pub async fn metrics(target: &Target, projects: Vec<String>, weeks: u32, json: bool) -> anyhow::Result<()> {
+pub async fn metrics(target: &Target, projects: Vec<String>, period: Period, json: bool) -> anyhow::Result<()> {
     let mut client = target.client().await?;
+    let request = match period {
+        Period::Weeks(weeks) => GetMetricsRequest { project_keys: projects, weeks, ..Default::default() },
+        Period::Months(months) => GetMetricsRequest { project_keys: projects, months, ..Default::default() },
+    };
     let response = client
-        .get_metrics(target.request(GetMetricsRequest { project_keys: projects, weeks, ..Default::default() })?)
+        .get_metrics(target.request(request)?)
         .await
         .map_err(status_error)?
         .into_inner();
@@ -161,7 +174,13 @@ fn keys(f: &PeriodFigures) -> [(&'static str, String, &'static str); 4] {
 pub fn table(r: &GetMetricsResponse) -> String {
     let mut out = String::new();
     if let Some(p) = &r.period {
-        out.push_str(&format!("{} to {} ({} weeks, {})\n", p.from_week, p.to_week, p.weeks, p.report_tz));
+        match (&p.from_month, &p.to_month) {
+            (Some(from), Some(to)) => out.push_str(&format!(
+                "{from} to {to} ({} to {}, {} weeks, {})\n",
+                p.from_week, p.to_week, p.weeks, p.report_tz
+            )),
+            _ => out.push_str(&format!("{} to {} ({} weeks, {})\n", p.from_week, p.to_week, p.weeks, p.report_tz)),
+        }
     }
     let mut rows: Vec<(String, &PeriodFigures)> = r.projects.iter().filter_map(|p| Some((p.project_key.clone(), p.figures.as_ref()?))).collect();
     if let Some(c) = r.combined.as_ref().filter(|_| r.projects.len() > 1) {
@@ -194,7 +213,10 @@ fn summary_json(r: &GetMetricsResponse) -> serde_json::Value {
         })
     };
     serde_json::json!({
-        "period": r.period.as_ref().map(|p| serde_json::json!({"from_week": p.from_week, "to_week": p.to_week, "weeks": p.weeks})),
+        "period": r.period.as_ref().map(|p| serde_json::json!({
+            "from_week": p.from_week, "to_week": p.to_week, "weeks": p.weeks,
+            "from_month": p.from_month, "to_month": p.to_month,
+        })),
         "projects": r
             .projects
             .iter()

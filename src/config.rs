@@ -142,7 +142,12 @@ struct FileJira {
     ai_account_ids: Vec<String>,
     #[serde(default)]
     ignored_app_account_ids: Vec<String>,
+    #[serde(default)]
+    extra_fields: Vec<String>,
 }
+
+/// The most custom fields `jira.extra_fields` may name.
+pub const MAX_EXTRA_FIELDS: usize = 20;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -519,6 +524,20 @@ fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> O
     let max_concurrency = positive("max_concurrency", file.max_concurrency.map(|v| v as u64), defaults.max_concurrency as u64, problems);
     let timeout = positive("request_timeout_secs", file.request_timeout_secs, defaults.request_timeout.as_secs(), problems);
     let page_size = positive("page_size", file.page_size.map(u64::from), u64::from(defaults.page_size), problems).min(1000);
+    let extra_fields: Vec<String> = match env.var("JIRA_EXTRA_FIELDS") {
+        Some(names) => names.split(',').map(|name| name.trim().to_owned()).filter(|name| !name.is_empty()).collect(),
+        None => file.extra_fields.iter().map(|name| name.trim().to_owned()).collect(),
+    };
+    if extra_fields.len() > MAX_EXTRA_FIELDS {
+        problems.push(format!("jira.extra_fields: {} fields named; at most {MAX_EXTRA_FIELDS} are allowed", extra_fields.len()));
+    }
+    for (i, name) in extra_fields.iter().enumerate() {
+        if name.is_empty() {
+            problems.push("jira.extra_fields: a field name is empty".into());
+        } else if extra_fields[..i].iter().any(|other| other.to_lowercase() == name.to_lowercase()) {
+            problems.push(format!("jira.extra_fields: `{name}` is named twice"));
+        }
+    }
     Some(JiraConfig {
         base_url,
         flavor,
@@ -530,6 +549,7 @@ fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> O
         overlap: file.overlap_minutes.map_or(defaults.overlap, |m| Duration::from_secs(60 * m)),
         ai_account_ids: file.ai_account_ids,
         ignored_app_account_ids: file.ignored_app_account_ids,
+        extra_fields,
         ..defaults
     })
 }
@@ -584,6 +604,20 @@ mod tests {
             assert!(text.contains(key), "{key} missing from:\n{text}");
         }
         assert_eq!(e.problems.len(), 6);
+    }
+
+    #[test]
+    fn extra_fields_are_names_listed_once() {
+        let c = load(Some("[jira]\nbase_url = \"https://x.test\"\nextra_fields = [\"Team\", \" Severity \"]\n"), &env(&[])).unwrap();
+        assert_eq!(c.jira.unwrap().extra_fields, ["Team", "Severity"]);
+        let e = load(Some("[jira]\nbase_url = \"https://x.test\"\nextra_fields = [\"Team\", \"\", \"team\"]\n"), &env(&[])).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("a field name is empty") && text.contains("`team` is named twice"), "{text}");
+        let many: Vec<String> = (0..=MAX_EXTRA_FIELDS).map(|i| format!("\"F{i}\"")).collect();
+        let e = load(Some(&format!("[jira]\nbase_url = \"https://x.test\"\nextra_fields = [{}]\n", many.join(","))), &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("at most 20"), "{e}");
+        let c = load(None, &env(&[("JIRA_BASE_URL", "https://x.test"), ("JIRA_EXTRA_FIELDS", "Team, Severity")])).unwrap();
+        assert_eq!(c.jira.unwrap().extra_fields, ["Team", "Severity"]);
     }
 
     #[test]

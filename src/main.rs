@@ -61,9 +61,13 @@ enum Command {
     Metrics {
         #[arg(required = true)]
         projects: Vec<String>,
-        /// The last N complete weeks.
-        #[arg(long, default_value_t = 13)]
-        weeks: u32,
+        /// The last N complete weeks (default 13).
+        #[arg(long)]
+        weeks: Option<u32>,
+        /// The last N complete months instead (a month is the ISO weeks
+        /// whose Thursday falls in it).
+        #[arg(long, conflicts_with = "weeks")]
+        months: Option<u32>,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -222,8 +226,12 @@ fn main() -> ExitCode {
         Command::Refresh { projects, full, watch, target } => {
             return exit(client(async move { cli::refresh(&target.target(), projects, full, watch).await }));
         }
-        Command::Metrics { projects, weeks, json, target } => {
-            return exit(client(async move { cli::metrics(&target.target(), projects, weeks, json).await }));
+        Command::Metrics { projects, weeks, months, json, target } => {
+            let period = match months {
+                Some(months) => cli::Period::Months(months),
+                None => cli::Period::Weeks(weeks.unwrap_or(13)),
+            };
+            return exit(client(async move { cli::metrics(&target.target(), projects, period, json).await }));
         }
         Command::HashKey => return exit(hash_key()),
         other => other,
@@ -243,7 +251,7 @@ fn main() -> ExitCode {
         }
         Command::CheckDefs { dir, preview } => {
             let dir = dir.unwrap_or_else(|| config.defs_dir.clone());
-            DefinitionSet::load_dir(&dir).map_err(anyhow::Error::from).and_then(|d| {
+            DefinitionSet::load_dir(&dir, &app::extra_fields(&config)).map_err(anyhow::Error::from).and_then(|d| {
                 println!("definitions in {} are valid (version {})", dir.display(), d.version());
                 if preview {
                     let now = chrono::Utc::now();

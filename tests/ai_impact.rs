@@ -27,7 +27,7 @@ fn week(name: &str) -> IsoWeek {
 
 fn period(from: &str, to: &str) -> Period {
     let first = week(from);
-    Period { first, weeks: first.weeks_until(week(to)) as u32 + 1, partial: false }
+    Period::of_weeks(first, first.weeks_until(week(to)) as u32 + 1)
 }
 
 /// One verdict rule: (value, n) on each side, the test outcome if one was

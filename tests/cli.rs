@@ -37,6 +37,23 @@ async fn metrics_prints_the_four_keys_as_a_table_or_json() {
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(v["projects"][&key]["levels"]["lead_time"].is_string(), "{json}");
+    // The last three complete months.
+    let (ok, json, err) = tokio::task::spawn_blocking({
+        let (addr, key) = (addr.clone(), key.clone());
+        move || run(&["metrics", &key, "--months", "3", "--json", "--addr", &addr])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v["period"]["from_month"].is_string() && (12..=15).contains(&v["period"]["weeks"].as_u64().unwrap()), "{json}");
+    let (ok, _, err) = tokio::task::spawn_blocking({
+        let (addr, key) = (addr.clone(), key.clone());
+        move || run(&["metrics", &key, "--months", "3", "--weeks", "4", "--addr", &addr])
+    })
+    .await
+    .unwrap();
+    assert!(!ok && err.contains("--months") && err.contains("--weeks"), "{err}");
 
     // An unknown project: non-zero exit with the service's reason.
     let (ok, _, err) = tokio::task::spawn_blocking(move || run(&["metrics", "NOPE", "--addr", &addr])).await.unwrap();

@@ -87,6 +87,9 @@ impl Issue {
             fix_versions: self.fix_versions.iter().map(String::as_str).collect(),
             affected_versions: self.affected_versions.iter().map(String::as_str).collect(),
             app_changes: self.transitions.iter().filter(|t| t.by_app).count() as u32,
+            components: &[],
+            priority: None,
+            fields: &[],
             transitions: self.transitions.iter().map(Change::view).collect(),
         }
     }
@@ -147,6 +150,14 @@ fn check_agrees(issue: &Issue) {
     same("is_incident", set.is_incident(&set_issue), DefaultRules.is_incident(&rules_issue));
     same("is_failure", set.is_failure(&set_issue), DefaultRules.is_failure(&rules_issue));
     same("is_ai_involved", set.is_ai_involved(&set_issue), DefaultRules.is_ai_involved(&rules_issue));
+    // Asked, as the calling rules do, of failures naming no affected version.
+    if set.is_failure(&set_issue).unwrap() && issue.affected_versions.is_empty() {
+        assert_eq!(
+            set.failure_window_days(&set_issue).unwrap(),
+            DefaultRules.failure_window_days(&rules_issue).unwrap(),
+            "failure_window_days of {issue:?}"
+        );
+    }
     for t in &view.transitions {
         let (rt, st) = (DefaultRules.prepare_transition(t), set.prepare_transition(t));
         same(
@@ -186,13 +197,17 @@ fn shipped_defaults_agree_with_reference_rules_on_edge_cases() {
         issue("Task").labels(&["AI-ASSISTED"]),
         issue("Task").labels(&["ai"]),
         issue("Task").labels(&["backend", "ai-assisted"]),
+        issue("AI Task"),
+        issue("ai task"),
+        issue("AI Tasks"),
+        issue("Bug").labels(&["Incident"]),
         issue("Sub-task"),
     ];
     // Sub-task flag, whatever the type.
     let mut sub = issue("Story");
     sub.is_subtask = true;
     cases.push(sub);
-    // Failures need affected versions.
+    // Failures with and without affected versions.
     for t in ["Bug", "bug", "INCIDENT", "Story"] {
         let mut i = issue(t);
         i.affected_versions = vec!["1.0".into()];
@@ -316,7 +331,7 @@ fn shipped_is_deployment_agrees_with_reference_rules() {
 #[test]
 fn shipped_files_match_the_metrics_defs_directory() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/metrics-defs");
-    let loaded = DefinitionSet::load_dir(dir).expect("the shipped directory loads");
+    let loaded = DefinitionSet::load_dir(dir, &[]).expect("the shipped directory loads");
     assert_eq!(loaded.version(), shipped().version());
     assert_eq!(loaded.files(), shipped().files());
 }
@@ -495,11 +510,11 @@ fn load_dir_reads_rhai_files_only_and_reports_problems() {
     }
     std::fs::write(dir.path().join("README.md"), "not rhai {{{").unwrap();
     std::fs::write(dir.path().join("notes.txt"), "fn is_excluded(issue) { true }").unwrap();
-    let set = DefinitionSet::load_dir(dir.path()).unwrap();
+    let set = DefinitionSet::load_dir(dir.path(), &[]).unwrap();
     assert_eq!(set.version(), shipped().version());
 
     std::fs::write(dir.path().join("work.rhai"), "fn is_work_start(issue, t) {\n  ???\n}\n").unwrap();
-    match DefinitionSet::load_dir(dir.path()) {
+    match DefinitionSet::load_dir(dir.path(), &[]) {
         Err(DefinitionsLoadError::Invalid(errors)) => {
             assert!(errors.iter().any(|e| e.file == "work.rhai" && e.line == 2), "{errors:?}");
         }
@@ -507,10 +522,10 @@ fn load_dir_reads_rhai_files_only_and_reports_problems() {
     }
 
     let empty = tempfile::tempdir().unwrap();
-    assert!(matches!(DefinitionSet::load_dir(empty.path()), Err(DefinitionsLoadError::NoFiles { .. })));
+    assert!(matches!(DefinitionSet::load_dir(empty.path(), &[]), Err(DefinitionsLoadError::NoFiles { .. })));
 
     let missing = dir.path().join("no-such-dir");
-    let err = DefinitionSet::load_dir(&missing).unwrap_err();
+    let err = DefinitionSet::load_dir(&missing, &[]).unwrap_err();
     assert!(matches!(err, DefinitionsLoadError::ReadDir { .. }), "{err:?}");
     assert!(err.to_string().contains("cannot read the definitions directory"), "{err}");
 }
@@ -634,6 +649,117 @@ fn a_hook_returning_a_non_bool_at_call_time_is_an_error_naming_the_hook() {
     );
 }
 
+/// `failure.rhai` with another `failure_window_days`.
+fn with_window(body: &str) -> Vec<DefinitionFile> {
+    let shipped = DefinitionSet::shipped_files().into_iter().find(|f| f.name == "failure.rhai").unwrap().source;
+    let start = shipped.find("fn failure_window_days(issue)").unwrap();
+    let end = start + shipped[start..].find("\n}\n").unwrap() + 3;
+    let source = format!("{}fn failure_window_days(issue) {{\n{body}\n}}\n{}", &shipped[..start], &shipped[end..]);
+    shipped_with(&[("failure.rhai", &source)])
+}
+
+#[test]
+fn a_failure_window_that_is_no_integer_from_0_to_90_is_rejected_with_file_line_and_hook() {
+    for (body, says) in [
+        ("    91", "returned an integer, expected an integer from 0 to 90, not 91"),
+        ("    -1", "returned an integer, expected an integer from 0 to 90, not -1"),
+        ("    14.0", "returned a float, expected an integer from 0 to 90"),
+        ("    \"14\"", "returned a string, expected an integer from 0 to 90"),
+        ("    true", "returned a value of type bool, expected an integer from 0 to 90"),
+    ] {
+        let errors = compile_errors(with_window(body));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let e = &errors[0];
+        assert_eq!((e.file.as_str(), e.hook.as_deref()), ("failure.rhai", Some("failure_window_days")), "{e}");
+        assert!(e.line > 1, "{e}");
+        assert!(e.message.starts_with(says), "{e} does not say {says}");
+    }
+    // Failing on the service's data only: an error at classification,
+    // located, naming the hook.
+    let set = DefinitionSet::compile(with_window("    if issue.project == \"ODD\" { 200 } else { 14 }")).unwrap();
+    let mut odd = issue("Incident");
+    odd.project = "ODD".into();
+    let err = classify_issue(&set, &odd.view()).unwrap_err();
+    assert_eq!(err.hook, "failure_window_days");
+    assert!(err.message.contains("expected an integer from 0 to 90, not 200"), "{err}");
+    assert_eq!(err.location.as_ref().map(|l| l.file.as_str()), Some("failure.rhai"));
+    // Bounds are accepted.
+    for days in [0, 90] {
+        assert!(DefinitionSet::compile(with_window(&format!("    {days}"))).is_ok());
+    }
+}
+
+#[test]
+fn hostile_failure_windows_on_the_new_properties_are_stopped_at_call_time() {
+    use jira_dora::domain::facts::FieldValue;
+    let components = vec!["HOSTILE".to_owned()];
+    let fields = vec![(Arc::<str>::from("Team"), Some(FieldValue::Option("HOSTILE".into())))];
+    for (what, body, expected) in hostile_bodies() {
+        let mut files = with_window(&format!(
+            "    if issue.components.contains(\"HOSTILE\") || issue.priority == \"HOSTILE\" || issue.fields.get(\"Team\") == \"HOSTILE\" {{\n        {body}\n    }}\n    14"
+        ));
+        files.push(DefinitionFile { name: "helper.rhai".into(), source: HELPER.into() });
+        let set = match DefinitionSet::compile(files) {
+            Ok(set) => set,
+            Err(errors) => {
+                assert!(errors.iter().any(|e| e.message.contains(expected)), "{what}: {errors:#?}");
+                continue;
+            }
+        };
+        let incident = issue("Incident");
+        let normal = incident.view();
+        for hostile in [
+            IssueView { components: &components, ..normal.clone() },
+            IssueView { priority: Some("HOSTILE"), ..normal.clone() },
+            IssueView { fields: &fields, ..normal.clone() },
+        ] {
+            let started = Instant::now();
+            let err = classify_issue(&set, &hostile).unwrap_err();
+            assert!(started.elapsed() < Duration::from_secs(5), "{what}");
+            assert_eq!(err.hook, "failure_window_days", "{what}");
+            // On a busy machine the time budget may stop a body first.
+            assert!(err.message.contains(expected) || err.message.contains("limit exceeded"), "{what}: expected {expected:?} in {err}");
+            assert!(!err.message.contains("HOSTILE"), "{what}: the error quotes the issue: {err}");
+        }
+        assert_eq!(classify_issue(&set, &normal).unwrap().failure_window_days, 14, "{what}");
+    }
+}
+
+#[test]
+fn hooks_read_components_priority_and_allow_listed_fields() {
+    use jira_dora::domain::facts::FieldValue;
+    let set = DefinitionSet::compile(with_window(
+        "    let team = issue.fields.get(\"Team\");\n    \
+         if issue.components.contains(\"Payments\") && issue.priority == \"High\" && team == \"Checkout\" { 30 } else { 0 }",
+    ))
+    .unwrap();
+    let components = vec!["Payments".to_owned()];
+    let fields = vec![(Arc::<str>::from("Team"), Some(FieldValue::Option("Checkout".into())))];
+    let incident = issue("Incident");
+    let mut view = incident.view();
+    let ask = |view: &IssueView<'_>| classify_issue(&set, view).unwrap().failure_window_days;
+    assert_eq!(ask(&view), 0);
+    view.components = &components;
+    view.priority = Some("High");
+    assert_eq!(ask(&view), 0);
+    view.fields = &fields;
+    assert_eq!(ask(&view), 30);
+    // A field without a value is `()`.
+    let none: Vec<(Arc<str>, Option<FieldValue>)> = vec![(Arc::from("Team"), None)];
+    view.fields = &none;
+    assert_eq!(ask(&view), 0);
+
+    // Indexing a field: loads when the field is configured, is refused at
+    // load time (a typo, say) when it is not.
+    let indexed = with_window("    if issue.fields[\"Team\"] == \"Checkout\" { 30 } else { 0 }");
+    let set = DefinitionSet::compile_for(indexed.clone(), &["Team".to_owned()]).unwrap();
+    assert_eq!(set.field_names(), ["Team"]);
+    let view = IssueView { fields: &fields, ..incident.view() };
+    assert_eq!(classify_issue(&set, &view).unwrap().failure_window_days, 30);
+    let errors = compile_errors(indexed);
+    assert!(errors.iter().any(|e| e.hook.as_deref() == Some("failure_window_days") && e.message.contains("Team")), "{errors:?}");
+}
+
 #[test]
 fn a_hostile_call_on_one_thread_does_not_disturb_others() {
     let source =
@@ -712,7 +838,8 @@ fn busier_definitions() -> Vec<DefinitionFile> {
         (
             "failure.rhai",
             "fn is_failure(issue) { issue.affected_versions.len() > 0 && issue.status_category == \"done\" }\n\
-             fn is_failure_transition(issue, t) { t.from_category == \"done\" && t.to_category != \"done\" }\n",
+             fn is_failure_transition(issue, t) { t.from_category == \"done\" && t.to_category != \"done\" }\n\
+             fn failure_window_days(issue) {\n    if issue.priority == \"Highest\" || issue.components.len() > 1 { 30 } else { 7 }\n}\n",
         ),
         // Passes the map on whole: never cached.
         (
@@ -767,9 +894,10 @@ fn memoisation_reads_only_what_each_hook_reads() {
     let hooks: std::collections::HashMap<_, _> = set.memoised_hooks().into_iter().collect();
     assert_eq!(hooks["is_deployment_transition"], ["issue.project", "t.to", "t.by_app"]);
     assert_eq!(hooks["is_failure"], ["issue.status_category", "issue.affected_versions"]);
+    assert_eq!(hooks["failure_window_days"], ["issue.components", "issue.priority"]);
     assert!(!set.memoised_hooks().iter().any(|(h, _)| *h == "is_work_start"));
     // The shipped defaults: every hook is cached.
-    assert_eq!(shipped().memoised_hooks().len(), 9);
+    assert_eq!(shipped().memoised_hooks().len(), 10);
 }
 
 #[test]
@@ -814,7 +942,7 @@ fn the_worked_examples_of_the_admin_guide_compile_and_are_cached() {
     for (name, files) in &examples {
         let replaced: Vec<(&str, &str)> = files.iter().map(|(f, s)| (f.as_str(), s.as_str())).collect();
         let set = DefinitionSet::compile(shipped_with(&replaced)).unwrap_or_else(|e| panic!("{name}: {e:#?}"));
-        assert_eq!(set.memoised_hooks().len(), 9, "{name}: every hook of the examples is cached");
+        assert_eq!(set.memoised_hooks().len(), 10, "{name}: every hook of the examples is cached");
     }
     // Example 2 counts a move to "Deployed" and fails it on "Rolled Back".
     let statuses: Vec<(&str, &str)> = examples["statuses"].iter().map(|(f, s)| (f.as_str(), s.as_str())).collect();

@@ -13,7 +13,7 @@ use jira_dora::definitions::DefinitionSet;
 use jira_dora::harvest::Harvester;
 use jira_dora::jira::convert::{self, AppRule};
 use jira_dora::jira::wire::{BulkChangelogPage, PagedValues, SearchPage, WireHistory, WireStatusEntry, WireVersion};
-use jira_dora::jira::{JiraClient, JiraConfig};
+use jira_dora::jira::{ExtraField, FieldKind, JiraClient, JiraConfig};
 use jira_dora::proto::dora_metrics_server::DoraMetrics;
 use jira_dora::proto::GetMetricsRequest;
 use jira_dora::store::{ProjectData, Store};
@@ -52,6 +52,7 @@ fn text() -> impl Strategy<Value = String> {
         any::<String>(),
         "[A-Z][A-Z0-9_]{0,8}",
         "[0-9]{4}-W[0-9]{2}",
+        "[0-9]{4}-[0-9]{2}",
         "[0-9]{4}-[0-9]{2}-[0-9]{2}",
         " ?[a-zA-Z0-9_\\-\\.]{0,70} ?",
     ]
@@ -65,15 +66,24 @@ fn request() -> impl Strategy<Value = GetMetricsRequest> {
         prop_oneof![0..600u32, any::<u32>()],
         any::<bool>(),
         prop::option::of(text()),
+        (prop::option::of(text()), prop::option::of(text()), prop_oneof![0..150u32, any::<u32>()], any::<i32>()),
     )
-        .prop_map(|(project_keys, from_week, to_week, weeks, include_series, ai_rollout_date)| GetMetricsRequest {
-            project_keys,
-            from_week,
-            to_week,
-            weeks,
-            include_series,
-            ai_rollout_date,
-        })
+        .prop_map(
+            |(project_keys, from_week, to_week, weeks, include_series, ai_rollout_date, (from_month, to_month, months, granularity))| {
+                GetMetricsRequest {
+                    project_keys,
+                    from_week,
+                    to_week,
+                    weeks,
+                    include_series,
+                    ai_rollout_date,
+                    from_month,
+                    to_month,
+                    months,
+                    granularity,
+                }
+            },
+        )
 }
 
 fn check_answer(r: Result<tonic::Response<jira_dora::proto::GetMetricsResponse>, tonic::Status>) {
@@ -105,11 +115,16 @@ proptest! {
 /// what decodes. Errors are fine; panics are not.
 fn decode_all(bytes: &[u8]) {
     let rule = AppRule::default();
+    let extra: Vec<ExtraField> = [FieldKind::Option, FieldKind::Options, FieldKind::Number, FieldKind::Date]
+        .into_iter()
+        .enumerate()
+        .map(|(i, kind)| ExtraField { id: format!("customfield_{i}"), name: Arc::from(format!("F{i}")), kind })
+        .collect();
     if let Ok(page) = serde_json::from_slice::<SearchPage>(bytes) {
         for mut issue in page.issues {
             let histories = issue.changelog.take().map(|c| c.histories).unwrap_or_default();
             let changes = convert::status_changes(histories, &rule).unwrap_or_default();
-            let _ = convert::issue_facts(issue, "OPS", changes);
+            let _ = convert::issue_facts(issue, "OPS", changes, &extra);
         }
     }
     if let Ok(page) = serde_json::from_slice::<PagedValues<WireHistory>>(bytes) {

@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use jira_dora::domain::facts::{IssueFacts, StatusCategory, StatusChange};
+use jira_dora::domain::facts::{FieldValue, IssueFacts, StatusCategory, StatusChange};
 use fake_jira::{
-    FakeJira, Fault, Site, SiteFlavor, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser,
+    FakeJira, Fault, Site, SiteField, SiteFlavor, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser,
     SiteVersion,
 };
 use jira_dora::jira::{
@@ -18,7 +18,7 @@ use jira_dora::jira::{
 
 const MARKERS: &[&str] = &[
     "MARKER-SUMMARY", "MARKER-DESCRIPTION", "MARKER-COMMENT", "Marker Assignee", "marker.person@example.com",
-    "MARKER-ITEM-TEXT", "marker-app-account",
+    "MARKER-ITEM-TEXT", "marker-app-account", "MARKER-CUSTOM-TEXT", "MARKER-PERSON-FIELD",
 ];
 
 fn statuses() -> Vec<SiteStatus> {
@@ -93,6 +93,14 @@ fn issue(project: &str, n: usize, histories: usize) -> SiteIssue {
         status_id: st[cur].id.clone(),
         fix_versions: vec!["900".into()],
         affected_versions: if n.is_multiple_of(7) { vec!["901".into()] } else { vec![] },
+        components: vec!["Billing".into()],
+        priority: Some("High".into()),
+        custom: vec![
+            ("customfield_10010".into(), serde_json::json!({"id": "1", "value": "Payments"})),
+            ("customfield_10012".into(), serde_json::json!(n)),
+            ("customfield_10014".into(), serde_json::json!("MARKER-CUSTOM-TEXT the customer said")),
+            ("customfield_10015".into(), serde_json::json!({"accountId": "x", "displayName": "MARKER-PERSON-FIELD"})),
+        ],
         summary: "MARKER-SUMMARY checkout button".into(),
         description: "MARKER-DESCRIPTION steps to reproduce".into(),
         comments: vec!["MARKER-COMMENT looks good".into()],
@@ -127,6 +135,12 @@ fn site(issues: usize, long_every: usize) -> Site {
         ],
         statuses: statuses(),
         time_zone: "America/Los_Angeles".into(),
+        fields: vec![
+            SiteField::new("customfield_10010", "Team", "option", None),
+            SiteField::new("customfield_10012", "Story points", "number", None),
+            SiteField::new("customfield_10014", "Customer notes", "string", None),
+            SiteField::new("customfield_10015", "Reviewer", "user", None),
+        ],
     }
 }
 
@@ -403,7 +417,8 @@ async fn credentials_never_show_in_debug_or_errors() {
 fn assert_no_author_fields(f: &IssueFacts) {
     let IssueFacts {
         id: _, project: _, issue_type: _, is_subtask: _, labels: _, created: _, updated: _, resolved: _,
-        status: _, status_category: _, fix_versions: _, affected_versions: _, changes,
+        status: _, status_category: _, fix_versions: _, affected_versions: _, components: _, priority: _, fields: _,
+        changes,
     } = f;
     for c in changes {
         let StatusChange { at: _, from: _, to: _, by_app: _ } = c;
@@ -411,13 +426,32 @@ fn assert_no_author_fields(f: &IssueFacts) {
 }
 
 async fn full_fetch(fake: &FakeJira, flavor: Flavor) -> Vec<IssueFacts> {
-    let c = client(config(fake, flavor));
+    let c = client(JiraConfig { extra_fields: vec!["team".into(), "Story points".into()], ..config(fake, flavor) });
     c.projects().await.unwrap();
     c.statuses().await.unwrap();
     c.versions("OPS").await.unwrap();
     let all = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap();
     c.search_issues("OPS", Some(t0().timestamp_millis()), &FetchCounters::default()).await.unwrap();
     all
+}
+
+#[tokio::test]
+async fn extra_fields_that_do_not_exist_or_could_hold_text_are_refused_by_name_and_type() {
+    let fake = FakeJira::start(site(3, 0)).await;
+    let names = ["Customer notes", "Reviewer", "Nowhere", "Team"].map(String::from).to_vec();
+    let c = client(JiraConfig { extra_fields: names, ..config(&fake, Flavor::Cloud) });
+    let e = c.search_issues("OPS", None, &FetchCounters::default()).await.unwrap_err();
+    assert!(matches!(e, JiraError::ExtraFields(ref problems) if problems.len() == 3), "{e}");
+    let text = e.to_string();
+    for expected in [
+        "`Customer notes` (customfield_10014) is of type `string`",
+        "`Reviewer` (customfield_10015) is of type `user`",
+        "no field of the Jira site is named `Nowhere`",
+    ] {
+        assert!(text.contains(expected), "{text} lacks {expected}");
+    }
+    // Nothing was searched.
+    assert_eq!(paths(&fake, "/rest/api/3/search"), 0);
 }
 
 #[tokio::test]
@@ -431,12 +465,27 @@ async fn a_full_fetch_never_asks_for_text_or_people_and_keeps_none() {
     assert!(log.iter().any(|r| r.path.ends_with("/bulkfetch")), "bulk changelogs were exercised");
     for r in &log {
         let seen = format!("{} {} {}", r.query_decoded, r.query, r.body).to_lowercase();
-        for word in ["summary", "description", "comment", "assignee", "reporter", "creator", "watchers", "*all", "*navigable"] {
+        for word in [
+            "summary", "description", "comment", "assignee", "reporter", "creator", "watchers", "*all", "*navigable",
+            "customfield_10014", "customfield_10015",
+        ] {
             assert!(!seen.contains(word), "{} {} asked for {word}: {seen}", r.method, r.path);
         }
     }
+    // The allow-listed fields were asked for by id, and the field list once
+    // per client.
+    let searches: Vec<_> = log.iter().filter(|r| format!("{} {}", r.query_decoded, r.body).contains("issuetype")).collect();
+    assert!(!searches.is_empty());
+    for r in searches {
+        let seen = format!("{} {}", r.query_decoded, r.body);
+        assert!(seen.contains("components,priority,customfield_10010,customfield_10012"), "{seen}");
+    }
+    assert_eq!(log.iter().filter(|r| r.path.ends_with("/field")).count(), 2);
     for f in &issues {
         assert_no_author_fields(f);
+        assert_eq!((f.components.as_slice(), f.priority.as_deref()), (&["Billing".to_owned()][..], Some("High")));
+        assert_eq!(f.fields[0], ("team".into(), Some(FieldValue::Option("Payments".into()))));
+        assert!(matches!(f.fields[1], (ref name, Some(FieldValue::Number(_))) if &**name == "Story points"));
         let text = format!("{f:?}");
         for m in MARKERS {
             assert!(!text.contains(m), "{m} leaked into {text}");

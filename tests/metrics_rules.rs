@@ -53,6 +53,9 @@ fn issue(kind: &str, created: &str) -> I {
         status_category: StatusCategory::New,
         fix_versions: vec![],
         affected_versions: vec![],
+        components: vec![],
+        priority: None,
+        fields: vec![],
         changes: vec![],
     })
 }
@@ -263,15 +266,16 @@ fn reopened_means_a_change_out_of_done_and_counts_in_the_completion_week() {
 }
 
 #[test]
-fn ai_involved_means_an_app_status_change_or_the_ai_assisted_label() {
+fn ai_involved_means_an_app_status_change_the_ai_assisted_label_or_an_ai_task() {
     let by_app = issue("Story", "2026-01-05T00:00:00Z").go_by("3", "2026-01-05T01:00:00Z", true).go("10", "2026-01-06T00:00:00Z");
     let labelled = issue("Task", "2026-01-05T00:00:00Z").label("AI-Assisted").go("10", "2026-01-06T00:00:00Z");
+    let ai_task = issue("AI task", "2026-01-05T00:00:00Z").go("10", "2026-01-06T00:00:00Z");
     let human = issue("Task", "2026-01-05T00:00:00Z").go("10", "2026-01-06T00:00:00Z");
     let open_by_app = issue("Task", "2026-01-05T00:00:00Z").go_by("3", "2026-01-05T01:00:00Z", true);
-    let a = aggregates(vec![by_app, labelled, human, open_by_app], vec![], UTC);
+    let a = aggregates(vec![by_app, labelled, ai_task, human, open_by_app], vec![], UTC);
     let f = figures(&a, "2026-W02", "2026-W02");
-    assert_eq!((f.completed, f.ai_involved), (3, 2));
-    assert!(close(f.ai_share, 2.0 / 3.0));
+    assert_eq!((f.completed, f.ai_involved), (4, 3));
+    assert!(close(f.ai_share, 3.0 / 4.0));
 }
 
 #[test]
@@ -362,8 +366,9 @@ fn a_version_fails_when_a_failure_issue_affects_it_whenever_created() {
         issue("Bug", "2027-01-05T00:00:00Z").affects("v1"),
         // A Story affecting v2 is not a failure.
         issue("Story", "2026-01-06T00:00:00Z").affects("v2"),
-        // A bug with no affected version is no failure: its fix of v3 is
-        // not rework.
+        // A bug with no affected version is a failure attributed to no
+        // deployment (bugs have no failure window): its fix of v3 is not
+        // rework.
         issue("bug", "2026-01-06T00:00:00Z").fixes("v3"),
         // A failure fixed in v2 makes v2 rework.
         issue("BUG", "2026-01-06T00:00:00Z").affects("v1").fixes("v2"),
@@ -383,11 +388,23 @@ fn an_incident_fixed_in_a_version_makes_it_rework() {
     assert_eq!(figures(&a, "2026-W02", "2026-W02").rework.part, 1);
 }
 
-/// Status-based deployments: a move to "Deployed" is a deployment; a later
-/// "Rolled Back" before the next deployment fails it.
-struct StatusDeploys;
+/// The default rules with two knobs: status-based deployments (a move to
+/// "Deployed" is a deployment; a later "Rolled Back" before the next
+/// deployment fails it) and one failure window for every failure.
+struct Rules {
+    versions: bool,
+    deploy_status: bool,
+    window: Option<u32>,
+}
 
-impl Hooks for StatusDeploys {
+const STATUS_DEPLOYS: Rules = Rules { versions: false, deploy_status: true, window: None };
+const BOTH_DEPLOYS: Rules = Rules { versions: true, deploy_status: true, window: None };
+
+fn every_failure_within(days: u32) -> Rules {
+    Rules { versions: true, deploy_status: false, window: Some(days) }
+}
+
+impl Hooks for Rules {
     type Issue = <DefaultRules as Hooks>::Issue;
     type Transition = (String, <DefaultRules as Hooks>::Transition);
     fn prepare_issue(&self, i: &IssueView<'_>) -> Self::Issue {
@@ -399,11 +416,11 @@ impl Hooks for StatusDeploys {
     fn is_excluded(&self, i: &Self::Issue) -> Result<bool, HookError> {
         DefaultRules.is_excluded(i)
     }
-    fn is_deployment(&self, _: &VersionView<'_>) -> Result<bool, HookError> {
-        Ok(false)
+    fn is_deployment(&self, v: &VersionView<'_>) -> Result<bool, HookError> {
+        Ok(self.versions && DefaultRules.is_deployment(v)?)
     }
     fn is_deployment_transition(&self, _: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError> {
-        Ok(t.0 == "Deployed")
+        Ok(self.deploy_status && t.0 == "Deployed")
     }
     fn is_failure(&self, i: &Self::Issue) -> Result<bool, HookError> {
         DefaultRules.is_failure(i)
@@ -423,6 +440,9 @@ impl Hooks for StatusDeploys {
     fn is_ai_involved(&self, i: &Self::Issue) -> Result<bool, HookError> {
         DefaultRules.is_ai_involved(i)
     }
+    fn failure_window_days(&self, i: &Self::Issue) -> Result<u32, HookError> {
+        self.window.map_or_else(|| DefaultRules.failure_window_days(i), Ok)
+    }
 }
 
 #[test]
@@ -434,10 +454,177 @@ fn a_deployment_transition_fails_when_rolled_back_before_the_next_one() {
         .go("10", "2026-01-07T10:00:00Z");
     let excluded = issue("Epic", "2026-01-05T00:00:00Z").go("21", "2026-01-08T10:00:00Z");
     let facts = project(vec![i, excluded], vec![version("v1", true, Some("2026-01-05"))]);
-    let a = build_project(&facts, &StatusDeploys, UTC).unwrap();
+    let a = build_project(&facts, &STATUS_DEPLOYS, UTC).unwrap();
     let f = figures(&a, "2026-W02", "2026-W02");
     assert_eq!((f.deployments, f.deployment_days, f.change_failure.part), (2, 2, 1));
+    assert_eq!(f.failed_by, FailedBy { version: 0, time: 0, transition: 1 });
     assert_eq!(f.rework.part, 0);
+}
+
+// ------------------------------------------------ attribution of failures
+
+/// Per week of `from..=to`: (deployments, failed, failed by time).
+fn failed_by_week(a: &ProjectAggregates, from: &str, to: &str) -> Vec<(u64, u64, u64)> {
+    let (a0, b) = (week(from), week(to));
+    (0..=a0.weeks_until(b))
+        .map(|i| {
+            let w = a0.plus(i).to_string();
+            let f = figures(a, &w, &w);
+            (f.deployments, f.change_failure.part, f.failed_by.time)
+        })
+        .collect()
+}
+
+#[test]
+fn an_incident_without_affected_version_fails_the_latest_deployment_in_its_window() {
+    // Releases on Fri Jan 2 (W01) and Tue Jan 6 (W02); the incident of
+    // Wed Jan 14 (W03) looks back 14 days, to Jan 1: Jan 6 is the culprit.
+    let versions = || vec![version("v1", true, Some("2026-01-02")), version("v2", true, Some("2026-01-06"))];
+    let a = aggregates(vec![issue("Incident", "2026-01-14T10:00:00Z")], versions(), UTC);
+    assert_eq!(failed_by_week(&a, "2026-W01", "2026-W03"), vec![(1, 0, 0), (1, 1, 1), (0, 0, 0)]);
+    // A bug labelled `incident` too; a task so labelled is an incident but
+    // no failure.
+    let a = aggregates(vec![issue("Bug", "2026-01-14T10:00:00Z").label("incident")], versions(), UTC);
+    assert_eq!(failed_by_week(&a, "2026-W01", "2026-W03"), vec![(1, 0, 0), (1, 1, 1), (0, 0, 0)]);
+    let a = aggregates(vec![issue("Task", "2026-01-14T10:00:00Z").label("incident")], versions(), UTC);
+    assert_eq!(failed_by_week(&a, "2026-W01", "2026-W03"), vec![(1, 0, 0), (1, 0, 0), (0, 0, 0)]);
+    // Outside the window: an incident of Wed Jan 21 looks back to Jan 8.
+    let a = aggregates(vec![issue("Incident", "2026-01-21T10:00:00Z")], versions(), UTC);
+    let f = figures(&a, "2026-W01", "2026-W04");
+    assert_eq!((f.deployments, f.change_failure.part, f.incidents), (2, 0, 1));
+}
+
+#[test]
+fn the_window_is_whole_days_of_the_reporting_zone_ending_on_the_creation_day() {
+    // 14 days ending Mon Jan 19 start on Tue Jan 6: the release of that
+    // day is in, one of Jan 5 is out.
+    let versions = || vec![version("v0", true, Some("2026-01-05")), version("v1", true, Some("2026-01-06"))];
+    let a = aggregates(vec![issue("Incident", "2026-01-19T00:30:00Z")], versions(), UTC);
+    assert_eq!(figures(&a, "2026-W02", "2026-W02").change_failure.part, 1);
+    // Created on Jan 20: the window starts on Jan 7, nothing in it.
+    let a = aggregates(vec![issue("Incident", "2026-01-20T00:30:00Z")], versions(), UTC);
+    assert_eq!(figures(&a, "2026-W02", "2026-W02").change_failure.part, 0);
+    // 23:30 UTC on Jan 19 is already Jan 20 in Berlin.
+    let late = || vec![issue("Incident", "2026-01-19T23:30:00Z")];
+    assert_eq!(figures(&aggregates(late(), versions(), UTC), "2026-W02", "2026-W02").change_failure.part, 1);
+    let berlin = aggregates(late(), versions(), chrono_tz::Europe::Berlin);
+    assert_eq!(figures(&berlin, "2026-W02", "2026-W02").change_failure.part, 0);
+    // A release on the creation day itself is in (a date has no time).
+    let a = aggregates(vec![issue("Incident", "2026-01-06T00:01:00Z")], vec![version("v1", true, Some("2026-01-06"))], UTC);
+    assert_eq!(figures(&a, "2026-W02", "2026-W02").change_failure.part, 1);
+    // A release after the creation day is not.
+    let a = aggregates(vec![issue("Incident", "2026-01-05T23:59:00Z")], vec![version("v1", true, Some("2026-01-06"))], UTC);
+    assert_eq!(figures(&a, "2026-W02", "2026-W02").change_failure.part, 0);
+}
+
+#[test]
+fn every_deployment_of_the_culprit_day_is_attributed() {
+    let versions = vec![
+        version("v1", true, Some("2026-01-04")), // Sun, W01
+        version("v2", true, Some("2026-01-06")), // Tue, W02
+        version("v3", true, Some("2026-01-06")),
+    ];
+    let a = aggregates(vec![issue("Incident", "2026-01-08T10:00:00Z")], versions, UTC);
+    assert_eq!(failed_by_week(&a, "2026-W01", "2026-W02"), vec![(1, 0, 0), (2, 2, 2)]);
+}
+
+#[test]
+fn a_hotfix_released_for_the_failure_is_not_its_culprit_but_rework() {
+    // The incident of Wed Jan 14 is fixed by v3, released the same day:
+    // the culprit is the release before it (Fri Jan 9, W02).
+    let versions = vec![version("v2", true, Some("2026-01-09")), version("v3", true, Some("2026-01-14"))];
+    let a = aggregates(vec![issue("Incident", "2026-01-14T10:00:00Z").fixes("v3")], versions, UTC);
+    assert_eq!(failed_by_week(&a, "2026-W02", "2026-W03"), vec![(1, 1, 1), (1, 0, 0)]);
+    let w3 = figures(&a, "2026-W03", "2026-W03");
+    assert_eq!((w3.rework.part, w3.rework.whole), (1, 1));
+}
+
+#[test]
+fn transition_deployments_after_the_failure_was_created_are_not_candidates() {
+    let deploy = |at: &str| issue("Story", "2026-01-02T00:00:00Z").go("21", at);
+    let incident = || issue("Incident", "2026-01-14T10:00:00Z");
+    let versions = || vec![version("v1", true, Some("2026-01-08"))];
+    // Deployed at 12:00 on the incident's day, two hours after it was
+    // raised: the culprit is the release of Jan 8 (W02).
+    let facts = project(vec![deploy("2026-01-14T12:00:00Z"), incident()], versions());
+    let a = build_project(&facts, &BOTH_DEPLOYS, UTC).unwrap();
+    assert_eq!(failed_by_week(&a, "2026-W02", "2026-W03"), vec![(1, 1, 1), (1, 0, 0)]);
+    // Deployed at 09:00, or at the very instant: the transition is the
+    // culprit.
+    for at in ["2026-01-14T09:00:00Z", "2026-01-14T10:00:00Z"] {
+        let facts = project(vec![deploy(at), incident()], versions());
+        let a = build_project(&facts, &BOTH_DEPLOYS, UTC).unwrap();
+        assert_eq!(failed_by_week(&a, "2026-W02", "2026-W03"), vec![(1, 0, 0), (1, 1, 1)], "{at}");
+    }
+}
+
+#[test]
+fn a_failure_naming_an_affected_version_is_attributed_by_version_only() {
+    let versions = || vec![version("v1", true, Some("2026-01-12")), version("v9", false, None)];
+    // The incident names v9, which is not a deployment: it fails nothing,
+    // not even the release two days before it.
+    let a = aggregates(vec![issue("Incident", "2026-01-14T10:00:00Z").affects("v9")], versions(), UTC);
+    let f = figures(&a, "2026-W03", "2026-W03");
+    assert_eq!((f.deployments, f.change_failure.part, f.incidents), (1, 0, 1));
+    // Naming v1 fails v1 by version, not by time.
+    let a = aggregates(vec![issue("Incident", "2026-01-14T10:00:00Z").affects("v1")], versions(), UTC);
+    let f = figures(&a, "2026-W03", "2026-W03");
+    assert_eq!((f.change_failure.part, f.failed_by), (1, FailedBy { version: 1, time: 0, transition: 0 }));
+    // Same with every failure given a window.
+    let facts = project(vec![issue("Bug", "2026-01-14T10:00:00Z").affects("v9")], versions());
+    let a = build_project(&facts, &every_failure_within(14), UTC).unwrap();
+    assert_eq!(figures(&a, "2026-W03", "2026-W03").change_failure.part, 0);
+}
+
+#[test]
+fn bugs_have_no_window_by_default_and_an_admin_may_give_them_one() {
+    let versions = || vec![version("v1", true, Some("2026-01-12")), version("v2", true, Some("2026-01-15"))];
+    let bug = || issue("Bug", "2026-01-14T10:00:00Z").fixes("v2");
+    // Default: window 0, unattributed; its fix is then not rework.
+    let a = aggregates(vec![bug()], versions(), UTC);
+    let f = figures(&a, "2026-W03", "2026-W03");
+    assert_eq!((f.deployments, f.change_failure.part, f.rework.part), (2, 0, 0));
+    // With a window of 14 days the bug fails v1, and v2 that fixes it is
+    // rework.
+    let a = build_project(&project(vec![bug()], versions()), &every_failure_within(14), UTC).unwrap();
+    let f = figures(&a, "2026-W03", "2026-W03");
+    assert_eq!((f.change_failure.part, f.failed_by.time, f.rework.part), (1, 1, 1));
+    // A window of 1 day is the creation day alone.
+    let a = build_project(&project(vec![bug()], versions()), &every_failure_within(1), UTC).unwrap();
+    assert_eq!(figures(&a, "2026-W03", "2026-W03").change_failure.part, 0);
+    let on_the_day = issue("Bug", "2026-01-12T23:00:00Z");
+    let a = build_project(&project(vec![on_the_day], versions()), &every_failure_within(1), UTC).unwrap();
+    assert_eq!(figures(&a, "2026-W03", "2026-W03").change_failure.part, 1);
+}
+
+#[test]
+fn a_deployment_failed_in_several_ways_counts_once_as_failed_and_in_each_way() {
+    // v1 is named by a bug and is the culprit of an incident.
+    let issues = vec![issue("Bug", "2026-01-13T10:00:00Z").affects("v1"), issue("Incident", "2026-01-14T10:00:00Z")];
+    let a = aggregates(issues, vec![version("v1", true, Some("2026-01-12"))], UTC);
+    let f = figures(&a, "2026-W03", "2026-W03");
+    assert_eq!((f.deployments, f.change_failure.part), (1, 1));
+    assert_eq!(f.failed_by, FailedBy { version: 1, time: 1, transition: 0 });
+}
+
+#[test]
+fn excluded_failures_are_attributed_nowhere() {
+    let a = aggregates(vec![issue("Incident", "2026-01-14T10:00:00Z").label("dora-exclude")], vec![version("v1", true, Some("2026-01-12"))], UTC);
+    assert_eq!(figures(&a, "2026-W03", "2026-W03").change_failure.part, 0);
+}
+
+#[test]
+fn a_failure_window_out_of_range_is_a_classification_error() {
+    let facts = project(vec![issue("Incident", "2026-01-14T10:00:00Z")], vec![version("v1", true, Some("2026-01-12"))]);
+    assert!(build_project(&facts, &every_failure_within(90), UTC).is_ok());
+    let e = build_project(&facts, &every_failure_within(91), UTC).unwrap_err().to_string();
+    assert!(e.contains("failure_window_days") && e.contains("91") && e.contains("0 to 90"), "{e}");
+    // Not asked of failures naming an affected version, nor of non-failures.
+    let facts = project(
+        vec![issue("Incident", "2026-01-14T10:00:00Z").affects("v1"), issue("Story", "2026-01-14T10:00:00Z")],
+        vec![version("v1", true, Some("2026-01-12"))],
+    );
+    assert!(build_project(&facts, &every_failure_within(91), UTC).is_ok());
 }
 
 #[test]
@@ -445,8 +632,8 @@ fn transition_deployment_days_follow_the_reporting_zone() {
     // 23:30 UTC on Monday is Tuesday in Berlin: two deploys, one Berlin day.
     let i = issue("Story", "2026-01-05T00:00:00Z").go("21", "2026-01-05T23:30:00Z").go("3", "2026-01-06T01:00:00Z").go("21", "2026-01-06T10:00:00Z");
     let facts = project(vec![i], vec![]);
-    let utc = build_project(&facts, &StatusDeploys, UTC).unwrap();
-    let berlin = build_project(&facts, &StatusDeploys, chrono_tz::Europe::Berlin).unwrap();
+    let utc = build_project(&facts, &STATUS_DEPLOYS, UTC).unwrap();
+    let berlin = build_project(&facts, &STATUS_DEPLOYS, chrono_tz::Europe::Berlin).unwrap();
     assert_eq!(figures(&utc, "2026-W02", "2026-W02").deployment_days, 2);
     assert_eq!(figures(&berlin, "2026-W02", "2026-W02").deployment_days, 1);
 }
@@ -503,6 +690,67 @@ fn bad_periods_are_refused_with_the_reason() {
     check(Some("2026-W06"), Some("2026-W05"), 0, "reversed");
     check(Some("2010-W01"), Some("2026-W05"), 0, "at most 520");
     check(None, None, 521, "at most 520");
+}
+
+fn months(from_month: Option<&'static str>, to_month: Option<&'static str>, months: u32) -> PeriodRequest<'static> {
+    PeriodRequest { from_month, to_month, months, ..PeriodRequest::default() }
+}
+
+#[test]
+fn the_last_complete_months_end_before_the_current_week_s_month() {
+    let now: DateTime<Utc> = "2026-03-04T12:00:00Z".parse().unwrap(); // W10, whose Thursday is in March
+    let p = months(None, None, 3).resolve(now, UTC).unwrap();
+    // December 2025 (4 weeks), January 2026 (5: Thursdays 1 to 29), February (4).
+    assert_eq!((p.first.to_string(), p.last().to_string(), p.weeks, p.partial), ("2025-W49".into(), "2026-W09".into(), 13, false));
+    let names: Vec<(String, u32)> = p.months().iter().map(|m| (m.month.to_string(), m.weeks)).collect();
+    assert_eq!(names, [("2025-12".into(), 4), ("2026-01".into(), 5), ("2026-02".into(), 4)]);
+    // The previous period is the three months before: September to November.
+    let prev = p.previous();
+    assert_eq!((prev.first.to_string(), prev.last().to_string(), prev.weeks), ("2025-W36".into(), "2025-W48".into(), 13));
+    // On Monday 2026-03-30 (W14, whose Thursday is in April) March is complete.
+    let now: DateTime<Utc> = "2026-03-30T08:00:00Z".parse().unwrap();
+    let p = months(None, None, 1).resolve(now, UTC).unwrap();
+    assert_eq!((p.months().first().map(|m| m.month.to_string()), p.weeks), (Some("2026-03".into()), 4));
+}
+
+#[test]
+fn a_month_range_is_the_union_of_its_months_weeks_and_its_previous_has_as_many_months() {
+    let now: DateTime<Utc> = "2026-03-04T12:00:00Z".parse().unwrap();
+    let p = months(Some("2026-01"), Some("2026-01"), 0).resolve(now, UTC).unwrap();
+    assert_eq!((p.first.to_string(), p.weeks, p.partial), ("2026-W01".into(), 5, false));
+    // One month before January is December: 4 weeks, not 5.
+    let prev = p.previous();
+    assert_eq!((prev.first.to_string(), prev.weeks), ("2025-W49".into(), 4));
+    // Over a year boundary with a 53-week year: December 2020 has 5 weeks.
+    let p = months(Some("2020-11"), Some("2021-01"), 0).resolve(now, UTC).unwrap();
+    assert_eq!((p.first.to_string(), p.last().to_string(), p.weeks), ("2020-W45".into(), "2021-W04".into(), 4 + 5 + 4));
+    // Reaching into the current month makes the period partial.
+    assert!(months(Some("2026-02"), Some("2026-03"), 0).resolve(now, UTC).unwrap().partial);
+    // A period of weeks splits into the months its weeks belong to.
+    let p = resolve_period(Some("2026-W04"), Some("2026-W07"), 0, now, UTC).unwrap();
+    let slices: Vec<(String, String, u32)> = p.months().iter().map(|m| (m.month.to_string(), m.first.to_string(), m.weeks)).collect();
+    assert_eq!(slices, [("2026-01".into(), "2026-W04".into(), 2), ("2026-02".into(), "2026-W06".into(), 2)]);
+}
+
+#[test]
+fn bad_month_periods_are_refused_with_the_reason() {
+    let now: DateTime<Utc> = "2026-03-04T12:00:00Z".parse().unwrap();
+    let check = |req: PeriodRequest<'_>, expect: &[&str]| {
+        let e = req.resolve(now, UTC).unwrap_err().to_string();
+        assert!(expect.iter().all(|x| e.contains(x)), "{e} does not say {expect:?}");
+    };
+    check(months(Some("2026-01"), None, 0), &["from_month and to_month", "together"]);
+    check(months(Some("2026-1"), Some("2026-02"), 0), &["2026-1", "not a month"]);
+    check(months(Some("2026-13"), Some("2026-02"), 0), &["not a month"]);
+    check(months(Some("2026-02"), Some("2026-01"), 0), &["reversed", "2026-02", "2026-01"]);
+    check(months(Some("2016-01"), Some("2026-01"), 0), &["121 months", "at most 120"]);
+    check(months(None, None, 121), &["121 months", "at most 120"]);
+    assert!(months(Some("2016-02"), Some("2026-01"), 0).resolve(now, UTC).is_ok());
+    assert!(months(None, None, 120).resolve(now, UTC).is_ok());
+    // Weeks and months exclude each other, whichever fields are used.
+    check(PeriodRequest { weeks: 4, months: 3, ..PeriodRequest::default() }, &["weeks", "months", "not both"]);
+    check(PeriodRequest { from_week: Some("2026-W01"), to_week: Some("2026-W02"), months: 3, ..PeriodRequest::default() }, &["from_week", "months"]);
+    check(PeriodRequest { weeks: 4, from_month: Some("2026-01"), to_month: Some("2026-02"), ..PeriodRequest::default() }, &["weeks", "from_month"]);
 }
 
 #[test]

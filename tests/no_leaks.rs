@@ -98,6 +98,7 @@ async fn logs_statuses_debug_output_and_stored_files_hold_no_secret() {
         ("JIRA_BASE_URL", fake.base_url().leak() as &str),
         ("JIRA_EMAIL", JIRA_EMAIL),
         ("JIRA_API_TOKEN", JIRA_TOKEN),
+        ("JIRA_EXTRA_FIELDS", "Team, Severity"),
         ("DORA_AUTH_ENABLED", "true"),
         ("DORA_API_KEYS", keys.leak() as &str),
         ("DORA_DATA_DIR", data.path().to_str().unwrap().to_owned().leak() as &str),
@@ -157,6 +158,14 @@ async fn logs_statuses_debug_output_and_stored_files_hold_no_secret() {
         stored.push_str(&String::from_utf8_lossy(&std::fs::read(entry).unwrap()));
     }
     let fake_log = format!("{:?}", fake.requests());
+    // Components, priorities and allow-listed field values of the demo site
+    // live in memory only; its free-text field is never even requested.
+    for value in ["Storefront", "Discovery", "Sev 1", "Sev 2", "Highest", "Customer reported"] {
+        assert!(!logs.contains(value), "an issue's value is in the logs: {value}");
+        assert!(!statuses.iter().any(|s| s.contains(value)), "an issue's value is in a status: {value}");
+        assert!(!stored.contains(value), "an issue's value is in a stored file: {value}");
+    }
+    assert!(fake_log.contains("customfield_10010") && !fake_log.contains("customfield_10014"), "only allow-listed fields were asked for");
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "a secret is in the logs: {}…", &secret[..6]);
         assert!(!statuses.iter().any(|s| s.contains(secret.as_str())), "a secret is in a status");

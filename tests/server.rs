@@ -87,6 +87,72 @@ async fn bad_requests_get_specific_errors() {
     check(Code::InvalidArgument, "ai_rollout_date")(client.get_metrics(r).await);
     check(Code::NotFound, "NOPE")(client.get_metrics(request(&["NOPE"])).await);
     check(Code::NotFound, "NOPE")(client.get_metrics(request(&[key, "NOPE"])).await);
+    // Periods in months.
+    let months = |from: Option<&str>, to: Option<&str>, n: u32| GetMetricsRequest {
+        from_month: from.map(Into::into),
+        to_month: to.map(Into::into),
+        months: n,
+        ..request(&[key])
+    };
+    check(Code::InvalidArgument, "2026-13")(client.get_metrics(months(Some("2026-13"), Some("2026-12"), 0)).await);
+    check(Code::InvalidArgument, "reversed")(client.get_metrics(months(Some("2026-03"), Some("2026-01"), 0)).await);
+    check(Code::InvalidArgument, "together")(client.get_metrics(months(Some("2026-03"), None, 0)).await);
+    check(Code::InvalidArgument, "at most 120")(client.get_metrics(months(None, None, 121)).await);
+    check(Code::InvalidArgument, "at most 120")(client.get_metrics(months(Some("2010-01"), Some("2026-01"), 0)).await);
+    let both = GetMetricsRequest { weeks: 4, ..months(None, None, 3) };
+    let s = client.get_metrics(both).await.unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(s.message().contains("weeks") && s.message().contains("months"), "{}", s.message());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn months_are_their_weeks_and_a_monthly_series_adds_up() {
+    let server = Server::start(demo_config()).await;
+    let mut client = server.client().await;
+    let keys = harvested(&mut client).await;
+    let key = keys[0].as_str();
+    let req = GetMetricsRequest { months: 3, include_series: true, granularity: Granularity::Month as i32, ..request(&[key]) };
+    let r = client.get_metrics(req).await.unwrap().into_inner();
+    let period = r.period.unwrap();
+    let (from, to) = (period.from_month.clone().unwrap(), period.to_month.clone().unwrap());
+    assert!((12..=15).contains(&period.weeks), "{period:?}");
+    assert!(r.series.is_empty());
+    assert_eq!(r.monthly_series.len(), 3);
+    assert_eq!(r.projects[0].monthly_series.len(), 3);
+    assert_eq!((r.monthly_series[0].month.as_str(), r.monthly_series[2].month.as_str()), (from.as_str(), to.as_str()));
+    assert_eq!(r.monthly_series.iter().map(|m| m.weeks).sum::<u32>(), period.weeks);
+    // The period is exactly the same weeks asked for by name.
+    let by_weeks = GetMetricsRequest { from_week: Some(period.from_week.clone()), to_week: Some(period.to_week.clone()), ..request(&[key]) };
+    let same = client.get_metrics(by_weeks).await.unwrap().into_inner();
+    assert_eq!(same.combined, r.combined);
+    // Each monthly point is that month asked for alone.
+    let mut deployments = 0;
+    for point in &r.monthly_series {
+        assert!((4..=5).contains(&point.weeks), "{point:?}");
+        let one = GetMetricsRequest { from_month: Some(point.month.clone()), to_month: Some(point.month.clone()), ..request(&[key]) };
+        let one = client.get_metrics(one).await.unwrap().into_inner();
+        assert_eq!(one.period.unwrap().weeks, point.weeks);
+        assert_eq!(one.combined, point.figures);
+        deployments += point.figures.as_ref().unwrap().deployments;
+    }
+    let combined = r.combined.unwrap();
+    assert_eq!(combined.deployments, deployments);
+    // The previous period is the three months before.
+    let previous = r.previous_period.unwrap();
+    assert_eq!(previous.to_week, {
+        let first = client
+            .get_metrics(GetMetricsRequest { from_month: Some(from.clone()), to_month: Some(from), ..request(&[key]) })
+            .await
+            .unwrap()
+            .into_inner();
+        first.previous_period.unwrap().to_week
+    });
+    assert!(previous.from_month.is_some());
+    // How the change failure rate was reached.
+    let cf = combined.change_failure.unwrap();
+    assert!(cf.failed <= cf.failed_by_version + cf.failed_by_time + cf.failed_by_transition, "{cf:?}");
+    assert!(cf.failed_by_version.max(cf.failed_by_time).max(cf.failed_by_transition) <= cf.failed, "{cf:?}");
     server.stop().await;
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use fake_jira::demo::{large_aggregates, large_site};
 use fake_jira::{
-    FakeJira, Fault, Site, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser, SiteVersion,
+    FakeJira, Fault, Site, SiteField, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser, SiteVersion,
 };
 use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
 use jira_dora::proto::*;
@@ -184,10 +184,13 @@ const TOKEN: &str = "marker-token-5f3a9c1e";
 /// Text and people: must appear neither in snapshots nor in logs.
 const TEXT_MARKERS: &[&str] = &[
     "MARKER-SUMMARY", "MARKER-DESCRIPTION", "MARKER-COMMENT", "MARKER-ITEM-TEXT", "Marker Person",
-    "marker.person@example.com", "marker-account-id", "Marker Bot", "MARKER-PROJECT-NAME", TOKEN,
+    "marker.person@example.com", "marker-account-id", "Marker Bot", "MARKER-PROJECT-NAME", TOKEN, "MARKER-CUSTOM-TEXT",
 ];
 /// Identifiers and names of the issues and versions: must not be in snapshots.
 const ID_MARKERS: &[&str] = &["PRIV-", "7770", "marker-label", "MARKER-VERSION", "88800"];
+/// Components, priorities and allow-listed field values: read into memory
+/// for the hooks, never written to a snapshot or a log.
+const FACT_MARKERS: &[&str] = &["MARKER-COMPONENT", "MARKER-PRIORITY", "MARKER-FIELD-VALUE", "MARKER-MULTI-VALUE"];
 
 fn marker_site() -> Site {
     let status = |id: &str, name: &str, cat: &str| SiteStatus { id: id.into(), name: name.into(), category_key: cat.into() };
@@ -249,6 +252,13 @@ fn marker_site() -> Site {
                 status_id: if done { "10002".into() } else { "3".into() },
                 fix_versions: vec![format!("{}", 88_800 + (n % 10))],
                 affected_versions: if n % 5 == 0 { vec![format!("{}", 88_800 + (n % 10))] } else { vec![] },
+                components: vec!["MARKER-COMPONENT".into()],
+                priority: Some("MARKER-PRIORITY".into()),
+                custom: vec![
+                    ("customfield_1".into(), serde_json::json!({"id": "1", "value": "MARKER-FIELD-VALUE"})),
+                    ("customfield_2".into(), serde_json::json!([{"id": "2", "value": "MARKER-MULTI-VALUE"}])),
+                    ("customfield_3".into(), serde_json::json!("MARKER-CUSTOM-TEXT a customer wrote")),
+                ],
                 summary: "MARKER-SUMMARY of the issue".into(),
                 description: "MARKER-DESCRIPTION of the issue".into(),
                 comments: vec!["MARKER-COMMENT on the issue".into()],
@@ -263,6 +273,11 @@ fn marker_site() -> Site {
         projects: vec![SiteProject { key: "PRIV".into(), id: "10100".into(), name: "MARKER-PROJECT-NAME".into(), versions, issues }],
         statuses,
         time_zone: "Europe/Berlin".into(),
+        fields: vec![
+            SiteField::new("customfield_1", "Team", "option", None),
+            SiteField::new("customfield_2", "Areas", "array", Some("option")),
+            SiteField::new("customfield_3", "Notes", "string", None),
+        ],
     }
 }
 
@@ -279,6 +294,7 @@ async fn snapshots_and_logs_hold_no_issue_text_people_ids_or_tokens() {
         &[
             ("JIRA_BASE_URL", &fake.base_url()),
             ("JIRA_BEARER_TOKEN", TOKEN),
+            ("JIRA_EXTRA_FIELDS", "Team, Areas"),
             ("DORA_LOG", "debug"),
             ("DORA_SNAPSHOT_DEBOUNCE_MS", "50"),
         ],
@@ -300,7 +316,7 @@ async fn snapshots_and_logs_hold_no_issue_text_people_ids_or_tokens() {
     for (name, bytes) in &files {
         // Strings are stored as plain UTF-8: the search would find them.
         assert!(contains(bytes, "PRIV"), "{name}: the project key is expected in the snapshot");
-        for marker in TEXT_MARKERS.iter().chain(ID_MARKERS) {
+        for marker in TEXT_MARKERS.iter().chain(ID_MARKERS).chain(FACT_MARKERS) {
             assert!(!contains(bytes, marker), "{name} contains `{marker}`");
         }
         let s = snapshot::decode(bytes).expect("a valid snapshot");
@@ -309,9 +325,12 @@ async fn snapshots_and_logs_hold_no_issue_text_people_ids_or_tokens() {
         assert!(!s.jobs.is_empty() && !s.definitions.is_empty());
     }
     assert!(logs.contains("snapshot written") && logs.contains("jira response"), "debug logs were captured");
-    for marker in TEXT_MARKERS {
+    for marker in TEXT_MARKERS.iter().chain(FACT_MARKERS) {
         assert!(!logs.contains(marker), "the logs contain `{marker}`");
     }
+    // The allow-listed fields were asked for, the text field never.
+    let asked = format!("{:?}", fake.requests());
+    assert!(asked.contains("customfield_1") && asked.contains("customfield_2") && !asked.contains("customfield_3"), "{asked}");
 }
 
 // ------------------------------------------------------------- start-up

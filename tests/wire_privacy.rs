@@ -134,6 +134,7 @@ fn site() -> Site {
         }],
         statuses: statuses(),
         time_zone: "Europe/Berlin".into(),
+        fields: Vec::new(),
     }
 }
 

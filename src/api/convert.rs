@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use pbjson_types::Timestamp;
 
-use crate::domain::period::{DurationSummary, Level, Period, PeriodFigures, Ratio};
+use crate::domain::period::{DurationSummary, FailedBy, Level, Period, PeriodFigures, Ratio};
 use crate::harvest::{JobState, JobView};
 use crate::proto;
 
@@ -23,6 +23,8 @@ pub fn period(p: &Period, tz: chrono_tz::Tz) -> proto::Period {
         end: Some(timestamp(p.last().plus(1).start(tz))),
         partial: p.partial,
         report_tz: tz.name().to_owned(),
+        from_month: p.months.map(|m| m.first.to_string()),
+        to_month: p.months.map(|m| m.first.plus(m.count as i32 - 1).to_string()),
     }
 }
 
@@ -40,8 +42,15 @@ pub fn durations(d: &DurationSummary) -> proto::DurationSummary {
     proto::DurationSummary { count: d.count, median_hours: d.median_hours, p75_hours: d.p75_hours, p90_hours: d.p90_hours }
 }
 
-fn change_failure(r: &Ratio) -> proto::ChangeFailure {
-    proto::ChangeFailure { failed: r.part, deployments: r.whole, rate: r.rate() }
+fn change_failure(r: &Ratio, by: &FailedBy) -> proto::ChangeFailure {
+    proto::ChangeFailure {
+        failed: r.part,
+        deployments: r.whole,
+        rate: r.rate(),
+        failed_by_version: by.version,
+        failed_by_time: by.time,
+        failed_by_transition: by.transition,
+    }
 }
 
 fn rework(r: &Ratio) -> proto::Rework {
@@ -54,7 +63,7 @@ pub fn figures(f: &PeriodFigures) -> proto::PeriodFigures {
         deployments_per_week: f.deployments_per_week,
         deployment_days: f.deployment_days,
         lead_time: Some(durations(&f.lead_time)),
-        change_failure: Some(change_failure(&f.change_failure)),
+        change_failure: Some(change_failure(&f.change_failure, &f.failed_by)),
         rework: Some(rework(&f.rework)),
         time_to_restore: Some(durations(&f.time_to_restore)),
         incidents: f.incidents,

@@ -326,6 +326,9 @@ mod tests {
         assert_eq!((r.weeks, r.include_series), (26, true));
         assert_eq!(r.from_week.as_deref(), Some("2026-W01"));
         assert_eq!(r.to_week, None);
+        let q = pairs(&[("project_keys", "SHOP"), ("months", "3"), ("granularity", "GRANULARITY_MONTH"), ("fromMonth", "2026-01")]);
+        let r: GetMetricsRequest = query_message("dora.v1.GetMetricsRequest", &q, &[]).unwrap();
+        assert_eq!((r.months, r.granularity(), r.from_month.as_deref()), (3, Granularity::Month, Some("2026-01")));
     }
 
     #[test]

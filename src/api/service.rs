@@ -22,7 +22,7 @@ use super::{answers, convert};
 use crate::cluster::Cluster;
 use crate::config::{is_project_key, Config};
 use crate::domain::aggregate::ProjectAggregates;
-use crate::domain::period::{resolve_period, Period, RollingDurations, Totals, LEVELS_SOURCE, ROLLING_POINTS};
+use crate::domain::period::{Period, PeriodRequest, RollingDurations, Totals, LEVELS_SOURCE, ROLLING_POINTS};
 use crate::harvest::{Harvester, JobState};
 use crate::proto::dora_metrics_server::DoraMetrics;
 use crate::proto::*;
@@ -94,15 +94,35 @@ impl Service {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let req = request.into_inner();
         let keys = Self::project_keys(&req.project_keys)?;
-        for (field, value) in [("from_week", &req.from_week), ("to_week", &req.to_week), ("ai_rollout_date", &req.ai_rollout_date)] {
+        let text_fields = [
+            ("from_week", &req.from_week),
+            ("to_week", &req.to_week),
+            ("from_month", &req.from_month),
+            ("to_month", &req.to_month),
+            ("ai_rollout_date", &req.ai_rollout_date),
+        ];
+        for (field, value) in text_fields {
             if value.as_ref().is_some_and(|v| v.len() > MAX_FIELD_LEN) {
                 return Err(InvalidField::new(field, format!("at most {MAX_FIELD_LEN} characters")).into());
             }
         }
         let tz = self.config.report_tz;
         let now = (self.now)();
-        let period = resolve_period(req.from_week.as_deref(), req.to_week.as_deref(), req.weeks, now, tz)
-            .map_err(|e| InvalidField::new("period", e))?;
+        let period = PeriodRequest {
+            from_week: req.from_week.as_deref(),
+            to_week: req.to_week.as_deref(),
+            weeks: req.weeks,
+            from_month: req.from_month.as_deref(),
+            to_month: req.to_month.as_deref(),
+            months: req.months,
+        }
+        .resolve(now, tz)
+        .map_err(|e| InvalidField::new("period", e))?;
+        let (weekly, monthly) = match (req.include_series, req.granularity()) {
+            (false, _) => (false, false),
+            (true, Granularity::Week) => (true, false),
+            (true, Granularity::Month) => (false, true),
+        };
         let rollout = match req.ai_rollout_date.as_deref() {
             Some(text) => Some(
                 NaiveDate::parse_from_str(text, "%Y-%m-%d")
@@ -145,7 +165,8 @@ impl Service {
                 project_key: k.clone(),
                 figures: Some(convert::figures(&current.into_figures())),
                 previous: Some(convert::figures(&before.into_figures())),
-                series: if req.include_series { series(&[a], &period) } else { Vec::new() },
+                series: if weekly { series(&[a], &period) } else { Vec::new() },
+                monthly_series: if monthly { monthly_series(&[a], &period) } else { Vec::new() },
             })
             .collect();
         let markers = markers(&self.config, &keys, rollout, &period);
@@ -160,7 +181,8 @@ impl Service {
             projects,
             previous: Some(convert::figures(&combined_previous.into_figures())),
             previous_period: Some(convert::period(&previous, tz)),
-            series: if req.include_series { series(&aggs, &period) } else { Vec::new() },
+            series: if weekly { series(&aggs, &period) } else { Vec::new() },
+            monthly_series: if monthly { monthly_series(&aggs, &period) } else { Vec::new() },
             freshness: None,
             ai_impact: Some(answers::ai_impact(&self.store, version, &keys, &aggs, &period, rollout)),
             levels_source: LEVELS_SOURCE.to_owned(),
@@ -211,6 +233,20 @@ fn series(projects: &[&ProjectAggregates], period: &Period) -> Vec<WeekFigures> 
                 rolling_lead_time: Some(convert::durations(&rolling.lead_time)),
                 rolling_time_to_restore: Some(convert::durations(&rolling.time_to_restore)),
             }
+        })
+        .collect()
+}
+
+/// The monthly series of a period: one point per month its weeks belong
+/// to, with the figures of those weeks.
+fn monthly_series(projects: &[&ProjectAggregates], period: &Period) -> Vec<MonthFigures> {
+    period
+        .months()
+        .into_iter()
+        .map(|m| MonthFigures {
+            month: m.month.to_string(),
+            weeks: m.weeks,
+            figures: Some(convert::figures(&Totals::over(projects, m.iter()).figures())),
         })
         .collect()
 }

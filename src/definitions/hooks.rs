@@ -1,5 +1,6 @@
-//! The nine hooks a definition set defines: each one's name and what it is
-//! called with, in the order every per-hook table of the set follows.
+//! The ten hooks a definition set defines: each one's name, what it is
+//! called with and what it answers, in the order every per-hook table of the
+//! set follows.
 //!
 //! Must not depend on anything else of the service.
 
@@ -11,12 +12,24 @@ pub enum Input {
     Version,
 }
 
-/// One of the nine hooks.
+/// What a hook answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returns {
+    Bool,
+    /// An integer from 0 to `MAX_FAILURE_WINDOW_DAYS`.
+    Days,
+}
+
+/// One of the ten hooks.
 #[derive(Debug)]
 pub struct HookSpec {
     pub name: &'static str,
     pub input: Input,
+    pub returns: Returns,
 }
+
+/// The number of hooks.
+pub const HOOK_COUNT: usize = 10;
 
 impl HookSpec {
     pub fn arity(&self) -> usize {
@@ -35,14 +48,15 @@ impl HookSpec {
     }
 }
 
-pub const HOOKS: [HookSpec; 9] = [
-    HookSpec { name: "is_excluded", input: Input::Issue },
-    HookSpec { name: "is_deployment", input: Input::Version },
-    HookSpec { name: "is_deployment_transition", input: Input::IssueAndTransition },
-    HookSpec { name: "is_failure", input: Input::Issue },
-    HookSpec { name: "is_failure_transition", input: Input::IssueAndTransition },
-    HookSpec { name: "is_incident", input: Input::Issue },
-    HookSpec { name: "is_restore", input: Input::IssueAndTransition },
-    HookSpec { name: "is_work_start", input: Input::IssueAndTransition },
-    HookSpec { name: "is_ai_involved", input: Input::Issue },
+pub const HOOKS: [HookSpec; HOOK_COUNT] = [
+    HookSpec { name: "is_excluded", input: Input::Issue, returns: Returns::Bool },
+    HookSpec { name: "is_deployment", input: Input::Version, returns: Returns::Bool },
+    HookSpec { name: "is_deployment_transition", input: Input::IssueAndTransition, returns: Returns::Bool },
+    HookSpec { name: "is_failure", input: Input::Issue, returns: Returns::Bool },
+    HookSpec { name: "is_failure_transition", input: Input::IssueAndTransition, returns: Returns::Bool },
+    HookSpec { name: "is_incident", input: Input::Issue, returns: Returns::Bool },
+    HookSpec { name: "is_restore", input: Input::IssueAndTransition, returns: Returns::Bool },
+    HookSpec { name: "is_work_start", input: Input::IssueAndTransition, returns: Returns::Bool },
+    HookSpec { name: "is_ai_involved", input: Input::Issue, returns: Returns::Bool },
+    HookSpec { name: "failure_window_days", input: Input::Issue, returns: Returns::Days },
 ];

@@ -32,12 +32,22 @@ pub fn version(view: &VersionView<'_>) -> Map {
 mod tests {
     use chrono::NaiveDate;
 
+    use std::sync::Arc;
+
     use super::*;
-    use crate::domain::facts::StatusCategory;
+    use crate::domain::facts::{FieldValue, StatusCategory};
 
     #[test]
     fn issue_map_has_exactly_the_contract_fields() {
         let labels = vec!["ai-assisted".to_owned()];
+        let components = vec!["Payments".to_owned(), "Search".to_owned()];
+        let fields = vec![
+            (Arc::from("Team"), Some(FieldValue::Option("Checkout".into()))),
+            (Arc::from("Areas"), Some(FieldValue::Options(vec!["web".into(), "api".into()]))),
+            (Arc::from("Points"), Some(FieldValue::Number(5.5))),
+            (Arc::from("Go-live"), Some(FieldValue::Date(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()))),
+            (Arc::from("Severity"), None),
+        ];
         let view = IssueView {
             project: "OPS",
             issue_type: "Bug",
@@ -50,6 +60,9 @@ mod tests {
             fix_versions: vec!["1.0"],
             affected_versions: vec![],
             app_changes: 2,
+            components: &components,
+            priority: Some("High"),
+            fields: &fields,
             transitions: vec![],
         };
         let map = issue(&view);
@@ -60,10 +73,13 @@ mod tests {
             [
                 "affected_versions",
                 "app_changes",
+                "components",
                 "created",
+                "fields",
                 "fix_versions",
                 "is_subtask",
                 "labels",
+                "priority",
                 "project",
                 "resolved",
                 "status",
@@ -75,6 +91,17 @@ mod tests {
         assert_eq!(map["status_category"].clone().into_string().unwrap(), "done");
         assert_eq!(map["app_changes"].as_int().unwrap(), 2);
         assert_eq!(map["labels"].clone().into_array().unwrap().len(), 1);
+        assert_eq!(map["components"].clone().into_array().unwrap().len(), 2);
+        assert_eq!(map["priority"].clone().into_string().unwrap(), "High");
+        let f = map["fields"].clone().cast::<rhai::Map>();
+        assert_eq!(f.len(), 5);
+        assert_eq!(f["Team"].clone().into_string().unwrap(), "Checkout");
+        assert_eq!(f["Areas"].clone().into_array().unwrap().len(), 2);
+        assert_eq!(f["Points"].as_float().unwrap(), 5.5);
+        assert_eq!(f["Go-live"].clone().into_string().unwrap(), "2026-03-01");
+        assert!(f["Severity"].is_unit());
+        let none = IssueView { priority: None, fields: &[], ..view };
+        assert!(issue(&none)["priority"].is_unit());
     }
 
     #[test]

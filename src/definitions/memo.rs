@@ -58,18 +58,21 @@ impl Hasher for Fnv {
     }
 }
 
+/// A hook's answer, checked: a bool as 0 or 1, a window in days as itself.
+pub type Answer = u8;
+
 /// The cache of one hook.
 #[derive(Debug, Default)]
 pub struct HookCache {
-    answers: RwLock<HashMap<Box<str>, bool, BuildHasherDefault<Fnv>>>,
+    answers: RwLock<HashMap<Box<str>, Answer, BuildHasherDefault<Fnv>>>,
 }
 
 impl HookCache {
-    pub fn get(&self, key: &str) -> Option<bool> {
+    pub fn get(&self, key: &str) -> Option<Answer> {
         self.answers.read().unwrap_or_else(|p| p.into_inner()).get(key).copied()
     }
 
-    pub fn put(&self, key: &str, answer: bool) {
+    pub fn put(&self, key: &str, answer: Answer) {
         let mut answers = self.answers.write().unwrap_or_else(|p| p.into_inner());
         if answers.len() < MAX_ENTRIES_PER_HOOK {
             answers.insert(key.into(), answer);
@@ -94,7 +97,7 @@ pub struct RecordCache {
 }
 
 /// Each hook's answer for one record, in `HOOKS` order, when known.
-pub type Record = [Option<bool>; 9];
+pub type Record = [Option<Answer>; super::hooks::HOOK_COUNT];
 
 impl RecordCache {
     pub fn get(&self, key: &str) -> Option<Record> {
@@ -102,12 +105,12 @@ impl RecordCache {
     }
 
     /// Notes that hook `index` answered `answer` for the record `key`.
-    pub fn note(&self, key: &str, index: usize, answer: bool) {
+    pub fn note(&self, key: &str, index: usize, answer: Answer) {
         let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
         if let Some(record) = records.get_mut(key) {
             record[index] = Some(answer);
         } else if records.len() < MAX_ENTRIES_PER_HOOK {
-            let mut record = [None; 9];
+            let mut record = [None; super::hooks::HOOK_COUNT];
             record[index] = Some(answer);
             records.insert(key.into(), record);
         }
@@ -434,8 +437,8 @@ mod tests {
         push_strs(&mut b, ["a", "bc"].into_iter());
         assert_ne!(a, b);
         let cache = HookCache::default();
-        cache.put(&a, true);
-        assert_eq!(cache.get(&a), Some(true));
+        cache.put(&a, 14);
+        assert_eq!(cache.get(&a), Some(14));
         assert_eq!(cache.get(&b), None);
         assert_eq!(cache.len(), 1);
     }

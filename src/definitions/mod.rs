@@ -8,10 +8,11 @@
 //! [`DefinitionSet::load_dir`], which reads the files.
 //!
 //! A [`DefinitionSet`] is built in one go: every file is compiled on its
-//! own (diagnostics carry that file's line and column), the nine hooks must
+//! own (diagnostics carry that file's line and column), the ten hooks must
 //! each be defined once with the right parameters, and each hook is run on
 //! a few built-in sample inputs so that one that fails on ordinary input or
-//! returns something other than a bool is rejected at load time. Every
+//! returns something other than a bool (an integer from 0 to 90 for
+//! `failure_window_days`) is rejected at load time. Every
 //! problem is reported, not just the first. Once built, a set is immutable,
 //! `Send + Sync`, and pure: the same input always gives the same answer.
 
@@ -32,16 +33,18 @@ use chrono::NaiveDate;
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, FuncArgs, Map, Scope};
 use sha2::{Digest, Sha256};
 
-use crate::domain::classify::{HookError, Hooks, IssueView, SourceLocation, TransitionView, VersionView};
-use crate::domain::facts::StatusCategory;
+use crate::domain::classify::{
+    HookError, Hooks, IssueView, SourceLocation, TransitionView, VersionView, MAX_FAILURE_WINDOW_DAYS,
+};
+use crate::domain::facts::{FieldValue, StatusCategory};
 
 use self::compile::Layout;
-use self::hooks::{Input, HOOKS};
+use self::hooks::{Input, Returns, HOOKS, HOOK_COUNT};
 pub use self::problems::{DefinitionError, DefinitionFile, DefinitionsLoadError};
 pub use self::prepared::{PreparedIssue, PreparedTransition};
 
-/// The names of the nine hooks every definition set defines.
-pub const HOOK_NAMES: [&str; 9] = [
+/// The names of the ten hooks every definition set defines.
+pub const HOOK_NAMES: [&str; HOOK_COUNT] = [
     "is_excluded",
     "is_deployment",
     "is_deployment_transition",
@@ -51,6 +54,7 @@ pub const HOOK_NAMES: [&str; 9] = [
     "is_restore",
     "is_work_start",
     "is_ai_involved",
+    "failure_window_days",
 ];
 
 /// The shipped default definitions, as built into the binary.
@@ -64,6 +68,8 @@ const SHIPPED: [(&str, &str); 5] = [
 
 /// A compiled, checked set of definitions, ready to classify.
 pub struct DefinitionSet {
+    /// The allow-listed custom fields the issues carry.
+    field_names: Arc<[String]>,
     engine: Engine,
     ast: AST,
     files: Vec<DefinitionFile>,
@@ -77,11 +83,11 @@ pub struct DefinitionSet {
     /// `<number>-<hash>` once numbered, else the hash.
     version: String,
     /// Per hook (in `HOOKS` order): what a cached hook reads, if cacheable.
-    plans: [Option<memo::Plan>; 9],
-    caches: [memo::HookCache; 9],
+    plans: [Option<memo::Plan>; HOOK_COUNT],
+    caches: [memo::HookCache; HOOK_COUNT],
     /// Per hook: answers by slot, for hooks that read only bools and
     /// categories (empty otherwise).
-    slots: [Vec<std::sync::OnceLock<bool>>; 9],
+    slots: [Vec<std::sync::OnceLock<memo::Answer>>; HOOK_COUNT],
     memoise: bool,
     /// Issue records: all issue hook answers by the union of what they read.
     record_plan: Option<memo::Plan>,
@@ -103,8 +109,17 @@ impl fmt::Debug for DefinitionSet {
 
 impl DefinitionSet {
     /// Compiles and checks `files` (in any order; they are taken in name
-    /// order). Fails with every problem found.
-    pub fn compile(mut files: Vec<DefinitionFile>) -> Result<DefinitionSet, Vec<DefinitionError>> {
+    /// order) for issues without allow-listed custom fields. Fails with every
+    /// problem found.
+    pub fn compile(files: Vec<DefinitionFile>) -> Result<DefinitionSet, Vec<DefinitionError>> {
+        Self::compile_for(files, &[])
+    }
+
+    /// [`Self::compile`] for issues whose `fields` map holds the custom
+    /// fields `field_names` (`jira.extra_fields`): the load-time samples
+    /// carry them too, so a hook reading `issue.fields["Team"]` loads, and
+    /// one reading a field that is not configured is refused.
+    pub fn compile_for(mut files: Vec<DefinitionFile>, field_names: &[String]) -> Result<DefinitionSet, Vec<DefinitionError>> {
         files.sort_by(|a, b| a.name.cmp(&b.name));
         let engine = sandbox::engine();
         let compiled = compile::compile(&engine, &files);
@@ -118,6 +133,7 @@ impl DefinitionSet {
         let needed = prepared::needed(&plans);
         let version = hash.clone();
         let set = DefinitionSet {
+            field_names: field_names.into(),
             engine,
             ast,
             files,
@@ -148,8 +164,8 @@ impl DefinitionSet {
     }
 
     /// Loads every `*.rhai` file of `dir` (other files are ignored) and
-    /// compiles them.
-    pub fn load_dir(dir: impl AsRef<Path>) -> Result<DefinitionSet, DefinitionsLoadError> {
+    /// compiles them for issues with the custom fields `field_names`.
+    pub fn load_dir(dir: impl AsRef<Path>, field_names: &[String]) -> Result<DefinitionSet, DefinitionsLoadError> {
         let dir = dir.as_ref();
         let read_dir_error = |source| DefinitionsLoadError::ReadDir { path: dir.to_owned(), source };
         let mut paths = Vec::new();
@@ -170,7 +186,13 @@ impl DefinitionSet {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             files.push(DefinitionFile { name, source });
         }
-        Self::compile(files).map_err(DefinitionsLoadError::Invalid)
+        Self::compile_for(files, field_names).map_err(DefinitionsLoadError::Invalid)
+    }
+
+    /// The allow-listed custom fields the set was compiled for; new
+    /// definitions replacing it are compiled for the same.
+    pub fn field_names(&self) -> &[String] {
+        &self.field_names
     }
 
     /// The default definitions shipped with the service (the files of
@@ -245,9 +267,10 @@ impl DefinitionSet {
         &self.files
     }
 
-    /// Calls `hook` with `args` in the sandbox; the answer must be a bool.
-    fn call(&self, hook: &'static str, args: impl FuncArgs) -> Result<bool, HookError> {
-        self.run(hook, args).map_err(|problem| HookError {
+    /// Calls `hook` with `args` in the sandbox; the answer must be of the
+    /// hook's type.
+    fn call(&self, hook: &'static str, returns: Returns, args: impl FuncArgs) -> Result<memo::Answer, HookError> {
+        self.run(hook, returns, args).map_err(|problem| HookError {
             hook,
             location: (!problem.file.is_empty())
                 .then(|| SourceLocation { file: problem.file, line: problem.line, column: problem.column }),
@@ -255,7 +278,7 @@ impl DefinitionSet {
         })
     }
 
-    fn run(&self, hook: &'static str, args: impl FuncArgs) -> Result<bool, DefinitionError> {
+    fn run(&self, hook: &'static str, returns: Returns, args: impl FuncArgs) -> Result<memo::Answer, DefinitionError> {
         let file = self.hook_file(hook);
         let result = {
             let name =
@@ -264,14 +287,23 @@ impl DefinitionSet {
             let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
             self.engine.call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &self.ast, hook, args)
         };
-        match result {
-            Ok(value) => value.as_bool().map_err(|_| {
-                let (line, column) = self.definition_position(hook);
-                let message = format!("returned {}, expected a bool", describe_type(&value));
-                DefinitionError { file: file.to_owned(), line, column, hook: None, message }
-            }),
-            Err(err) => Err(self.explain(hook, &err)),
-        }
+        let value = result.map_err(|err| self.explain(hook, &err))?;
+        let answer = match returns {
+            Returns::Bool => value.as_bool().map(memo::Answer::from).map_err(|_| "a bool".to_owned()),
+            Returns::Days => {
+                let expected = format!("an integer from 0 to {MAX_FAILURE_WINDOW_DAYS}");
+                match value.as_int() {
+                    Ok(days) if (0..=i64::from(MAX_FAILURE_WINDOW_DAYS)).contains(&days) => Ok(days as memo::Answer),
+                    Ok(days) => Err(format!("{expected}, not {days}")),
+                    Err(_) => Err(expected),
+                }
+            }
+        };
+        answer.map_err(|expected| {
+            let (line, column) = self.definition_position(hook);
+            let message = format!("returned {}, expected {expected}", describe_type(&value));
+            DefinitionError { file: file.to_owned(), line, column, hook: None, message }
+        })
     }
 
     /// The file that defines `hook`.
@@ -323,7 +355,7 @@ impl DefinitionSet {
     /// Runs every defined hook on the built-in samples; returns a problem
     /// for each hook that fails or does not answer with a bool.
     fn smoke_run(&self) -> Vec<DefinitionError> {
-        let samples = Samples::new();
+        let samples = Samples::new(&self.field_names);
         let mut errors = Vec::new();
         for spec in &HOOKS {
             if !self.layout.hook_files.contains_key(spec.name) {
@@ -331,17 +363,17 @@ impl DefinitionSet {
             }
             let outcome = match spec.input {
                 Input::Issue => samples.issues.iter().try_for_each(|(what, issue)| {
-                    self.run(spec.name, (issue.clone(),)).map(drop).map_err(|e| (e, what.to_string()))
+                    self.run(spec.name, spec.returns, (issue.clone(),)).map(drop).map_err(|e| (e, what.to_string()))
                 }),
                 Input::IssueAndTransition => samples.issues.iter().try_for_each(|(what_issue, issue)| {
                     samples.transitions.iter().try_for_each(|(what_t, t)| {
-                        self.run(spec.name, (issue.clone(), t.clone()))
+                        self.run(spec.name, spec.returns, (issue.clone(), t.clone()))
                             .map(drop)
                             .map_err(|e| (e, format!("{what_issue}, change {what_t}")))
                     })
                 }),
                 Input::Version => samples.versions.iter().try_for_each(|(what, version)| {
-                    self.run(spec.name, (version.clone(),)).map(drop).map_err(|e| (e, what.to_string()))
+                    self.run(spec.name, spec.returns, (version.clone(),)).map(drop).map_err(|e| (e, what.to_string()))
                 }),
             };
             if let Err((problem, sample)) = outcome {
@@ -396,11 +428,13 @@ struct Samples {
 }
 
 impl Samples {
-    fn new() -> Self {
+    fn new(field_names: &[String]) -> Self {
+        let fields: Vec<(Arc<str>, Option<FieldValue>)> = field_names.iter().map(|n| (Arc::from(n.as_str()), None)).collect();
         const CREATED: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
         const HOUR: i64 = 3_600_000;
         let no_labels: Vec<String> = Vec::new();
         let labels = vec!["backend".to_owned(), "ai-assisted".to_owned()];
+        let components = vec!["Payments".to_owned()];
         let open_story = IssueView {
             project: "DEMO",
             issue_type: "Story",
@@ -413,6 +447,9 @@ impl Samples {
             fix_versions: vec![],
             affected_versions: vec![],
             app_changes: 0,
+            components: &no_labels,
+            priority: None,
+            fields: &fields,
             transitions: vec![],
         };
         let done_bug = IssueView {
@@ -424,8 +461,11 @@ impl Samples {
             fix_versions: vec!["2.0"],
             affected_versions: vec!["1.9"],
             app_changes: 1,
+            components: &components,
+            priority: Some("High"),
             ..open_story.clone()
         };
+        let open_incident = IssueView { issue_type: "Incident", ..open_story.clone() };
         let start = TransitionView {
             from: "To Do",
             to: "In Progress",
@@ -452,7 +492,8 @@ impl Samples {
         Samples {
             issues: vec![
                 ("open story", maps::issue(&open_story)),
-                ("done bug with labels and versions", maps::issue(&done_bug)),
+                ("done bug with labels, versions, a component and a priority", maps::issue(&done_bug)),
+                ("open incident without versions", maps::issue(&open_incident)),
             ],
             transitions: vec![
                 ("To Do → In Progress", maps::transition(&start)),
@@ -480,9 +521,7 @@ impl Hooks for DefinitionSet {
         });
         // Every issue hook already answered for this record, and no other
         // hook looks at the issue: nothing needs copying.
-        let complete = known.is_some_and(|answers| {
-            HOOKS.iter().zip(answers).all(|(spec, answer)| spec.input != Input::Issue || answer.is_some())
-        });
+        let complete = known.is_some_and(|answers| record_complete(&answers));
         let prepared = PreparedIssue::new(issue, if complete && self.issue_free_transitions { 0 } else { self.needed.0 });
         if let Some(answers) = known {
             prepared.answers.set(answers);
@@ -493,32 +532,47 @@ impl Hooks for DefinitionSet {
         PreparedTransition::new(t, self.needed.1)
     }
     fn is_excluded(&self, issue: &PreparedIssue) -> Result<bool, HookError> {
-        self.ask(0, Some(issue), None, None)
+        self.ask(0, Some(issue), None, None).map(|a| a != 0)
     }
     fn is_deployment(&self, version: &VersionView<'_>) -> Result<bool, HookError> {
-        self.ask(1, None, None, Some(version))
+        self.ask(1, None, None, Some(version)).map(|a| a != 0)
     }
     fn is_deployment_transition(&self, issue: &PreparedIssue, t: &PreparedTransition) -> Result<bool, HookError> {
-        self.ask(2, Some(issue), Some(t), None)
+        self.ask(2, Some(issue), Some(t), None).map(|a| a != 0)
     }
     fn is_failure(&self, issue: &PreparedIssue) -> Result<bool, HookError> {
-        self.ask(3, Some(issue), None, None)
+        self.ask(IS_FAILURE, Some(issue), None, None).map(|a| a != 0)
     }
     fn is_failure_transition(&self, issue: &PreparedIssue, t: &PreparedTransition) -> Result<bool, HookError> {
-        self.ask(4, Some(issue), Some(t), None)
+        self.ask(4, Some(issue), Some(t), None).map(|a| a != 0)
     }
     fn is_incident(&self, issue: &PreparedIssue) -> Result<bool, HookError> {
-        self.ask(5, Some(issue), None, None)
+        self.ask(5, Some(issue), None, None).map(|a| a != 0)
     }
     fn is_restore(&self, issue: &PreparedIssue, t: &PreparedTransition) -> Result<bool, HookError> {
-        self.ask(6, Some(issue), Some(t), None)
+        self.ask(6, Some(issue), Some(t), None).map(|a| a != 0)
     }
     fn is_work_start(&self, issue: &PreparedIssue, t: &PreparedTransition) -> Result<bool, HookError> {
-        self.ask(7, Some(issue), Some(t), None)
+        self.ask(7, Some(issue), Some(t), None).map(|a| a != 0)
     }
     fn is_ai_involved(&self, issue: &PreparedIssue) -> Result<bool, HookError> {
-        self.ask(8, Some(issue), None, None)
+        self.ask(8, Some(issue), None, None).map(|a| a != 0)
     }
+    fn failure_window_days(&self, issue: &PreparedIssue) -> Result<u32, HookError> {
+        self.ask(FAILURE_WINDOW_DAYS, Some(issue), None, None).map(u32::from)
+    }
+}
+
+/// Indices into `HOOKS` of the two hooks the record fast path relates.
+const IS_FAILURE: usize = 3;
+const FAILURE_WINDOW_DAYS: usize = 9;
+
+/// Whether a record holds every issue hook answer an issue with it can be
+/// asked for: `failure_window_days` only matters for failures.
+fn record_complete(answers: &memo::Record) -> bool {
+    HOOKS.iter().zip(answers).enumerate().all(|(i, (spec, answer))| {
+        spec.input != Input::Issue || answer.is_some() || (i == FAILURE_WINDOW_DAYS && answers[IS_FAILURE] == Some(0))
+    })
 }
 
 impl DefinitionSet {
@@ -530,15 +584,16 @@ impl DefinitionSet {
         issue: Option<&PreparedIssue>,
         t: Option<&PreparedTransition>,
         version: Option<&VersionView<'_>>,
-    ) -> Result<bool, HookError> {
+    ) -> Result<memo::Answer, HookError> {
         let spec = &HOOKS[index];
         let run = || match spec.input {
-            Input::Issue => self.call(spec.name, (issue.map(PreparedIssue::map).unwrap_or_default(),)),
+            Input::Issue => self.call(spec.name, spec.returns, (issue.map(PreparedIssue::map).unwrap_or_default(),)),
             Input::IssueAndTransition => self.call(
                 spec.name,
+                spec.returns,
                 (issue.map(PreparedIssue::map).unwrap_or_default(), t.map(PreparedTransition::map).unwrap_or_default()),
             ),
-            Input::Version => self.call(spec.name, (version.map(maps::version).unwrap_or_default(),)),
+            Input::Version => self.call(spec.name, spec.returns, (version.map(maps::version).unwrap_or_default(),)),
         };
         let Some(plan) = self.plans[index].as_ref().filter(|_| self.memoise) else {
             return run();
@@ -569,8 +624,8 @@ impl DefinitionSet {
         issue: Option<&PreparedIssue>,
         t: Option<&PreparedTransition>,
         version: Option<&VersionView<'_>>,
-        run: impl FnOnce() -> Result<bool, HookError>,
-    ) -> Result<bool, HookError> {
+        run: impl FnOnce() -> Result<memo::Answer, HookError>,
+    ) -> Result<memo::Answer, HookError> {
         let spec = &HOOKS[index];
         if !self.slots[index].is_empty() {
             let slot = &self.slots[index][prepared::slot(spec, plan, issue, t, version)];

@@ -11,6 +11,7 @@
 //! tables, `memo` and the domain's views only.
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 use chrono::NaiveDate;
@@ -19,10 +20,10 @@ use rhai::{AST, Map};
 use super::compile::Layout;
 use super::memo::{self, Plan};
 use super::properties::{self, Kind, Value, ISSUE, ISSUE_NAMES, TRANSITION, TRANSITION_NAMES, VERSION, VERSION_NAMES};
-use super::hooks::{HookSpec, Input, HOOKS};
+use super::hooks::{HookSpec, Input, HOOKS, HOOK_COUNT};
 use super::problems::DefinitionFile;
 use crate::domain::classify::{IssueView, TransitionView, VersionView};
-use crate::domain::facts::StatusCategory;
+use crate::domain::facts::{FieldValue, StatusCategory};
 
 /// A set of property indices, as bits.
 pub(super) type Needed = u16;
@@ -43,6 +44,8 @@ enum Owned {
     OptionalInt(Option<i64>),
     Category(StatusCategory),
     OptionalDate(Option<NaiveDate>),
+    OptionalText(Option<String>),
+    Fields(Vec<(Arc<str>, Option<FieldValue>)>),
 }
 
 impl Owned {
@@ -58,6 +61,8 @@ impl Owned {
             Value::OptionalInt(n) => Owned::OptionalInt(n),
             Value::Category(c) => Owned::Category(c),
             Value::OptionalDate(d) => Owned::OptionalDate(d),
+            Value::OptionalText(s) => Owned::OptionalText(s.filter(|_| needed).map(str::to_owned)),
+            Value::Fields(fields) => Owned::Fields(if needed { fields.to_vec() } else { Vec::new() }),
         }
     }
 
@@ -70,6 +75,8 @@ impl Owned {
             Owned::OptionalInt(n) => Value::OptionalInt(*n),
             Owned::Category(c) => Value::Category(*c),
             Owned::OptionalDate(d) => Value::OptionalDate(*d),
+            Owned::OptionalText(s) => Value::OptionalText(s.as_deref()),
+            Owned::Fields(fields) => Value::Fields(fields),
         }
     }
 }
@@ -86,7 +93,7 @@ pub struct PreparedIssue {
     values: [Owned; ISSUE.len()],
     map: OnceLock<Map>,
     /// Answers of the issue hooks already known for this issue's record.
-    pub(super) answers: Cell<[Option<bool>; 9]>,
+    pub(super) answers: Cell<memo::Record>,
 }
 
 impl PreparedIssue {
@@ -95,7 +102,7 @@ impl PreparedIssue {
             needed,
             values: std::array::from_fn(|p| Owned::of((ISSUE[p].read)(v), has(needed, p))),
             map: OnceLock::new(),
-            answers: Cell::new([None; 9]),
+            answers: Cell::new([None; HOOK_COUNT]),
         }
     }
 
@@ -191,8 +198,8 @@ fn properties(spec: &HookSpec) -> Vec<&'static [&'static str]> {
 
 /// The plan of each hook, in `HOOKS` order: `None` for a hook that must
 /// not be cached (or that is not defined correctly).
-pub(super) fn plans(ast: &AST, files: &[DefinitionFile], layout: &Layout) -> [Option<Plan>; 9] {
-    let mut plans: [Option<Plan>; 9] = Default::default();
+pub(super) fn plans(ast: &AST, files: &[DefinitionFile], layout: &Layout) -> [Option<Plan>; HOOK_COUNT] {
+    let mut plans: [Option<Plan>; HOOK_COUNT] = Default::default();
     for (slot, spec) in plans.iter_mut().zip(&HOOKS) {
         let mut defined = ast.iter_functions().filter(|f| f.name == spec.name);
         let (Some(function), None) = (defined.next(), defined.next()) else { continue };
@@ -214,7 +221,7 @@ pub(super) fn plans(ast: &AST, files: &[DefinitionFile], layout: &Layout) -> [Op
 /// The issue and transition properties the hooks can read: everything
 /// unless every hook receiving that kind of map is cached, else the union
 /// of what they read.
-pub(super) fn needed(plans: &[Option<Plan>; 9]) -> (Needed, Needed) {
+pub(super) fn needed(plans: &[Option<Plan>; HOOK_COUNT]) -> (Needed, Needed) {
     let (mut issue, mut transition): (Needed, Needed) = (0, 0);
     for (spec, plan) in HOOKS.iter().zip(plans) {
         let takes_issue = matches!(spec.input, Input::Issue | Input::IssueAndTransition);
@@ -244,7 +251,7 @@ pub(super) fn needed(plans: &[Option<Plan>; 9]) -> (Needed, Needed) {
 /// The plan of the issue records: the union of what the issue hooks read
 /// (a property keyed by its length only when every hook reading it uses
 /// only its length); `None` unless every issue hook is cached.
-pub(super) fn record_plan(plans: &[Option<Plan>; 9]) -> Option<Plan> {
+pub(super) fn record_plan(plans: &[Option<Plan>; HOOK_COUNT]) -> Option<Plan> {
     let (mut reads, mut full) = (Vec::new(), Vec::new());
     for (spec, plan) in HOOKS.iter().zip(plans) {
         if spec.input != Input::Issue {
@@ -276,7 +283,7 @@ pub(super) fn write_record_key_of_view(key: &mut String, plan: &Plan, v: &IssueV
 
 /// Whether a hook receiving a status change may read the issue's
 /// properties (then an issue's values are always copied).
-pub(super) fn transition_hooks_read_issue(plans: &[Option<Plan>; 9]) -> bool {
+pub(super) fn transition_hooks_read_issue(plans: &[Option<Plan>; HOOK_COUNT]) -> bool {
     HOOKS.iter().zip(plans).any(|(spec, plan)| {
         spec.input == Input::IssueAndTransition && plan.as_ref().is_none_or(|p| !p.reads[0].is_empty())
     })
@@ -360,6 +367,9 @@ mod tests {
             fix_versions: vec!["1.0"],
             affected_versions: vec!["0.9", "0.8"],
             app_changes: 70_000,
+            components: &labels,
+            priority: Some("High"),
+            fields: &[],
             transitions: vec![],
         };
         let all: Vec<usize> = (0..ISSUE.len()).collect();

@@ -11,12 +11,14 @@
 //! Must not depend on anything but `memo`'s key encoding and the domain's
 //! views.
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
-use rhai::{Array, Dynamic};
+use rhai::{Array, Dynamic, Map};
 
 use super::memo;
 use crate::domain::classify::{IssueView, TransitionView, VersionView};
-use crate::domain::facts::StatusCategory;
+use crate::domain::facts::{FieldValue, StatusCategory};
 
 /// The type of a property as scripts see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +36,10 @@ pub enum Kind {
     Category,
     /// `"YYYY-MM-DD"` or `()`.
     OptionalDate,
+    /// A string or `()`.
+    OptionalText,
+    /// A map of the allow-listed custom fields by name.
+    Fields,
 }
 
 impl Kind {
@@ -73,6 +79,8 @@ pub enum Value<'a> {
     OptionalInt(Option<i64>),
     Category(StatusCategory),
     OptionalDate(Option<NaiveDate>),
+    OptionalText(Option<&'a str>),
+    Fields(&'a [(Arc<str>, Option<FieldValue>)]),
 }
 
 fn string(s: &str) -> Dynamic {
@@ -95,6 +103,10 @@ impl Value<'_> {
             Value::OptionalInt(n) => n.map_or(Dynamic::UNIT, Dynamic::from_int),
             Value::Category(c) => string(c.key()),
             Value::OptionalDate(d) => d.map_or(Dynamic::UNIT, |d| string(&d.format("%Y-%m-%d").to_string())),
+            Value::OptionalText(s) => s.map_or(Dynamic::UNIT, string),
+            Value::Fields(fields) => Dynamic::from_map(
+                fields.iter().map(|(name, value)| (name.as_ref().into(), value.as_ref().map_or(Dynamic::UNIT, field))).collect::<Map>(),
+            ),
         }
     }
 
@@ -122,6 +134,19 @@ impl Value<'_> {
             Value::OptionalInt(None) | Value::OptionalDate(None) => memo::push_unit(key),
             Value::Category(c) => memo::push_str(key, c.key()),
             Value::OptionalDate(Some(d)) => memo::push_str(key, &d.format("%Y-%m-%d").to_string()),
+            Value::OptionalText(Some(s)) => memo::push_str(key, s),
+            Value::OptionalText(None) => memo::push_unit(key),
+            Value::Fields(fields) => {
+                for (_, value) in fields {
+                    match value {
+                        None => memo::push_unit(key),
+                        Some(FieldValue::Option(s)) => memo::push_str(key, s),
+                        Some(FieldValue::Options(items)) => memo::push_strs(key, items.iter().map(String::as_str)),
+                        Some(FieldValue::Number(n)) => memo::push_int(key, n.to_bits() as i64),
+                        Some(FieldValue::Date(d)) => memo::push_str(key, &d.format("%Y-%m-%d").to_string()),
+                    }
+                }
+            }
         }
     }
 
@@ -141,8 +166,18 @@ impl Value<'_> {
     }
 }
 
+/// A custom field's value as scripts receive it.
+fn field(value: &FieldValue) -> Dynamic {
+    match value {
+        FieldValue::Option(s) => string(s),
+        FieldValue::Options(items) => strings(items.iter().map(String::as_str)),
+        FieldValue::Number(n) => Dynamic::from_float(*n),
+        FieldValue::Date(d) => string(&d.format("%Y-%m-%d").to_string()),
+    }
+}
+
 /// The properties of an issue.
-pub const ISSUE: [Property<ReadIssue>; 11] = [
+pub const ISSUE: [Property<ReadIssue>; 14] = [
     Property { name: "project", kind: Kind::Text, read: |v| Value::Text(v.project) },
     Property { name: "type", kind: Kind::Text, read: |v| Value::Text(v.issue_type) },
     Property { name: "is_subtask", kind: Kind::Bool, read: |v| Value::Bool(v.is_subtask) },
@@ -154,6 +189,9 @@ pub const ISSUE: [Property<ReadIssue>; 11] = [
     Property { name: "fix_versions", kind: Kind::Texts, read: |v| Value::Names(&v.fix_versions) },
     Property { name: "affected_versions", kind: Kind::Texts, read: |v| Value::Names(&v.affected_versions) },
     Property { name: "app_changes", kind: Kind::Int, read: |v| Value::Int(i64::from(v.app_changes)) },
+    Property { name: "components", kind: Kind::Texts, read: |v| Value::Labels(v.components) },
+    Property { name: "priority", kind: Kind::OptionalText, read: |v| Value::OptionalText(v.priority) },
+    Property { name: "fields", kind: Kind::Fields, read: |v| Value::Fields(v.fields) },
 ];
 
 /// The properties of a status change.
@@ -185,7 +223,7 @@ const fn names<R, const N: usize>(table: &[Property<R>; N]) -> [&'static str; N]
     out
 }
 
-pub const ISSUE_NAMES: [&str; 11] = names(&ISSUE);
+pub const ISSUE_NAMES: [&str; 14] = names(&ISSUE);
 pub const TRANSITION_NAMES: [&str; 6] = names(&TRANSITION);
 pub const VERSION_NAMES: [&str; 4] = names(&VERSION);
 

@@ -183,7 +183,8 @@ impl Harvester {
         if !errors.is_empty() {
             return Validation { errors, previews: Vec::new(), set: None };
         }
-        let compiled = tokio::task::spawn_blocking(move || DefinitionSet::compile(files)).await;
+        let field_names = self.definitions().field_names().to_vec();
+        let compiled = tokio::task::spawn_blocking(move || DefinitionSet::compile_for(files, &field_names)).await;
         let proposed = match compiled {
             Ok(Ok(set)) => Arc::new(set),
             Ok(Err(found)) => return Validation { errors: found, previews: Vec::new(), set: None },

@@ -60,7 +60,8 @@ pub async fn watch(harvester: Arc<Harvester>, dir: PathBuf, interval: Duration, 
         if hash == harvester.definitions().content_hash() {
             continue;
         }
-        match tokio::task::spawn_blocking(move || DefinitionSet::compile(files)).await {
+        let field_names = harvester.definitions().field_names().to_vec();
+        match tokio::task::spawn_blocking(move || DefinitionSet::compile_for(files, &field_names)).await {
             Ok(Ok(set)) => {
                 if let Err(e) = harvester.in_force().activate(&lock, set, Origin::File, None).await {
                     warn!(error = %e, "edited definitions not activated");

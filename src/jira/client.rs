@@ -20,15 +20,17 @@ use tracing::{debug, warn};
 use super::convert::{self, AppRule};
 use super::wire::{
     BulkChangelogPage, PagedValues, SearchPage, WireChangelog, WireHistory, WireIssue, WireIssueId,
-    WireMyself, WireProject, WireStatusEntry, WireVersion,
+    WireField, WireMyself, WireProject, WireStatusEntry, WireVersion,
 };
+use super::convert::ExtraField;
 use super::report::{Attempts, FetchCounters, JiraError, RequestName};
 use super::settings::{CloudChangelogs, Flavor, JiraAuth, JiraConfig, SecretString};
 use crate::domain::facts::{IssueFacts, Millis, StatusChange, StatusFacts, VersionFacts};
 
-/// The only fields a search asks for (metrics-spec §2).
+/// The only fields a search asks for (metrics-spec §2), besides the
+/// allow-listed custom fields.
 pub const SEARCH_FIELDS: &str =
-    "issuetype,labels,created,updated,resolutiondate,status,fixVersions,versions,project";
+    "issuetype,labels,created,updated,resolutiondate,status,fixVersions,versions,project,components,priority";
 
 /// Jira's limit on ids per bulk changelog request.
 const BULK_IDS: usize = 1000;
@@ -57,6 +59,12 @@ struct Inner {
     cloud_changelogs: CloudChangelogs,
     /// The account's zone; `None` when the site does not say.
     time_zone: OnceCell<Option<chrono_tz::Tz>>,
+    /// `jira.extra_fields`, by name as configured.
+    extra_field_names: Vec<String>,
+    /// Those fields resolved against the site's field list.
+    extra_fields: OnceCell<Vec<ExtraField>>,
+    /// `fields=` of an issue search.
+    search_fields: OnceCell<String>,
 }
 
 /// Whose credential a request carries.
@@ -179,6 +187,9 @@ impl JiraClient {
                 },
                 cloud_changelogs: cfg.cloud_changelogs,
                 time_zone: OnceCell::new(),
+                extra_field_names: cfg.extra_fields,
+                extra_fields: OnceCell::new(),
+                search_fields: OnceCell::new(),
             }),
         })
     }
@@ -465,6 +476,38 @@ impl JiraClient {
             .copied()
     }
 
+    /// The allow-listed custom fields (`jira.extra_fields`), resolved by
+    /// name through the site's field list on first use. A name no field
+    /// has, or a field of a type that can hold text, is a configuration
+    /// error naming the field and its type.
+    pub async fn extra_fields(&self) -> Result<&[ExtraField], JiraError> {
+        self.inner
+            .extra_fields
+            .get_or_try_init(|| async {
+                let names = &self.inner.extra_field_names;
+                if names.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let site: Vec<WireField> = self.call(Method::GET, &["field"], &[], None, None).await?;
+                convert::resolve_extra_fields(names, &site).map_err(JiraError::ExtraFields)
+            })
+            .await
+            .map(Vec::as_slice)
+    }
+
+    /// `fields=` of an issue search: the facts of metrics-spec §2 and the
+    /// allow-listed custom fields by id, nothing else.
+    async fn search_fields(&self) -> Result<&str, JiraError> {
+        let extra = self.extra_fields().await?;
+        Ok(self.inner.search_fields.get_or_init(|| async {
+            extra.iter().fold(SEARCH_FIELDS.to_owned(), |mut fields, f| {
+                fields.push(',');
+                fields.push_str(&f.id);
+                fields
+            })
+        }).await)
+    }
+
     /// The JQL for a project, optionally bounded by an `updated` watermark.
     pub async fn jql(&self, project: &str, since: Option<Millis>) -> Result<String, JiraError> {
         let key = project.replace('\\', "\\\\").replace('"', "\\\"");
@@ -511,7 +554,9 @@ impl JiraClient {
         };
         let search = RequestName { method: "GET".into(), path: self.url(&Method::GET, segments)?.path().to_string() };
         let expand = !cloud || self.inner.cloud_changelogs == CloudChangelogs::ExpandedSearch;
-        self.search_pages(&jql, SEARCH_FIELDS, expand, counters, |page: Vec<WireIssue>| {
+        let fields = self.search_fields().await?;
+        let extra = self.extra_fields().await?;
+        self.search_pages(&jql, fields, expand, counters, |page: Vec<WireIssue>| {
             for mut wire in page {
                 let changelog = wire.changelog.take();
                 let (changes, complete) = match changelog {
@@ -528,7 +573,7 @@ impl JiraClient {
                     }
                     None => (Vec::new(), false),
                 };
-                let facts = convert::issue_facts(wire, project, changes).map_err(|source| {
+                let facts = convert::issue_facts(wire, project, changes, extra).map_err(|source| {
                     JiraError::Invalid { req: search.clone(), source }
                 })?;
                 if !complete {

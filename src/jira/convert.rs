@@ -4,12 +4,14 @@
 //! where timestamps in Jira's several formats become Unix milliseconds.
 //! Must not depend on HTTP or tokio.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate};
 use thiserror::Error;
 
-use super::wire::{StrOrNum, WireHistory, WireIssue, WireStatusEntry, WireVersion};
+use super::wire::{StrOrNum, WireCustomValue, WireField, WireHistory, WireIssue, WireStatusEntry, WireVersion};
 use crate::domain::facts::{
-    IssueFacts, Millis, StatusCategory, StatusChange, StatusFacts, StatusRef, VersionFacts,
+    FieldValue, IssueFacts, Millis, StatusCategory, StatusChange, StatusFacts, StatusRef, VersionFacts,
 };
 
 /// A value in a well-formed response that does not mean what it must.
@@ -122,14 +124,20 @@ fn id_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// Converts a search result to facts. `changes` is the complete list of
 /// status changes (from the search itself or fetched separately); the
 /// issue's own `changelog` is ignored here. `project` is used when the
-/// issue does not name its project.
+/// issue does not name its project. `extra` are the allow-listed custom
+/// fields: each gets the issue's value if it has the field's kind, else
+/// none; other custom fields are dropped.
 pub fn issue_facts(
     issue: WireIssue,
     project: &str,
     changes: Vec<StatusChange>,
+    extra: &[ExtraField],
 ) -> Result<IssueFacts, ConvertError> {
     let f = issue.fields;
-    let created = required_time(&f.created, "fields.created")?;
+    let missing = |field| ConvertError { field, problem: "is missing" };
+    let created = required_time(f.created.as_ref().ok_or(missing("fields.created"))?, "fields.created")?;
+    let issuetype = f.issuetype.ok_or(missing("fields.issuetype"))?;
+    let status = f.status.ok_or(missing("fields.status"))?;
     let updated = match &f.updated {
         Some(v) => required_time(v, "fields.updated")?,
         None => created,
@@ -147,22 +155,41 @@ pub fn issue_facts(
             .project
             .and_then(|p| p.key)
             .unwrap_or_else(|| project.to_string()),
-        issue_type: f.issuetype.name,
-        is_subtask: f.issuetype.subtask,
+        issue_type: issuetype.name,
+        is_subtask: issuetype.subtask,
         labels: f.labels.unwrap_or_default(),
         created,
         updated,
         resolved,
-        status_category: f
-            .status
+        status_category: status
             .status_category
             .and_then(|c| c.key)
             .map_or(StatusCategory::Undefined, |k| StatusCategory::from_key(&k)),
-        status: StatusRef { id: f.status.id.into_id(), name: f.status.name },
+        status: StatusRef { id: status.id.into_id(), name: status.name },
         fix_versions: ids(f.fix_versions),
         affected_versions: ids(f.versions),
+        components: f.components.unwrap_or_default().into_iter().filter_map(|c| c.name).collect(),
+        priority: f.priority.and_then(|p| p.name),
+        fields: extra
+            .iter()
+            .map(|field| {
+                let value = f.custom.iter().find(|(id, _)| *id == field.id).and_then(|(_, v)| field_value(field.kind, v));
+                (Arc::clone(&field.name), value)
+            })
+            .collect(),
         changes,
     })
+}
+
+/// A custom field's value, when it has the shape of the field's kind.
+fn field_value(kind: FieldKind, value: &WireCustomValue) -> Option<FieldValue> {
+    match (kind, value) {
+        (FieldKind::Option, WireCustomValue::Option(v)) => Some(FieldValue::Option(v.clone())),
+        (FieldKind::Options, WireCustomValue::Options(v)) => Some(FieldValue::Options(v.clone())),
+        (FieldKind::Number, WireCustomValue::Number(n)) if n.is_finite() => Some(FieldValue::Number(*n)),
+        (FieldKind::Date, WireCustomValue::Date(d)) => NaiveDate::parse_from_str(d, "%Y-%m-%d").ok().map(FieldValue::Date),
+        _ => None,
+    }
 }
 
 /// Converts a version. `description` and `userReleaseDate` are never read.
@@ -183,6 +210,70 @@ pub fn version_facts(v: WireVersion) -> Result<VersionFacts, ConvertError> {
     })
 }
 
+/// The kinds of custom field the service may read: none of them can hold
+/// text a person wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// A single choice (`option`).
+    Option,
+    /// Several choices (`array` of `option`).
+    Options,
+    Number,
+    /// A calendar date (`date`, not `datetime`).
+    Date,
+}
+
+/// An allow-listed field, resolved: its Jira id, the name the configuration
+/// gives it (which the definitions see) and its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraField {
+    pub id: String,
+    pub name: Arc<str>,
+    pub kind: FieldKind,
+}
+
+/// Resolves the allow-listed field names against the site's field list
+/// (names compare case-insensitively). Refuses, naming the field and its
+/// type, a name no field has, a name several fields share, and any type
+/// other than an option, an array of options, a number or a date; every
+/// problem is reported at once.
+pub fn resolve_extra_fields(names: &[String], site: &[WireField]) -> Result<Vec<ExtraField>, Vec<String>> {
+    let mut resolved = Vec::new();
+    let mut problems = Vec::new();
+    for name in names {
+        let matching: Vec<&WireField> = site.iter().filter(|f| f.name.to_lowercase() == name.to_lowercase()).collect();
+        let field = match matching.as_slice() {
+            [] => {
+                problems.push(format!("jira.extra_fields: no field of the Jira site is named `{name}`"));
+                continue;
+            }
+            [one] => *one,
+            several => {
+                let ids: Vec<&str> = several.iter().map(|f| f.id.as_str()).collect();
+                problems.push(format!("jira.extra_fields: several fields are named `{name}` ({})", ids.join(", ")));
+                continue;
+            }
+        };
+        let (kind, items) = field.schema.as_ref().map_or(("none", None), |s| (s.kind.as_str(), s.items.as_deref()));
+        let kind = match (kind, items) {
+            ("option", _) => FieldKind::Option,
+            ("array", Some("option")) => FieldKind::Options,
+            ("number", _) => FieldKind::Number,
+            ("date", _) => FieldKind::Date,
+            (kind, items) => {
+                let shown = items.map_or_else(|| kind.to_owned(), |items| format!("{kind} of {items}"));
+                problems.push(format!(
+                    "jira.extra_fields: `{name}` ({}) is of type `{shown}`; only option, array of option, number and date fields can be read",
+                    field.id
+                ));
+                continue;
+            }
+        };
+        resolved.push(ExtraField { id: field.id.clone(), name: Arc::from(name.as_str()), kind });
+    }
+    if problems.is_empty() { Ok(resolved) } else { Err(problems) }
+}
+
 /// Converts a status.
 pub fn status_facts(s: WireStatusEntry) -> StatusFacts {
     StatusFacts {
@@ -198,7 +289,7 @@ pub fn status_facts(s: WireStatusEntry) -> StatusFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jira::wire::{SearchPage, WireHistory};
+    use crate::jira::wire::{SearchPage, WireCustomValue, WireFields, WireHistory};
 
     fn fixture(name: &str) -> String {
         let path = format!("{}/tests/fixtures/jira/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -233,7 +324,7 @@ mod tests {
         assert!(cl.histories[1].author.is_none());
         let changes = status_changes(cl.histories, &AppRule::default()).unwrap();
         assert!(changes.is_empty());
-        let facts = issue_facts(issue, "XX", changes).unwrap();
+        let facts = issue_facts(issue, "XX", changes, &[]).unwrap();
         assert_eq!(facts.id, "12338");
         assert_eq!(facts.project, "AR");
         assert_eq!(facts.issue_type, "Task");
@@ -253,7 +344,7 @@ mod tests {
         assert_eq!(page.issues.len(), 11);
         for issue in page.issues {
             assert!(issue.changelog.is_none());
-            let f = issue_facts(issue, "SAMPLEPROJECT", Vec::new()).unwrap();
+            let f = issue_facts(issue, "SAMPLEPROJECT", Vec::new(), &[]).unwrap();
             assert_eq!(f.project, "SAMPLEPROJECT");
             assert_eq!(f.status_category, StatusCategory::Undefined);
             assert!(f.created > 1_300_000_000_000);
@@ -285,6 +376,85 @@ mod tests {
                 archived: false,
             }
         );
+    }
+
+    #[test]
+    fn extra_fields_resolve_by_name_and_only_non_text_types_are_accepted() {
+        let site: Vec<WireField> = serde_json::from_value(serde_json::json!([
+            {"id": "summary", "name": "Summary", "schema": {"type": "string", "system": "summary"}},
+            {"id": "customfield_10010", "name": "Team", "schema": {"type": "option", "custom": "com.atlassian.jira.plugin.system.customfieldtypes:select"}},
+            {"id": "customfield_10011", "name": "Areas", "schema": {"type": "array", "items": "option"}},
+            {"id": "customfield_10012", "name": "Story points", "schema": {"type": "number"}},
+            {"id": "customfield_10013", "name": "Go-live", "schema": {"type": "date"}},
+            {"id": "customfield_10014", "name": "Notes", "schema": {"type": "string"}},
+            {"id": "customfield_10015", "name": "Reviewers", "schema": {"type": "array", "items": "user"}},
+            {"id": "customfield_10016", "name": "Seen at", "schema": {"type": "datetime"}},
+            {"id": "customfield_10017", "name": "Dup"}, {"id": "customfield_10018", "name": "dup"},
+            {"id": "customfield_10019", "name": "No schema"}
+        ]))
+        .unwrap();
+        let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let ok = resolve_extra_fields(&names(&["team", "Areas", "Story points", "Go-live"]), &site).unwrap();
+        let kinds: Vec<(&str, &str, FieldKind)> = ok.iter().map(|f| (f.id.as_str(), &*f.name, f.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("customfield_10010", "team", FieldKind::Option),
+                ("customfield_10011", "Areas", FieldKind::Options),
+                ("customfield_10012", "Story points", FieldKind::Number),
+                ("customfield_10013", "Go-live", FieldKind::Date),
+            ]
+        );
+        let problems =
+            resolve_extra_fields(&names(&["Summary", "Notes", "Reviewers", "Seen at", "Dup", "Nowhere", "No schema", "Team"]), &site)
+                .unwrap_err();
+        let expect = [
+            "`Summary` (summary) is of type `string`",
+            "`Notes` (customfield_10014) is of type `string`",
+            "`Reviewers` (customfield_10015) is of type `array of user`",
+            "`Seen at` (customfield_10016) is of type `datetime`",
+            "several fields are named `Dup` (customfield_10017, customfield_10018)",
+            "no field of the Jira site is named `Nowhere`",
+            "`No schema` (customfield_10019) is of type `none`",
+        ];
+        assert_eq!(problems.len(), expect.len(), "{problems:?}");
+        for (problem, expected) in problems.iter().zip(expect) {
+            assert!(problem.starts_with("jira.extra_fields: ") && problem.contains(expected), "{problem} lacks {expected}");
+        }
+    }
+
+    #[test]
+    fn custom_fields_are_kept_only_in_non_text_shapes() {
+        let fields: WireFields = serde_json::from_value(serde_json::json!({
+            "issuetype": {"name": "Bug"}, "created": "2026-01-05T10:00:00.000+0000",
+            "status": {"id": "1", "name": "To Do"},
+            "summary": "SECRET summary", "description": {"type": "doc", "content": [{"text": "SECRET"}]},
+            "components": [{"id": "1", "name": "Payments"}, {"id": "2", "name": "Search"}],
+            "priority": {"id": "2", "name": "High", "iconUrl": "x"},
+            "customfield_1": {"self": "x", "id": "10001", "value": "Payments"},
+            "customfield_2": [{"id": "1", "value": "a"}, {"id": "2", "value": "b"}],
+            "customfield_3": 5.5, "customfield_4": "2026-02-01", "customfield_5": "SECRET text",
+            "customfield_6": {"accountId": "x", "displayName": "SECRET person"},
+            "customfield_7": [{"accountId": "x"}], "customfield_8": null, "customfield_9": [],
+            "customfield_10": {"type": "doc", "content": []}
+        }))
+        .unwrap();
+        let names: Vec<Option<&str>> = fields.components.iter().flatten().map(|c| c.name.as_deref()).collect();
+        assert_eq!(names, [Some("Payments"), Some("Search")]);
+        assert_eq!(fields.priority.and_then(|p| p.name).as_deref(), Some("High"));
+        use WireCustomValue as V;
+        let custom: Vec<(&str, &WireCustomValue)> = fields.custom.iter().map(|(id, v)| (id.as_str(), v)).collect();
+        assert_eq!(
+            custom,
+            [
+                ("customfield_1", &V::Option("Payments".into())),
+                ("customfield_2", &V::Options(vec!["a".into(), "b".into()])),
+                ("customfield_3", &V::Number(5.5)),
+                ("customfield_4", &V::Date("2026-02-01".into())),
+                ("customfield_9", &V::Options(vec![])),
+            ]
+        );
+        assert!(!format!("{custom:?}").contains("SECRET"));
     }
 
     fn history(json: serde_json::Value) -> WireHistory {

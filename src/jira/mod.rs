@@ -30,7 +30,7 @@ mod settings;
 pub mod wire;
 
 pub use client::JiraClient;
-pub use convert::ConvertError;
+pub use convert::{ConvertError, ExtraField, FieldKind};
 pub use permissions::BROWSE_PROJECTS;
 pub use report::{Attempts, FetchCounters, JiraError, RequestName};
 pub use settings::{CloudChangelogs, Flavor, JiraAuth, JiraConfig, SecretString};

@@ -85,6 +85,8 @@ pub enum JiraError {
     Pagination { req: RequestName },
     #[error("a changelog fetch task failed: {0}")]
     Task(String),
+    #[error("configuration: {}", .0.join("; "))]
+    ExtraFields(Vec<String>),
 }
 
 impl JiraError {

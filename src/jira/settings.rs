@@ -103,6 +103,10 @@ pub struct JiraConfig {
     pub ignored_app_account_ids: Vec<String>,
     /// Cloud only; Data Center always expands changelogs in its searches.
     pub cloud_changelogs: CloudChangelogs,
+    /// Custom fields to read, by name (`jira.extra_fields`): resolved to
+    /// ids through the site's field list, and only if their type is an
+    /// option, an array of options, a number or a date.
+    pub extra_fields: Vec<String>,
 }
 
 impl JiraConfig {
@@ -128,6 +132,7 @@ impl Default for JiraConfig {
             ai_account_ids: Vec::new(),
             ignored_app_account_ids: Vec::new(),
             cloud_changelogs: CloudChangelogs::StatusOnly,
+            extra_fields: Vec::new(),
         }
     }
 }

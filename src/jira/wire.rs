@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 /// A JSON value that is either a string or a number (Jira ids and
@@ -69,24 +69,221 @@ pub struct WireIssue {
     pub changelog: Option<WireChangelog>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The `fields` of an issue. Deserialised key by key: the fields below are
+/// read, a `customfield_*` value is kept only in one of the shapes an
+/// allow-listed field can have (an option, an array of options, a number, a
+/// `YYYY-MM-DD` date), and every other key — text or not — is skipped
+/// without being materialised.
+#[derive(Debug, Default)]
 pub struct WireFields {
-    pub issuetype: WireIssueType,
-    #[serde(default)]
+    pub issuetype: Option<WireIssueType>,
     pub labels: Option<Vec<String>>,
-    pub created: StrOrNum,
-    #[serde(default)]
+    pub created: Option<StrOrNum>,
     pub updated: Option<StrOrNum>,
-    #[serde(default)]
     pub resolutiondate: Option<StrOrNum>,
-    pub status: WireStatus,
-    #[serde(default)]
+    pub status: Option<WireStatus>,
     pub fix_versions: Option<Vec<WireIdRef>>,
-    #[serde(default)]
     pub versions: Option<Vec<WireIdRef>>,
-    #[serde(default)]
     pub project: Option<WireProjectRef>,
+    pub components: Option<Vec<WireNamed>>,
+    pub priority: Option<WireNamed>,
+    /// `customfield_*` id → value, in the shapes above only (null and
+    /// anything else left out).
+    pub custom: Vec<(String, WireCustomValue)>,
+}
+
+impl<'de> Deserialize<'de> for WireFields {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = WireFields;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("the fields of an issue")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireFields, A::Error> {
+                let mut out = WireFields::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "issuetype" => out.issuetype = map.next_value()?,
+                        "labels" => out.labels = map.next_value()?,
+                        "created" => out.created = map.next_value()?,
+                        "updated" => out.updated = map.next_value()?,
+                        "resolutiondate" => out.resolutiondate = map.next_value()?,
+                        "status" => out.status = map.next_value()?,
+                        "fixVersions" => out.fix_versions = map.next_value()?,
+                        "versions" => out.versions = map.next_value()?,
+                        "project" => out.project = map.next_value()?,
+                        "components" => out.components = map.next_value()?,
+                        "priority" => out.priority = map.next_value()?,
+                        id if id.starts_with("customfield_") => {
+                            let id = id.to_owned();
+                            match map.next_value::<Option<WireCustomValue>>()? {
+                                None | Some(WireCustomValue::Other) => {}
+                                Some(value) => out.custom.push((id, value)),
+                            }
+                        }
+                        _ => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                if out.issuetype.is_none() {
+                    return Err(de::Error::missing_field("issuetype"));
+                }
+                if out.created.is_none() {
+                    return Err(de::Error::missing_field("created"));
+                }
+                if out.status.is_none() {
+                    return Err(de::Error::missing_field("status"));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
+
+/// A component or a priority: its name only.
+#[derive(Debug, Deserialize)]
+pub struct WireNamed {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The value of a custom field in a shape an allow-listed field may have.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WireCustomValue {
+    /// A single-choice option: its `value`.
+    Option(String),
+    /// A multi-choice field: the options' values.
+    Options(Vec<String>),
+    Number(f64),
+    /// `YYYY-MM-DD`.
+    Date(String),
+    /// A value of any other shape (text, a person, a document): skipped,
+    /// never read.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for WireCustomValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Value;
+        impl<'de> Visitor<'de> for Value {
+            type Value = WireCustomValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a custom field value")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(WireCustomValue::Number(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(WireCustomValue::Number(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(WireCustomValue::Number(v))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(WireCustomValue::Other)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                let is_date = v.len() == 10
+                    && v.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+                Ok(if is_date { WireCustomValue::Date(v.to_owned()) } else { WireCustomValue::Other })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                Ok(option_value(map)?.map_or(WireCustomValue::Other, WireCustomValue::Option))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut values = Vec::new();
+                let mut all_options = true;
+                while let Some(item) = seq.next_element::<OptionItem>()? {
+                    match item.0 {
+                        Some(v) if all_options => values.push(v),
+                        _ => all_options = false,
+                    }
+                }
+                Ok(if all_options { WireCustomValue::Options(values) } else { WireCustomValue::Other })
+            }
+        }
+        d.deserialize_any(Value)
+    }
+}
+
+/// The `value` of an option object (`{"id": "10001", "value": "Payments"}`);
+/// `None` for a map without one. Other keys are skipped unread.
+fn option_value<'de, A: MapAccess<'de>>(mut map: A) -> Result<Option<String>, A::Error> {
+    let mut value = None;
+    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        if key == "value" && value.is_none() {
+            value = map.next_value::<Option<String>>()?;
+        } else {
+            map.next_value::<de::IgnoredAny>()?;
+        }
+    }
+    Ok(value)
+}
+
+/// One element of an array field: an option's value, or `None` for an
+/// element of any other shape.
+struct OptionItem(Option<String>);
+
+impl<'de> Deserialize<'de> for OptionItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Item;
+        impl<'de> Visitor<'de> for Item {
+            type Value = OptionItem;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an option")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<OptionItem, A::Error> {
+                option_value(map).map(OptionItem)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OptionItem, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(OptionItem(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<OptionItem, E> {
+                Ok(OptionItem(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<OptionItem, E> {
+                Ok(OptionItem(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<OptionItem, E> {
+                Ok(OptionItem(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<OptionItem, E> {
+                Ok(OptionItem(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<OptionItem, E> {
+                Ok(OptionItem(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<OptionItem, E> {
+                Ok(OptionItem(None))
+            }
+        }
+        d.deserialize_any(Item)
+    }
+}
+
+// ---------------------------------------------------------------- fields --
+
+/// One entry of `GET /rest/api/{2,3}/field`.
+#[derive(Debug, Deserialize)]
+pub struct WireField {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub schema: Option<WireFieldSchema>,
+}
+
+/// A field's data type: `type` (`option`, `array`, `number`, `date`,
+/// `string`, …) and, for arrays, the type of the `items`.
+#[derive(Debug, Deserialize)]
+pub struct WireFieldSchema {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub items: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

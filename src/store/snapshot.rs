@@ -65,7 +65,7 @@ use crate::domain::facts::Millis;
 /// First bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"DORASNAP";
 /// The format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 24;
 /// Longest error text kept per project in a job record.
@@ -402,14 +402,14 @@ mod tests {
     /// the serde layout of an aggregate or sketch). Bump `FORMAT_VERSION`,
     /// then update the expected values.
     #[test]
-    fn the_encoding_is_pinned_to_format_version_1() {
+    fn the_encoding_is_pinned_to_format_version_2() {
         let bytes = encode(&sample());
-        assert_eq!(FORMAT_VERSION, 1);
+        assert_eq!(FORMAT_VERSION, 2);
         assert_eq!((bytes.len(), checksum(&bytes).unwrap()), (PINNED_LEN, PINNED_CRC), "format changed: bump FORMAT_VERSION");
     }
 
-    const PINNED_LEN: usize = 817;
-    const PINNED_CRC: u32 = 573_245_900;
+    const PINNED_LEN: usize = 826;
+    const PINNED_CRC: u32 = 4_242_707_070;
 
     fn check(bytes: &[u8], expected: impl Fn(&SnapshotError) -> bool) {
         let e = decode(bytes).expect_err("must be rejected");
@@ -442,9 +442,9 @@ mod tests {
         check(b"", |e| *e == SnapshotError::NotASnapshot);
         check(b"{\"json\": true}", |e| *e == SnapshotError::NotASnapshot);
         let mut future = bytes.clone();
-        future[8..12].copy_from_slice(&2u32.to_le_bytes());
-        check(&future, |e| *e == SnapshotError::UnknownVersion { found: 2 });
-        assert!(decode(&future).unwrap_err().to_string().contains("format version 2 is unknown"));
+        future[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        check(&future, |e| *e == SnapshotError::UnknownVersion { found: FORMAT_VERSION + 1 });
+        assert!(decode(&future).unwrap_err().to_string().contains("format version 3 is unknown"));
         let mut longer = bytes.clone();
         longer.extend_from_slice(b"junk");
         check(&longer, |e| *e == SnapshotError::TrailingBytes { extra: 4 });

@@ -2,13 +2,15 @@
 //!
 //! `build_project` resolves ids to names and categories, asks the hooks
 //! about each issue and version (`classify`), derives the per-issue events
-//! of `docs/metrics.md` (completion, lead time, re-open, incident, restore,
-//! deployments and their failure and rework) and adds each to the week it
-//! belongs to. The result holds counts and duration sketches only: no issue
-//! ids, keys, labels or names.
+//! of `docs/metrics.md` (completion, lead time, re-open, incident, restore),
+//! lists the project's deployments, attributes each failure to deployments
+//! (by affected version, else by time) and marks rework, and adds each to
+//! the week it belongs to. The result holds counts and duration sketches
+//! only: no issue ids, keys, labels or names.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use chrono::{Duration, NaiveDate};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -28,6 +30,13 @@ pub struct WeeklyAggregate {
     pub deployment_days: u8,
     /// Deployments of the week that failed.
     pub failed_deployments: u32,
+    /// Of those, the ones a failure names as affected version, …
+    pub failed_by_version: u32,
+    /// … the ones a failure was attributed to by time, …
+    pub failed_by_time: u32,
+    /// … and the deployment transitions a failure transition followed (a
+    /// deployment failed in several ways counts in each).
+    pub failed_by_transition: u32,
     /// Version deployments of the week that shipped a fix (rework).
     pub rework_deployments: u32,
     /// Lead times of work items completed in the week.
@@ -64,6 +73,9 @@ impl WeeklyAggregate {
         self.deployments += other.deployments;
         self.deployment_days |= other.deployment_days;
         self.failed_deployments += other.failed_deployments;
+        self.failed_by_version += other.failed_by_version;
+        self.failed_by_time += other.failed_by_time;
+        self.failed_by_transition += other.failed_by_transition;
         self.rework_deployments += other.rework_deployments;
         self.lead_time.merge(&other.lead_time);
         if ai_split {
@@ -157,6 +169,9 @@ fn resolve_issue<'a>(
             fix_versions: names(&issue.fix_versions),
             affected_versions: names(&issue.affected_versions),
             app_changes: issue.changes.iter().filter(|c| c.by_app).count() as u32,
+            components: &issue.components,
+            priority: issue.priority.as_deref(),
+            fields: &issue.fields,
             transitions,
         },
     }
@@ -189,9 +204,11 @@ pub fn build_project<H: Hooks>(facts: &ProjectFacts, hooks: &H, tz: Tz) -> Resul
     let statuses = StatusTable::new(facts);
     let version_names: HashMap<&str, &str> = facts.versions.iter().map(|v| (v.id.as_str(), v.name.as_str())).collect();
     let mut weeks = ProjectAggregates::new();
-
-    let mut failed_versions: HashSet<&str> = HashSet::new();
-    let mut rework_versions: HashSet<&str> = HashSet::new();
+    let mut deployments = Vec::new();
+    let mut failures = Vec::new();
+    // Their fix versions are rework, as are those of the failures
+    // attributed to some deployment.
+    let mut incidents: Vec<&IssueFacts> = Vec::new();
 
     for issue in &facts.issues {
         let resolved = resolve_issue(issue, &statuses, &version_names);
@@ -204,12 +221,12 @@ pub fn build_project<H: Hooks>(facts: &ProjectFacts, hooks: &H, tz: Tz) -> Resul
             continue;
         }
         if class.failure {
-            failed_versions.extend(issue.affected_versions.iter().map(String::as_str));
+            failures.push(Failure { issue, window_days: class.failure_window_days });
         }
-        if class.failure || class.incident {
-            rework_versions.extend(issue.fix_versions.iter().map(String::as_str));
+        if class.incident {
+            incidents.push(issue);
         }
-        add_transition_deployments(&resolved, &class, tz, &mut weeks);
+        add_transition_deployments(&resolved, &class, tz, &mut deployments);
         if class.incident {
             add_incident(&resolved, &class, tz, &mut weeks);
         } else if let Some(done_at) = completed_at {
@@ -223,14 +240,137 @@ pub fn build_project<H: Hooks>(facts: &ProjectFacts, hooks: &H, tz: Tz) -> Resul
         }
         // A deployment needs a day to be placed on; a custom rule that
         // accepts undated versions cannot count them.
-        let Some(date) = version.release_date else { continue };
-        let agg = at_week(&mut weeks, IsoWeek::of_date(date));
+        let Some(day) = version.release_date else { continue };
+        deployments.push(Deployment::new(day, Source::Version(&version.id)));
+    }
+
+    let attributed = attribute_failures(&mut deployments, &failures, tz);
+    let rework_fixes = incidents
+        .into_iter()
+        .chain(failures.iter().zip(&attributed).filter(|&(_, &a)| a).map(|(f, _)| f.issue));
+    mark_rework(&mut deployments, rework_fixes);
+
+    for d in &deployments {
+        let agg = at_week(&mut weeks, IsoWeek::of_date(d.day));
         agg.deployments += 1;
-        agg.deployment_days |= 1 << weekday_index(date);
-        agg.failed_deployments += u32::from(failed_versions.contains(version.id.as_str()));
-        agg.rework_deployments += u32::from(rework_versions.contains(version.id.as_str()));
+        agg.deployment_days |= 1 << weekday_index(d.day);
+        agg.failed_deployments += u32::from(d.failed_by_version || d.failed_by_time || d.failed_by_transition);
+        agg.failed_by_version += u32::from(d.failed_by_version);
+        agg.failed_by_time += u32::from(d.failed_by_time);
+        agg.failed_by_transition += u32::from(d.failed_by_transition);
+        agg.rework_deployments += u32::from(d.rework);
     }
     Ok(weeks)
+}
+
+/// Where a deployment comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source<'a> {
+    /// A version (by id), released on the deployment's day.
+    Version(&'a str),
+    /// A deployment transition at this instant.
+    Transition(Millis),
+}
+
+/// One deployment of a project and what happened to it.
+#[derive(Debug, Clone)]
+struct Deployment<'a> {
+    /// The release date of a version; the reporting-zone date of a
+    /// transition.
+    day: NaiveDate,
+    source: Source<'a>,
+    failed_by_version: bool,
+    failed_by_time: bool,
+    failed_by_transition: bool,
+    rework: bool,
+}
+
+impl<'a> Deployment<'a> {
+    fn new(day: NaiveDate, source: Source<'a>) -> Self {
+        Self { day, source, failed_by_version: false, failed_by_time: false, failed_by_transition: false, rework: false }
+    }
+}
+
+/// A failure (not excluded, `is_failure` true) to attribute.
+struct Failure<'a> {
+    issue: &'a IssueFacts,
+    /// `failure_window_days`, asked only when it names no affected version.
+    window_days: u32,
+}
+
+/// Attributes each failure to deployments, by affected version or else by
+/// time (`docs/metrics.md`, "Deployments and change failure"); returns,
+/// per failure, whether it was attributed to at least one deployment.
+fn attribute_failures(deployments: &mut [Deployment<'_>], failures: &[Failure<'_>], tz: Tz) -> Vec<bool> {
+    let version_deployments: HashMap<&str, usize> = deployments
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| match d.source {
+            Source::Version(id) => Some((id, i)),
+            Source::Transition(_) => None,
+        })
+        .collect();
+    // Deployment indices by day, for the windows.
+    let mut by_day: Vec<usize> = (0..deployments.len()).collect();
+    by_day.sort_by_key(|&i| deployments[i].day);
+
+    failures
+        .iter()
+        .map(|failure| {
+            let issue = failure.issue;
+            if !issue.affected_versions.is_empty() {
+                let mut attributed = false;
+                for id in &issue.affected_versions {
+                    if let Some(&i) = version_deployments.get(id.as_str()) {
+                        deployments[i].failed_by_version = true;
+                        attributed = true;
+                    }
+                }
+                return attributed;
+            }
+            if failure.window_days == 0 {
+                return false;
+            }
+            let created_day = local_date(issue.created, tz);
+            let first_day = created_day - Duration::days(i64::from(failure.window_days) - 1);
+            let is_candidate = |d: &Deployment<'_>| match d.source {
+                // A hotfix for the failure is not its cause.
+                Source::Version(id) => !issue.fix_versions.iter().any(|fix| fix == id),
+                Source::Transition(at) => at <= issue.created,
+            };
+            let start = by_day.partition_point(|&i| deployments[i].day < first_day);
+            let end = by_day.partition_point(|&i| deployments[i].day <= created_day);
+            let window = &by_day[start..end];
+            let Some(culprit_day) =
+                window.iter().rev().map(|&i| &deployments[i]).find(|d| is_candidate(d)).map(|d| d.day)
+            else {
+                return false;
+            };
+            let on_culprit_day: Vec<usize> = window
+                .iter()
+                .rev()
+                .copied()
+                .skip_while(|&i| deployments[i].day > culprit_day)
+                .take_while(|&i| deployments[i].day == culprit_day)
+                .filter(|&i| is_candidate(&deployments[i]))
+                .collect();
+            for i in on_culprit_day {
+                deployments[i].failed_by_time = true;
+            }
+            true
+        })
+        .collect()
+}
+
+/// Marks as rework every version deployment listed among the fix versions
+/// of the given issues.
+fn mark_rework<'a>(deployments: &mut [Deployment<'_>], fixing: impl Iterator<Item = &'a IssueFacts>) {
+    let fixed: HashSet<&str> = fixing.flat_map(|issue| issue.fix_versions.iter().map(String::as_str)).collect();
+    for d in deployments {
+        if let Source::Version(id) = d.source {
+            d.rework |= fixed.contains(id);
+        }
+    }
 }
 
 /// Calls `f` with the views of all of a project's issues (statuses and
@@ -247,21 +387,19 @@ pub fn with_issue_views<R>(facts: &ProjectFacts, f: impl FnOnce(&[IssueView<'_>]
 /// Status-based deployments: each deployment transition, failed when a
 /// failure transition follows it before the issue's next deployment
 /// transition.
-fn add_transition_deployments(
+fn add_transition_deployments<'a>(
     issue: &ResolvedIssue<'_>,
     class: &IssueClass,
     tz: Tz,
-    weeks: &mut ProjectAggregates,
+    deployments: &mut Vec<Deployment<'a>>,
 ) {
     let deploys = &class.deployment_transitions;
     for (n, &i) in deploys.iter().enumerate() {
         let next = deploys.get(n + 1).copied().unwrap_or(usize::MAX);
-        let failed = class.failure_transitions.iter().any(|&f| f > i && f < next);
         let at = issue.view.transitions[i].at;
-        let agg = at_week(weeks, IsoWeek::of_instant(at, tz));
-        agg.deployments += 1;
-        agg.deployment_days |= 1 << weekday_index(local_date(at, tz));
-        agg.failed_deployments += u32::from(failed);
+        let mut deployment = Deployment::new(local_date(at, tz), Source::Transition(at));
+        deployment.failed_by_transition = class.failure_transitions.iter().any(|&f| f > i && f < next);
+        deployments.push(deployment);
     }
 }
 

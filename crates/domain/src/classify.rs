@@ -10,9 +10,15 @@
 use chrono::NaiveDate;
 use thiserror::Error;
 
-use super::facts::{Millis, StatusCategory, VersionFacts};
+use std::sync::Arc;
 
-/// A hook failed: it raised an error, returned a non-bool, or hit a limit.
+use super::facts::{FieldValue, Millis, StatusCategory, VersionFacts};
+
+/// The longest window `failure_window_days` may return.
+pub const MAX_FAILURE_WINDOW_DAYS: u32 = 90;
+
+/// A hook failed: it raised an error, returned a value of the wrong type or
+/// out of range, or hit a limit.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("definition hook `{hook}` failed: {}{message}", location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default())]
 pub struct HookError {
@@ -59,6 +65,12 @@ pub struct IssueView<'a> {
     pub affected_versions: Vec<&'a str>,
     /// Number of status changes made by app accounts.
     pub app_changes: u32,
+    /// Component names.
+    pub components: &'a [String],
+    /// Priority name.
+    pub priority: Option<&'a str>,
+    /// The allow-listed custom fields by configured name.
+    pub fields: &'a [(Arc<str>, Option<FieldValue>)],
     /// The status changes, oldest first.
     pub transitions: Vec<TransitionView<'a>>,
 }
@@ -89,7 +101,7 @@ impl<'a> VersionView<'a> {
     }
 }
 
-/// The nine definition hooks. `Issue` and `Transition` are whatever the
+/// The ten definition hooks. `Issue` and `Transition` are whatever the
 /// implementation prepares once per issue and per status change (rhai maps,
 /// or the views themselves).
 pub trait Hooks {
@@ -107,6 +119,11 @@ pub trait Hooks {
     fn is_restore(&self, issue: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError>;
     fn is_work_start(&self, issue: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError>;
     fn is_ai_involved(&self, issue: &Self::Issue) -> Result<bool, HookError>;
+    /// Days before its creation within which a failure naming no affected
+    /// version is attributed to the latest deployment (0: not by time).
+    /// Answers above [`MAX_FAILURE_WINDOW_DAYS`] are refused by
+    /// [`classify_issue`].
+    fn failure_window_days(&self, issue: &Self::Issue) -> Result<u32, HookError>;
 }
 
 /// What the hooks said about one issue. Indices point into the issue's
@@ -116,6 +133,9 @@ pub struct IssueClass {
     pub excluded: bool,
     pub incident: bool,
     pub failure: bool,
+    /// For a failure that names no affected version: the window in days
+    /// within which it is attributed by time (0: not by time).
+    pub failure_window_days: u32,
     /// Completed work items only.
     pub ai_involved: bool,
     /// First change for which `is_work_start` holds (work items only).
@@ -129,7 +149,8 @@ pub struct IssueClass {
 }
 
 /// Runs the hooks on one issue following the calling rules: an excluded
-/// issue is asked nothing more; `is_restore` runs on incidents only,
+/// issue is asked nothing more; `failure_window_days` runs on failures that
+/// name no affected version only, `is_restore` on incidents only,
 /// `is_work_start` on work items only, `is_ai_involved` on completed work
 /// items only; searches stop at the first match.
 pub fn classify_issue<H: Hooks>(hooks: &H, view: &IssueView<'_>) -> Result<IssueClass, HookError> {
@@ -143,6 +164,17 @@ pub fn classify_issue<H: Hooks>(hooks: &H, view: &IssueView<'_>) -> Result<Issue
         failure: hooks.is_failure(&issue)?,
         ..IssueClass::default()
     };
+    if class.failure && view.affected_versions.is_empty() {
+        let days = hooks.failure_window_days(&issue)?;
+        if days > MAX_FAILURE_WINDOW_DAYS {
+            return Err(HookError {
+                hook: "failure_window_days",
+                location: None,
+                message: format!("returned {days}, expected an integer from 0 to {MAX_FAILURE_WINDOW_DAYS}"),
+            });
+        }
+        class.failure_window_days = days;
+    }
     for (i, t) in transitions.iter().enumerate() {
         if hooks.is_deployment_transition(&issue, t)? {
             class.deployment_transitions.push(i);
@@ -191,7 +223,6 @@ impl Hooks for DefaultRules {
             issue_type: issue.issue_type.to_owned(),
             is_subtask: issue.is_subtask,
             labels: issue.labels.to_vec(),
-            affected_versions: issue.affected_versions.len(),
             app_changes: issue.app_changes,
         }
     }
@@ -208,7 +239,7 @@ impl Hooks for DefaultRules {
         Ok(false)
     }
     fn is_failure(&self, i: &OwnedIssue) -> Result<bool, HookError> {
-        Ok((i.is_type("bug") || i.is_type("incident")) && i.affected_versions > 0)
+        Ok(i.is_type("bug") || i.is_type("incident"))
     }
     fn is_failure_transition(&self, _: &OwnedIssue, t: &OwnedTransition) -> Result<bool, HookError> {
         let to = t.to.to_lowercase();
@@ -224,7 +255,10 @@ impl Hooks for DefaultRules {
         Ok(t.to_category == StatusCategory::Indeterminate)
     }
     fn is_ai_involved(&self, i: &OwnedIssue) -> Result<bool, HookError> {
-        Ok(i.app_changes > 0 || i.has_label("ai-assisted"))
+        Ok(i.app_changes > 0 || i.has_label("ai-assisted") || i.is_type("ai task"))
+    }
+    fn failure_window_days(&self, i: &OwnedIssue) -> Result<u32, HookError> {
+        Ok(if self.is_incident(i)? { 14 } else { 0 })
     }
 }
 
@@ -234,7 +268,6 @@ pub struct OwnedIssue {
     issue_type: String,
     is_subtask: bool,
     labels: Vec<String>,
-    affected_versions: usize,
     app_changes: u32,
 }
 

@@ -96,9 +96,43 @@ pub struct IssueFacts {
     pub fix_versions: Vec<String>,
     /// Affected version ids.
     pub affected_versions: Vec<String>,
+    /// Component names.
+    pub components: Vec<String>,
+    /// Priority name.
+    pub priority: Option<String>,
+    /// Every allow-listed custom field (`jira.extra_fields`), by the name
+    /// the configuration gives it, in configuration order; `None` when the
+    /// issue has no value.
+    pub fields: Vec<(Arc<str>, Option<FieldValue>)>,
     /// Status changes, oldest first.
     pub changes: Vec<StatusChange>,
 }
+
+/// The value of an allow-listed custom field: never text a person wrote.
+#[derive(Debug, Clone)]
+pub enum FieldValue {
+    /// A single-choice option's value.
+    Option(String),
+    /// The values of a multi-choice field.
+    Options(Vec<String>),
+    Number(f64),
+    Date(NaiveDate),
+}
+
+/// Numbers compare by bits, so a value always equals itself.
+impl PartialEq for FieldValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Option(a), Self::Option(b)) => a == b,
+            (Self::Options(a), Self::Options(b)) => a == b,
+            (Self::Number(a), Self::Number(b)) => a.to_bits() == b.to_bits(),
+            (Self::Date(a), Self::Date(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for FieldValue {}
 
 /// A project version.
 #[derive(Debug, Clone, PartialEq, Eq)]

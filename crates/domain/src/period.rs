@@ -12,12 +12,14 @@ use thiserror::Error;
 use super::aggregate::{ProjectAggregates, WeeklyAggregate};
 use super::facts::Millis;
 use super::sketch::DurationSketch;
-use super::time::IsoWeek;
+use super::time::{IsoWeek, Month};
 
 /// The default period length: the last 13 complete weeks.
 pub const DEFAULT_WEEKS: u32 = 13;
 /// The longest period a request may ask for (ten years).
 pub const MAX_WEEKS: u32 = 520;
+/// The longest period in months a request may ask for (ten years).
+pub const MAX_MONTHS: u32 = 120;
 
 /// Where the level cut-offs come from (see `docs/metrics.md`).
 pub const LEVELS_SOURCE: &str = "DORA 2023/2024 clusters, monotonic cut-offs";
@@ -29,9 +31,48 @@ pub struct Period {
     pub weeks: u32,
     /// The period reaches into the current, unfinished week (or later).
     pub partial: bool,
+    /// Set when the period was given in months: exactly these months' weeks.
+    pub months: Option<MonthSpan>,
+}
+
+/// A run of whole months.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonthSpan {
+    pub first: Month,
+    pub count: u32,
+}
+
+impl MonthSpan {
+    /// The span as a period of weeks: the union of the months' weeks.
+    fn period(self, partial: bool) -> Period {
+        let first = self.first.first_week();
+        let weeks = first.weeks_until(self.first.plus(self.count as i32).first_week()) as u32;
+        Period { first, weeks, partial, months: Some(self) }
+    }
+}
+
+/// One point of a monthly series: a month and the weeks of it that lie in
+/// the period (all of them when the period was given in months).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonthSlice {
+    pub month: Month,
+    pub first: IsoWeek,
+    pub weeks: u32,
+}
+
+impl MonthSlice {
+    pub fn iter(&self) -> impl Iterator<Item = IsoWeek> + use<> {
+        let first = self.first;
+        (0..self.weeks as i32).map(move |i| first.plus(i))
+    }
 }
 
 impl Period {
+    /// A period of whole weeks.
+    pub fn of_weeks(first: IsoWeek, weeks: u32) -> Self {
+        Period { first, weeks, partial: false, months: None }
+    }
+
     /// The last week, inclusive.
     pub fn last(&self) -> IsoWeek {
         self.first.plus(self.weeks as i32 - 1)
@@ -43,9 +84,27 @@ impl Period {
         (0..self.weeks as i32).map(move |i| first.plus(i))
     }
 
-    /// The period of equal length just before this one.
+    /// The period of equal length just before this one: as many weeks, or,
+    /// for a period given in months, as many months.
     pub fn previous(&self) -> Period {
-        Period { first: self.first.plus(-(self.weeks as i32)), weeks: self.weeks, partial: false }
+        match self.months {
+            Some(span) => MonthSpan { first: span.first.plus(-(span.count as i32)), count: span.count }.period(false),
+            None => Period::of_weeks(self.first.plus(-(self.weeks as i32)), self.weeks),
+        }
+    }
+
+    /// The months the period's weeks belong to, in order, each with the
+    /// period's weeks of it.
+    pub fn months(&self) -> Vec<MonthSlice> {
+        let mut slices: Vec<MonthSlice> = Vec::new();
+        for week in self.iter() {
+            let month = Month::of_week(week);
+            match slices.last_mut() {
+                Some(slice) if slice.month == month => slice.weeks += 1,
+                _ => slices.push(MonthSlice { month, first: week, weeks: 1 }),
+            }
+        }
+        slices
     }
 }
 
@@ -54,17 +113,113 @@ impl Period {
 pub enum PeriodError {
     #[error("from_week and to_week must be given together")]
     HalfRange,
+    #[error("from_month and to_month must be given together")]
+    HalfMonthRange,
+    #[error("a period is given in weeks or in months, not both: the request has {weeks} and {months}")]
+    WeeksAndMonths { weeks: &'static str, months: &'static str },
     #[error(transparent)]
     BadWeek(#[from] super::time::WeekParseError),
+    #[error(transparent)]
+    BadMonth(#[from] super::time::MonthParseError),
     #[error("the period is reversed: from_week {from} is after to_week {to}")]
     Reversed { from: String, to: String },
+    #[error("the period is reversed: from_month {from} is after to_month {to}")]
+    ReversedMonths { from: String, to: String },
     #[error("the period has {weeks} weeks; at most {MAX_WEEKS} are allowed")]
     TooLong { weeks: i64 },
+    #[error("the period has {months} months; at most {MAX_MONTHS} are allowed")]
+    TooManyMonths { months: i64 },
 }
 
-/// Resolves a request's period: an explicit inclusive range of ISO weeks,
-/// or the last `weeks` complete weeks before the week that contains `now`
-/// (0 means the default of 13).
+/// The period fields of a request. Weeks (`from_week`/`to_week` or `weeks`)
+/// and months (`from_month`/`to_month` or `months`) exclude each other;
+/// with neither, the last [`DEFAULT_WEEKS`] complete weeks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeriodRequest<'a> {
+    pub from_week: Option<&'a str>,
+    pub to_week: Option<&'a str>,
+    /// The last N complete weeks (0: not given).
+    pub weeks: u32,
+    pub from_month: Option<&'a str>,
+    pub to_month: Option<&'a str>,
+    /// The last N complete months (0: not given).
+    pub months: u32,
+}
+
+impl PeriodRequest<'_> {
+    /// Resolves the request against `now` in the reporting zone: an
+    /// explicit inclusive range of weeks or months, or the last N complete
+    /// weeks or months before the current week (a month is complete when
+    /// its last week is).
+    pub fn resolve(&self, now: DateTime<Utc>, tz: Tz) -> Result<Period, PeriodError> {
+        let current = IsoWeek::of_instant(now.timestamp_millis(), tz);
+        let week_field = [(self.from_week.is_some(), "from_week"), (self.to_week.is_some(), "to_week"), (self.weeks > 0, "weeks")]
+            .into_iter()
+            .find_map(|(given, name)| given.then_some(name));
+        let month_field =
+            [(self.from_month.is_some(), "from_month"), (self.to_month.is_some(), "to_month"), (self.months > 0, "months")]
+                .into_iter()
+                .find_map(|(given, name)| given.then_some(name));
+        match (week_field, month_field) {
+            (Some(weeks), Some(months)) => Err(PeriodError::WeeksAndMonths { weeks, months }),
+            (None, Some(_)) => self.resolve_months(current),
+            _ => self.resolve_weeks(current),
+        }
+    }
+
+    fn resolve_weeks(&self, current: IsoWeek) -> Result<Period, PeriodError> {
+        match (self.from_week, self.to_week) {
+            (Some(from), Some(to)) => {
+                let (first, last) = (IsoWeek::parse(from)?, IsoWeek::parse(to)?);
+                if last < first {
+                    return Err(PeriodError::Reversed { from: first.to_string(), to: last.to_string() });
+                }
+                let n = i64::from(first.weeks_until(last)) + 1;
+                if n > i64::from(MAX_WEEKS) {
+                    return Err(PeriodError::TooLong { weeks: n });
+                }
+                Ok(Period { first, weeks: n as u32, partial: last >= current, months: None })
+            }
+            (None, None) => {
+                let n = if self.weeks == 0 { DEFAULT_WEEKS } else { self.weeks };
+                if n > MAX_WEEKS {
+                    return Err(PeriodError::TooLong { weeks: i64::from(n) });
+                }
+                Ok(Period::of_weeks(current.plus(-(n as i32)), n))
+            }
+            _ => Err(PeriodError::HalfRange),
+        }
+    }
+
+    fn resolve_months(&self, current: IsoWeek) -> Result<Period, PeriodError> {
+        match (self.from_month, self.to_month) {
+            (Some(from), Some(to)) => {
+                let (first, last) = (Month::parse(from)?, Month::parse(to)?);
+                if last < first {
+                    return Err(PeriodError::ReversedMonths { from: first.to_string(), to: last.to_string() });
+                }
+                let n = i64::from(first.months_until(last)) + 1;
+                if n > i64::from(MAX_MONTHS) {
+                    return Err(PeriodError::TooManyMonths { months: n });
+                }
+                Ok(MonthSpan { first, count: n as u32 }.period(last.last_week() >= current))
+            }
+            (None, None) => {
+                if self.months > MAX_MONTHS {
+                    return Err(PeriodError::TooManyMonths { months: i64::from(self.months) });
+                }
+                // The current week's month is not complete yet.
+                let first = Month::of_week(current).plus(-(self.months as i32));
+                Ok(MonthSpan { first, count: self.months }.period(false))
+            }
+            _ => Err(PeriodError::HalfMonthRange),
+        }
+    }
+}
+
+/// Resolves a period given in weeks: an explicit inclusive range of ISO
+/// weeks, or the last `weeks` complete weeks before the week that contains
+/// `now` (0 means the default of 13).
 pub fn resolve_period(
     from_week: Option<&str>,
     to_week: Option<&str>,
@@ -72,28 +227,7 @@ pub fn resolve_period(
     now: DateTime<Utc>,
     tz: Tz,
 ) -> Result<Period, PeriodError> {
-    let current = IsoWeek::of_instant(now.timestamp_millis(), tz);
-    match (from_week, to_week) {
-        (Some(from), Some(to)) => {
-            let (first, last) = (IsoWeek::parse(from)?, IsoWeek::parse(to)?);
-            if last < first {
-                return Err(PeriodError::Reversed { from: first.to_string(), to: last.to_string() });
-            }
-            let n = i64::from(first.weeks_until(last)) + 1;
-            if n > i64::from(MAX_WEEKS) {
-                return Err(PeriodError::TooLong { weeks: n });
-            }
-            Ok(Period { first, weeks: n as u32, partial: last >= current })
-        }
-        (None, None) => {
-            let n = if weeks == 0 { DEFAULT_WEEKS } else { weeks };
-            if n > MAX_WEEKS {
-                return Err(PeriodError::TooLong { weeks: i64::from(n) });
-            }
-            Ok(Period { first: current.plus(-(n as i32)), weeks: n, partial: false })
-        }
-        _ => Err(PeriodError::HalfRange),
-    }
+    PeriodRequest { from_week, to_week, weeks, ..PeriodRequest::default() }.resolve(now, tz)
 }
 
 /// A DORA performance level.
@@ -152,6 +286,18 @@ impl Ratio {
     }
 }
 
+/// Failed deployments by the way they failed; a deployment that failed in
+/// several ways counts in each, so these may add up to more than `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailedBy {
+    /// A failure names it among its affected versions.
+    pub version: u64,
+    /// A failure was attributed to it by time.
+    pub time: u64,
+    /// A failure transition followed the deployment transition.
+    pub transition: u64,
+}
+
 /// The figures of a period.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeriodFigures {
@@ -161,6 +307,8 @@ pub struct PeriodFigures {
     pub deployment_days: u64,
     pub lead_time: DurationSummary,
     pub change_failure: Ratio,
+    /// How the failed deployments failed.
+    pub failed_by: FailedBy,
     pub rework: Ratio,
     pub time_to_restore: DurationSummary,
     pub incidents: u64,
@@ -249,6 +397,11 @@ impl Totals {
             },
             lead_time,
             change_failure,
+            failed_by: FailedBy {
+                version: u64::from(s.failed_by_version),
+                time: u64::from(s.failed_by_time),
+                transition: u64::from(s.failed_by_transition),
+            },
             rework: Ratio { part: u64::from(s.rework_deployments), whole: deployments },
             time_to_restore,
             incidents: u64::from(s.incidents),

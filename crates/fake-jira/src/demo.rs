@@ -8,7 +8,10 @@
 //! restored in hours to days (and a couple still open), changes by app
 //! accounts, and a visible shift after [`demo_ai_rollout`]: more app changes
 //! and `ai-assisted` labels, shorter lead times, slightly more releases.
-//! Every text and person is invented.
+//! Issues have a component, a priority and the custom fields of
+//! [`demo_fields`] (a "Team" and a "Severity" option field, story points,
+//! and a free-text field the service must never read). Every text and
+//! person is invented.
 //!
 //! Pure data: must not depend on `jira`, HTTP or a clock (`today` is a
 //! parameter).
@@ -18,7 +21,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use dora_domain::aggregate::{ProjectAggregates, WeeklyAggregate};
 use dora_domain::time::IsoWeek;
 
-use crate::{Site, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser, SiteVersion};
+use crate::{Site, SiteField, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser, SiteVersion};
 
 /// The seed of the demo site.
 const DEMO_SEED: u64 = 0x00D0_4A20;
@@ -146,6 +149,50 @@ fn statuses() -> Vec<SiteStatus> {
 const FIRST: &[&str] = &["Ada", "Bruno", "Chiara", "Dmitri", "Elif", "Femi", "Greta", "Hiro", "Ines", "Jonas", "Kaia", "Luca", "Mina", "Nils", "Olga", "Priya"];
 const LAST: &[&str] = &["Arden", "Bellweather", "Castell", "Dunmore", "Eastwood", "Fairbank", "Glenholm", "Hartley"];
 const THINGS: &[&str] = &["checkout", "cart", "invoice export", "login form", "search filter", "refund flow", "audit log", "rate limiter", "health check", "backup job", "price badge", "webhook retry", "currency rounding", "session timeout", "metrics endpoint"];
+/// The components of the demo projects, one per thing an issue is about.
+const COMPONENTS: &[&str] = &["Storefront", "Billing", "Accounts", "Platform", "Search"];
+/// The demo's "Team" option field, by component.
+const TEAMS: &[&str] = &["Checkout", "Payments", "Identity", "Platform", "Discovery"];
+
+/// The demo site's custom fields: two option fields, a number, a date, and
+/// a free-text field the service must never read.
+pub fn demo_fields() -> Vec<SiteField> {
+    vec![
+        SiteField::new("customfield_10010", "Team", "option", None),
+        SiteField::new("customfield_10011", "Severity", "option", None),
+        SiteField::new("customfield_10012", "Story points", "number", None),
+        SiteField::new("customfield_10013", "Areas", "array", Some("option")),
+        SiteField::new("customfield_10014", "Customer notes", "string", None),
+    ]
+}
+
+/// The demo's values of those fields for one issue.
+fn custom_values(n: usize, issue_type: &str, component: usize, thing: &str) -> Vec<(String, serde_json::Value)> {
+    let option = |id: u64, value: &str| serde_json::json!({"self": format!("/rest/api/3/customFieldOption/{id}"), "id": id.to_string(), "value": value});
+    let mut values = vec![("customfield_10010".to_owned(), option(10_100 + component as u64, TEAMS[component]))];
+    if issue_type == "Incident" {
+        let sev = ["Sev 1", "Sev 2", "Sev 3"][n % 3];
+        values.push(("customfield_10011".to_owned(), option(10_200 + (n % 3) as u64, sev)));
+        values.push(("customfield_10014".to_owned(), serde_json::json!(format!("Customer reported the {thing} failing (demo text)."))));
+    }
+    if matches!(issue_type, "Story" | "Task") {
+        values.push(("customfield_10012".to_owned(), serde_json::json!([1, 2, 3, 5, 8][n % 5])));
+    }
+    if n.is_multiple_of(4) {
+        values.push(("customfield_10013".to_owned(), serde_json::json!([option(10_300, "web"), option(10_301, "api")])));
+    }
+    values
+}
+
+/// The demo's priority for an issue.
+fn priority(n: usize, issue_type: &str) -> &'static str {
+    match issue_type {
+        "Incident" => ["Highest", "High"][n % 2],
+        "Bug" => ["High", "Medium", "Medium"][n % 3],
+        _ => ["Medium", "Low", "Medium", "High"][n % 4],
+    }
+}
+
 const VERBS: &[&str] = &["Improve", "Fix", "Add", "Refactor", "Speed up", "Document", "Harden", "Simplify"];
 
 fn person(rng: &mut fastrand::Rng) -> SiteUser {
@@ -204,7 +251,7 @@ fn generate(profiles: &[Profile<'_>], today: NaiveDate, seed: u64) -> Site {
             project(p, today, &st, &mut rng, &mut ids, &mut hist_ids)
         })
         .collect();
-    Site { projects, statuses: st, time_zone: "Europe/Berlin".into() }
+    Site { projects, statuses: st, time_zone: "Europe/Berlin".into(), fields: demo_fields() }
 }
 
 fn project(
@@ -349,9 +396,11 @@ fn project(
             labels.push("incident".to_string());
         }
 
-        // Failures name the version they hit; fixes ship in the next release.
+        // Some bugs name the version they hit, incidents rarely do (they are
+        // attributed to the release before them by time); fixes ship in the
+        // next release.
         let mut affected = Vec::new();
-        if matches!(issue_type, "Bug" | "Incident") && rng.f64() < if incident { 0.4 } else { 0.12 } {
+        if matches!(issue_type, "Bug" | "Incident") && rng.f64() < if incident { 0.1 } else { 0.12 } {
             let before: Vec<&(NaiveDate, String)> =
                 released.iter().filter(|(d, _)| *d <= created.date_naive()).collect();
             if !before.is_empty() {
@@ -366,7 +415,9 @@ fn project(
                     fix.push(id.clone());
                 }
 
-        let thing = THINGS[rng.usize(..THINGS.len())];
+        let thing_index = rng.usize(..THINGS.len());
+        let thing = THINGS[thing_index];
+        let component = thing_index % COMPONENTS.len();
         let verb = VERBS[rng.usize(..VERBS.len())];
         let reporter = person(rng);
         let mut histories = histories;
@@ -400,6 +451,9 @@ fn project(
             status_id: st[cur].id.clone(),
             fix_versions: fix,
             affected_versions: affected,
+            components: vec![COMPONENTS[component].to_owned()],
+            priority: Some(priority(n, issue_type).to_owned()),
+            custom: custom_values(n, issue_type, component, thing),
             summary: if incident { format!("{thing} unavailable for some customers") } else { format!("{verb} the {thing}") },
             description: format!("As a customer I want the {thing} to behave predictably. (Demo text.)"),
             comments: vec![format!("Looks good to me. ({})", reporter.display_name)],

@@ -48,6 +48,27 @@ pub struct Site {
     /// IANA zone of the calling account (`myself.timeZone`); JQL dates and
     /// rendered timestamps use it.
     pub time_zone: String,
+    /// The custom fields of `GET /field` (the system fields are always
+    /// listed too).
+    pub fields: Vec<SiteField>,
+}
+
+/// A custom field of the site's field list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteField {
+    /// `customfield_10010`.
+    pub id: String,
+    pub name: String,
+    /// The schema `type`: `option`, `array`, `number`, `date`, `string`, …
+    pub kind: String,
+    /// For arrays: the type of the items.
+    pub items: Option<String>,
+}
+
+impl SiteField {
+    pub fn new(id: &str, name: &str, kind: &str, items: Option<&str>) -> Self {
+        Self { id: id.into(), name: name.into(), kind: kind.into(), items: items.map(Into::into) }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +126,12 @@ pub struct SiteIssue {
     pub fix_versions: Vec<String>,
     /// Version ids.
     pub affected_versions: Vec<String>,
+    /// Component names.
+    pub components: Vec<String>,
+    /// Priority name.
+    pub priority: Option<String>,
+    /// Custom field values by field id, as Jira sends them.
+    pub custom: Vec<(String, serde_json::Value)>,
     pub summary: String,
     pub description: String,
     pub comments: Vec<String>,

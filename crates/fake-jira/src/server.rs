@@ -196,6 +196,7 @@ fn route(st: &SiteState, method: &Method, uri: &Uri, path: &str, body: &[u8], au
             None => no_project(key),
         },
         ["status"] if get => (StatusCode::OK, Value::Array(st.site.statuses.iter().map(status_json).collect())),
+        ["field"] if get => (StatusCode::OK, fields_json(&st.site.fields)),
         ["project", "search"] if cloud && get => {
             let all: Vec<Value> = st.site.projects.iter().map(project_json).collect();
             paged(all, &q, 50, "values")
@@ -350,7 +351,35 @@ fn text_json(s: &str, cloud: bool) -> Value {
 const ALL_FIELDS: &[&str] = &[
     "summary", "description", "issuetype", "project", "labels", "created", "updated", "resolutiondate",
     "status", "fixVersions", "versions", "assignee", "reporter", "creator", "comment", "watches", "priority",
+    "components",
 ];
+
+/// `GET /field`: the system fields, then the site's custom fields, as the
+/// OpenAPI `FieldDetails` shape has them.
+fn fields_json(custom: &[crate::SiteField]) -> Value {
+    let system = [
+        ("summary", "Summary", json!({"type": "string", "system": "summary"})),
+        ("description", "Description", json!({"type": "string", "system": "description"})),
+        ("priority", "Priority", json!({"type": "priority", "system": "priority"})),
+        ("components", "Components", json!({"type": "array", "items": "component", "system": "components"})),
+        ("duedate", "Due date", json!({"type": "date", "system": "duedate"})),
+        ("assignee", "Assignee", json!({"type": "user", "system": "assignee"})),
+    ];
+    let system = system.into_iter().map(|(id, name, schema)| {
+        json!({"id": id, "key": id, "name": name, "custom": false, "navigable": true, "orderable": true,
+            "searchable": true, "clauseNames": [id], "schema": schema})
+    });
+    let custom = custom.iter().map(|f| {
+        let number = f.id.trim_start_matches("customfield_").parse::<i64>().unwrap_or(0);
+        let mut schema = json!({"type": f.kind, "custom": format!("com.atlassian.jira.plugin.system.customfieldtypes:{}", f.kind), "customId": number});
+        if let Some(items) = &f.items {
+            schema["items"] = json!(items);
+        }
+        json!({"id": f.id, "key": f.id, "name": f.name, "custom": true, "navigable": true, "orderable": true,
+            "searchable": true, "clauseNames": [format!("cf[{number}]"), f.name], "schema": schema})
+    });
+    Value::Array(system.chain(custom).collect())
+}
 
 /// Renders an issue with the requested fields (`None`: id and key only).
 fn issue_json(st: &SiteState, p: &SiteProject, i: &SiteIssue, fields: &[String], changelog: Option<usize>, cloud: bool) -> Value {
@@ -387,10 +416,27 @@ fn issue_json(st: &SiteState, p: &SiteProject, i: &SiteIssue, fields: &[String],
                 "id": n.to_string(), "body": text_json(c, cloud), "author": i.reporter.as_ref().map(|u| user_json(u, cloud))
             })).collect::<Vec<_>>(), "maxResults": i.comments.len(), "total": i.comments.len(), "startAt": 0}),
             "watches" => json!({"watchCount": 1, "isWatching": false}),
-            "priority" => json!({"id": "3", "name": "Medium"}),
+            "priority" => i.priority.as_ref().map_or(Value::Null, |name| {
+                json!({"self": "/rest/api/3/priority/3", "iconUrl": "/images/icons/priorities/medium.svg", "id": "3", "name": name})
+            }),
+            "components" => Value::Array(
+                i.components
+                    .iter()
+                    .enumerate()
+                    .map(|(n, name)| json!({"self": format!("/rest/api/3/component/{}", 10_000 + n), "id": (10_000 + n).to_string(), "name": name}))
+                    .collect(),
+            ),
             _ => continue,
         };
         fs.insert(f.to_string(), v);
+    }
+    // Custom fields: the requested ones (all of them for `*all`), null when
+    // the issue has no value.
+    for field in &st.site.fields {
+        if want(&field.id) {
+            let value = i.custom.iter().find(|(id, _)| *id == field.id).map_or(Value::Null, |(_, v)| v.clone());
+            fs.insert(field.id.clone(), value);
+        }
     }
     let mut o = json!({"expand": "operations,changelog,renderedFields", "id": i.id,
         "self": format!("/rest/api/3/issue/{}", i.id), "key": i.key});
