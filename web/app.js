@@ -471,7 +471,13 @@ const KEYS = [
   {
     id: 'change_failure_rate', title: 'Change failure rate', level: 'changeFailureRate', higherIsBetter: false,
     value: f => opt((f.changeFailure || {}).rate), text: percentText,
-    detail: f => count((f.changeFailure || {}).failed) + ' of ' + plural(count((f.changeFailure || {}).deployments), 'deployment', 'deployments') + ' failed',
+    detail: f => {
+      const c = f.changeFailure || {};
+      const ways = [[c.failedByVersion, 'by affected version'], [c.failedByTime, 'by time'], [c.failedByTransition, 'rolled back']]
+        .filter(([n]) => count(n) > 0).map(([n, how]) => count(n) + ' ' + how);
+      return count(c.failed) + ' of ' + plural(count(c.deployments), 'deployment', 'deployments') + ' failed' +
+        (ways.length ? ' (' + ways.join(', ') + ')' : '');
+    },
     empty: 'No deployment in the period.',
     // Without deployments there is no change failure rate: the re-open
     // rate stands in, always called by its own name.
