@@ -311,7 +311,9 @@ impl Database {
         timed(async {
             let row = session
                 .query_one(
-                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+                    // With a timeout, pg_terminate_backend waits until the
+                    // backend has exited (and so released its locks).
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 3000)) FROM pg_stat_activity
                      WHERE application_name = $1 AND pid <> pg_backend_pid()",
                     &[&holder],
                 )
