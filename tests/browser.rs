@@ -11,8 +11,10 @@
 //! blocked resource, a Content-Security-Policy violation — fails it, and
 //! the policy itself is compared with the strict one written out here.
 //!
-//! Needs Debian's `chromium` and `chromium-driver`; it fails, saying so,
-//! when they are missing.
+//! Needs Debian's `chromium` and `chromium-driver`, so plain `cargo test`
+//! skips these tests (ignored, with the reason); `cargo test --test browser
+//! -- --ignored` runs them, as `.ci/run` does, and fails, saying so, when
+//! the programs are missing.
 
 mod common;
 mod webdriver;
@@ -175,6 +177,7 @@ async fn markers_are_on_every_chart(session: &Session, markers: &[Marker]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
 async fn the_dashboard_shows_what_the_grpc_api_returns() {
     let driver = Driver::start().await;
     let server = DemoServer::demo().await;
@@ -254,6 +257,7 @@ async fn the_dashboard_shows_what_the_grpc_api_returns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
 async fn the_dashboard_says_what_to_do_without_data_or_service() {
     let driver = Driver::start().await;
     let server = DemoServer::demo_empty().await;
@@ -306,6 +310,7 @@ const FAULTS: &str = r#"(() => {
 })();"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
 async fn the_dashboard_explains_denied_and_unreachable_answers() {
     let driver = Driver::start().await;
     let server = DemoServer::demo().await;
