@@ -75,6 +75,14 @@ struct FileConfig {
     cluster: cluster::FileCluster,
     /// Refused: the database URL comes from the environment only.
     database_url: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    http: FileHttp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +252,9 @@ pub struct Config {
     /// `None`: a single instance with snapshot files; else several
     /// replicas sharing PostgreSQL.
     pub cluster: Option<ClusterSettings>,
+    /// Origins of web pages on other sites allowed to call the port (e.g. a
+    /// gateway's), as `scheme://host[:port]` in lower case.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -274,6 +285,11 @@ pub const MAX_ANSWER_CACHE_MIB: u64 = 4096;
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
+/// An `Origin` as compared: lower case, no trailing slash.
+pub fn normalise_origin(origin: &str) -> String {
+    origin.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
 /// Is `key` a plausible Jira project key?
 pub fn is_project_key(key: &str) -> bool {
     !key.is_empty()
@@ -286,12 +302,10 @@ pub fn is_project_key(key: &str) -> bool {
 /// environment on top.
 pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigError> {
     let mut problems = Vec::new();
-    let file: FileConfig = match toml_text.map(toml::from_str::<FileConfig>) {
+    let file: FileConfig = match toml_text.map(|text| (text, toml::from_str::<FileConfig>(text))) {
         None => FileConfig::default(),
-        Some(Ok(f)) => f,
-        Some(Err(e)) => {
-            return Err(ConfigError { problems: vec![format!("config file: {}", e.to_string().trim())] });
-        }
+        Some((_, Ok(f))) => f,
+        Some((text, Err(e))) => return Err(ConfigError { problems: vec![file_error(text, &e)] }),
     };
 
     let listen_text = env.var("DORA_LISTEN").or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
@@ -408,6 +422,23 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
     };
     let cluster = cluster::settings(file.cluster, file.database_url.is_some(), env, &mut problems);
 
+    let allowed_origins = match env.var("DORA_ALLOWED_ORIGINS") {
+        Some(list) => list.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect(),
+        None => file.http.allowed_origins.unwrap_or_default(),
+    };
+    let allowed_origins: Vec<String> = allowed_origins.iter().map(|o| normalise_origin(o)).collect();
+    for origin in &allowed_origins {
+        let plain = origin
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' ']));
+        if !plain {
+            problems.push(format!(
+                "http.allowed_origins (DORA_ALLOWED_ORIGINS): `{}` is not an origin like https://gateway.example.com",
+                origin.escape_debug()
+            ));
+        }
+    }
+
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
@@ -429,6 +460,7 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         markers,
         answer_cache_bytes,
         cluster,
+        allowed_origins,
     })
 }
 
@@ -468,14 +500,50 @@ fn markers(file: Vec<FileMarker>, problems: &mut Vec<String>) -> Vec<Marker> {
     out
 }
 
+/// A TOML error as a problem: where, and what, without the offending line
+/// or any quoted value (a credential pasted into the file must not be
+/// printed back).
+fn file_error(text: &str, e: &toml::de::Error) -> String {
+    let mut message = String::new();
+    let mut quoted = false;
+    for c in e.message().trim().chars() {
+        if c == '"' {
+            if !quoted {
+                message.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            message.push(c);
+        }
+    }
+    if message.contains("unknown field") && ["token", "password", "secret", "email"].iter().any(|w| message.contains(w)) {
+        message.push_str("; credentials are read only from the environment or secret files (JIRA_EMAIL, JIRA_API_TOKEN, JIRA_BEARER_TOKEN, *_FILE)");
+    }
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("config file, line {line}, column {column}: {message}")
+        }
+        None => format!("config file: {message}"),
+    }
+}
+
 /// The Jira part: present when a base URL is configured. Unset keys keep
 /// the client's defaults.
 fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> Option<JiraConfig> {
     let defaults = JiraConfig::default();
     let base_url = env.var("JIRA_BASE_URL").or(file.base_url)?;
     let base_url = base_url.trim_end_matches('/').to_owned();
-    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) || base_url.contains(['?', '#', ' ']) {
-        problems.push(format!("jira.base_url (JIRA_BASE_URL): `{base_url}` is not an http(s) URL like https://example.atlassian.net"));
+    // The check the client makes when the service starts, so that
+    // `check-config` refuses what `serve` would.
+    let checked = match crate::jira::base_url(&base_url) {
+        Ok(_) if base_url.contains(' ') => Err("contains a space"),
+        other => other.map(drop),
+    };
+    if let Err(why) = checked {
+        problems.push(format!("jira.base_url (JIRA_BASE_URL): {why}; expected an http(s) URL like https://example.atlassian.net"));
     }
     let flavor = match env.var("JIRA_FLAVOR").or(file.flavor).as_deref() {
         None | Some("cloud") => Flavor::Cloud,

@@ -200,25 +200,28 @@ pub(super) fn settings(
             None => problems.push(format!("auth.keys[{i}].sha256: not a SHA-256 in hex (64 digits); `jira-dora hash-key` prints one")),
         }
     }
+    // Where the keys came from, for the problem when there are none.
+    let mut source = "auth.keys (or DORA_API_KEYS, DORA_API_KEYS_FILE)";
     let mut from_env = None;
     if let Some(list) = env.var("DORA_API_KEYS") {
         from_env = Some(parse_key_list("DORA_API_KEYS", &list, problems));
+        source = "DORA_API_KEYS";
     }
     if let Some(path) = env.var("DORA_API_KEYS_FILE") {
         match std::fs::read_to_string(&path) {
             Ok(text) => from_env.get_or_insert_with(Vec::new).extend(parse_key_list("DORA_API_KEYS_FILE", &text, problems)),
             Err(e) => problems.push(format!("DORA_API_KEYS_FILE: cannot read the key file: {}", e.kind())),
         }
+        source = if source == "DORA_API_KEYS" { "DORA_API_KEYS and DORA_API_KEYS_FILE" } else { "DORA_API_KEYS_FILE" };
     }
     if let Some(env_keys) = from_env {
         keys = env_keys;
     }
     if enabled && keys.is_empty() {
-        problems.push(
-            "auth.keys (DORA_API_KEYS_FILE): authentication is on but no API key is configured; \
-             add [[auth.keys]] with the SHA-256 of a key (`jira-dora hash-key` prints it)"
-                .into(),
-        );
+        problems.push(format!(
+            "{source}: authentication is on but no API key is configured; \
+             add one with the SHA-256 of a key (`jira-dora hash-key` prints it)"
+        ));
     }
 
     let permission_mode = match env.var("DORA_PERMISSION_MODE").as_deref() {

@@ -132,23 +132,30 @@ impl std::fmt::Debug for JiraClient {
     }
 }
 
+/// Parses and checks a Jira base URL: http(s), a host, no credentials, no
+/// query or fragment. The reason never repeats the URL (it could hold a
+/// password).
+pub fn base_url(text: &str) -> Result<Url, &'static str> {
+    let base = Url::parse(text.trim()).map_err(|_| "is not a URL")?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err("must be http or https");
+    }
+    if base.host_str().is_none() {
+        return Err("has no host");
+    }
+    if !base.username().is_empty() || base.password().is_some() {
+        return Err("must not carry credentials (`user:password@`); use JIRA_EMAIL with JIRA_API_TOKEN, or JIRA_BEARER_TOKEN");
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err("must not have a query or fragment");
+    }
+    Ok(base)
+}
+
 impl JiraClient {
     /// Builds a client. Fails on an unusable base URL or limits.
     pub fn new(cfg: JiraConfig) -> Result<Self, JiraError> {
-        let mut base = Url::parse(cfg.base_url.trim())
-            .map_err(|e| JiraError::Config(format!("base_url is not a URL: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(JiraError::Config("base_url must be http or https".into()));
-        }
-        if base.host_str().is_none() {
-            return Err(JiraError::Config("base_url has no host".into()));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(JiraError::Config("base_url must not carry credentials; use auth".into()));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(JiraError::Config("base_url must not have a query or fragment".into()));
-        }
+        let mut base = base_url(&cfg.base_url).map_err(|why| JiraError::Config(format!("base_url {why}")))?;
         if cfg.max_concurrency == 0 || cfg.page_size == 0 {
             return Err(JiraError::Config("max_concurrency and page_size must be at least 1".into()));
         }

@@ -29,7 +29,7 @@ mod report;
 mod settings;
 pub mod wire;
 
-pub use client::JiraClient;
+pub use client::{base_url, JiraClient};
 pub use convert::{ConvertError, ExtraField, FieldKind};
 pub use permissions::BROWSE_PROJECTS;
 pub use report::{Attempts, FetchCounters, JiraError, RequestName};
