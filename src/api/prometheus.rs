@@ -1,10 +1,13 @@
 //! The HTTP side of the Prometheus metrics: `GET /metrics` (off unless
-//! configured; behind an API key of any role when authentication is on),
-//! and the middleware that times every RPC on every transport.
+//! configured; behind an API key of any role when authentication is on,
+//! with per-project series for the admin role only and sums over projects
+//! for the others), and the middleware that times every RPC on every
+//! transport.
 //!
 //! Must not depend on the handlers, the store or the harvester; it only
 //! renders `telemetry`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +21,7 @@ use tonic::metadata::MetadataMap;
 use tonic::Code;
 
 use super::auth::Access;
+use crate::config::Role;
 use crate::telemetry;
 
 /// `GET /metrics` in the Prometheus text format.
@@ -26,10 +30,81 @@ pub fn router(access: Arc<Access>) -> Router {
 }
 
 async fn scrape(State(access): State<Arc<Access>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = access.authenticate(&MetadataMap::from_headers(headers)) {
-        return super::json::error_response(&refused.into());
+    let role = match access.authenticate(&MetadataMap::from_headers(headers)) {
+        Ok(role) => role,
+        Err(refused) => return super::json::error_response(&refused.into()),
+    };
+    let text = telemetry::handle().render();
+    // Project keys are as confidential as the projects: per-project series
+    // for the admin role (or anyone when authentication is off), sums over
+    // projects for the others.
+    let text = if matches!(role, None | Some(Role::Admin)) { text } else { summed_over_projects(&text) };
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+/// A sample line split into its name, its labels (`key`, quoted value as
+/// written) and its value; `None` for comments and blank lines.
+fn sample(line: &str) -> Option<(&str, Vec<(&str, &str)>, &str)> {
+    if line.starts_with('#') || line.trim().is_empty() {
+        return None;
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], telemetry::handle().render()).into_response()
+    let Some(open) = line.find('{') else {
+        let (name, value) = line.split_once(' ')?;
+        return Some((name, Vec::new(), value.trim()));
+    };
+    let (name, mut rest) = (&line[..open], &line[open + 1..]);
+    let mut labels = Vec::new();
+    loop {
+        rest = rest.trim_start_matches(',');
+        if let Some(after) = rest.strip_prefix('}') {
+            return Some((name, labels, after.trim()));
+        }
+        let (key, after) = rest.split_once("=\"")?;
+        // The value ends at the first quote not escaped by a backslash.
+        let bytes = after.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() && bytes[i] != b'"' {
+            i += if bytes[i] == b'\\' { 2 } else { 1 };
+        }
+        let value = after.get(..i)?;
+        labels.push((key, value));
+        rest = after.get(i + 1..)?;
+    }
+}
+
+/// The Prometheus text with every series that has a `project` label
+/// replaced by its sum over projects (counters, histogram buckets and the
+/// issues gauge all add up), in the order the series first appear.
+fn summed_over_projects(text: &str) -> String {
+    let mut out: Vec<(String, Option<f64>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for line in text.lines() {
+        let parsed = sample(line).and_then(|(name, labels, value)| Some((name, labels, value.parse::<f64>().ok()?)));
+        match parsed {
+            Some((name, labels, value)) if labels.iter().any(|(k, _)| *k == "project") => {
+                let rest: Vec<String> = labels.iter().filter(|(k, _)| *k != "project").map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+                let series = if rest.is_empty() { name.to_owned() } else { format!("{name}{{{}}}", rest.join(",")) };
+                match index.get(&series) {
+                    Some(&i) => *out[i].1.get_or_insert(0.0) += value,
+                    None => {
+                        index.insert(series.clone(), out.len());
+                        out.push((series, Some(value)));
+                    }
+                }
+            }
+            _ => out.push((line.to_owned(), None)),
+        }
+    }
+    let mut text = String::new();
+    for (line, sum) in out {
+        text.push_str(&line);
+        if let Some(sum) = sum {
+            text.push(' ');
+            text.push_str(&sum.to_string());
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// The RPC a path names, on gRPC, gRPC-Web or the JSON mapping.
@@ -92,7 +167,29 @@ pub async fn observe(request: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::rpc_name;
+    use super::{rpc_name, summed_over_projects};
+
+    #[test]
+    fn series_per_project_are_summed_over_projects() {
+        let text = "# HELP dora_harvests_total Project harvests\n# TYPE dora_harvests_total counter\n\
+                    dora_harvests_total{project=\"P0\",outcome=\"ok\"} 2\n\
+                    dora_harvests_total{project=\"P1\",outcome=\"ok\"} 3\n\
+                    dora_harvests_total{outcome=\"failed\",project=\"P1\"} 1\n\
+                    dora_harvest_issues{project=\"P0\"} 30\n\
+                    dora_harvest_issues{project=\"P1\"} 12\n\
+                    dora_jira_requests_total{endpoint=\"/rest/api/3/project/{project}\",status=\"200\"} 7\n\
+                    dora_odd{a=\"x\\\"y,project=\\\"no\",project=\"P2\"} 1\n";
+        let summed = summed_over_projects(text);
+        assert_eq!(
+            summed,
+            "# HELP dora_harvests_total Project harvests\n# TYPE dora_harvests_total counter\n\
+             dora_harvests_total{outcome=\"ok\"} 5\n\
+             dora_harvests_total{outcome=\"failed\"} 1\n\
+             dora_harvest_issues 42\n\
+             dora_jira_requests_total{endpoint=\"/rest/api/3/project/{project}\",status=\"200\"} 7\n\
+             dora_odd{a=\"x\\\"y,project=\\\"no\"} 1\n"
+        );
+    }
 
     #[test]
     fn every_transport_names_the_same_rpc() {

@@ -193,16 +193,17 @@ impl Service {
         Ok(answers::with_freshness(&answer, &freshness))
     }
 
-    /// A job as the caller may see it: only projects its viewer may browse.
-    async fn visible_job(&self, caller: &Caller, job: &crate::harvest::JobView) -> Result<RefreshJob, Status> {
-        let mut out = convert::job(job);
+    /// Whether the caller may see a job: a forwarded viewer only a job all
+    /// of whose projects it may browse (its state, counts and errors are
+    /// about all of them). A hidden job is `NOT_FOUND`, as an unknown one.
+    async fn check_job_visible(&self, caller: &Caller, job: &crate::harvest::JobView) -> Result<(), Status> {
         if caller.has_viewer() {
-            let keys: Vec<String> = out.projects.iter().map(|p| p.project_key.clone()).collect();
-            let allowed = self.access.browsable(caller, &keys).await?;
-            let mut allowed = allowed.into_iter();
-            out.projects.retain(|_| allowed.next().unwrap_or(false));
+            let keys: Vec<String> = job.projects.iter().map(|p| p.key.clone()).collect();
+            if !self.access.browsable(caller, &keys).await?.into_iter().all(|allowed| allowed) {
+                return Err(Missing::Job(job.id.clone()).into());
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// A project's freshness against the definitions version in force
@@ -332,7 +333,8 @@ impl DoraMetrics for Service {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let id = request.into_inner().job_id;
         let job = self.find_job(job_id(&id)?).await?.ok_or_else(|| Missing::Job(id.clone()))?;
-        Ok(Response::new(GetRefreshStatusResponse { job: Some(self.visible_job(&caller, &job).await?) }))
+        self.check_job_visible(&caller, &job).await?;
+        Ok(Response::new(GetRefreshStatusResponse { job: Some(convert::job(&job)) }))
     }
 
     type WatchRefreshStream = WatchStream;
@@ -345,16 +347,14 @@ impl DoraMetrics for Service {
         }
         let (view, mut changed) =
             self.harvester.watch(job_id(&id)?).ok_or_else(|| Missing::Job(id.clone()))?;
-        // A job's projects do not change: decide once which the viewer sees.
-        let visible: Vec<String> = self.visible_job(&caller, &view).await?.projects.into_iter().map(|p| p.project_key).collect();
+        // A job's projects do not change: decide once.
+        self.check_job_visible(&caller, &view).await?;
         let harvester = Arc::clone(&self.harvester);
         let stream = async_stream(move |tx| async move {
             loop {
                 let Some(view) = harvester.job(&id) else { return };
                 let ended = matches!(view.state, JobState::Succeeded | JobState::Failed) && view.finished.is_some();
-                let mut job = convert::job(&view);
-                job.projects.retain(|p| visible.contains(&p.project_key));
-                if tx.send(Ok(WatchRefreshResponse { job: Some(job) })).await.is_err() || ended {
+                if tx.send(Ok(WatchRefreshResponse { job: Some(convert::job(&view)) })).await.is_err() || ended {
                     return;
                 }
                 // Progress counters move without notifications: tick too.
@@ -375,9 +375,13 @@ impl DoraMetrics for Service {
     }
 
     async fn validate_definitions(&self, request: Request<ValidateDefinitionsRequest>) -> Result<Response<ValidateDefinitionsResponse>, Status> {
-        self.access.authorize(request.metadata(), Right::Admin)?;
+        let caller = self.access.authorize(request.metadata(), Right::Admin)?;
         let files = super::definitions::files(request.into_inner().files);
-        let validation = self.harvester.validate(files, (self.now)()).await;
+        let mut validation = self.harvester.validate(files, (self.now)()).await;
+        // A forwarded viewer sees the previews of its projects only.
+        let keys: Vec<String> = validation.previews.iter().map(|p| p.key.clone()).collect();
+        let mut allowed = self.access.browsable(&caller, &keys).await?.into_iter();
+        validation.previews.retain(|_| allowed.next().unwrap_or(false));
         Ok(Response::new(super::definitions::validation(&validation, self.config.report_tz)))
     }
 
@@ -418,7 +422,7 @@ impl Service {
     async fn watch_recorded_job(&self, caller: &Caller, cluster: Arc<Cluster>, id: String) -> Result<Response<WatchStream>, Status> {
         let view = cluster.job(job_id(&id)?).await?;
         let view = view.ok_or_else(|| Missing::Job(id.clone()))?;
-        let visible: Vec<String> = self.visible_job(caller, &view).await?.projects.into_iter().map(|p| p.project_key).collect();
+        self.check_job_visible(caller, &view).await?;
         let mut changed = cluster.job_changes();
         let stream = async_stream(move |tx| async move {
             loop {
@@ -431,9 +435,7 @@ impl Service {
                     }
                 };
                 let ended = matches!(view.state, JobState::Succeeded | JobState::Failed) && view.finished.is_some();
-                let mut job = convert::job(&view);
-                job.projects.retain(|p| visible.contains(&p.project_key));
-                if tx.send(Ok(WatchRefreshResponse { job: Some(job) })).await.is_err() || ended {
+                if tx.send(Ok(WatchRefreshResponse { job: Some(convert::job(&view)) })).await.is_err() || ended {
                     return;
                 }
                 let _ = tokio::time::timeout(Duration::from_millis(500), changed.changed()).await;
