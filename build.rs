@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // prost's codec, but a request that does not decode is INVALID_ARGUMENT.
+        .codec_path("crate::api::codec::ProtoCodec")
         // Well-known types with serde impls, so Timestamp is RFC 3339 in JSON.
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")

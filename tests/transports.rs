@@ -167,7 +167,7 @@ async fn errors_map_to_the_same_status_on_every_transport() {
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], tonic::Code::FailedPrecondition as i32);
     // A body that is not the message, a parameter the method does not have.
-    let r = http.post(server.url("/v1/metrics:get")).body("{\"projectKeys\": 7}").send().await.unwrap();
+    let r = http.post(server.url("/v1/metrics:get")).header("content-type", "application/json").body("{\"projectKeys\": 7}").send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("request body"));
     let r = http.get(server.url("/v1/metrics?project_keys=SHOP&color=red")).send().await.unwrap();

@@ -15,9 +15,9 @@ use bytes::{BufMut, Bytes};
 use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::server::{Grpc, UnaryService};
 use tonic::Status;
-use tonic_prost::ProstDecoder;
 use tonic_web::GrpcWebLayer;
 
+use super::codec::ProtoDecoder;
 use super::service::Service;
 use crate::proto::GetMetricsRequest;
 
@@ -47,21 +47,22 @@ impl UnaryService<GetMetricsRequest> for GetMetrics {
     }
 }
 
-/// Requests decoded by prost; answers already encoded.
+/// Requests decoded as by the generated service (`codec`); answers already
+/// encoded.
 struct AnswerCodec;
 
 impl Codec for AnswerCodec {
     type Encode = Bytes;
     type Decode = GetMetricsRequest;
     type Encoder = Verbatim;
-    type Decoder = ProstDecoder<GetMetricsRequest>;
+    type Decoder = ProtoDecoder<GetMetricsRequest>;
 
     fn encoder(&mut self) -> Verbatim {
         Verbatim
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ProstDecoder::default()
+        ProtoDecoder::default()
     }
 }
 

@@ -38,6 +38,7 @@ use tokio_stream::StreamExt;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
+use super::auth::Access;
 use super::status::TransportError;
 use super::service::{Service, MAX_REQUEST_BYTES};
 use crate::proto::dora_metrics_server::DoraMetrics;
@@ -114,14 +115,25 @@ fn grpc_request<T>(parts: Parts, message: T) -> tonic::Request<T> {
     tonic::Request::from_parts(MetadataMap::from_headers(parts.headers), parts.extensions, message)
 }
 
+/// The request message, or the status to answer with: a message that does
+/// not parse is `INVALID_ARGUMENT` only for a caller with a valid API key
+/// (the handler would have checked the key first); others get the key's
+/// `UNAUTHENTICATED`.
+fn checked<Req>(access: &Access, parts: &Parts, message: Result<Req, Status>) -> Result<Req, Status> {
+    message.map_err(|invalid| match access.authenticate(&MetadataMap::from_headers(parts.headers.clone())) {
+        Ok(_) => invalid,
+        Err(refused) => refused.into(),
+    })
+}
+
 /// Calls a unary handler and answers with its message or its status.
-async fn unary<Req, Resp, F, Fut>(parts: Parts, message: Result<Req, Status>, call: F) -> Response
+async fn unary<Req, Resp, F, Fut>(access: Arc<Access>, parts: Parts, message: Result<Req, Status>, call: F) -> Response
 where
     Resp: Serialize,
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
-    let message = match message {
+    let message = match checked(&access, &parts, message) {
         Ok(m) => m,
         Err(status) => return error_response(&status),
     };
@@ -218,23 +230,23 @@ fn query_message<T: DeserializeOwned>(message: &str, pairs: &[(String, String)],
 async fn get_metrics_query(State(s): State<Shared>, Query(pairs): Pairs, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     let message = query_message::<GetMetricsRequest>("dora.v1.GetMetricsRequest", &pairs, &[]);
-    unary(parts, message, |r| async move { s.get_metrics(r).await }).await
+    unary(Arc::clone(&s.access), parts, message, |r| async move { s.get_metrics(r).await }).await
 }
 
 async fn get_metrics_body(State(s): State<Shared>, request: Request) -> Response {
     let (parts, message) = body_message::<GetMetricsRequest>(request).await;
-    unary(parts, message, |r| async move { s.get_metrics(r).await }).await
+    unary(Arc::clone(&s.access), parts, message, |r| async move { s.get_metrics(r).await }).await
 }
 
 async fn list_projects(State(s): State<Shared>, Query(pairs): Pairs, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     let message = query_message::<ListProjectsRequest>("dora.v1.ListProjectsRequest", &pairs, &[]);
-    unary(parts, message, |r| async move { s.list_projects(r).await }).await
+    unary(Arc::clone(&s.access), parts, message, |r| async move { s.list_projects(r).await }).await
 }
 
 async fn refresh(State(s): State<Shared>, request: Request) -> Response {
     let (parts, message) = body_message::<RefreshRequest>(request).await;
-    unary(parts, message, |r| async move { s.refresh(r).await }).await
+    unary(Arc::clone(&s.access), parts, message, |r| async move { s.refresh(r).await }).await
 }
 
 async fn refresh_job(State(s): State<Shared>, Path(job): Path<String>, Query(pairs): Pairs, request: Request) -> Response {
@@ -244,11 +256,11 @@ async fn refresh_job(State(s): State<Shared>, Path(job): Path<String>, Query(pai
         return watch_refresh(s, parts, message).await;
     }
     let message = query_message::<GetRefreshStatusRequest>("dora.v1.GetRefreshStatusRequest", &pairs, &[("job_id", &job)]);
-    unary(parts, message, |r| async move { s.get_refresh_status(r).await }).await
+    unary(Arc::clone(&s.access), parts, message, |r| async move { s.get_refresh_status(r).await }).await
 }
 
 async fn watch_refresh(s: Shared, parts: Parts, message: Result<WatchRefreshRequest, Status>) -> Response {
-    let message = match message {
+    let message = match checked(&s.access, &parts, message) {
         Ok(m) => m,
         Err(status) => return error_response(&status),
     };
@@ -276,17 +288,17 @@ async fn watch_refresh(s: Shared, parts: Parts, message: Result<WatchRefreshRequ
 async fn get_definitions(State(s): State<Shared>, Query(pairs): Pairs, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     let message = query_message::<GetDefinitionsRequest>("dora.v1.GetDefinitionsRequest", &pairs, &[]);
-    unary(parts, message, |r| async move { s.get_definitions(r).await }).await
+    unary(Arc::clone(&s.access), parts, message, |r| async move { s.get_definitions(r).await }).await
 }
 
 async fn validate_definitions(State(s): State<Shared>, request: Request) -> Response {
     let (parts, message) = body_message::<ValidateDefinitionsRequest>(request).await;
-    unary(parts, message, |r| async move { s.validate_definitions(r).await }).await
+    unary(Arc::clone(&s.access), parts, message, |r| async move { s.validate_definitions(r).await }).await
 }
 
 async fn update_definitions(State(s): State<Shared>, request: Request) -> Response {
     let (parts, message) = body_message::<UpdateDefinitionsRequest>(request).await;
-    unary(parts, message, |r| async move { s.update_definitions(r).await }).await
+    unary(Arc::clone(&s.access), parts, message, |r| async move { s.update_definitions(r).await }).await
 }
 
 #[cfg(test)]

@@ -4,13 +4,17 @@
 //! The same port also serves gRPC-Web
 //! (for the gRPC services that support it), the HTTP/JSON mapping
 //! ([`json`]) and the dashboard ([`dashboard`]); other paths get HTTP 404.
+//! Every request passes [`http_guard`] first (header size, `Host`, `Origin`,
+//! content type).
 
 mod answers;
 pub mod auth;
+pub mod codec;
 mod convert;
 pub mod dashboard;
 mod definitions;
 mod encoded;
+pub mod http_guard;
 mod impact;
 pub mod json;
 pub mod permission;
@@ -33,11 +37,8 @@ use tower_layer::Layer;
 use crate::proto::dora_metrics_server::DoraMetricsServer;
 use crate::config::TlsSettings;
 use crate::proto::FILE_DESCRIPTOR_SET;
+pub use http_guard::MAX_METADATA_BYTES;
 pub use service::{Service, MAX_REQUEST_BYTES};
-
-
-/// Largest header block (metadata) accepted.
-pub const MAX_METADATA_BYTES: u32 = 16 * 1024;
 
 /// The TLS settings as tonic wants them: the server's identity and, for
 /// mutual TLS, the CA that client certificates must chain to.
@@ -92,6 +93,11 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let metrics_enabled = service.config.metrics_enabled;
+    let guard = Arc::new(http_guard::HttpGuard {
+        loopback_hosts_only: !service.access.enabled(),
+        tls: tls.is_some(),
+        allowed_origins: service.config.allowed_origins.clone(),
+    });
     let service = Arc::new(service);
     let dora = DoraMetricsServer::from_arc(Arc::clone(&service)).max_decoding_message_size(MAX_REQUEST_BYTES);
     // gRPC-Web per service, never on the whole server (it would turn every
@@ -108,7 +114,10 @@ pub async fn serve(
     if metrics_enabled {
         routes = routes.merge(prometheus::router(Arc::clone(&access_for_metrics)));
     }
-    let routes = routes.fallback(json::not_found).layer(axum::middleware::from_fn(prometheus::observe));
+    let routes = routes
+        .fallback(json::not_found)
+        .layer(axum::middleware::from_fn(prometheus::observe))
+        .layer(axum::middleware::from_fn_with_state(guard, http_guard::guard));
     let mut builder = Server::builder().accept_http1(true).http2_max_header_list_size(MAX_METADATA_BYTES);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls_config(tls)?)?;

@@ -195,6 +195,46 @@ impl From<TransportError> for Status {
     }
 }
 
+/// What the port refuses before any handler runs (`http_guard`), and a
+/// protobuf message that does not decode (`codec`).
+#[derive(Debug, Error)]
+pub enum Refused {
+    /// A header block over the limit (`RESOURCE_EXHAUSTED`, HTTP 431).
+    #[error("request headers: larger than {0} bytes")]
+    HeadersTooLarge(u32),
+    /// A `Host` that is not a loopback name while authentication is off
+    /// (`PERMISSION_DENIED`).
+    #[error(
+        "host: without authentication the service answers only requests addressed to a loopback name \
+         such as localhost or 127.0.0.1"
+    )]
+    NotLoopbackHost,
+    /// An `Origin` neither the service's own nor allowed (`PERMISSION_DENIED`).
+    #[error(
+        "origin: requests from web pages of another origin are refused; list the page's origin in \
+         http.allowed_origins (DORA_ALLOWED_ORIGINS) to allow it"
+    )]
+    ForeignOrigin,
+    /// A JSON body sent as another content type (`INVALID_ARGUMENT`, HTTP 415).
+    #[error("content-type: send the request body as application/json")]
+    NotJson,
+    /// A protobuf message that does not decode (`INVALID_ARGUMENT`; prost's
+    /// own codec says `INTERNAL`, which reads as the service's fault).
+    #[error("the message is not valid protobuf: {0}")]
+    Undecodable(String),
+}
+
+impl From<Refused> for Status {
+    fn from(e: Refused) -> Self {
+        let message = e.to_string();
+        match e {
+            Refused::HeadersTooLarge(_) => Status::resource_exhausted(message),
+            Refused::NotLoopbackHost | Refused::ForeignOrigin => Status::permission_denied(message),
+            Refused::NotJson | Refused::Undecodable(_) => Status::invalid_argument(message),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tonic::Code;
