@@ -133,9 +133,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let (scheme, h2c) = if config.tls.is_some() { ("https", "") } else { ("http", " --http2-prior-knowledge") };
     println!("jira-dora listening on {addr} (gRPC; health and reflection on the same port)");
-    println!("dashboard: http://{addr}/  JSON: http://{addr}/v1/projects  (gRPC-Web on the same port too)");
-    println!("try: buf curl --protocol grpc --http2-prior-knowledge --data '{{\"project_keys\":[\"SHOP\"]}}' http://{addr}/dora.v1.DoraMetrics/GetMetrics");
+    println!("dashboard: {scheme}://{addr}/  JSON: {scheme}://{addr}/v1/projects  (gRPC-Web on the same port too)");
+    println!("try: buf curl --protocol grpc{h2c} --data '{{\"project_keys\":[\"SHOP\"]}}' {scheme}://{addr}/dora.v1.DoraMetrics/GetMetrics");
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         app::signal().await;
