@@ -15,6 +15,8 @@
 //! as `*.rejected` for inspection (so it never becomes the fallback) and
 //! reported; nothing valid means an empty start, never a failed one.
 //!
+//! [`is_snapshot_file`] names every file written here, for `purge`.
+//!
 //! Blocking I/O: call from a blocking thread. Knows nothing of the service
 //! beyond the `snapshot` format.
 //!
@@ -35,6 +37,20 @@ pub const CURRENT: &str = "state.snapshot";
 pub const PREVIOUS: &str = "state.snapshot.prev";
 const TEMP_PREFIX: &str = ".state.snapshot.";
 const TEMP_SUFFIX: &str = ".tmp";
+const PROBE_SUFFIX: &str = ".probe";
+/// Appended to the name of a file that failed to load.
+const REJECTED_SUFFIX: &str = ".rejected";
+
+/// Is `name` one of the files a [`SnapshotDir`] writes: the current or the
+/// previous snapshot, either set aside as rejected, or a temporary file of a
+/// write or of the writability check? (`jira-dora purge` deletes exactly
+/// these.)
+pub fn is_snapshot_file(name: &str) -> bool {
+    let slot = name.strip_suffix(REJECTED_SUFFIX).unwrap_or(name);
+    slot == CURRENT
+        || slot == PREVIOUS
+        || (name.starts_with(TEMP_PREFIX) && (name.ends_with(TEMP_SUFFIX) || name.ends_with(PROBE_SUFFIX)))
+}
 
 /// The data directory cannot hold snapshots.
 #[derive(Debug, Error)]
@@ -89,7 +105,7 @@ impl SnapshotDir {
         fs::create_dir_all(dir).map_err(|source| DataDirError::Create { path: dir.to_owned(), source })?;
         tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
-            .suffix(".probe")
+            .suffix(PROBE_SUFFIX)
             .tempfile_in(dir)
             .and_then(|mut f| f.write_all(b"probe").and_then(|()| f.as_file().sync_all()))
             .map_err(|source| DataDirError::NotWritable { path: dir.to_owned(), source })?;
@@ -97,7 +113,7 @@ impl SnapshotDir {
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                if name.starts_with(TEMP_PREFIX) && (name.ends_with(TEMP_SUFFIX) || name.ends_with(".probe")) {
+                if name.starts_with(TEMP_PREFIX) && (name.ends_with(TEMP_SUFFIX) || name.ends_with(PROBE_SUFFIX)) {
                     let _ = fs::remove_file(entry.path());
                 }
             }
@@ -155,7 +171,7 @@ impl SnapshotDir {
 /// does not turn it into the fallback and it stays for inspection.
 fn set_aside(path: &Path, _why: &SnapshotError) {
     let mut aside = path.as_os_str().to_owned();
-    aside.push(".rejected");
+    aside.push(REJECTED_SUFFIX);
     let _ = fs::rename(path, PathBuf::from(aside));
 }
 
@@ -232,6 +248,25 @@ mod tests {
         let loaded = SnapshotDir::open(tmp.path()).unwrap().load();
         assert!(loaded.snapshot.is_none());
         assert_eq!(loaded.rejected.len(), 2);
+    }
+
+    #[test]
+    fn every_file_written_here_is_named_as_a_snapshot_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::open(tmp.path()).unwrap();
+        dir.write(&snapshot::encode(&snap(1))).unwrap();
+        dir.write(&snapshot::encode(&snap(2))).unwrap();
+        fs::write(tmp.path().join(CURRENT), b"torn").unwrap();
+        fs::write(tmp.path().join(PREVIOUS), b"torn").unwrap();
+        dir.load();
+        fs::write(tmp.path().join(".state.snapshot.x1.tmp"), b"half").unwrap();
+        let names: Vec<String> =
+            fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(names.iter().all(|n| is_snapshot_file(n)), "{names:?}");
+        for other in ["state.snapshot.bak", "notes.txt", "state.snap", ".state.snapshot.x", "my.state.snapshot"] {
+            assert!(!is_snapshot_file(other), "{other}");
+        }
     }
 
     #[test]
