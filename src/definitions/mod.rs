@@ -43,6 +43,15 @@ use self::hooks::{Input, Returns, HOOKS, HOOK_COUNT};
 pub use self::problems::{DefinitionError, DefinitionFile, DefinitionsLoadError};
 pub use self::prepared::{PreparedIssue, PreparedTransition};
 
+/// How much of a failed call's error may be shown: all of it on the
+/// built-in samples, only its kind on real facts (a thrown value, an index
+/// or a name built at run time may hold issue data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    Full,
+    KindOnly,
+}
+
 /// The names of the ten hooks every definition set defines.
 pub const HOOK_NAMES: [&str; HOOK_COUNT] = [
     "is_excluded",
@@ -267,10 +276,11 @@ impl DefinitionSet {
         &self.files
     }
 
-    /// Calls `hook` with `args` in the sandbox; the answer must be of the
-    /// hook's type.
+    /// Calls `hook` with `args` — real facts — in the sandbox; the answer
+    /// must be of the hook's type. A failure says where and what kind,
+    /// never a value.
     fn call(&self, hook: &'static str, returns: Returns, args: impl FuncArgs) -> Result<memo::Answer, HookError> {
-        self.run(hook, returns, args).map_err(|problem| HookError {
+        self.run(hook, returns, args, Detail::KindOnly).map_err(|problem| HookError {
             hook,
             location: (!problem.file.is_empty())
                 .then(|| SourceLocation { file: problem.file, line: problem.line, column: problem.column }),
@@ -278,7 +288,7 @@ impl DefinitionSet {
         })
     }
 
-    fn run(&self, hook: &'static str, returns: Returns, args: impl FuncArgs) -> Result<memo::Answer, DefinitionError> {
+    fn run(&self, hook: &'static str, returns: Returns, args: impl FuncArgs, detail: Detail) -> Result<memo::Answer, DefinitionError> {
         let file = self.hook_file(hook);
         let result = {
             let name =
@@ -287,14 +297,17 @@ impl DefinitionSet {
             let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
             self.engine.call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &self.ast, hook, args)
         };
-        let value = result.map_err(|err| self.explain(hook, &err))?;
+        let value = result.map_err(|err| self.explain(hook, &err, detail))?;
         let answer = match returns {
             Returns::Bool => value.as_bool().map(memo::Answer::from).map_err(|_| "a bool".to_owned()),
             Returns::Days => {
                 let expected = format!("an integer from 0 to {MAX_FAILURE_WINDOW_DAYS}");
                 match value.as_int() {
                     Ok(days) if (0..=i64::from(MAX_FAILURE_WINDOW_DAYS)).contains(&days) => Ok(days as memo::Answer),
-                    Ok(days) => Err(format!("{expected}, not {days}")),
+                    // The value itself only on the samples: on real facts it may
+                    // come from an issue.
+                    Ok(days) if detail == Detail::Full => Err(format!("{expected}, not {days}")),
+                    Ok(_) => Err(expected),
                     Err(_) => Err(expected),
                 }
             }
@@ -323,7 +336,7 @@ impl DefinitionSet {
 
     /// What went wrong in a call of `hook`, located in the innermost script
     /// function's file.
-    fn explain(&self, hook: &str, err: &EvalAltResult) -> DefinitionError {
+    fn explain(&self, hook: &str, err: &EvalAltResult, detail: Detail) -> DefinitionError {
         let failure = compile::unwind(err);
         // The innermost named script function the error passed through.
         let mut innermost = self.layout.hook_files.get(hook).map(|&i| (i, hook));
@@ -341,9 +354,12 @@ impl DefinitionSet {
                 .copied()
                 .unwrap_or((0, 0));
         }
-        let message = match sandbox::limit_exceeded(failure.inner) {
-            Some(what) => format!("limit exceeded: {what}"),
-            None => {
+        let message = match (sandbox::limit_exceeded(failure.inner), detail) {
+            (Some(what), _) => format!("limit exceeded: {what}"),
+            (None, Detail::KindOnly) => {
+                sandbox::failure_kind(failure.inner, &|name| self.files.iter().any(|f| f.source.contains(name)))
+            }
+            (None, Detail::Full) => {
                 let text = failure.inner.to_string();
                 let suffix = format!(" ({})", failure.inner.position());
                 text.strip_suffix(&suffix).map_or_else(|| text.clone(), str::to_owned)
@@ -363,17 +379,17 @@ impl DefinitionSet {
             }
             let outcome = match spec.input {
                 Input::Issue => samples.issues.iter().try_for_each(|(what, issue)| {
-                    self.run(spec.name, spec.returns, (issue.clone(),)).map(drop).map_err(|e| (e, what.to_string()))
+                    self.run(spec.name, spec.returns, (issue.clone(),), Detail::Full).map(drop).map_err(|e| (e, what.to_string()))
                 }),
                 Input::IssueAndTransition => samples.issues.iter().try_for_each(|(what_issue, issue)| {
                     samples.transitions.iter().try_for_each(|(what_t, t)| {
-                        self.run(spec.name, spec.returns, (issue.clone(), t.clone()))
+                        self.run(spec.name, spec.returns, (issue.clone(), t.clone()), Detail::Full)
                             .map(drop)
                             .map_err(|e| (e, format!("{what_issue}, change {what_t}")))
                     })
                 }),
                 Input::Version => samples.versions.iter().try_for_each(|(what, version)| {
-                    self.run(spec.name, spec.returns, (version.clone(),)).map(drop).map_err(|e| (e, what.to_string()))
+                    self.run(spec.name, spec.returns, (version.clone(),), Detail::Full).map(drop).map_err(|e| (e, what.to_string()))
                 }),
             };
             if let Err((problem, sample)) = outcome {

@@ -13,8 +13,9 @@
 //! thread-local before the call and the engine's progress callback checks it
 //! every few hundred operations, so one shared engine serves concurrent
 //! calls on many threads, each with its own deadline. `print` and `debug`
-//! go to `tracing` at debug level with the file and hook, truncated and
-//! capped per call and per second.
+//! are counted, never shown: their text may hold issue data (a label, a
+//! version name), so only the fact of the output — file, hook, line — goes
+//! to `tracing` at debug level, capped per call and per second.
 //!
 //! Nothing here knows the hooks or the domain; `definitions` decides what to
 //! call.
@@ -63,8 +64,6 @@ const CLOCK_EVERY: u64 = 256;
 const OUTPUT_LINES_PER_CALL: u32 = 8;
 /// Lines of `print`/`debug` output logged per second, all calls together.
 const OUTPUT_LINES_PER_SECOND: u32 = 100;
-/// Longest logged output line, in characters.
-const OUTPUT_LINE_CHARS: usize = 200;
 
 /// The token the progress callback terminates a call with when its
 /// deadline has passed.
@@ -107,8 +106,8 @@ pub fn engine() -> Engine {
         let expired = CALL.with(|call| call.borrow().as_ref().is_some_and(|c| Instant::now() >= c.deadline));
         expired.then(|| Dynamic::from(DEADLINE_TOKEN))
     });
-    engine.on_print(|text| log_output("print", text, Position::NONE));
-    engine.on_debug(|text, _source, position| log_output("debug", text, position));
+    engine.on_print(|_text| log_output("print", Position::NONE));
+    engine.on_debug(|_text, _source, position| log_output("debug", position));
     engine
 }
 
@@ -171,7 +170,8 @@ fn output_allowed_globally() -> bool {
     }
 }
 
-fn log_output(kind: &'static str, text: &str, position: Position) {
+/// Notes that a script printed something; the text itself is dropped.
+fn log_output(kind: &'static str, position: Position) {
     let (file, hook, nth) = CALL.with(|call| {
         let mut call = call.borrow_mut();
         match call.as_mut() {
@@ -190,9 +190,7 @@ fn log_output(kind: &'static str, text: &str, position: Position) {
         tracing::debug!(file = &*file, hook, "further definition output of this call suppressed");
         return;
     }
-    let truncated = text.chars().count() > OUTPUT_LINE_CHARS;
-    let text: String = text.chars().take(OUTPUT_LINE_CHARS).collect();
-    tracing::debug!(file = &*file, hook, line, kind, text, truncated, "definition output");
+    tracing::debug!(file = &*file, hook, line, kind, "definition output (its text is not logged)");
 }
 
 /// Whether an error is the engine stopping a script at one of its limits;
@@ -223,6 +221,53 @@ pub fn limit_exceeded(err: &EvalAltResult) -> Option<String> {
     }
 }
 
+/// What kind of error stopped a call on real facts, in words that hold no
+/// value the script was working with: a thrown value, an index, the
+/// operands of a division may all come from an issue. A name (of a
+/// function or property) is shown only when `in_source` says the
+/// definitions' own text holds it; a name built at run time is not.
+pub fn failure_kind(err: &EvalAltResult, in_source: &dyn Fn(&str) -> bool) -> String {
+    if let Some(what) = limit_exceeded(err) {
+        return format!("limit exceeded: {what}");
+    }
+    // rhai's own words, without the position (given separately).
+    let own_words = || {
+        let text = err.to_string();
+        let suffix = format!(" ({})", err.position());
+        text.strip_suffix(&suffix).map_or_else(|| text.clone(), str::to_owned)
+    };
+    let named = |name: &str, kind: &str| {
+        let name = name.split(['(', ' ']).next().unwrap_or("");
+        if !name.is_empty() && in_source(name) { own_words() } else { format!("{kind} (the name is not shown: it is not in the definitions)") }
+    };
+    match err {
+        // Nothing from the data in these: names written in the script, type
+        // names, or no payload at all.
+        EvalAltResult::ErrorVariableNotFound(..)
+        | EvalAltResult::ErrorForbiddenVariable(..)
+        | EvalAltResult::ErrorVariableExists(..)
+        | EvalAltResult::ErrorAssignmentToConstant(..)
+        | EvalAltResult::ErrorNonPureMethodCallOnConstant(..)
+        | EvalAltResult::ErrorMismatchDataType(..)
+        | EvalAltResult::ErrorMismatchOutputType(..)
+        | EvalAltResult::ErrorIndexingType(..)
+        | EvalAltResult::ErrorUnboundThis(_)
+        | EvalAltResult::ErrorFor(_) => own_words(),
+        EvalAltResult::ErrorFunctionNotFound(name, _) => named(name, "function not found"),
+        EvalAltResult::ErrorPropertyNotFound(name, _) => named(name, "property not found"),
+        // `Fn("eval")`: a function pointer to a name that is not allowed.
+        EvalAltResult::ErrorParsing(rhai::ParseErrorType::Reserved(name), _) => named(name, "a reserved name"),
+        EvalAltResult::ErrorRuntime(..) => "a value was thrown (`throw`); the value is not shown".to_owned(),
+        EvalAltResult::ErrorIndexNotFound(..) => "index not found (the index is not shown)".to_owned(),
+        EvalAltResult::ErrorArrayBounds(..) => "array index out of bounds".to_owned(),
+        EvalAltResult::ErrorStringBounds(..) => "string index out of bounds".to_owned(),
+        EvalAltResult::ErrorBitFieldBounds(..) => "bit-field index out of bounds".to_owned(),
+        EvalAltResult::ErrorDotExpr(..) => "invalid property access".to_owned(),
+        EvalAltResult::ErrorArithmetic(..) => "arithmetic error (such as a division by zero or an overflow)".to_owned(),
+        _ => "runtime error (details are not shown: they may hold issue data)".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rhai::{CallFnOptions, Scope};
@@ -244,7 +289,7 @@ mod tests {
     }
 
     #[test]
-    fn print_and_debug_go_to_the_log_truncated_and_capped_per_call() {
+    fn print_and_debug_are_counted_in_the_log_without_their_text_and_capped_per_call() {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -256,7 +301,7 @@ mod tests {
         let ast = engine
             .compile(
                 "fn flood() { let long = \"x\"; long.pad(1000, \"y\"); print(long); \
-                 for n in 0..50 { print(`line ${n}`); debug(n); } true }",
+                 for n in 0..50 { print(`marker-${n}`); debug(`marker-${n}`); } true }",
             )
             .unwrap();
         tracing::subscriber::with_default(subscriber, || {
@@ -269,8 +314,8 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len() as u32, OUTPUT_LINES_PER_CALL + 1, "{text}");
         assert!(lines.iter().all(|l| l.contains("DEBUG") && l.contains("file=\"noisy.rhai\"")), "{text}");
-        assert!(lines[0].contains("truncated=true") && !lines[0].contains(&"y".repeat(OUTPUT_LINE_CHARS)), "{text}");
-        assert!(lines[1].contains("line 0"), "{text}");
+        assert!(!text.contains("yyy") && !text.contains("marker"), "{text}");
+        assert!(lines[1].contains("kind=\"print\"") && lines[2].contains("kind=\"debug\""), "{text}");
         assert!(lines.last().unwrap().contains("suppressed"), "{text}");
     }
 
