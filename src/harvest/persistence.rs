@@ -1,6 +1,7 @@
 //! The snapshot lifecycle: restore the newest valid snapshot before the
 //! service answers, then write one after refreshes (debounced),
-//! periodically and at shutdown.
+//! periodically (only when something changed since the last write) and at
+//! shutdown.
 //!
 //! Wiring between the store, the harvester's records and the data
 //! directory; the format is `store::snapshot`, the file handling
@@ -25,6 +26,9 @@ use crate::store::snapshot::{self, DefinitionsRecord, Encoder, ProjectRecord, Sn
 use crate::store::snapshot_dir::{DataDirError, SnapshotDir};
 use crate::store::Store;
 
+/// The reason of a periodic snapshot.
+const PERIODIC: &str = "periodic";
+
 /// Restores and writes snapshots of one service.
 pub struct Persistence {
     dir: SnapshotDir,
@@ -37,6 +41,9 @@ pub struct Persistence {
     restored_definitions: Vec<DefinitionsRecord>,
     /// Each project's bytes from the last snapshot.
     encoder: Mutex<Encoder>,
+    /// The checksum of the content (all but `seq` and `taken_at`) last
+    /// written, so that a periodic snapshot of an unchanged state is skipped.
+    last_written: Mutex<Option<u32>>,
 }
 
 impl Persistence {
@@ -83,16 +90,16 @@ impl Persistence {
             next_seq: AtomicU64::new(next_seq),
             restored_definitions,
             encoder: Mutex::new(Encoder::new()),
+            last_written: Mutex::new(None),
         }))
     }
 
     /// Takes and writes a snapshot now (blocking I/O), numbered with the
-    /// next sequence number. Only projects whose data changed since the
+    /// next sequence number; a periodic one only when the state changed
+    /// since the last write. Only projects whose data changed since the
     /// last snapshot are encoded again (`snapshot::Encoder`).
     pub fn write_now(&self, reason: &'static str) -> io::Result<()> {
         let started = Instant::now();
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let taken_at = Utc::now().timestamp_millis();
         let projects = self.store.entries();
         let (watermarks, jobs) = self.harvester.records();
         let defs = self.harvester.definitions();
@@ -105,12 +112,26 @@ impl Persistence {
                 definitions.push(d.clone());
             }
         }
-        let parts = SnapshotParts { seq, taken_at, projects: &projects, watermarks: &watermarks, jobs: &jobs, definitions: &definitions };
-        let (bytes, encoded) = self.encoder.lock().unwrap_or_else(|e| e.into_inner()).encode(&parts);
+        let mut parts = SnapshotParts { seq: 0, taken_at: 0, projects: &projects, watermarks: &watermarks, jobs: &jobs, definitions: &definitions };
+        let mut encoder = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
+        // The content without its number and date (cheap: the projects'
+        // records are reused).
+        let (unnumbered, encoded) = encoder.encode(&parts);
+        let content = snapshot::checksum(&unnumbered);
+        let mut last_written = self.last_written.lock().unwrap_or_else(|e| e.into_inner());
+        if reason == PERIODIC && *last_written == content {
+            debug!(reason, "snapshot unchanged; not rewritten");
+            return Ok(());
+        }
+        let (seq, taken_at) = (self.next_seq.fetch_add(1, Ordering::Relaxed), Utc::now().timestamp_millis());
+        (parts.seq, parts.taken_at) = (seq, taken_at);
+        let bytes = encoder.encode(&parts).0;
+        drop(encoder);
         let crc = snapshot::checksum(&bytes).unwrap_or_default();
         debug!(seq, crc32 = crc, bytes = bytes.len(), reason, "snapshot writing");
         match self.dir.write(&bytes) {
             Ok(()) => {
+                *last_written = content;
                 crate::telemetry::snapshot(taken_at, bytes.len());
                 info!(
                     seq,
@@ -162,7 +183,7 @@ impl Persistence {
                     changes.borrow_and_update();
                     "refresh"
                 }
-                _ = async { periodic.as_mut().expect("guarded").tick().await }, if periodic.is_some() => "periodic",
+                _ = async { periodic.as_mut().expect("guarded").tick().await }, if periodic.is_some() => PERIODIC,
             };
             self.write_blocking(reason).await;
         }
