@@ -681,7 +681,9 @@ fn a_failure_window_that_is_no_integer_from_0_to_90_is_rejected_with_file_line_a
     odd.project = "ODD".into();
     let err = classify_issue(&set, &odd.view()).unwrap_err();
     assert_eq!(err.hook, "failure_window_days");
-    assert!(err.message.contains("expected an integer from 0 to 90, not 200"), "{err}");
+    // On real facts the returned value is not shown: it may come from an issue.
+    assert!(err.message.contains("expected an integer from 0 to 90"), "{err}");
+    assert!(!err.to_string().contains("200"), "{err}");
     assert_eq!(err.location.as_ref().map(|l| l.file.as_str()), Some("failure.rhai"));
     // Bounds are accepted.
     for days in [0, 90] {
