@@ -66,7 +66,15 @@ fn main() {
     let mut shared: Vec<(String, Arc<ProjectData>)> =
         state.projects.iter().cloned().map(|r| r.into_data()).map(|(k, d)| (k, Arc::new(d))).collect();
     fn parts<'a>(s: &'a Snapshot, projects: &'a [(String, Arc<ProjectData>)]) -> SnapshotParts<'a> {
-        SnapshotParts { seq: s.seq, taken_at: s.taken_at, projects, watermarks: &s.watermarks, jobs: &s.jobs, definitions: &s.definitions }
+        SnapshotParts {
+            seq: s.seq,
+            taken_at: s.taken_at,
+            projects,
+            watermarks: &s.watermarks,
+            jobs: &s.jobs,
+            definitions: &s.definitions,
+            activations: &s.activations,
+        }
     }
     let (encode_all, first) = time(|| Encoder::new().encode(&parts(&state, &shared)).0);
     assert_eq!(first, bytes, "the encoder writes the same bytes");

@@ -1,5 +1,7 @@
-//! When snapshots are written, over the real server on real files: a
-//! periodic snapshot is not rewritten when nothing changed.
+//! What the snapshot keeps besides figures, over restarts of the real server
+//! on real files: the definitions version counter and the audit of
+//! activations survive a restart, and a periodic snapshot is not rewritten
+//! when nothing changed.
 
 mod common;
 
@@ -10,6 +12,7 @@ use std::time::Duration;
 use common::Server;
 use jira_dora::config;
 use jira_dora::definitions::DefinitionSet;
+use jira_dora::proto::*;
 use jira_dora::store::snapshot;
 use jira_dora::store::snapshot_dir::CURRENT;
 
@@ -27,9 +30,56 @@ fn shipped_into(dir: &Path) {
     }
 }
 
+/// The shipped files with a comment added: another content hash.
+fn edited(n: usize) -> Vec<DefinitionFile> {
+    DefinitionSet::shipped_files()
+        .into_iter()
+        .map(|f| DefinitionFile { source: format!("// edit {n}\n{}", f.source), name: f.name })
+        .collect()
+}
+
 fn seq(data: &Path) -> Option<u64> {
     let bytes = std::fs::read(data.join(CURRENT)).ok()?;
     Some(snapshot::decode(&bytes).unwrap().seq)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_definitions_version_counter_and_audit_survive_a_restart() {
+    let (data, defs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    shipped_into(defs.path());
+    let toml = "[definitions]\nallow_updates = true\nwatch_interval_ms = 0\n";
+
+    let server = Server::start_in(config_in(data.path(), defs.path(), toml)).await;
+    let mut client = server.client().await;
+    let first = client.get_definitions(GetDefinitionsRequest {}).await.unwrap().into_inner().version;
+    assert!(first.starts_with("1-"), "{first}");
+    let second = client.update_definitions(UpdateDefinitionsRequest { files: edited(1) }).await.unwrap().into_inner().version;
+    assert!(second.starts_with("2-"), "{second}");
+    server.stop().await;
+
+    // The files on disk are those of version 2: the same version again.
+    let server = Server::start_in(config_in(data.path(), defs.path(), toml)).await;
+    let mut client = server.client().await;
+    let after = client.get_definitions(GetDefinitionsRequest {}).await.unwrap().into_inner();
+    assert_eq!(after.version, second, "the counter did not restart");
+    let audited: Vec<(&str, &str)> = after.audit.iter().map(|a| (a.version.as_str(), a.origin.as_str())).collect();
+    assert!(audited.contains(&(second.as_str(), "api")), "the update before the restart is audited: {audited:?}");
+    assert!(audited.contains(&(first.as_str(), "startup")), "{audited:?}");
+    let third = client.update_definitions(UpdateDefinitionsRequest { files: edited(2) }).await.unwrap().into_inner().version;
+    assert!(third.starts_with("3-"), "{third}");
+    server.stop().await;
+
+    // Files edited while the service was down: a new number, audited.
+    for f in edited(3) {
+        std::fs::write(defs.path().join(&f.name), f.source).unwrap();
+    }
+    let server = Server::start_in(config_in(data.path(), defs.path(), toml)).await;
+    let mut client = server.client().await;
+    let after = client.get_definitions(GetDefinitionsRequest {}).await.unwrap().into_inner();
+    assert!(after.version.starts_with("4-"), "{}", after.version);
+    assert_eq!(after.audit.last().map(|a| (a.version.as_str(), a.origin.as_str())), Some((after.version.as_str(), "startup")));
+    assert!(after.audit.iter().any(|a| a.version == third), "{:?}", after.audit);
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

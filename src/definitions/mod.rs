@@ -246,9 +246,14 @@ impl DefinitionSet {
     /// The same set with an activation number: its version becomes
     /// `<number>-<hash>`.
     pub fn numbered(mut self, number: u64) -> Self {
+        self.renumber(number);
+        self
+    }
+
+    /// Gives the set another activation number in place.
+    pub fn renumber(&mut self, number: u64) {
         self.number = number;
         self.version = format!("{number}-{}", self.hash);
-        self
     }
 
     /// The same set with memoisation of hook answers on or off (on by

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::folder;
 use crate::definitions::DefinitionSet;
@@ -97,6 +97,37 @@ impl DefinitionsInForce {
     /// The activations, oldest first.
     pub fn audit(&self) -> Vec<DefinitionAudit> {
         self.audit.lock().expect("audit lock").iter().cloned().collect()
+    }
+
+    /// Continues the numbering and the audit of an earlier run, restored
+    /// from a snapshot: `last_version` was in force when it was taken and
+    /// `audit` holds its activations. The set in force keeps the number of
+    /// the last one if it has the same content, else it is numbered after
+    /// it and audited as loaded at start. Call at start, before anything
+    /// else holds the set; returns the version it had before, if it changed.
+    pub fn continue_from(&self, last_version: &str, audit: Vec<DefinitionAudit>) -> Option<String> {
+        let (last_number, last_hash) = last_version.split_once('-')?;
+        let last_number: u64 = last_number.parse().ok()?;
+        let mut current = self.current.write().expect("definitions lock");
+        let same = current.content_hash() == last_hash;
+        let number = if same { last_number } else { last_number + 1 };
+        let before = current.version().to_owned();
+        let Some(set) = Arc::get_mut(&mut *current) else {
+            warn!("the definitions are in use already: their number does not continue from the snapshot");
+            return None;
+        };
+        set.renumber(number);
+        let mut entries: VecDeque<DefinitionAudit> = audit.into();
+        if !same {
+            entries.push_back(DefinitionAudit::of(set, Origin::Startup));
+        }
+        while entries.len() > AUDIT_ENTRIES {
+            entries.pop_front();
+        }
+        if !entries.is_empty() {
+            *self.audit.lock().expect("audit lock") = entries;
+        }
+        (before != set.version()).then_some(before)
     }
 
     /// Waits for the activation lock; hold it from deciding to activate

@@ -22,7 +22,10 @@ use tracing::{debug, info, warn};
 
 use super::refresh::Harvester;
 use crate::config::{is_project_key, SnapshotSettings};
-use crate::store::snapshot::{self, DefinitionsRecord, Encoder, ProjectRecord, Snapshot, SnapshotParts};
+use super::in_force::{DefinitionAudit, Origin};
+use crate::store::snapshot::{
+    self, ActivationOrigin, ActivationRecord, DefinitionsRecord, Encoder, ProjectRecord, Snapshot, SnapshotParts,
+};
 use crate::store::snapshot_dir::{DataDirError, SnapshotDir};
 use crate::store::Store;
 
@@ -66,6 +69,17 @@ impl Persistence {
         match loaded.snapshot {
             Some((s, slot, crc)) => {
                 let seq = s.seq;
+                // The version counter and the audit go on where they were
+                // (the first definitions record is the one that was in force),
+                // before the projects' versions are compared with it.
+                if let Some(last) = s.definitions.first() {
+                    let audit = s.activations.iter().filter_map(audit_of).collect();
+                    if let Some(before) = harvester.in_force().continue_from(&last.version, audit) {
+                        let now = harvester.definitions();
+                        crate::telemetry::definitions_version(Some(&before), now.version());
+                        info!(version = now.version(), "definitions version continued from the snapshot");
+                    }
+                }
                 let applied = apply(&store, Some(&harvester), s);
                 info!(
                     seq,
@@ -112,7 +126,16 @@ impl Persistence {
                 definitions.push(d.clone());
             }
         }
-        let mut parts = SnapshotParts { seq: 0, taken_at: 0, projects: &projects, watermarks: &watermarks, jobs: &jobs, definitions: &definitions };
+        let activations: Vec<ActivationRecord> = self.harvester.audit().iter().map(record_of).collect();
+        let mut parts = SnapshotParts {
+            seq: 0,
+            taken_at: 0,
+            projects: &projects,
+            watermarks: &watermarks,
+            jobs: &jobs,
+            definitions: &definitions,
+            activations: &activations,
+        };
         let mut encoder = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
         // The content without its number and date (cheap: the projects'
         // records are reused).
@@ -207,7 +230,8 @@ pub fn collect(store: &Store, harvester: &Harvester, seq: u64, now: DateTime<Utc
             definitions.push(d.clone());
         }
     }
-    Snapshot { seq, taken_at: now.timestamp_millis(), projects, watermarks, jobs, definitions }
+    let activations = harvester.audit().iter().map(record_of).collect();
+    Snapshot { seq, taken_at: now.timestamp_millis(), projects, watermarks, jobs, definitions, activations }
 }
 
 /// What [`apply`] put in place.
@@ -251,6 +275,26 @@ pub fn apply(store: &Store, harvester: Option<&Harvester>, snapshot: Snapshot) -
         info!(stale_projects = stale, "figures computed with other definitions are served flagged stale until refreshed");
     }
     Applied { taken_at, projects: keys.len(), stale, definitions: snapshot.definitions }
+}
+
+/// An audit entry as the snapshot keeps it.
+fn record_of(a: &DefinitionAudit) -> ActivationRecord {
+    let origin = match a.origin {
+        Origin::Startup => ActivationOrigin::Startup,
+        Origin::Api => ActivationOrigin::Api,
+        Origin::File => ActivationOrigin::File,
+    };
+    ActivationRecord { version: a.version.clone(), hash: a.hash.clone(), at: a.at.timestamp_millis(), origin }
+}
+
+/// A restored audit entry (`None` for an instant out of range).
+fn audit_of(r: &ActivationRecord) -> Option<DefinitionAudit> {
+    let origin = match r.origin {
+        ActivationOrigin::Startup => Origin::Startup,
+        ActivationOrigin::Api => Origin::Api,
+        ActivationOrigin::File => Origin::File,
+    };
+    Some(DefinitionAudit { version: r.version.clone(), hash: r.hash.clone(), at: DateTime::from_timestamp_millis(r.at)?, origin })
 }
 
 /// Resolves when `shutdown` turns true (or its sender is gone).

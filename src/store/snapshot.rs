@@ -2,8 +2,10 @@
 //! Pure: no files, no clock (`taken_at` is given), no tokio.
 //!
 //! A snapshot holds each project's weekly aggregates and the operational
-//! records: refresh watermarks, the bounded history of refresh jobs and the
-//! definitions the figures were computed with. Nothing from an issue is in
+//! records: refresh watermarks, the bounded history of refresh jobs, the
+//! definitions the figures were computed with (the one in force first: its
+//! version `<number>-<hash>` carries the version counter over a restart)
+//! and the audit of definitions activations. Nothing from an issue is in
 //! it: no keys or ids, labels, version names, people or text. The records
 //! below are the whole list of what can be stored, and every field is a
 //! count, a sketch, an instant, a project key, a job id or state, a
@@ -64,8 +66,10 @@ use crate::domain::facts::Millis;
 
 /// First bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"DORASNAP";
-/// The format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format this build writes and reads. Older snapshots (1: no
+/// activation audit; 2: no attribution breakdown) are rejected: postcard is
+/// not self-describing, and the first refresh rebuilds every figure.
+pub const FORMAT_VERSION: u32 = 3;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 24;
 /// Longest error text kept per project in a job record.
@@ -87,6 +91,8 @@ pub struct Snapshot {
     /// The definitions in force and any older ones that projects' figures
     /// were computed with.
     pub definitions: Vec<DefinitionsRecord>,
+    /// Recent activations of definitions, oldest first.
+    pub activations: Vec<ActivationRecord>,
 }
 
 /// One project's figures.
@@ -157,6 +163,24 @@ pub struct DefinitionsRecord {
     pub version: String,
     /// (file name, source text), in name order.
     pub files: Vec<(String, String)>,
+}
+
+/// One activation of definitions: which version, its content hash, when,
+/// and what caused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivationRecord {
+    pub version: String,
+    pub hash: String,
+    pub at: Millis,
+    pub origin: ActivationOrigin,
+}
+
+/// What put definitions in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActivationOrigin {
+    Startup,
+    Api,
+    File,
 }
 
 /// Why bytes are not a usable snapshot.
@@ -267,6 +291,7 @@ pub struct SnapshotParts<'a> {
     pub watermarks: &'a BTreeMap<String, Millis>,
     pub jobs: &'a [JobRecord],
     pub definitions: &'a [DefinitionsRecord],
+    pub activations: &'a [ActivationRecord],
 }
 
 /// Encodes snapshots, reusing each project's encoded record while its data
@@ -322,6 +347,7 @@ impl Encoder {
         out = append(out, parts.watermarks);
         out = append(out, parts.jobs);
         out = append(out, parts.definitions);
+        out = append(out, parts.activations);
         (seal(out), fresh)
     }
 }
@@ -388,6 +414,12 @@ mod tests {
                 version: "abc123".into(),
                 files: vec![("work.rhai".into(), "fn is_work(issue) { true }".into())],
             }],
+            activations: vec![ActivationRecord {
+                version: "2-abc123".into(),
+                hash: "abc123".into(),
+                at: 1_767_220_000_000,
+                origin: ActivationOrigin::Api,
+            }],
         }
     }
 
@@ -402,14 +434,14 @@ mod tests {
     /// the serde layout of an aggregate or sketch). Bump `FORMAT_VERSION`,
     /// then update the expected values.
     #[test]
-    fn the_encoding_is_pinned_to_format_version_2() {
+    fn the_encoding_is_pinned_to_format_version_3() {
         let bytes = encode(&sample());
-        assert_eq!(FORMAT_VERSION, 2);
+        assert_eq!(FORMAT_VERSION, 3);
         assert_eq!((bytes.len(), checksum(&bytes).unwrap()), (PINNED_LEN, PINNED_CRC), "format changed: bump FORMAT_VERSION");
     }
 
-    const PINNED_LEN: usize = 826;
-    const PINNED_CRC: u32 = 4_242_707_070;
+    const PINNED_LEN: usize = 850;
+    const PINNED_CRC: u32 = 1_370_570_800;
 
     fn check(bytes: &[u8], expected: impl Fn(&SnapshotError) -> bool) {
         let e = decode(bytes).expect_err("must be rejected");
@@ -444,7 +476,7 @@ mod tests {
         let mut future = bytes.clone();
         future[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         check(&future, |e| *e == SnapshotError::UnknownVersion { found: FORMAT_VERSION + 1 });
-        assert!(decode(&future).unwrap_err().to_string().contains("format version 3 is unknown"));
+        assert!(decode(&future).unwrap_err().to_string().contains("format version 4 is unknown"));
         let mut longer = bytes.clone();
         longer.extend_from_slice(b"junk");
         check(&longer, |e| *e == SnapshotError::TrailingBytes { extra: 4 });
@@ -470,7 +502,15 @@ mod tests {
         let mut projects = vec![(key, Arc::new(data)), ("PAY".to_string(), Arc::new(other))];
         // The same content as `s`, with the projects shared.
         fn parts<'a>(s: &'a Snapshot, projects: &'a [(String, Arc<ProjectData>)]) -> SnapshotParts<'a> {
-            SnapshotParts { seq: s.seq, taken_at: s.taken_at, projects, watermarks: &s.watermarks, jobs: &s.jobs, definitions: &s.definitions }
+            SnapshotParts {
+                seq: s.seq,
+                taken_at: s.taken_at,
+                projects,
+                watermarks: &s.watermarks,
+                jobs: &s.jobs,
+                definitions: &s.definitions,
+                activations: &s.activations,
+            }
         }
         let mut encoder = Encoder::new();
         let (bytes, fresh) = encoder.encode(&parts(&s, &projects));
