@@ -3,10 +3,12 @@
 //! SIGKILL at random moments, and is started again on the same data
 //! directory. Logs are read as JSON lines from its stderr.
 
+#[path = "common/process.rs"]
+mod process;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,48 +35,10 @@ struct Service {
 
 fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Service {
     let cwd = data_dir.parent().expect("the data dir has a parent");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jira-dora"));
-    cmd.env_clear()
-        .current_dir(cwd)
-        .env("DORA_LISTEN", "127.0.0.1:0")
-        .env("DORA_DATA_DIR", data_dir)
-        .env("DORA_LOG_FORMAT", "json")
-        .env("DORA_LOG", "jira_dora=debug,info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("start the binary");
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let stdout = Arc::new(Mutex::new(Vec::new()));
-    let mut readers = Vec::new();
-    for (pipe, sink) in [
-        (Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>, Arc::clone(&stderr)),
-        (Box::new(child.stdout.take().unwrap()), Arc::clone(&stdout)),
-    ] {
-        readers.push(std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        }));
-    }
-    let mut service = Service { child, addr: String::new(), stderr, stdout, readers };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while service.addr.is_empty() {
-        assert!(Instant::now() < deadline, "no address printed; stderr:\n{}", service.stderr.lock().unwrap().join("\n"));
-        if let Some(addr) = service.stdout.lock().unwrap().iter().find_map(|l| {
-            l.strip_prefix("jira-dora listening on ").and_then(|r| r.split_whitespace().next()).map(str::to_owned)
-        }) {
-            service.addr = addr;
-        }
-        if let Ok(Some(status)) = service.child.try_wait() {
-            panic!("exited early ({status}); stderr:\n{}", service.stderr.lock().unwrap().join("\n"));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    service
+    let mut vars = vec![("DORA_DATA_DIR", data_dir.display().to_string()), ("DORA_LOG", "jira_dora=debug,info".to_owned())];
+    vars.extend(env.iter().map(|&(k, v)| (k, v.to_owned())));
+    let process::Process { child, addr, stdout, stderr, readers } = process::start("the service", cwd, &vars, Duration::from_secs(30));
+    Service { child, addr, stderr, stdout, readers }
 }
 
 impl Service {

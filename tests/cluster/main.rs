@@ -7,6 +7,8 @@
 //! package); `.ci/run` installs it and runs them with `--ignored`. By hand:
 //! `apt-get install postgresql && cargo test --test cluster -- --ignored --test-threads=1`.
 
+#[path = "../common/process.rs"]
+mod process;
 mod postgres;
 mod replica;
 

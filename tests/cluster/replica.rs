@@ -2,11 +2,10 @@
 //! its address read from standard output, its JSON log lines kept, killed
 //! on drop.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
 use serde_json::Value;
@@ -21,47 +20,14 @@ pub struct Replica {
 impl Replica {
     pub fn spawn(name: &str, dir: &Path, env: &[(&str, String)]) -> Replica {
         std::fs::create_dir_all(dir).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jira-dora"));
-        cmd.env_clear()
-            .current_dir(dir)
-            .env("DORA_LISTEN", "127.0.0.1:0")
-            .env("DORA_DATA_DIR", dir.join("data"))
-            .env("DORA_LOG_FORMAT", "json")
-            .env("DORA_LOG", "info")
-            .env("DORA_METRICS", "true")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start the binary");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        for (pipe, sink) in [
-            (Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>, Arc::clone(&stderr)),
-            (Box::new(child.stdout.take().unwrap()), Arc::clone(&stdout)),
-        ] {
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    sink.lock().unwrap().push(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
-            if let Some(addr) = stdout.lock().unwrap().iter().find_map(|l| {
-                l.strip_prefix("jira-dora listening on ").and_then(|r| r.split_whitespace().next()).map(str::to_owned)
-            }) {
-                break addr;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("{name} exited early ({status}); stderr:\n{}", stderr.lock().unwrap().join("\n"));
-            }
-            assert!(Instant::now() < deadline, "{name}: no address printed; stderr:\n{}", stderr.lock().unwrap().join("\n"));
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        Replica { child, addr, stderr }
+        let mut vars = vec![
+            ("DORA_DATA_DIR", dir.join("data").display().to_string()),
+            ("DORA_LOG", "info".to_owned()),
+            ("DORA_METRICS", "true".to_owned()),
+        ];
+        vars.extend(env.iter().cloned());
+        let p = super::process::start(name, dir, &vars, Duration::from_secs(60));
+        Replica { child: p.child, addr: p.addr, stderr: p.stderr }
     }
 
     pub fn pid(&self) -> u32 {
