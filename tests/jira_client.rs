@@ -416,7 +416,7 @@ async fn credentials_never_show_in_debug_or_errors() {
 /// breaks this test at compile time.
 fn assert_no_author_fields(f: &IssueFacts) {
     let IssueFacts {
-        id: _, project: _, issue_type: _, is_subtask: _, labels: _, created: _, updated: _, resolved: _,
+        id: _, key: _, project: _, issue_type: _, is_subtask: _, labels: _, created: _, updated: _, resolved: _,
         status: _, status_category: _, fix_versions: _, affected_versions: _, components: _, priority: _, fields: _,
         changes,
     } = f;

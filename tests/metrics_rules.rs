@@ -40,8 +40,10 @@ fn status(id: &str) -> StatusRef {
 struct I(IssueFacts);
 
 fn issue(kind: &str, created: &str) -> I {
+    let id = fastrand::u64(..);
     I(IssueFacts {
-        id: format!("{}", fastrand::u64(..)),
+        id: format!("{id}"),
+        key: format!("P-{id}"),
         project: "P".into(),
         issue_type: kind.into(),
         is_subtask: false,

@@ -149,8 +149,10 @@ pub fn issue_facts(
     let ids = |v: Option<Vec<super::wire::WireIdRef>>| {
         v.unwrap_or_default().into_iter().map(|r| r.id.into_id()).collect::<Vec<_>>()
     };
+    let key = issue.key.filter(|k| !k.is_empty()).ok_or(missing("key"))?;
     Ok(IssueFacts {
         id: issue.id.into_id(),
+        key,
         project: f
             .project
             .and_then(|p| p.key)
@@ -326,6 +328,7 @@ mod tests {
         assert!(changes.is_empty());
         let facts = issue_facts(issue, "XX", changes, &[]).unwrap();
         assert_eq!(facts.id, "12338");
+        assert_eq!(facts.key(), "AR-86");
         assert_eq!(facts.project, "AR");
         assert_eq!(facts.issue_type, "Task");
         assert_eq!(facts.status, StatusRef { id: "10000".into(), name: "Ready".into() });
@@ -488,6 +491,23 @@ mod tests {
         assert_eq!((changes[1].to.id.as_str(), changes[1].by_app), ("5", false));
         assert_eq!((changes[2].to.id.as_str(), changes[2].by_app), ("3", true));
         assert_eq!(changes[1].from, StatusRef { id: "3".into(), name: "In Progress".into() });
+    }
+
+    #[test]
+    fn a_search_result_without_its_key_is_refused_by_name() {
+        let check = |issue: serde_json::Value| {
+            let issue: super::super::wire::WireIssue = serde_json::from_value(issue).unwrap();
+            issue_facts(issue, "P", Vec::new(), &[]).unwrap_err()
+        };
+        let fields = serde_json::json!({
+            "created": "2026-01-05T10:00:00.000+0000",
+            "issuetype": {"name": "Story", "subtask": false},
+            "status": {"id": "1", "name": "To Do"},
+        });
+        let expected = ConvertError { field: "key", problem: "is missing" };
+        assert_eq!(check(serde_json::json!({"id": "1", "fields": fields})), expected);
+        assert_eq!(check(serde_json::json!({"id": "1", "key": "", "fields": fields})), expected);
+        assert_eq!(expected.to_string(), "field `key` is missing");
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct WireIssueId {
 #[derive(Debug, Deserialize)]
 pub struct WireIssue {
     pub id: StrOrNum,
+    /// The issue key, which every search result carries at the top level.
+    #[serde(default)]
+    pub key: Option<String>,
     pub fields: WireFields,
     /// Absent when the server did not expand the changelog.
     #[serde(default)]

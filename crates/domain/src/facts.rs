@@ -81,6 +81,10 @@ pub struct StatusChange {
 pub struct IssueFacts {
     /// Jira's issue id: identity for incremental updates, in memory only.
     pub id: String,
+    /// Jira's issue key (`PAY-123`): names the issue in the lists behind a
+    /// figure, in memory only (never in a snapshot, a log or an error).
+    /// Read it through [`IssueFacts::key`], so its representation may change.
+    pub key: String,
     pub project: String,
     pub issue_type: String,
     pub is_subtask: bool,
@@ -106,6 +110,13 @@ pub struct IssueFacts {
     pub fields: Vec<(Arc<str>, Option<FieldValue>)>,
     /// Status changes, oldest first.
     pub changes: Vec<StatusChange>,
+}
+
+impl IssueFacts {
+    /// The issue's key (`PAY-123`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
 }
 
 /// The value of an allow-listed custom field: never text a person wrote.
