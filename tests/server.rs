@@ -157,6 +157,73 @@ async fn months_are_their_weeks_and_a_monthly_series_adds_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monthly_rolling_medians_merge_the_weeks_of_four_months() {
+    use jira_dora::domain::time::{IsoWeek, Month};
+    let server = Server::start(demo_config()).await;
+    let mut client = server.client().await;
+    harvested(&mut client).await;
+    let both = ["PAY", "SHOP"];
+    let grpc = client.clone();
+    let combined = move |req: GetMetricsRequest| {
+        let mut grpc = grpc.clone();
+        async move { grpc.get_metrics(req).await.unwrap().into_inner().combined.unwrap() }
+    };
+
+    // A period of months: each point's rolling figures are exactly the
+    // figures of its month and the 3 before it as one period, also where
+    // those lie before the period's start.
+    let req = GetMetricsRequest { months: 6, include_series: true, granularity: Granularity::Month as i32, ..request(&both) };
+    let r = client.get_metrics(req).await.unwrap().into_inner();
+    assert_eq!(r.monthly_series.len(), 6);
+    for point in [&r.monthly_series[0], &r.monthly_series[5]] {
+        let month = Month::parse(&point.month).unwrap();
+        let window = GetMetricsRequest {
+            from_month: Some(month.plus(-3).to_string()),
+            to_month: Some(point.month.clone()),
+            ..request(&both)
+        };
+        let w = combined(window).await;
+        assert_eq!(point.rolling_lead_time, w.lead_time, "{}", point.month);
+        assert_eq!(point.rolling_time_to_restore, w.time_to_restore, "{}", point.month);
+        let own = point.figures.as_ref().unwrap().lead_time.unwrap().count;
+        assert!(w.lead_time.unwrap().count > own, "{}: the window holds more than the month", point.month);
+    }
+    // The projects' own series carry their own rolling figures.
+    let pay = &r.projects[0].monthly_series[5];
+    let window = GetMetricsRequest {
+        from_month: Some(Month::parse(&pay.month).unwrap().plus(-3).to_string()),
+        to_month: Some(pay.month.clone()),
+        ..request(&["PAY"])
+    };
+    assert_eq!(pay.rolling_lead_time, combined(window).await.lead_time);
+
+    // A period of weeks cut inside a month: the last point's window ends
+    // with the period's last week, not with its month's.
+    let last_week = IsoWeek::of_date(chrono::Utc::now().date_naive()).plus(-1);
+    let last = Month::of_week(last_week);
+    let cut = if last.last_week() == last_week { last_week.plus(-1) } else { last_week };
+    let req = GetMetricsRequest {
+        from_week: Some(cut.plus(-9).to_string()),
+        to_week: Some(cut.to_string()),
+        include_series: true,
+        granularity: Granularity::Month as i32,
+        ..request(&both)
+    };
+    let r = client.get_metrics(req).await.unwrap().into_inner();
+    let point = r.monthly_series.last().unwrap();
+    assert_eq!(point.month, Month::of_week(cut).to_string());
+    let window = GetMetricsRequest {
+        from_week: Some(Month::of_week(cut).plus(-3).first_week().to_string()),
+        to_week: Some(cut.to_string()),
+        ..request(&both)
+    };
+    let w = combined(window).await;
+    assert_eq!(point.rolling_lead_time, w.lead_time);
+    assert_eq!(point.rolling_time_to_restore, w.time_to_restore);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_reflection_share_the_port() {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::HealthCheckRequest;

@@ -239,15 +239,21 @@ fn series(projects: &[&ProjectAggregates], period: &Period) -> Vec<WeekFigures> 
 }
 
 /// The monthly series of a period: one point per month its weeks belong
-/// to, with the figures of those weeks.
+/// to, with the figures of those weeks and the rolling durations of the
+/// [`ROLLING_POINTS`] months ending with it (merged the same way).
 fn monthly_series(projects: &[&ProjectAggregates], period: &Period) -> Vec<MonthFigures> {
     period
         .months()
         .into_iter()
-        .map(|m| MonthFigures {
-            month: m.month.to_string(),
-            weeks: m.weeks,
-            figures: Some(convert::figures(&Totals::over(projects, m.iter()).figures())),
+        .map(|m| {
+            let rolling = RollingDurations::over(projects, m.rolling_window());
+            MonthFigures {
+                month: m.month.to_string(),
+                weeks: m.weeks,
+                figures: Some(convert::figures(&Totals::over(projects, m.iter()).figures())),
+                rolling_lead_time: Some(convert::durations(&rolling.lead_time)),
+                rolling_time_to_restore: Some(convert::durations(&rolling.time_to_restore)),
+            }
         })
         .collect()
 }

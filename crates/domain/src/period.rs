@@ -65,6 +65,16 @@ impl MonthSlice {
         let first = self.first;
         (0..self.weeks as i32).map(move |i| first.plus(i))
     }
+
+    /// The weeks of this point's rolling window, [`ROLLING_POINTS`] months
+    /// ending with its own: the 3 whole months before (which may lie before
+    /// the period's start), then its month up to the slice's last week (a
+    /// month cut by the period's end is not read past that end).
+    pub fn rolling_window(&self) -> impl Iterator<Item = IsoWeek> + use<> {
+        let first = self.month.plus(-(ROLLING_POINTS as i32 - 1)).first_week();
+        let weeks = first.weeks_until(self.first) + self.weeks as i32;
+        (0..weeks).map(move |i| first.plus(i))
+    }
 }
 
 impl Period {
