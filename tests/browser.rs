@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: headless Chromium, driven through
 //! chromedriver, against the real service on the demo site. It picks
 //! projects and periods as a person would (one project, two combined, a
-//! custom range of weeks) and checks what the page shows against a gRPC
+//! custom range of weeks, month presets and a custom range of months, by
+//! week or by month) and checks what the page shows against a gRPC
 //! `GetMetrics`: the cards and their levels, the level zones of every
 //! chart, the rolling medians, the markers on every chart; the exports
 //! (CSV, Markdown, PNG) are downloaded and read back; the wallboard, the
@@ -23,7 +24,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use common::Server as DemoServer;
-use jira_dora::proto::{GetMetricsRequest, Level, Marker, PeriodFigures, WeekFigures};
+use jira_dora::proto::{DurationSummary, GetMetricsRequest, Granularity, Level, Marker, MonthFigures, PeriodFigures, WeekFigures};
 use serde_json::{json, Value};
 use webdriver::{Driver, Session};
 
@@ -140,12 +141,47 @@ async fn level_zones_are_labelled(session: &Session) {
     }
 }
 
+/// A point of a series, weekly or monthly, as the API gives it.
+struct Point<'a> {
+    name: &'a str,
+    weeks: u32,
+    figures: PeriodFigures,
+    rolling_lead_time: DurationSummary,
+    rolling_time_to_restore: DurationSummary,
+}
+
+fn weekly(series: &[WeekFigures]) -> Vec<Point<'_>> {
+    series
+        .iter()
+        .map(|w| Point {
+            name: &w.week,
+            weeks: 1,
+            figures: w.figures.unwrap(),
+            rolling_lead_time: w.rolling_lead_time.unwrap(),
+            rolling_time_to_restore: w.rolling_time_to_restore.unwrap(),
+        })
+        .collect()
+}
+
+fn monthly(series: &[MonthFigures]) -> Vec<Point<'_>> {
+    series
+        .iter()
+        .map(|m| Point {
+            name: &m.month,
+            weeks: m.weeks,
+            figures: m.figures.unwrap(),
+            rolling_lead_time: m.rolling_lead_time.unwrap(),
+            rolling_time_to_restore: m.rolling_time_to_restore.unwrap(),
+        })
+        .collect()
+}
+
 /// The duration charts' tables show the API's rolling medians, point by
 /// point.
-async fn rolling_medians_are_the_apis(session: &Session, series: &[WeekFigures]) {
+async fn rolling_medians_are_the_apis(session: &Session, series: &[Point<'_>]) {
     for (chart, read) in [
-        ("lead_time", (|w: &WeekFigures| w.rolling_lead_time.unwrap().median_hours) as fn(&WeekFigures) -> Option<f64>),
-        ("time_to_restore", |w: &WeekFigures| w.rolling_time_to_restore.unwrap().median_hours),
+        ("lead_time", (|p: &Point| p.rolling_lead_time.median_hours) as fn(&Point) -> Option<f64>),
+        ("time_to_restore", |p: &Point| p.rolling_time_to_restore.median_hours),
     ] {
         let shown = session
             .script(&format!(
@@ -153,7 +189,7 @@ async fn rolling_medians_are_the_apis(session: &Session, series: &[WeekFigures])
             ))
             .await;
         let expected: Vec<Value> =
-            series.iter().map(|w| json!([w.week, read(w).map(|v| v.to_string()).unwrap_or_default()])).collect();
+            series.iter().map(|p| json!([p.name, read(p).map(|v| v.to_string()).unwrap_or_default()])).collect();
         assert_eq!(shown, Value::from(expected), "{chart}");
         let lines = session.script(&format!("return document.querySelectorAll(\"[data-chart='{chart}'] svg .rolling-mark\").length")).await;
         assert!(lines.as_u64().unwrap() >= 1, "{chart}: no rolling median drawn");
@@ -223,7 +259,7 @@ async fn the_dashboard_shows_what_the_grpc_api_returns() {
     let charts = session.script("return Array.from(document.querySelectorAll('#charts svg')).map(s => s.getAttribute('role') === 'img' && s.querySelector('desc').textContent.length > 20)").await;
     assert_eq!(charts, json!([true, true, true, true]));
     level_zones_are_labelled(&session).await;
-    rolling_medians_are_the_apis(&session, &answer.series).await;
+    rolling_medians_are_the_apis(&session, &weekly(&answer.series)).await;
     // The demo's AI rollout, 16 weeks back, is a marker on every chart.
     markers_are_on_every_chart(&session, &answer.markers).await;
     assert_eq!(answer.markers.iter().map(|m| m.label.as_str()).collect::<Vec<_>>(), ["AI rollout"]);
@@ -370,20 +406,71 @@ fn metrics_request(keys: &[&str], weeks: u32, range: Option<(&str, &str)>) -> Ge
     }
 }
 
+/// Figures of `keys` over the last `months` months, or a range of months,
+/// with the series by month.
+fn months_request(keys: &[&str], months: u32, range: Option<(&str, &str)>) -> GetMetricsRequest {
+    GetMetricsRequest {
+        project_keys: keys.iter().map(|k| k.to_string()).collect(),
+        months,
+        from_month: range.map(|r| r.0.to_owned()),
+        to_month: range.map(|r| r.1.to_owned()),
+        include_series: true,
+        granularity: Granularity::Month as i32,
+        ..Default::default()
+    }
+}
+
+/// Picks "By week" or "By month" in the series list.
+async fn pick_granularity(session: &Session, value: &str) {
+    session.click(&session.find("#granularity").await).await;
+    session.click(&session.find(&format!("#granularity option[value='{value}']")).await).await;
+}
+
+/// Every chart has one point per point of the API's series, named as the
+/// API names it, and the lead time and change failure charts show its
+/// figures.
+async fn charts_show_the_points(session: &Session, series: &[Point<'_>]) {
+    let names: Vec<&str> = series.iter().map(|p| p.name).collect();
+    let shown = session
+        .script("return Array.from(document.querySelectorAll('#charts figure')).map(f => Array.from(f.querySelectorAll('tbody tr')).map(r => r.cells[0].textContent))")
+        .await;
+    assert_eq!(shown, json!([names, names, names, names]));
+    for (chart, read) in [
+        ("lead_time", (|p: &Point| p.figures.lead_time.unwrap().median_hours) as fn(&Point) -> Option<f64>),
+        ("change_failure_rate", |p: &Point| p.figures.change_failure.unwrap().rate),
+    ] {
+        let shown = session
+            .script(&format!("return Array.from(document.querySelectorAll(\"[data-chart='{chart}'] tbody tr\")).map(r => r.cells[1].dataset.raw)"))
+            .await;
+        let expected: Vec<String> = series.iter().map(|p| read(p).map(|v| v.to_string()).unwrap_or_default()).collect();
+        assert_eq!(shown, json!(expected), "{chart}");
+    }
+}
+
+/// The cards show the API's combined figures and levels.
+async fn cards_are_the_apis(session: &Session, combined: &PeriodFigures) {
+    for (key, expected, level) in cards(combined) {
+        let raw = session.attribute(&session.find(&format!("[data-key='{key}'] .value")).await, "data-raw").await.unwrap();
+        assert_eq!(raw.parse::<f64>().ok(), expected, "{key}");
+        let badge = session.text(&session.find(&format!("[data-key='{key}'] .level")).await).await;
+        assert_eq!(badge, format!("DORA level: {}", level_name(level)), "{key}");
+    }
+}
+
 /// A CSV field as a number: empty is no value.
 fn csv_number(field: &str) -> Option<f64> {
     (!field.is_empty()).then(|| field.parse().unwrap_or_else(|_| panic!("`{field}` is not a number")))
 }
 
-/// The CSV export holds one row per point of the API's series, with the
-/// documented columns.
-fn csv_matches(csv: &str, keys: &str, series: &[WeekFigures]) {
+/// The CSV export holds one row per point of the API's series (`unit`:
+/// week or month), with the documented columns.
+fn csv_matches(csv: &str, keys: &str, unit: &str, series: &[Point<'_>]) {
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(
         header,
         [
-            "projects", "week", "weeks", "deployments", "deployment_days", "deployments_per_week", "lead_time_median_hours",
+            "projects", unit, "weeks", "deployments", "deployment_days", "deployments_per_week", "lead_time_median_hours",
             "lead_time_count", "lead_time_rolling_median_hours", "lead_time_rolling_count", "change_failure_failed",
             "change_failure_deployments", "change_failure_rate", "time_to_restore_median_hours", "time_to_restore_count",
             "time_to_restore_rolling_median_hours", "time_to_restore_rolling_count", "incidents", "open_incidents", "completed",
@@ -393,10 +480,10 @@ fn csv_matches(csv: &str, keys: &str, series: &[WeekFigures]) {
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), series.len());
     for (row, point) in rows.iter().zip(series) {
-        let f = point.figures.unwrap();
+        let f = point.figures;
         let (lt, cf, ttr, rw) = (f.lead_time.unwrap(), f.change_failure.unwrap(), f.time_to_restore.unwrap(), f.rework.unwrap());
-        let (rlt, rttr) = (point.rolling_lead_time.unwrap(), point.rolling_time_to_restore.unwrap());
-        assert_eq!((row[0], row[1], row[2]), (keys, point.week.as_str(), "1"));
+        let (rlt, rttr) = (point.rolling_lead_time, point.rolling_time_to_restore);
+        assert_eq!((row[0], row[1], row[2]), (keys, point.name, point.weeks.to_string().as_str()));
         let numbers: Vec<Option<f64>> = row[3..].iter().map(|f| csv_number(f)).collect();
         let expected: Vec<Option<f64>> = vec![
             Some(f.deployments as f64),
@@ -423,7 +510,7 @@ fn csv_matches(csv: &str, keys: &str, series: &[WeekFigures]) {
             Some(f.ai_involved as f64),
             f.ai_share,
         ];
-        assert_eq!(numbers, expected, "{}", point.week);
+        assert_eq!(numbers, expected, "{}", point.name);
     }
 }
 
@@ -498,7 +585,7 @@ async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_ex
     // A custom range of weeks, picked in the period list and the week fields.
     let this_week = jira_dora::domain::time::IsoWeek::of_date(today);
     let (from, to) = (this_week.plus(-8).to_string(), this_week.plus(-3).to_string());
-    pick_period(&session, "custom").await;
+    pick_period(&session, "custom-weeks").await;
     assert_eq!(session.script("return document.getElementById('range').hidden").await, json!(false));
     session.script(&format!("document.getElementById('from').value = '{from}'; document.getElementById('to').value = '{to}';")).await;
     session.click(&session.find("#apply-range").await).await;
@@ -511,7 +598,7 @@ async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_ex
         let raw = session.attribute(&session.find(&format!("[data-key='{key}'] .value")).await, "data-raw").await.unwrap();
         assert_eq!(raw.parse::<f64>().ok(), expected, "{key}");
     }
-    rolling_medians_are_the_apis(&session, &answer.series).await;
+    rolling_medians_are_the_apis(&session, &weekly(&answer.series)).await;
     // The configured marker is on every chart.
     assert_eq!(answer.markers.iter().map(|m| (m.date.as_str(), m.label.as_str())).collect::<Vec<_>>(), [(marker_day.as_str(), "New on-call rota")]);
     markers_are_on_every_chart(&session, &answer.markers).await;
@@ -524,7 +611,7 @@ async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_ex
     let stem = format!("dora-PAY-SHOP-{from}-{to}");
     session.click(&session.find("#export-csv").await).await;
     let csv = String::from_utf8(session.download(&format!("{stem}.csv")).await).unwrap();
-    csv_matches(&csv, "PAY+SHOP", &answer.series);
+    csv_matches(&csv, "PAY+SHOP", "week", &weekly(&answer.series));
 
     session.click(&session.find("#export-md").await).await;
     let md = String::from_utf8(session.download(&format!("{stem}.md")).await).unwrap();
@@ -549,6 +636,105 @@ async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_ex
     no_console_errors(&session, "after the exports").await;
 
     session.full_page_screenshot(390, &screenshot("projects-phone.png")).await;
+    session.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
+async fn the_dashboard_shows_months_from_presets_and_a_custom_range_by_month_or_by_week() {
+    use jira_dora::domain::time::{IsoWeek, Month};
+    let server = DemoServer::demo().await;
+    let mut grpc = server.client().await;
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let session = driver.session(profile.path(), 1280, 900).await;
+    session.goto(&server.url(&format!("/#projects={PROJECT}&weeks=13"))).await;
+    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT}|weeks=13"))).await;
+    let loaded = |hash: String| json!(format!("{PROJECT}|{hash}"));
+
+    // The month presets: the last 3, 12 and 6 complete months, by month.
+    for months in [3, 12, 6] {
+        pick_period(&session, &format!("m{months}")).await;
+        session.wait_for("return document.body.dataset.loaded", loaded(format!("months={months}&by=month"))).await;
+        let answer = grpc.get_metrics(months_request(&[PROJECT], months, None)).await.unwrap().into_inner();
+        let period = answer.period.clone().unwrap();
+        let text = session.text(&session.find("#period").await).await;
+        let (from, to) = (period.from_month.unwrap(), period.to_month.unwrap());
+        let words = format!("From {from} to {to} ({months} months: {} to {}, {} weeks", period.from_week, period.to_week, period.weeks);
+        assert!(text.starts_with(&words), "{text}");
+        assert_eq!(session.script("return document.getElementById('granularity').value").await, json!("month"));
+        assert_eq!(session.text(&session.find("#trends-title").await).await, "Monthly trends");
+        assert_eq!(answer.monthly_series.len(), months as usize);
+        cards_are_the_apis(&session, &answer.combined.unwrap()).await;
+        charts_show_the_points(&session, &monthly(&answer.monthly_series)).await;
+        rolling_medians_are_the_apis(&session, &monthly(&answer.monthly_series)).await;
+        let trend = session.text(&session.find("[data-key='lead_time'] .change").await).await;
+        assert!(trend.contains(&format!("the previous {months} months")), "{trend}");
+        if months == 6 {
+            // The demo's AI rollout, 16 weeks back, on every monthly chart.
+            assert_eq!(answer.markers.iter().map(|m| m.label.as_str()).collect::<Vec<_>>(), ["AI rollout"]);
+            markers_are_on_every_chart(&session, &answer.markers).await;
+            level_zones_are_labelled(&session).await;
+            let heading = session.script("return document.querySelector(\"[data-chart='lead_time'] thead\").textContent").await;
+            assert_eq!(heading, json!("MonthLead time (median)4-month rolling median"));
+        }
+    }
+    no_console_errors(&session, "with the month presets").await;
+    session.script("document.activeElement.blur()").await;
+    session.full_page_screenshot(1280, &screenshot("months.png")).await;
+
+    // A custom range of months, picked in the period list and the month
+    // fields (which start from the months shown).
+    let this_month = Month::of_week(IsoWeek::of_date(chrono::Utc::now().date_naive()));
+    let (from, to) = (this_month.plus(-5).to_string(), this_month.plus(-2).to_string());
+    pick_period(&session, "custom-months").await;
+    let fields = session
+        .script("const f = document.getElementById('from'), t = document.getElementById('to'); return [document.getElementById('range').hidden, f.type, t.type, f.value, t.value]")
+        .await;
+    let six = grpc.get_metrics(months_request(&[PROJECT], 6, None)).await.unwrap().into_inner().period.unwrap();
+    assert_eq!(fields, json!([false, "month", "month", six.from_month, six.to_month]));
+    session.script(&format!("document.getElementById('from').value = '{from}'; document.getElementById('to').value = '{to}';")).await;
+    session.click(&session.find("#apply-range").await).await;
+    session.wait_for("return document.body.dataset.loaded", loaded(format!("from_month={from}&to_month={to}&by=month"))).await;
+    let answer = grpc.get_metrics(months_request(&[PROJECT], 0, Some((&from, &to)))).await.unwrap().into_inner();
+    let text = session.text(&session.find("#period").await).await;
+    assert!(text.starts_with(&format!("From {from} to {to} (4 months: ")), "{text}");
+    cards_are_the_apis(&session, &answer.combined.unwrap()).await;
+    charts_show_the_points(&session, &monthly(&answer.monthly_series)).await;
+    rolling_medians_are_the_apis(&session, &monthly(&answer.monthly_series)).await;
+    // The CSV: one row per month, checked against the API.
+    session.click(&session.find("#export-csv").await).await;
+    let csv = String::from_utf8(session.download(&format!("dora-{PROJECT}-{from}-{to}-monthly.csv")).await).unwrap();
+    csv_matches(&csv, PROJECT, "month", &monthly(&answer.monthly_series));
+    session.full_page_screenshot(390, &screenshot("months-phone.png")).await;
+
+    // The same months by week: the period stays, the series has a point
+    // per week.
+    pick_granularity(&session, "week").await;
+    session.wait_for("return document.body.dataset.loaded", loaded(format!("from_month={from}&to_month={to}"))).await;
+    let by_week = GetMetricsRequest { granularity: Granularity::Week as i32, ..months_request(&[PROJECT], 0, Some((&from, &to))) };
+    let answer = grpc.get_metrics(by_week).await.unwrap().into_inner();
+    assert_eq!(session.text(&session.find("#trends-title").await).await, "Weekly trends");
+    charts_show_the_points(&session, &weekly(&answer.series)).await;
+    session.click(&session.find("#export-csv").await).await;
+    let csv = String::from_utf8(session.download(&format!("dora-{PROJECT}-{from}-{to}.csv")).await).unwrap();
+    csv_matches(&csv, PROJECT, "week", &weekly(&answer.series));
+
+    // A period of weeks by month: its first and last points hold only the
+    // period's weeks of their months.
+    pick_period(&session, "26").await;
+    session.wait_for("return document.body.dataset.loaded", loaded("weeks=26".into())).await;
+    pick_granularity(&session, "month").await;
+    session.wait_for("return document.body.dataset.loaded", loaded("weeks=26&by=month".into())).await;
+    let req = GetMetricsRequest { granularity: Granularity::Month as i32, ..metrics_request(&[PROJECT], 26, None) };
+    let answer = grpc.get_metrics(req).await.unwrap().into_inner();
+    charts_show_the_points(&session, &monthly(&answer.monthly_series)).await;
+    rolling_medians_are_the_apis(&session, &monthly(&answer.monthly_series)).await;
+    session.click(&session.find("#export-csv").await).await;
+    let csv = String::from_utf8(session.download(&format!("dora-{PROJECT}-last-26-weeks-monthly.csv")).await).unwrap();
+    csv_matches(&csv, PROJECT, "month", &monthly(&answer.monthly_series));
+    no_console_errors(&session, "with months").await;
     session.close().await;
     server.stop().await;
 }

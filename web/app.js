@@ -7,7 +7,7 @@
 const KEY_STORAGE = 'dora.apiKey';
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
-const state = { projects: [], keys: [], period: { weeks: 13 }, view: null, seq: 0, retry: null };
+const state = { projects: [], keys: [], period: { weeks: 13, per: 'week' }, view: null, seq: 0, retry: null };
 
 // ------------------------------------------------------------------ helpers
 
@@ -148,6 +148,12 @@ function showError(err, project, retry) {
 
 const DAY_MS = 86400000;
 function dateOf(text) { return Date.UTC(+text.slice(0, 4), +text.slice(5, 7) - 1, +text.slice(8, 10)); }
+/** Monday of the first week of a month named like 2026-03: the week of its first Thursday. */
+function monthStart(name) {
+  const first = Date.UTC(+name.slice(0, 4), +name.slice(5, 7) - 1, 1);
+  const weekday = (new Date(first).getUTCDay() + 6) % 7;
+  return first + (((3 - weekday + 7) % 7) - 3) * DAY_MS;
+}
 /** Monday of an ISO week named like 2026-W05, as a UTC day in ms. */
 function isoWeekMonday(name) {
   const year = +name.slice(0, 4), week = +name.slice(6);
@@ -155,6 +161,10 @@ function isoWeekMonday(name) {
   const weekday = (new Date(jan4).getUTCDay() + 6) % 7;
   return jan4 - weekday * DAY_MS + (week - 1) * 7 * DAY_MS;
 }
+/** The month (like 2026-03) an ISO week belongs to: that of its Thursday. */
+function monthOfWeek(name) { return new Date(isoWeekMonday(name) + 3 * DAY_MS).toISOString().slice(0, 7); }
+/** How many months from `from` to `to` (both like 2026-03), inclusive. */
+function monthsBetween(from, to) { return (+to.slice(0, 4) - +from.slice(0, 4)) * 12 + (+to.slice(5, 7) - +from.slice(5, 7)) + 1; }
 
 // ------------------------------------------------------------------- levels
 
@@ -426,7 +436,7 @@ function markdown(v) {
   const out = ['# DORA metrics: ' + v.keys.join(', '), '', periodText(r) + (v.keys.length > 1 ? ' Projects combined: counts summed, durations merged.' : ''), '',
     '| Key | Value | DORA level | Change |', '|---|---|---|---|'];
   for (const k of KEYS) {
-    const read = cardReading(k, f, r.previous || {}, v.weeks);
+    const read = cardReading(k, f, r.previous || {}, v.than);
     out.push('| ' + [k.title, read.valueText + (read.standIn ? ' (' + read.standIn + ')' : ''), read.levelName, read.change].map(mdCell).join(' | ') + ' |');
   }
   out.push('', 'Levels: ' + (r.levelsSource || '') + '.');
@@ -565,8 +575,17 @@ function scopeText(keys) {
 
 // ------------------------------------------------------------------- render
 
-/** The series of an answer as chart points. */
-function seriesPoints(r) {
+/** The series of an answer as chart points, weekly or monthly. */
+function seriesPoints(r, per) {
+  if (per === 'month') {
+    const periodStart = isoWeekMonday((r.period || {}).fromWeek || '1970-W01');
+    return (r.monthlySeries || []).map((m, i) => ({
+      // A month cut by a period of weeks starts at the period's first week.
+      name: m.month, start: i === 0 ? Math.max(periodStart, monthStart(m.month)) : monthStart(m.month),
+      days: 7 * count(m.weeks), weeks: count(m.weeks), figures: m.figures || {},
+      rollingLeadTime: m.rollingLeadTime || {}, rollingTimeToRestore: m.rollingTimeToRestore || {},
+    }));
+  }
   return (r.series || []).map(s => ({
     name: s.week, start: isoWeekMonday(s.week), days: 7, weeks: 1, figures: s.figures || {},
     rollingLeadTime: s.rollingLeadTime || {}, rollingTimeToRestore: s.rollingTimeToRestore || {},
@@ -599,12 +618,18 @@ function charts(v, only) {
   })));
 }
 
+/** A period in words: its weeks, or its months and their weeks. */
 function periodText(r) {
   const p = r.period || {};
   const pp = r.previousPeriod || {};
-  return 'From ' + p.fromWeek + ' to ' + p.toWeek + ' (' + plural(count(p.weeks), 'week', 'weeks') + ', ' + (p.reportTz || 'UTC') + ')' +
-    (p.partial ? ', including the current unfinished week' : '') +
-    '; changes compare with ' + pp.fromWeek + ' to ' + pp.toWeek + '.';
+  const weeks = plural(count(p.weeks), 'week', 'weeks') + ', ' + (p.reportTz || 'UTC');
+  const span = p.fromMonth
+    ? 'From ' + p.fromMonth + ' to ' + p.toMonth + ' (' + plural(monthsBetween(p.fromMonth, p.toMonth), 'month', 'months') + ': ' + p.fromWeek + ' to ' + p.toWeek + ', ' + weeks + ')'
+    : 'From ' + p.fromWeek + ' to ' + p.toWeek + ' (' + weeks + ')';
+  const before = pp.fromMonth
+    ? pp.fromMonth + ' to ' + pp.toMonth + ' (' + pp.fromWeek + ' to ' + pp.toWeek + ')'
+    : pp.fromWeek + ' to ' + pp.toWeek;
+  return span + (p.partial ? ', including the current unfinished week' : '') + '; changes compare with ' + before + '.';
 }
 
 function renderOverview(v) {
@@ -723,21 +748,37 @@ const MAX_VIEW_PROJECTS = 10;
 /** The wallboard reloads its figure this often. */
 const WALLBOARD_REFRESH_MS = 5 * 60 * 1000;
 const WEEK_PRESETS = [4, 13, 26, 52];
+const MONTH_PRESETS = [3, 6, 12];
+const WEEK = /^\d{4}-W\d{2}$/;
+const MONTH = /^\d{4}-\d{2}$/;
 
-/** The API query of the period picked, and how to name it. */
+/**
+ * A period picked: `{ weeks }`, `{ months }`, `{ from, to }` (weeks) or
+ * `{ fromMonth, toMonth }`, with `per` ('week' or 'month') for the series.
+ * Its API query, its name in file names, and its place in the address.
+ */
 function periodQuery(p) {
-  if (p.from) return { query: 'from_week=' + encodeURIComponent(p.from) + '&to_week=' + encodeURIComponent(p.to), name: p.from + '-' + p.to, hash: 'from=' + p.from + '&to=' + p.to };
-  return { query: 'weeks=' + p.weeks, name: 'last-' + p.weeks + '-weeks', hash: 'weeks=' + p.weeks };
+  const by = p.per === 'month' ? { query: '&granularity=GRANULARITY_MONTH', name: '-monthly', hash: '&by=month' } : { query: '', name: '', hash: '' };
+  let q;
+  if (p.from) q = { query: 'from_week=' + encodeURIComponent(p.from) + '&to_week=' + encodeURIComponent(p.to), name: p.from + '-' + p.to, hash: 'from=' + p.from + '&to=' + p.to };
+  else if (p.fromMonth) q = { query: 'from_month=' + encodeURIComponent(p.fromMonth) + '&to_month=' + encodeURIComponent(p.toMonth), name: p.fromMonth + '-' + p.toMonth, hash: 'from_month=' + p.fromMonth + '&to_month=' + p.toMonth };
+  else if (p.months) q = { query: 'months=' + p.months, name: 'last-' + p.months + '-months', hash: 'months=' + p.months };
+  else q = { query: 'weeks=' + p.weeks, name: 'last-' + p.weeks + '-weeks', hash: 'weeks=' + p.weeks };
+  return { query: q.query + by.query, name: q.name + by.name, hash: q.hash + by.hash };
 }
 
 function readHash() {
   const params = new URLSearchParams(location.hash.slice(1));
   const keys = (params.get('projects') || params.get('project') || '').split(',').filter(Boolean);
   const weeks = Number(params.get('weeks'));
-  const week = /^\d{4}-W\d{2}$/;
+  const months = Number(params.get('months'));
+  const per = params.get('by') === 'month' ? 'month' : 'week';
+  const pair = (a, b, re) => re.test(params.get(a) || '') && re.test(params.get(b) || '');
   let period = null;
-  if (week.test(params.get('from') || '') && week.test(params.get('to') || '')) period = { from: params.get('from'), to: params.get('to') };
-  else if (WEEK_PRESETS.includes(weeks)) period = { weeks };
+  if (pair('from', 'to', WEEK)) period = { from: params.get('from'), to: params.get('to'), per };
+  else if (pair('from_month', 'to_month', MONTH)) period = { fromMonth: params.get('from_month'), toMonth: params.get('to_month'), per };
+  else if (MONTH_PRESETS.includes(months)) period = { months, per };
+  else if (WEEK_PRESETS.includes(weeks)) period = { weeks, per };
   return { keys, period };
 }
 function writeHash() {
@@ -747,10 +788,11 @@ function writeHash() {
 async function fetchView(keys, period) {
   const q = periodQuery(period);
   const r = await api('/v1/metrics?' + keys.map(k => 'project_keys=' + encodeURIComponent(k)).join('&') + '&' + q.query + '&include_series=true');
-  const weeks = count((r.period || {}).weeks);
+  const p = r.period || {};
+  const per = period.per === 'month' ? 'month' : 'week';
   return {
-    keys, response: r, per: 'week', points: seriesPoints(r), weeks,
-    than: 'the previous ' + plural(weeks, 'week', 'weeks'),
+    keys, response: r, per, points: seriesPoints(r, per),
+    than: 'the previous ' + (p.fromMonth ? plural(monthsBetween(p.fromMonth, p.toMonth), 'month', 'months') : plural(count(p.weeks), 'week', 'weeks')),
     fileName: 'dora-' + keys.join('-') + '-' + q.name,
   };
 }
@@ -801,11 +843,28 @@ function renderProjectPicker() {
   $('project-summary').textContent = state.keys.length ? state.keys.join(', ') : '—';
 }
 
+/** The period list's entry for a period. */
+function periodChoice(p) {
+  if (p.from) return 'custom-weeks';
+  if (p.fromMonth) return 'custom-months';
+  return p.months ? 'm' + p.months : String(p.weeks);
+}
+
+/** Shows the range fields for weeks or months, filled with `from`/`to`. */
+function showRange(unit, from, to) {
+  for (const id of ['from', 'to']) $(id).type = unit;
+  $('from').value = from || '';
+  $('to').value = to || '';
+  $('range').hidden = false;
+}
+
 function renderPeriodPicker() {
-  const custom = !!state.period.from;
-  $('weeks').value = custom ? 'custom' : String(state.period.weeks);
-  $('range').hidden = !custom;
-  if (custom) { $('from').value = state.period.from; $('to').value = state.period.to; }
+  const p = state.period;
+  $('weeks').value = periodChoice(p);
+  $('granularity').value = p.per === 'month' ? 'month' : 'week';
+  if (p.from) showRange('week', p.from, p.to);
+  else if (p.fromMonth) showRange('month', p.fromMonth, p.toMonth);
+  else $('range').hidden = true;
 }
 
 async function loadProjects() {
@@ -853,7 +912,7 @@ async function loadWallboard(params) {
   const keys = (params.get('project') || params.get('projects') || '').split(',').map(k => k.trim()).filter(Boolean);
   const key = KEYS.find(k => k.id === params.get('metric'));
   const weeks = Number(params.get('weeks'));
-  const period = { weeks: WEEK_PRESETS.includes(weeks) ? weeks : 13 };
+  const period = { weeks: WEEK_PRESETS.includes(weeks) ? weeks : 13, per: 'week' };
   if (!keys.length || !key) {
     notice('error', 'This wallboard address is incomplete',
       'Name a project and one of the metrics ' + KEYS.map(k => k.id).join(', ') + ', for example ?wallboard=1&project=PAY&metric=lead_time.',
@@ -908,24 +967,36 @@ function init() {
     return;
   }
   $('weeks').addEventListener('change', e => {
-    if (e.target.value === 'custom') {
-      const p = (state.view && state.view.response.period) || {};
-      $('from').value = p.fromWeek || '';
-      $('to').value = p.toWeek || '';
-      $('range').hidden = false;
+    const choice = e.target.value;
+    const shown = (state.view && state.view.response.period) || {};
+    if (choice === 'custom-weeks' || choice === 'custom-months') {
+      // Starts from the period shown, in the unit picked.
+      if (choice === 'custom-weeks') showRange('week', shown.fromWeek, shown.toWeek);
+      else if (shown.fromWeek) showRange('month', shown.fromMonth || monthOfWeek(shown.fromWeek), shown.toMonth || monthOfWeek(shown.toWeek));
+      else showRange('month');
       $('from').focus();
       return;
     }
-    state.period = { weeks: Number(e.target.value) };
-    $('range').hidden = true;
+    // Months come by month unless asked otherwise; weeks keep their choice.
+    state.period = choice.startsWith('m')
+      ? { months: Number(choice.slice(1)), per: 'month' }
+      : { weeks: Number(choice), per: state.period.per };
+    renderPeriodPicker();
     loadMetrics();
   });
   $('range').addEventListener('submit', e => {
     e.preventDefault();
     const from = $('from').value, to = $('to').value;
     if (!from || !to) return;
-    state.period = from <= to ? { from, to } : { from: to, to: from };
+    const [a, b] = from <= to ? [from, to] : [to, from];
+    state.period = $('from').type === 'month'
+      ? { fromMonth: a, toMonth: b, per: 'month' }
+      : { from: a, to: b, per: state.period.per };
     renderPeriodPicker();
+    loadMetrics();
+  });
+  $('granularity').addEventListener('change', e => {
+    state.period = Object.assign({}, state.period, { per: e.target.value });
     loadMetrics();
   });
   $('export-csv').addEventListener('click', exportCsv);
