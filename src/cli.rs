@@ -1,5 +1,5 @@
-//! The command-line client: `refresh` and `metrics` talk to a running
-//! service over gRPC, with the same credentials as any client.
+//! The command-line client: `refresh`, `metrics` and `explain` talk to a
+//! running service over gRPC, with the same credentials as any client.
 //!
 //! Only this module and `main` print to the terminal.
 //!
@@ -17,7 +17,8 @@ use tonic::Request;
 
 use crate::proto::dora_metrics_client::DoraMetricsClient;
 use crate::proto::{
-    GetMetricsRequest, GetMetricsResponse, JobState, Level, PeriodFigures, RefreshJob, RefreshRequest, WatchRefreshRequest,
+    AttributionKind, ExplainItem, ExplainMetricsRequest, ExplainMetricsResponse, Figure, GetMetricsRequest,
+    GetMetricsResponse, JobState, Level, PeriodFigures, RefreshJob, RefreshRequest, WatchRefreshRequest,
 };
 
 /// Where and how to reach the service.
@@ -224,4 +225,122 @@ fn summary_json(r: &GetMetricsResponse) -> serde_json::Value {
             .collect::<serde_json::Map<_, _>>(),
         "combined": r.combined.as_ref().map(figures),
     })
+}
+
+/// The figures `explain` lists, by their command-line names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FigureName {
+    Deployments,
+    LeadTime,
+    TimeToRestore,
+    Incidents,
+    OpenIncidents,
+    Completed,
+    Excluded,
+    Reopened,
+    AiInvolved,
+}
+
+impl FigureName {
+    fn figure(self) -> Figure {
+        match self {
+            Self::Deployments => Figure::Deployments,
+            Self::LeadTime => Figure::LeadTime,
+            Self::TimeToRestore => Figure::TimeToRestore,
+            Self::Incidents => Figure::Incidents,
+            Self::OpenIncidents => Figure::OpenIncidents,
+            Self::Completed => Figure::Completed,
+            Self::Excluded => Figure::Excluded,
+            Self::Reopened => Figure::Reopened,
+            Self::AiInvolved => Figure::AiInvolved,
+        }
+    }
+}
+
+/// `explain`: the items behind one figure, every page, as a table with the
+/// data-quality line, or as the JSON of one response holding them all.
+pub async fn explain(target: &Target, projects: Vec<String>, figure: FigureName, period: Period, json: bool) -> anyhow::Result<()> {
+    let mut client = target.client().await?;
+    let mut request = match period {
+        Period::Weeks(weeks) => ExplainMetricsRequest { project_keys: projects, weeks, ..Default::default() },
+        Period::Months(months) => ExplainMetricsRequest { project_keys: projects, months, ..Default::default() },
+    };
+    request.figure = figure.figure() as i32;
+    request.page_size = 1000;
+    let mut all = ExplainMetricsResponse::default();
+    loop {
+        let page = client.explain_metrics(target.request(request.clone())?).await.map_err(status_error)?.into_inner();
+        all.items.extend(page.items);
+        (all.total, all.data_quality) = (page.total, page.data_quality);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        print!("{}", explain_table(&all, figure));
+    }
+    Ok(())
+}
+
+fn attribution_name(kind: i32) -> &'static str {
+    match AttributionKind::try_from(kind) {
+        Ok(AttributionKind::ByVersion) => "by version",
+        Ok(AttributionKind::ByTime) => "by time",
+        Ok(AttributionKind::ByTransition) => "by transition",
+        Ok(AttributionKind::ReworkFix) => "fix: rework",
+        _ => "unknown",
+    }
+}
+
+/// The table printed by `explain`: one row per item, then the data quality.
+pub fn explain_table(r: &ExplainMetricsResponse, figure: FigureName) -> String {
+    let instant = |t: &Option<pbjson_types::Timestamp>| {
+        t.as_ref()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+            .map_or_else(|| "—".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+    };
+    let name = |i: &ExplainItem| if i.issue_key.is_empty() { i.version_name.clone() } else { i.issue_key.clone() };
+    let mut out = format!("{} item(s)\n", r.total);
+    if figure == FigureName::Deployments {
+        out.push_str(&format!("{:<9} {:<24} {:<16} {:<7} {:<7} {}\n", "week", "deployment", "at", "failed", "rework", "because of"));
+        for i in &r.items {
+            let causes: Vec<String> =
+                i.attributions.iter().map(|a| format!("{} ({})", a.issue_key, attribution_name(a.kind))).collect();
+            let yes = |b: bool| if b { "yes" } else { "" };
+            out.push_str(&format!(
+                "{:<9} {:<24} {:<16} {:<7} {:<7} {}\n",
+                i.week,
+                name(i),
+                instant(&i.end),
+                yes(i.failed),
+                yes(i.rework),
+                causes.join(", ")
+            ));
+        }
+    } else {
+        out.push_str(&format!("{:<9} {:<14} {:<16} {:<16} {:>9}  {}\n", "week", "issue", "start", "end", "hours", "link"));
+        for i in &r.items {
+            let hours = i.hours.map_or_else(String::new, |h| format!("{h:.1}"));
+            out.push_str(&format!(
+                "{:<9} {:<14} {:<16} {:<16} {:>9}  {}\n",
+                i.week,
+                name(i),
+                instant(&i.start),
+                instant(&i.end),
+                hours,
+                i.url
+            ));
+        }
+    }
+    if let Some(q) = &r.data_quality {
+        out.push_str(&format!(
+            "\ndata quality: failures created in the period attributed by version {}, by time {}, not at all {}; \
+             {} excluded; {} version(s) without a release date\n",
+            q.failures_by_version, q.failures_by_time, q.failures_unattributed, q.excluded, q.undated_versions
+        ));
+    }
+    out
 }

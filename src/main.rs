@@ -74,6 +74,26 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// List the items behind one figure of projects (each deployment, each
+    /// completed item with its lead time, ...) from a running service.
+    Explain {
+        #[arg(required = true)]
+        projects: Vec<String>,
+        /// The figure whose items to list.
+        #[arg(long, value_enum)]
+        figure: cli::FigureName,
+        /// The last N complete weeks (default 13).
+        #[arg(long)]
+        weeks: Option<u32>,
+        /// The last N complete months instead.
+        #[arg(long, conflicts_with = "weeks")]
+        months: Option<u32>,
+        /// JSON (the API's canonical mapping) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// Read an API key from standard input and print its SHA-256, for
     /// `[[auth.keys]]` (the configuration holds hashes, never keys).
     HashKey,
@@ -234,6 +254,13 @@ fn main() -> ExitCode {
             };
             return exit(client(async move { cli::metrics(&target.target(), projects, period, json).await }));
         }
+        Command::Explain { projects, figure, weeks, months, json, target } => {
+            let period = match months {
+                Some(months) => cli::Period::Months(months),
+                None => cli::Period::Weeks(weeks.unwrap_or(13)),
+            };
+            return exit(client(async move { cli::explain(&target.target(), projects, figure, period, json).await }));
+        }
         Command::HashKey => return exit(hash_key()),
         other => other,
     };
@@ -266,7 +293,9 @@ fn main() -> ExitCode {
                 Ok(())
             })
         }
-        Command::Refresh { .. } | Command::Metrics { .. } | Command::HashKey => unreachable!("handled above"),
+        Command::Refresh { .. } | Command::Metrics { .. } | Command::Explain { .. } | Command::HashKey => {
+            unreachable!("handled above")
+        }
         Command::DescriptorSet { out } => write_descriptor_set(out.as_deref()),
         Command::Serve => {
             init_logs(if cli.json_logs { LogFormat::Json } else { config.log_format });

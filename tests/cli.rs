@@ -79,3 +79,35 @@ async fn refresh_watch_follows_the_job_to_its_end() {
     assert!(err.contains("cannot reach the service"), "{err}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_lists_a_figures_items_as_a_table_or_json() {
+    let server = Server::start(demo_config()).await;
+    let mut client = server.client().await;
+    harvested(&mut client).await;
+    let addr = format!("http://{}", server.addr);
+    let (ok, table, err) = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || run(&["explain", "PAY", "--figure", "deployments", "--weeks", "13", "--addr", &addr])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    for needle in ["item(s)", "deployment", "failed", "because of", "data quality: failures created in the period"] {
+        assert!(table.contains(needle), "{needle} missing from\n{table}");
+    }
+    let (ok, json, err) = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || run(&["explain", "PAY", "--figure", "lead-time", "--json", "--addr", &addr])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(v["total"].as_str().unwrap().parse::<usize>().unwrap(), items.len());
+    assert!(!items.is_empty() && items.iter().all(|i| i["issueKey"].as_str().unwrap().starts_with("PAY-") && i["hours"].is_number()), "{json}");
+    let (ok, _, err) = tokio::task::spawn_blocking(move || run(&["explain", "PAY", "--figure", "speed", "--addr", &addr])).await.unwrap();
+    assert!(!ok && err.contains("lead-time"), "{err}");
+    server.stop().await;
+}

@@ -130,6 +130,22 @@ async fn logs_statuses_debug_output_and_stored_files_hold_no_secret() {
     record(client.get_metrics(with(metrics("P1"), &viewer(format!("Bearer {VIEWER_TOKEN}")))).await.map(|r| format!("{r:?}")));
     record(client.get_metrics(with(metrics("P1"), &viewer(viewer_basic.clone()))).await.map(|r| format!("{r:?}")));
     record(client.get_metrics(with(metrics("P0"), &viewer(format!("Bearer {OTHER_VIEWER_TOKEN}")))).await.map(|r| format!("{r:?}")));
+    // The items behind the figures: issue keys and version names in the
+    // answers, nowhere else.
+    let explain = |k: &str, figure: Figure| ExplainMetricsRequest {
+        project_keys: vec![k.into()],
+        from_week: Some("2025-W01".into()),
+        to_week: Some("2026-W01".into()),
+        figure: figure as i32,
+        ..Default::default()
+    };
+    let mut listed: Vec<String> = Vec::new();
+    for (k, figure) in [("P0", Figure::Deployments), ("P0", Figure::LeadTime), ("P0", Figure::Incidents)] {
+        let r = client.explain_metrics(with(explain(k, figure), &viewer(format!("Bearer {VIEWER_TOKEN}")))).await.unwrap();
+        listed.extend(r.into_inner().items.into_iter().flat_map(|i| [i.issue_key, i.version_name]).filter(|n| !n.is_empty()));
+    }
+    assert!(listed.iter().any(|n| n.starts_with("P0-")) && listed.iter().any(|n| !n.starts_with("P0-")), "{listed:?}");
+    record(client.explain_metrics(with(explain("P1", Figure::Deployments), &viewer(format!("Bearer {VIEWER_TOKEN}")))).await.map(|r| format!("{r:?}")));
     record(client.list_projects(with(ListProjectsRequest {}, &[("authorization", format!("Bearer {WRONG_KEY}"))])).await.map(|r| format!("{r:?}")));
     record(client.refresh(with(RefreshRequest::default(), &viewer(format!("Bearer {VIEWER_TOKEN}")))).await.map(|r| format!("{r:?}")));
     fake.inject("/rest/api/3/mypermissions", 10, Fault::Status(503));
@@ -164,6 +180,17 @@ async fn logs_statuses_debug_output_and_stored_files_hold_no_secret() {
         assert!(!logs.contains(value), "an issue's value is in the logs: {value}");
         assert!(!statuses.iter().any(|s| s.contains(value)), "an issue's value is in a status: {value}");
         assert!(!stored.contains(value), "an issue's value is in a stored file: {value}");
+    }
+    // Keys and version names that the lists named: whole words only
+    // (`P0-1` is a part of `P0-12`).
+    let words = |text: &str| -> std::collections::HashSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.')).map(|w| w.trim_matches('.').to_owned()).collect()
+    };
+    let (log_words, stored_words, status_words) = (words(&logs), words(&stored), words(&statuses.join(" ")));
+    for name in &listed {
+        assert!(!log_words.contains(name), "an issue key or version name is in the logs: {name}");
+        assert!(!stored_words.contains(name), "an issue key or version name is in a stored file: {name}");
+        assert!(!status_words.contains(name), "an issue key or version name is in a status: {name}");
     }
     assert!(fake_log.contains("customfield_10010") && !fake_log.contains("customfield_10014"), "only allow-listed fields were asked for");
     for secret in &secrets {

@@ -128,6 +128,16 @@ fn data_dir() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// A request for weeks the generated sites cover (they end in 2026-W01).
+fn explain_request(keys: &[&str], figure: Figure) -> ExplainMetricsRequest {
+    ExplainMetricsRequest {
+        project_keys: keys.iter().map(|k| k.to_string()).collect(),
+        from_week: Some("2025-W27".into()),
+        to_week: Some("2026-W01".into()),
+        figure: figure as i32,
+        ..Default::default()
+    }
+}
+
 fn metrics_request(keys: &[&str]) -> GetMetricsRequest {
     GetMetricsRequest {
         project_keys: keys.iter().map(|k| k.to_string()).collect(),
@@ -264,9 +274,22 @@ async fn snapshots_and_logs_hold_no_issue_text_people_ids_or_tokens() {
         ],
     );
     svc.wait_for("snapshot written", |f| u64_field(f, "projects") == 1, Duration::from_secs(60)).await;
-    let r = svc.client().await.get_metrics(metrics_request(&["PRIV"])).await.expect("figures").into_inner();
+    let mut client = svc.client().await;
+    let r = client.get_metrics(metrics_request(&["PRIV"])).await.expect("figures").into_inner();
     let combined = r.combined.unwrap();
     assert!(combined.completed > 0 && combined.deployments > 0, "the harvest produced figures: {combined:?}");
+    // The items behind the figures name issues and versions: in the
+    // answers, and nowhere else.
+    let mut listed = String::new();
+    for figure in [Figure::Deployments, Figure::LeadTime, Figure::Completed] {
+        let mut explain = explain_request(&["PRIV"], figure);
+        explain.page_size = 3;
+        let page = client.explain_metrics(explain.clone()).await.expect("items").into_inner();
+        listed.push_str(&format!("{page:?}"));
+        explain.page_token = page.next_page_token;
+        listed.push_str(&format!("{:?}", client.explain_metrics(explain).await.expect("a second page").into_inner()));
+    }
+    assert!(listed.contains("PRIV-") && listed.contains("MARKER-VERSION"), "the lists name issues and versions");
     let (status, logs) = svc.stop().await;
     assert!(status.success(), "{status}");
     assert!(fake.request_count() > 0);
@@ -289,7 +312,7 @@ async fn snapshots_and_logs_hold_no_issue_text_people_ids_or_tokens() {
         assert!(!s.jobs.is_empty() && !s.definitions.is_empty());
     }
     assert!(logs.contains("snapshot written") && logs.contains("jira response"), "debug logs were captured");
-    for marker in TEXT_MARKERS.iter().chain(FACT_MARKERS) {
+    for marker in TEXT_MARKERS.iter().chain(FACT_MARKERS).chain(&["PRIV-", "MARKER-VERSION"]) {
         assert!(!logs.contains(marker), "the logs contain `{marker}`");
     }
     // The allow-listed fields were asked for, the text field never.
@@ -355,6 +378,11 @@ async fn a_restart_answers_from_the_snapshot_before_jira_answers_and_flags_other
         assert!(!a.definitions_stale);
     }
     assert!(second.fields("project refreshed").is_empty(), "no refresh could have finished");
+    // The items behind them are not in a snapshot: they return after the
+    // next refresh.
+    let e = second.client().await.explain_metrics(explain_request(&keys, Figure::Deployments)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    assert!(e.message().contains("next refresh"), "{e:?}");
     let loaded = second.fields("snapshot loaded");
     assert_eq!(loaded.len(), 1, "{}", second.all_output());
     assert_eq!(u64_field(&loaded[0], "projects"), 2);

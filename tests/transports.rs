@@ -279,6 +279,7 @@ fn every_rpc_has_its_http_rule_in_the_descriptor_set() {
         ("GetDefinitions", "GET /v1/definitions"),
         ("ValidateDefinitions", "POST /v1/definitions:validate *"),
         ("UpdateDefinitions", "POST /v1/definitions:update *"),
+        ("ExplainMetrics", "GET /v1/metrics:explain"),
     ];
     assert_eq!(rules, expected.map(|(a, b)| (a.to_owned(), b.to_owned())));
 }

@@ -53,6 +53,7 @@ pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/v1/metrics", get(get_metrics_query))
         .route("/v1/metrics:get", post(get_metrics_body))
+        .route("/v1/metrics:explain", get(explain_metrics))
         .route("/v1/projects", get(list_projects))
         .route("/v1/refresh", post(refresh))
         // `{job_id}` and `{job_id}:watch` share a path segment: told apart
@@ -236,6 +237,12 @@ async fn get_metrics_query(State(s): State<Shared>, Query(pairs): Pairs, request
 async fn get_metrics_body(State(s): State<Shared>, request: Request) -> Response {
     let (parts, message) = body_message::<GetMetricsRequest>(request).await;
     unary(Arc::clone(&s.access), parts, message, |r| async move { s.get_metrics(r).await }).await
+}
+
+async fn explain_metrics(State(s): State<Shared>, Query(pairs): Pairs, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let message = query_message::<ExplainMetricsRequest>("dora.v1.ExplainMetricsRequest", &pairs, &[]);
+    unary(Arc::clone(&s.access), parts, message, |r| async move { s.explain_metrics(r).await }).await
 }
 
 async fn list_projects(State(s): State<Shared>, Query(pairs): Pairs, request: Request) -> Response {

@@ -14,6 +14,7 @@ mod convert;
 pub mod dashboard;
 mod definitions;
 mod encoded;
+mod explain;
 pub mod http_guard;
 mod impact;
 pub mod json;

@@ -17,8 +17,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::auth::{Access, Caller, Right};
-use super::status::{InvalidDefinitions, InvalidField, Missing, UpdatesOff};
-use super::{answers, convert};
+use super::status::{ExplainError, InvalidDefinitions, InvalidField, Missing, UpdatesOff};
+use super::{answers, convert, explain};
 use crate::cluster::Cluster;
 use crate::config::{is_project_key, Config};
 use crate::domain::aggregate::ProjectAggregates;
@@ -86,6 +86,44 @@ impl Service {
         Ok(out)
     }
 
+    /// The checks `GetMetrics` and `ExplainMetrics` share, before the
+    /// permission check: the project keys, the length of the text fields,
+    /// and the period.
+    pub(super) fn scope(
+        &self,
+        project_keys: &[String],
+        text_fields: &[(&str, &Option<String>)],
+        period: PeriodRequest<'_>,
+    ) -> Result<(Vec<String>, Period), Status> {
+        let keys = Self::project_keys(project_keys)?;
+        for (field, value) in text_fields {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_FIELD_LEN) {
+                return Err(InvalidField::new(*field, format!("at most {MAX_FIELD_LEN} characters")).into());
+            }
+        }
+        let period = period.resolve((self.now)(), self.config.report_tz).map_err(|e| InvalidField::new("period", e))?;
+        Ok((keys, period))
+    }
+
+    /// The permission check, then each project's data: a viewer sees
+    /// nothing of a request that names a project it may not browse (or that
+    /// does not exist). Returns the store's version read before the data
+    /// (see `Store::version`).
+    pub(super) async fn projects_data(&self, caller: &Caller, keys: &[String]) -> Result<(u64, Vec<Arc<ProjectData>>), Status> {
+        self.access.require_browse(caller, keys).await?;
+        let version = self.store.version();
+        let mut data = Vec::with_capacity(keys.len());
+        for k in keys {
+            match self.store.get(k) {
+                Some(d) => data.push(d),
+                // Configured but not harvested yet: worth a retry.
+                None if self.config.harvest.projects.contains(k) => return Err(Missing::NotYetHarvested(k.clone()).into()),
+                None => return Err(Missing::Project(k.clone()).into()),
+            }
+        }
+        Ok((version, data))
+    }
+
     /// `GetMetrics`, answered as the encoded response: remembered by the
     /// store's answer cache or computed (and remembered), with the
     /// freshness of this moment appended (`answers::with_freshness`). The
@@ -93,7 +131,6 @@ impl Service {
     pub async fn get_metrics_encoded(&self, request: Request<GetMetricsRequest>) -> Result<Bytes, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let req = request.into_inner();
-        let keys = Self::project_keys(&req.project_keys)?;
         let text_fields = [
             ("from_week", &req.from_week),
             ("to_week", &req.to_week),
@@ -101,13 +138,6 @@ impl Service {
             ("to_month", &req.to_month),
             ("ai_rollout_date", &req.ai_rollout_date),
         ];
-        for (field, value) in text_fields {
-            if value.as_ref().is_some_and(|v| v.len() > MAX_FIELD_LEN) {
-                return Err(InvalidField::new(field, format!("at most {MAX_FIELD_LEN} characters")).into());
-            }
-        }
-        let tz = self.config.report_tz;
-        let now = (self.now)();
         let period = PeriodRequest {
             from_week: req.from_week.as_deref(),
             to_week: req.to_week.as_deref(),
@@ -115,9 +145,10 @@ impl Service {
             from_month: req.from_month.as_deref(),
             to_month: req.to_month.as_deref(),
             months: req.months,
-        }
-        .resolve(now, tz)
-        .map_err(|e| InvalidField::new("period", e))?;
+        };
+        let (keys, period) = self.scope(&req.project_keys, &text_fields, period)?;
+        let tz = self.config.report_tz;
+        let now = (self.now)();
         let (weekly, monthly) = match (req.include_series, req.granularity()) {
             (false, _) => (false, false),
             (true, Granularity::Week) => (true, false),
@@ -130,20 +161,8 @@ impl Service {
             ),
             None => None,
         };
-        // Before any figure is looked up: a viewer sees nothing of a request
-        // that names a project it may not browse (or that does not exist).
-        self.access.require_browse(&caller, &keys).await?;
-        // Read before the projects (see `Store::version`).
-        let version = self.store.version();
-        let mut data = Vec::with_capacity(keys.len());
-        for k in &keys {
-            match self.store.get(k) {
-                Some(d) => data.push(d),
-                // Configured but not harvested yet: worth a retry.
-                None if self.config.harvest.projects.contains(k) => return Err(Missing::NotYetHarvested(k.clone()).into()),
-                None => return Err(Missing::Project(k.clone()).into()),
-            }
-        }
+        // Before any figure is looked up.
+        let (version, data) = self.projects_data(&caller, &keys).await?;
         let definitions = self.harvester.definitions();
         let freshness = Freshness {
             projects: keys.iter().zip(&data).map(|(k, d)| Self::freshness(k, d, definitions.version(), now)).collect(),
@@ -389,6 +408,42 @@ impl DoraMetrics for Service {
         let mut allowed = self.access.browsable(&caller, &keys).await?.into_iter();
         validation.previews.retain(|_| allowed.next().unwrap_or(false));
         Ok(Response::new(super::definitions::validation(&validation, self.config.report_tz)))
+    }
+
+    async fn explain_metrics(&self, request: Request<ExplainMetricsRequest>) -> Result<Response<ExplainMetricsResponse>, Status> {
+        let caller = self.access.authorize(request.metadata(), Right::Read)?;
+        let req = request.into_inner();
+        let text_fields = [
+            ("team", &req.team),
+            ("from_week", &req.from_week),
+            ("to_week", &req.to_week),
+            ("from_month", &req.from_month),
+            ("to_month", &req.to_month),
+        ];
+        let period = PeriodRequest {
+            from_week: req.from_week.as_deref(),
+            to_week: req.to_week.as_deref(),
+            weeks: req.weeks,
+            from_month: req.from_month.as_deref(),
+            to_month: req.to_month.as_deref(),
+            months: req.months,
+        };
+        let (keys, period) = self.scope(&req.project_keys, &text_fields, period)?;
+        let figure = explain::figure(req.figure)?;
+        if req.team.is_some() {
+            return Err(InvalidField::new("team", "team figures are not available in this version; leave it out").into());
+        }
+        let page_size = explain::page_size(req.page_size)?;
+        let start = explain::PageStart::new(&keys, &period, figure, &req.page_token)?;
+        let (version, _) = self.projects_data(&caller, &keys).await?;
+        start.check_data(version)?;
+        let mut facts = Vec::with_capacity(keys.len());
+        for k in &keys {
+            facts.push(self.harvester.project_facts(k).ok_or_else(|| ExplainError::DetailsAfterRefresh(k.clone()))?);
+        }
+        let listed = explain::list(facts, self.harvester.definitions(), self.config.report_tz, period, figure).await?;
+        let base_url = self.config.jira.as_ref().map_or("", |j| j.base_url.as_str());
+        Ok(Response::new(explain::page(&listed, start, page_size, version, base_url)?))
     }
 
     async fn update_definitions(&self, request: Request<UpdateDefinitionsRequest>) -> Result<Response<UpdateDefinitionsResponse>, Status> {

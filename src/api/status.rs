@@ -95,6 +95,38 @@ impl From<Missing> for Status {
     }
 }
 
+/// Why the items behind a figure cannot be listed now.
+#[derive(Debug, Error)]
+pub enum ExplainError {
+    /// The project's facts are not in memory: the service restarted and
+    /// serves its figures from a snapshot until the project's first refresh
+    /// completes (`UNAVAILABLE`).
+    #[error(
+        "project {0}: the items behind its figures are not in memory since the service restarted; \
+         they return after the project's next refresh (its figures are served meanwhile)"
+    )]
+    DetailsAfterRefresh(String),
+    /// A page token read from data that has changed since
+    /// (`FAILED_PRECONDITION`).
+    #[error("page_token: list changed, start again (the data was refreshed since the first page)")]
+    ListChanged,
+    /// The definitions in force fail on a project's facts (`INTERNAL`); the
+    /// project's refresh job reports where.
+    #[error("project {0}: the definitions in force fail on its facts; its last refresh job says where")]
+    Classify(String),
+}
+
+impl From<ExplainError> for Status {
+    fn from(e: ExplainError) -> Self {
+        let message = e.to_string();
+        match e {
+            ExplainError::DetailsAfterRefresh(_) => Status::unavailable(message),
+            ExplainError::ListChanged => Status::failed_precondition(message),
+            ExplainError::Classify(_) => Status::internal(message),
+        }
+    }
+}
+
 /// A refresh that cannot start. Jira being down is `UNAVAILABLE`, as
 /// everywhere; a refresh the configuration rules out is
 /// `FAILED_PRECONDITION`.
@@ -268,6 +300,9 @@ mod tests {
         check(AccessError::PermissionsUnavailable("later"), Code::Unavailable, "later");
         check(Missing::Job("j\n".into()), Code::NotFound, "job `j\\n`: unknown");
         check(Missing::NotYetHarvested("OPS".into()), Code::Unavailable, "project OPS: no figures yet, its first harvest has not finished; retry shortly");
+        check(ExplainError::ListChanged, Code::FailedPrecondition, "page_token: list changed, start again (the data was refreshed since the first page)");
+        assert_eq!(Status::from(ExplainError::DetailsAfterRefresh("OPS".into())).code(), Code::Unavailable);
+        assert_eq!(Status::from(ExplainError::Classify("OPS".into())).code(), Code::Internal);
         check(TransportError::NoSuchMethod, Code::Unimplemented, "no such method");
         check(TransportError::Unencodable, Code::Internal, "the answer could not be encoded as JSON");
         assert_eq!(Status::from(UpdatesOff).code(), Code::FailedPrecondition);

@@ -7,8 +7,13 @@
 //! (by affected version, else by time) and marks rework, and adds each to
 //! the week it belongs to. The result holds counts and duration sketches
 //! only: no issue ids, keys, labels or names.
+//!
+//! The pass itself ([`project_items`]) reports every item it finds to an
+//! [`ItemSink`]: `build_project` adds them to weeks, and `explain` lists
+//! them, so the figures and the lists behind them come from one
+//! implementation of the rules.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration, NaiveDate};
 use chrono_tz::Tz;
@@ -16,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::classify::{classify_issue, HookError, Hooks, IssueClass, IssueView, TransitionView, VersionView};
-use super::facts::{IssueFacts, Millis, ProjectFacts, StatusCategory, StatusRef};
+use super::facts::{IssueFacts, Millis, ProjectFacts, StatusCategory, StatusRef, VersionFacts};
 use super::sketch::DurationSketch;
 use super::time::{local_date, weekday_index, IsoWeek};
 
@@ -200,10 +205,120 @@ fn at_week(weeks: &mut ProjectAggregates, w: IsoWeek) -> &mut WeeklyAggregate {
 
 /// Builds a project's weekly aggregates from its facts under the given hooks.
 pub fn build_project<H: Hooks>(facts: &ProjectFacts, hooks: &H, tz: Tz) -> Result<ProjectAggregates, ClassifyError> {
+    let mut weeks = WeeksSink { weeks: ProjectAggregates::new(), tz };
+    project_items(facts, hooks, tz, &mut weeks)?;
+    Ok(weeks.weeks)
+}
+
+/// How a failure was attributed to deployments (`docs/metrics.md`,
+/// "Deployments and change failure"), or why a deployment is rework.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Attribution {
+    /// The failure lists the deployment's version among its affected versions.
+    ByVersion,
+    /// The failure names no affected version; the deployment is the latest
+    /// before it within its window.
+    ByTime,
+    /// A failure transition of the issue followed the deployment transition.
+    ByTransition,
+    /// The issue (an incident, or an attributed failure) lists the version
+    /// among its fix versions: the deployment is rework.
+    ReworkFix,
+}
+
+/// A completed work item: lead time from work start (or creation) to
+/// completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedWork {
+    pub start: Millis,
+    pub done: Millis,
+    /// `done - start`, or `done - created` (at least 0) when that is negative.
+    pub lead: Millis,
+    pub reopened: bool,
+}
+
+/// What the pass over a project's facts finds, item by item, each once.
+/// `'f` is the lifetime of the facts.
+pub trait ItemSink<'f> {
+    /// An excluded issue, with its completion instant when completed.
+    fn excluded(&mut self, issue: &'f IssueFacts, class: &IssueClass, completed_at: Option<Millis>);
+    /// An incident (not excluded) and its restore instant (`None`: open).
+    fn incident(&mut self, issue: &'f IssueFacts, class: &IssueClass, restored_at: Option<Millis>);
+    /// A completed work item (not excluded, not an incident).
+    fn completed(&mut self, issue: &'f IssueFacts, class: &IssueClass, work: &CompletedWork);
+    /// A failure (not excluded) and how it was attributed: `None` when to
+    /// no deployment at all.
+    fn failure(&mut self, issue: &'f IssueFacts, attributed: Option<Attribution>);
+    /// A version the pass could not place on a day: released in Jira (or a
+    /// deployment by the definitions) without a release date.
+    fn undated_version(&mut self, version: &'f VersionFacts);
+    /// A deployment with what happened to it.
+    fn deployment(&mut self, deployment: &Deployment<'f>);
+}
+
+/// Adds each item to the week it belongs to.
+struct WeeksSink {
+    weeks: ProjectAggregates,
+    tz: Tz,
+}
+
+impl<'f> ItemSink<'f> for WeeksSink {
+    fn excluded(&mut self, _: &'f IssueFacts, _: &IssueClass, completed_at: Option<Millis>) {
+        if let Some(at) = completed_at {
+            at_week(&mut self.weeks, IsoWeek::of_instant(at, self.tz)).excluded += 1;
+        }
+    }
+
+    fn incident(&mut self, issue: &'f IssueFacts, _: &IssueClass, restored_at: Option<Millis>) {
+        let created_week = IsoWeek::of_instant(issue.created, self.tz);
+        at_week(&mut self.weeks, created_week).incidents += 1;
+        match restored_at {
+            Some(at) => at_week(&mut self.weeks, IsoWeek::of_instant(at, self.tz)).time_to_restore.add(at - issue.created),
+            None => at_week(&mut self.weeks, created_week).open_incidents += 1,
+        }
+    }
+
+    fn completed(&mut self, _: &'f IssueFacts, class: &IssueClass, work: &CompletedWork) {
+        let agg = at_week(&mut self.weeks, IsoWeek::of_instant(work.done, self.tz));
+        agg.completed += 1;
+        agg.lead_time.add(work.lead);
+        agg.reopened += u32::from(work.reopened);
+        if class.ai_involved {
+            agg.ai_involved += 1;
+            agg.lead_time_ai.add(work.lead);
+            agg.reopened_ai += u32::from(work.reopened);
+        }
+    }
+
+    fn failure(&mut self, _: &'f IssueFacts, _: Option<Attribution>) {}
+
+    fn undated_version(&mut self, _: &'f VersionFacts) {}
+
+    fn deployment(&mut self, d: &Deployment<'f>) {
+        let agg = at_week(&mut self.weeks, d.week());
+        agg.deployments += 1;
+        agg.deployment_days |= 1 << weekday_index(d.day);
+        agg.failed_deployments += u32::from(d.failed());
+        agg.failed_by_version += u32::from(d.failed_by_version);
+        agg.failed_by_time += u32::from(d.failed_by_time);
+        agg.failed_by_transition += u32::from(d.failed_by_transition);
+        agg.rework_deployments += u32::from(d.rework);
+    }
+}
+
+/// The pass over one project's facts under the given hooks: classifies
+/// every issue and version, derives the per-issue events, lists the
+/// deployments, attributes the failures and marks rework, reporting each
+/// item to `sink`.
+pub fn project_items<'f, H: Hooks>(
+    facts: &'f ProjectFacts,
+    hooks: &H,
+    tz: Tz,
+    sink: &mut impl ItemSink<'f>,
+) -> Result<(), ClassifyError> {
     let fail = |source| ClassifyError { project: facts.key.clone(), source };
     let statuses = StatusTable::new(facts);
     let version_names: HashMap<&str, &str> = facts.versions.iter().map(|v| (v.id.as_str(), v.name.as_str())).collect();
-    let mut weeks = ProjectAggregates::new();
     let mut deployments = Vec::new();
     let mut failures = Vec::new();
     // Their fix versions are rework, as are those of the failures
@@ -215,9 +330,7 @@ pub fn build_project<H: Hooks>(facts: &ProjectFacts, hooks: &H, tz: Tz) -> Resul
         let class = classify_issue(hooks, &resolved.view).map_err(fail)?;
         let completed_at = completion(&resolved);
         if class.excluded {
-            if let Some(at) = completed_at {
-                at_week(&mut weeks, IsoWeek::of_instant(at, tz)).excluded += 1;
-            }
+            sink.excluded(issue, &class, completed_at);
             continue;
         }
         if class.failure {
@@ -226,68 +339,96 @@ pub fn build_project<H: Hooks>(facts: &ProjectFacts, hooks: &H, tz: Tz) -> Resul
         if class.incident {
             incidents.push(issue);
         }
-        add_transition_deployments(&resolved, &class, tz, &mut deployments);
+        add_transition_deployments(issue, &resolved, &class, tz, &mut deployments);
         if class.incident {
-            add_incident(&resolved, &class, tz, &mut weeks);
+            sink.incident(issue, &class, restore(&resolved, &class));
         } else if let Some(done_at) = completed_at {
-            add_completed_work(&resolved, &class, done_at, tz, &mut weeks);
+            sink.completed(issue, &class, &completed_work(&resolved, &class, done_at));
         }
     }
 
     for version in &facts.versions {
-        if !hooks.is_deployment(&VersionView::of(version)).map_err(fail)? {
-            continue;
-        }
+        let deployment = hooks.is_deployment(&VersionView::of(version)).map_err(fail)?;
         // A deployment needs a day to be placed on; a custom rule that
         // accepts undated versions cannot count them.
-        let Some(day) = version.release_date else { continue };
-        deployments.push(Deployment::new(day, Source::Version(&version.id)));
+        let Some(day) = version.release_date else {
+            if deployment || version.released {
+                sink.undated_version(version);
+            }
+            continue;
+        };
+        if deployment {
+            deployments.push(Deployment::new(day, Source::Version(version)));
+        }
     }
 
     let attributed = attribute_failures(&mut deployments, &failures, tz);
+    for (failure, &how) in failures.iter().zip(&attributed) {
+        sink.failure(failure.issue, how);
+    }
     let rework_fixes = incidents
         .into_iter()
-        .chain(failures.iter().zip(&attributed).filter(|&(_, &a)| a).map(|(f, _)| f.issue));
+        .chain(failures.iter().zip(&attributed).filter(|&(_, a)| a.is_some()).map(|(f, _)| f.issue));
     mark_rework(&mut deployments, rework_fixes);
 
     for d in &deployments {
-        let agg = at_week(&mut weeks, IsoWeek::of_date(d.day));
-        agg.deployments += 1;
-        agg.deployment_days |= 1 << weekday_index(d.day);
-        agg.failed_deployments += u32::from(d.failed_by_version || d.failed_by_time || d.failed_by_transition);
-        agg.failed_by_version += u32::from(d.failed_by_version);
-        agg.failed_by_time += u32::from(d.failed_by_time);
-        agg.failed_by_transition += u32::from(d.failed_by_transition);
-        agg.rework_deployments += u32::from(d.rework);
+        sink.deployment(d);
     }
-    Ok(weeks)
+    Ok(())
 }
 
 /// Where a deployment comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source<'a> {
-    /// A version (by id), released on the deployment's day.
-    Version(&'a str),
-    /// A deployment transition at this instant.
-    Transition(Millis),
+pub enum Source<'a> {
+    /// A version, released on the deployment's day.
+    Version(&'a VersionFacts),
+    /// A deployment transition of an issue at this instant.
+    Transition(&'a IssueFacts, Millis),
 }
 
 /// One deployment of a project and what happened to it.
 #[derive(Debug, Clone)]
-struct Deployment<'a> {
+pub struct Deployment<'a> {
     /// The release date of a version; the reporting-zone date of a
     /// transition.
-    day: NaiveDate,
-    source: Source<'a>,
-    failed_by_version: bool,
-    failed_by_time: bool,
-    failed_by_transition: bool,
-    rework: bool,
+    pub day: NaiveDate,
+    pub source: Source<'a>,
+    pub failed_by_version: bool,
+    pub failed_by_time: bool,
+    pub failed_by_transition: bool,
+    pub rework: bool,
+    /// The issues that made it failed or rework, and how, in the order
+    /// found; an issue at most once per way.
+    pub causes: Vec<(&'a IssueFacts, Attribution)>,
 }
 
 impl<'a> Deployment<'a> {
     fn new(day: NaiveDate, source: Source<'a>) -> Self {
-        Self { day, source, failed_by_version: false, failed_by_time: false, failed_by_transition: false, rework: false }
+        Self {
+            day,
+            source,
+            failed_by_version: false,
+            failed_by_time: false,
+            failed_by_transition: false,
+            rework: false,
+            causes: Vec::new(),
+        }
+    }
+
+    /// The week it counts in.
+    pub fn week(&self) -> IsoWeek {
+        IsoWeek::of_date(self.day)
+    }
+
+    /// Whether at least one failure was attributed to it, in any way.
+    pub fn failed(&self) -> bool {
+        self.failed_by_version || self.failed_by_time || self.failed_by_transition
+    }
+
+    fn caused_by(&mut self, issue: &'a IssueFacts, how: Attribution) {
+        if !self.causes.iter().any(|&(i, h)| std::ptr::eq(i, issue) && h == how) {
+            self.causes.push((issue, how));
+        }
     }
 }
 
@@ -300,14 +441,14 @@ struct Failure<'a> {
 
 /// Attributes each failure to deployments, by affected version or else by
 /// time (`docs/metrics.md`, "Deployments and change failure"); returns,
-/// per failure, whether it was attributed to at least one deployment.
-fn attribute_failures(deployments: &mut [Deployment<'_>], failures: &[Failure<'_>], tz: Tz) -> Vec<bool> {
+/// per failure, how it was attributed (`None`: to no deployment).
+fn attribute_failures<'a>(deployments: &mut [Deployment<'a>], failures: &[Failure<'a>], tz: Tz) -> Vec<Option<Attribution>> {
     let version_deployments: HashMap<&str, usize> = deployments
         .iter()
         .enumerate()
         .filter_map(|(i, d)| match d.source {
-            Source::Version(id) => Some((id, i)),
-            Source::Transition(_) => None,
+            Source::Version(v) => Some((v.id.as_str(), i)),
+            Source::Transition(..) => None,
         })
         .collect();
     // Deployment indices by day, for the windows.
@@ -319,24 +460,25 @@ fn attribute_failures(deployments: &mut [Deployment<'_>], failures: &[Failure<'_
         .map(|failure| {
             let issue = failure.issue;
             if !issue.affected_versions.is_empty() {
-                let mut attributed = false;
+                let mut attributed = None;
                 for id in &issue.affected_versions {
                     if let Some(&i) = version_deployments.get(id.as_str()) {
                         deployments[i].failed_by_version = true;
-                        attributed = true;
+                        deployments[i].caused_by(issue, Attribution::ByVersion);
+                        attributed = Some(Attribution::ByVersion);
                     }
                 }
                 return attributed;
             }
             if failure.window_days == 0 {
-                return false;
+                return None;
             }
             let created_day = local_date(issue.created, tz);
             let first_day = created_day - Duration::days(i64::from(failure.window_days) - 1);
             let is_candidate = |d: &Deployment<'_>| match d.source {
                 // A hotfix for the failure is not its cause.
-                Source::Version(id) => !issue.fix_versions.iter().any(|fix| fix == id),
-                Source::Transition(at) => at <= issue.created,
+                Source::Version(v) => !issue.fix_versions.iter().any(|fix| *fix == v.id),
+                Source::Transition(_, at) => at <= issue.created,
             };
             let start = by_day.partition_point(|&i| deployments[i].day < first_day);
             let end = by_day.partition_point(|&i| deployments[i].day <= created_day);
@@ -344,7 +486,7 @@ fn attribute_failures(deployments: &mut [Deployment<'_>], failures: &[Failure<'_
             let Some(culprit_day) =
                 window.iter().rev().map(|&i| &deployments[i]).find(|d| is_candidate(d)).map(|d| d.day)
             else {
-                return false;
+                return None;
             };
             let on_culprit_day: Vec<usize> = window
                 .iter()
@@ -356,19 +498,28 @@ fn attribute_failures(deployments: &mut [Deployment<'_>], failures: &[Failure<'_
                 .collect();
             for i in on_culprit_day {
                 deployments[i].failed_by_time = true;
+                deployments[i].caused_by(issue, Attribution::ByTime);
             }
-            true
+            Some(Attribution::ByTime)
         })
         .collect()
 }
 
 /// Marks as rework every version deployment listed among the fix versions
 /// of the given issues.
-fn mark_rework<'a>(deployments: &mut [Deployment<'_>], fixing: impl Iterator<Item = &'a IssueFacts>) {
-    let fixed: HashSet<&str> = fixing.flat_map(|issue| issue.fix_versions.iter().map(String::as_str)).collect();
+fn mark_rework<'a>(deployments: &mut [Deployment<'a>], fixing: impl Iterator<Item = &'a IssueFacts>) {
+    let mut fixed: HashMap<&str, Vec<&'a IssueFacts>> = HashMap::new();
+    for issue in fixing {
+        for id in &issue.fix_versions {
+            fixed.entry(id.as_str()).or_default().push(issue);
+        }
+    }
     for d in deployments {
-        if let Source::Version(id) = d.source {
-            d.rework |= fixed.contains(id);
+        if let Source::Version(v) = d.source {
+            for &issue in fixed.get(v.id.as_str()).into_iter().flatten() {
+                d.rework = true;
+                d.caused_by(issue, Attribution::ReworkFix);
+            }
         }
     }
 }
@@ -388,6 +539,7 @@ pub fn with_issue_views<R>(facts: &ProjectFacts, f: impl FnOnce(&[IssueView<'_>]
 /// failure transition follows it before the issue's next deployment
 /// transition.
 fn add_transition_deployments<'a>(
+    facts: &'a IssueFacts,
     issue: &ResolvedIssue<'_>,
     class: &IssueClass,
     tz: Tz,
@@ -397,50 +549,35 @@ fn add_transition_deployments<'a>(
     for (n, &i) in deploys.iter().enumerate() {
         let next = deploys.get(n + 1).copied().unwrap_or(usize::MAX);
         let at = issue.view.transitions[i].at;
-        let mut deployment = Deployment::new(local_date(at, tz), Source::Transition(at));
+        let mut deployment = Deployment::new(local_date(at, tz), Source::Transition(facts, at));
         deployment.failed_by_transition = class.failure_transitions.iter().any(|&f| f > i && f < next);
+        if deployment.failed_by_transition {
+            deployment.caused_by(facts, Attribution::ByTransition);
+        }
         deployments.push(deployment);
     }
 }
 
-/// An incident counts in its creation week; its restore (or, without any
-/// status change, its resolution date when done) in the restore week;
-/// otherwise it is open.
-fn add_incident(
-    issue: &ResolvedIssue<'_>,
-    class: &IssueClass,
-    tz: Tz,
-    weeks: &mut ProjectAggregates,
-) {
-    let created = issue.facts.created;
-    let restored_at = match class.restore {
+/// When an incident was restored: at the first restore change, or, without
+/// any status change, at its resolution date when done; `None` while open.
+fn restore(issue: &ResolvedIssue<'_>, class: &IssueClass) -> Option<Millis> {
+    match class.restore {
         Some(i) => Some(issue.view.transitions[i].at),
         None if issue.view.transitions.is_empty() && issue.view.status_category == StatusCategory::Done => {
             issue.facts.resolved
         }
         None => None,
-    };
-    let created_week = IsoWeek::of_instant(created, tz);
-    at_week(weeks, created_week).incidents += 1;
-    match restored_at {
-        Some(at) => at_week(weeks, IsoWeek::of_instant(at, tz)).time_to_restore.add(at - created),
-        None => at_week(weeks, created_week).open_incidents += 1,
     }
 }
 
 /// A completed work item: lead time from work start (or creation) to
-/// completion, re-open and AI involvement, all in the completion week.
-fn add_completed_work(
-    issue: &ResolvedIssue<'_>,
-    class: &IssueClass,
-    done_at: Millis,
-    tz: Tz,
-    weeks: &mut ProjectAggregates,
-) {
+/// completion, and whether it was re-opened.
+fn completed_work(issue: &ResolvedIssue<'_>, class: &IssueClass, done_at: Millis) -> CompletedWork {
     let created = issue.facts.created;
-    let start = class.work_start.map_or(created, |i| issue.view.transitions[i].at);
+    let mut start = class.work_start.map_or(created, |i| issue.view.transitions[i].at);
     let mut lead = done_at - start;
     if lead < 0 {
+        start = created;
         lead = (done_at - created).max(0);
     }
     let reopened = issue
@@ -448,13 +585,5 @@ fn add_completed_work(
         .transitions
         .iter()
         .any(|t| t.from_category == StatusCategory::Done && t.to_category != StatusCategory::Done);
-    let agg = at_week(weeks, IsoWeek::of_instant(done_at, tz));
-    agg.completed += 1;
-    agg.lead_time.add(lead);
-    agg.reopened += u32::from(reopened);
-    if class.ai_involved {
-        agg.ai_involved += 1;
-        agg.lead_time_ai.add(lead);
-        agg.reopened_ai += u32::from(reopened);
-    }
+    CompletedWork { start, done: done_at, lead, reopened }
 }

@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod classify;
+pub mod explain;
 pub mod facts;
 pub mod impact;
 pub mod period;

@@ -1,0 +1,343 @@
+//! The lists behind the figures (`docs/metrics.md`, "What is behind a
+//! number") agree with the figures exactly, over generated sites, rules
+//! and periods (a property test), and name the issues that failed a
+//! deployment and how (hand-computed cases).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate};
+use chrono_tz::Tz;
+use jira_dora::domain::aggregate::{build_project, Attribution, ProjectAggregates};
+use jira_dora::domain::classify::{DefaultRules, HookError, Hooks, IssueView, TransitionView, VersionView};
+use jira_dora::domain::explain::{explain_project, Explained, Figure};
+use jira_dora::domain::facts::*;
+use jira_dora::domain::period::{Period, PeriodFigures, Totals};
+use jira_dora::domain::time::IsoWeek;
+use proptest::prelude::*;
+
+fn statuses() -> Vec<StatusFacts> {
+    let s = |id: &str, name: &str, c| StatusFacts { id: id.into(), name: name.into(), category: c };
+    vec![
+        s("1", "To Do", StatusCategory::New),
+        s("3", "In Progress", StatusCategory::Indeterminate),
+        s("10", "Done", StatusCategory::Done),
+        s("11", "Closed", StatusCategory::Done),
+        s("20", "Rolled Back", StatusCategory::Indeterminate),
+        s("21", "Deployed", StatusCategory::Done),
+    ]
+}
+
+fn status_ref(id: &str) -> StatusRef {
+    let name = statuses().into_iter().find(|s| s.id == id).unwrap().name;
+    StatusRef { id: id.into(), name }
+}
+
+fn category(id: &str) -> StatusCategory {
+    statuses().into_iter().find(|s| s.id == id).unwrap().category
+}
+
+/// Monday 2026-01-05, 00:00 UTC.
+const BASE: Millis = 1_767_571_200_000;
+const HOUR: Millis = 3_600_000;
+/// The generated sites span this many weeks from `BASE`.
+const SPAN_WEEKS: i64 = 20;
+
+/// The default rules, or with deployments by status too and every failure
+/// attributed by time within a window.
+#[derive(Debug, Clone, Copy)]
+struct Rules {
+    deploy_status: bool,
+    window: Option<u32>,
+}
+
+impl Hooks for Rules {
+    type Issue = <DefaultRules as Hooks>::Issue;
+    type Transition = (String, <DefaultRules as Hooks>::Transition);
+    fn prepare_issue(&self, i: &IssueView<'_>) -> Self::Issue {
+        DefaultRules.prepare_issue(i)
+    }
+    fn prepare_transition(&self, t: &TransitionView<'_>) -> Self::Transition {
+        (t.to.to_owned(), DefaultRules.prepare_transition(t))
+    }
+    fn is_excluded(&self, i: &Self::Issue) -> Result<bool, HookError> {
+        DefaultRules.is_excluded(i)
+    }
+    fn is_deployment(&self, v: &VersionView<'_>) -> Result<bool, HookError> {
+        DefaultRules.is_deployment(v)
+    }
+    fn is_deployment_transition(&self, _: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError> {
+        Ok(self.deploy_status && t.0 == "Deployed")
+    }
+    fn is_failure(&self, i: &Self::Issue) -> Result<bool, HookError> {
+        DefaultRules.is_failure(i)
+    }
+    fn is_failure_transition(&self, i: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError> {
+        DefaultRules.is_failure_transition(i, &t.1)
+    }
+    fn is_incident(&self, i: &Self::Issue) -> Result<bool, HookError> {
+        DefaultRules.is_incident(i)
+    }
+    fn is_restore(&self, i: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError> {
+        DefaultRules.is_restore(i, &t.1)
+    }
+    fn is_work_start(&self, i: &Self::Issue, t: &Self::Transition) -> Result<bool, HookError> {
+        DefaultRules.is_work_start(i, &t.1)
+    }
+    fn is_ai_involved(&self, i: &Self::Issue) -> Result<bool, HookError> {
+        DefaultRules.is_ai_involved(i)
+    }
+    fn failure_window_days(&self, i: &Self::Issue) -> Result<u32, HookError> {
+        self.window.map_or_else(|| DefaultRules.failure_window_days(i), Ok)
+    }
+}
+
+/// A generated project: `issues` issues and `versions` versions placed at
+/// random over the span, with every shape the rules care about.
+fn site(key: &str, seed: u64, issues: usize, versions: usize) -> ProjectFacts {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let start = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+    let versions: Vec<VersionFacts> = (0..versions)
+        .map(|n| VersionFacts {
+            id: format!("{}", 100 + n),
+            name: format!("{key} 1.{n}"),
+            released: rng.u8(..10) < 8,
+            release_date: (rng.u8(..10) < 9).then(|| start + chrono::Days::new(rng.u64(..(SPAN_WEEKS as u64 * 7)))),
+            archived: false,
+        })
+        .collect();
+    let pick_versions = |rng: &mut fastrand::Rng| -> Vec<String> {
+        let n = if versions.is_empty() || rng.u8(..3) > 0 { 0 } else { rng.usize(1..3) };
+        let mut out: Vec<String> = (0..n).map(|_| versions[rng.usize(..versions.len())].id.clone()).collect();
+        if rng.u8(..20) == 0 {
+            out.push("999".into()); // a version the project no longer has
+        }
+        out.dedup();
+        out
+    };
+    let types = ["Story", "Story", "Task", "Bug", "Bug", "Incident", "Epic", "AI Task", "Sub-task"];
+    let labels = ["incident", "ai-assisted", "dora-exclude"];
+    let walk = ["1", "3", "10", "11", "20", "21"];
+    let issues = (0..issues)
+        .map(|n| {
+            let kind = types[rng.usize(..types.len())];
+            let created = BASE + rng.i64(0..SPAN_WEEKS * 7 * 24) * HOUR;
+            let mut at = created;
+            let mut status = status_ref("1");
+            let mut changes = Vec::new();
+            for _ in 0..rng.usize(0..7) {
+                // Some changes land before creation (clock skew): negative spans.
+                at += rng.i64(-5..120) * HOUR;
+                let to = status_ref(walk[rng.usize(..walk.len())]);
+                changes.push(StatusChange { at, from: status.clone(), to: to.clone(), by_app: rng.u8(..8) == 0 });
+                status = to;
+            }
+            if rng.u8(..10) == 0 {
+                status = status_ref("10"); // done without a change into done
+            }
+            let status_category = category(&status.id);
+            Arc::new(IssueFacts {
+                id: format!("{}", 1000 + n),
+                key: format!("{key}-{}", n + 1),
+                project: key.into(),
+                issue_type: kind.into(),
+                is_subtask: kind == "Sub-task",
+                labels: labels.iter().filter(|_| rng.u8(..12) == 0).map(|l| l.to_string()).collect(),
+                created,
+                updated: at,
+                resolved: (status_category == StatusCategory::Done && rng.bool()).then(|| at + HOUR),
+                status,
+                status_category,
+                fix_versions: pick_versions(&mut rng),
+                affected_versions: pick_versions(&mut rng),
+                components: vec![],
+                priority: None,
+                fields: vec![],
+                changes,
+            })
+        })
+        .collect();
+    ProjectFacts { key: key.into(), issues, versions, statuses: statuses() }
+}
+
+fn count(explained: &Explained) -> u64 {
+    explained.items.len() as u64
+}
+
+/// The median of the listed hours, interpolated as the sketch does.
+fn median_hours(explained: &Explained) -> Option<f64> {
+    let mut hours: Vec<f64> = explained.items.iter().map(|i| i.hours().expect("a duration item has hours")).collect();
+    hours.sort_by(f64::total_cmp);
+    let n = hours.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(hours[n / 2]),
+        _ => Some((hours[n / 2 - 1] + hours[n / 2]) / 2.0),
+    }
+}
+
+fn same_median(listed: Option<f64>, figure: Option<f64>) -> bool {
+    match (listed, figure) {
+        (None, None) => true,
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+        _ => false,
+    }
+}
+
+/// Every figure of `projects` over `period`, and each list, side by side.
+fn check_lists_agree(projects: &[ProjectFacts], rules: Rules, tz: Tz, period: &Period) -> Result<(), TestCaseError> {
+    let aggs: Vec<ProjectAggregates> = projects.iter().map(|p| build_project(p, &rules, tz).unwrap()).collect();
+    let refs: Vec<&ProjectAggregates> = aggs.iter().collect();
+    let totals = Totals::over(&refs, period.iter());
+    let exact = totals.sum.lead_time.is_exact() && totals.sum.time_to_restore.is_exact();
+    let f: PeriodFigures = totals.figures();
+    let list = |figure| {
+        let mut all = Explained::default();
+        for p in projects {
+            all.merge(explain_project(p, &rules, tz, period, figure).unwrap());
+        }
+        all
+    };
+    let deployments = list(Figure::Deployments);
+    prop_assert_eq!(count(&deployments), f.deployments);
+    prop_assert_eq!(deployments.items.iter().filter(|i| i.failed).count() as u64, f.change_failure.part);
+    prop_assert_eq!(deployments.items.iter().filter(|i| i.rework).count() as u64, f.rework.part);
+    let by = |how| deployments.items.iter().filter(|i| i.attributions.iter().any(|a| a.1 == how)).count() as u64;
+    prop_assert_eq!(by(Attribution::ByVersion), f.failed_by.version);
+    prop_assert_eq!(by(Attribution::ByTime), f.failed_by.time);
+    prop_assert_eq!(by(Attribution::ByTransition), f.failed_by.transition);
+    prop_assert_eq!(by(Attribution::ReworkFix), f.rework.part);
+    for item in &deployments.items {
+        prop_assert_eq!(item.failed, item.attributions.iter().any(|a| a.1 != Attribution::ReworkFix));
+        prop_assert!(item.issue_key.is_empty() != item.version_name.is_empty());
+    }
+    let lead = list(Figure::LeadTime);
+    prop_assert_eq!(count(&lead), f.lead_time.count);
+    let restore = list(Figure::TimeToRestore);
+    prop_assert_eq!(count(&restore), f.time_to_restore.count);
+    if exact {
+        prop_assert!(same_median(median_hours(&lead), f.lead_time.median_hours), "lead time {:?} {:?}", median_hours(&lead), f.lead_time.median_hours);
+        prop_assert!(same_median(median_hours(&restore), f.time_to_restore.median_hours));
+    }
+    prop_assert_eq!(count(&list(Figure::Incidents)), f.incidents);
+    prop_assert_eq!(count(&list(Figure::OpenIncidents)), f.open_incidents);
+    prop_assert_eq!(count(&list(Figure::Completed)), f.completed);
+    let excluded = list(Figure::Excluded);
+    prop_assert_eq!(count(&excluded), f.excluded);
+    prop_assert_eq!(excluded.quality.excluded, f.excluded);
+    prop_assert_eq!(count(&list(Figure::Reopened)), f.reopened);
+    prop_assert_eq!(count(&list(Figure::AiInvolved)), f.ai_involved);
+    // Every item counts inside the period, and the list is in order.
+    for figure in [Figure::Deployments, Figure::LeadTime, Figure::Incidents, Figure::Excluded] {
+        let items = list(figure).items;
+        prop_assert!(items.iter().all(|i| (period.first..=period.last()).contains(&i.week)));
+        prop_assert!(items.windows(2).all(|w| jira_dora::domain::explain::Item::order(&w[0], &w[1]).is_le()));
+    }
+    Ok(())
+}
+
+fn rules() -> impl Strategy<Value = Rules> {
+    prop_oneof![
+        Just(Rules { deploy_status: false, window: None }),
+        Just(Rules { deploy_status: true, window: None }),
+        (1u32..30).prop_map(|d| Rules { deploy_status: true, window: Some(d) }),
+    ]
+}
+
+fn zone() -> impl Strategy<Value = Tz> {
+    prop_oneof![Just(chrono_tz::UTC), Just(chrono_tz::Europe::Berlin), Just(chrono_tz::Pacific::Auckland)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn lists_agree_with_the_figures_over_generated_sites_and_periods(
+        seed in any::<u64>(),
+        sizes in prop::collection::vec((0usize..80, 0usize..12), 1..3),
+        rules in rules(),
+        tz in zone(),
+        first in -2i32..(SPAN_WEEKS as i32),
+        weeks in 1u32..16,
+    ) {
+        let projects: Vec<ProjectFacts> = sizes
+            .iter()
+            .enumerate()
+            .map(|(n, &(issues, versions))| site(["PAY", "OPS"][n], seed.wrapping_add(n as u64), issues, versions))
+            .collect();
+        let period = Period::of_weeks(IsoWeek::of_instant(BASE, chrono_tz::UTC).plus(first), weeks);
+        check_lists_agree(&projects, rules, tz, &period)?;
+    }
+}
+
+// ------------------------------------------------------ hand-computed cases
+
+fn t(s: &str) -> Millis {
+    DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+}
+
+fn issue(key: &str, kind: &str, created: &str) -> IssueFacts {
+    IssueFacts {
+        id: key.into(),
+        key: key.into(),
+        project: "PAY".into(),
+        issue_type: kind.into(),
+        is_subtask: false,
+        labels: vec![],
+        created: t(created),
+        updated: t(created),
+        resolved: None,
+        status: status_ref("1"),
+        status_category: StatusCategory::New,
+        fix_versions: vec![],
+        affected_versions: vec![],
+        components: vec![],
+        priority: None,
+        fields: vec![],
+        changes: vec![],
+    }
+}
+
+fn version(id: &str, name: &str, date: &str) -> VersionFacts {
+    VersionFacts {
+        id: id.into(),
+        name: name.into(),
+        released: true,
+        release_date: Some(NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap()),
+        archived: false,
+    }
+}
+
+#[test]
+fn a_failed_deployment_names_the_failures_that_failed_it_and_how() {
+    let mut bug = issue("PAY-7", "Bug", "2026-01-14T09:00:00Z");
+    bug.affected_versions = vec!["1".into()];
+    let incident = issue("PAY-12", "Incident", "2026-01-15T09:00:00Z");
+    let mut fix = issue("PAY-9", "Incident", "2026-01-13T09:00:00Z");
+    fix.fix_versions = vec!["2".into()];
+    let facts = ProjectFacts {
+        key: "PAY".into(),
+        issues: [bug, incident, fix].into_iter().map(Arc::new).collect(),
+        versions: vec![version("1", "2.0", "2026-01-12"), version("2", "2.1", "2026-01-14"), version("3", "2.2", "2026-01-16")],
+        statuses: statuses(),
+    };
+    let period = Period::of_weeks(IsoWeek::parse("2026-W03").unwrap(), 1);
+    let explained = explain_project(&facts, &DefaultRules, chrono_tz::UTC, &period, Figure::Deployments).unwrap();
+    let rows: Vec<(&str, bool, bool, Vec<(&str, Attribution)>)> = explained
+        .items
+        .iter()
+        .map(|i| (i.version_name.as_str(), i.failed, i.rework, i.attributions.iter().map(|(k, a)| (k.as_str(), *a)).collect()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            // PAY-9 (an incident naming no affected version) falls on the
+            // latest deployment before it but the one that fixes it.
+            ("2.0", true, false, vec![("PAY-7", Attribution::ByVersion), ("PAY-9", Attribution::ByTime)]),
+            // 2.1 ships the fix of an incident; PAY-12 falls on it.
+            ("2.1", true, true, vec![("PAY-9", Attribution::ReworkFix), ("PAY-12", Attribution::ByTime)]),
+            ("2.2", false, false, vec![]),
+        ]
+    );
+    let q = explained.quality;
+    assert_eq!((q.failures_by_version, q.failures_by_time, q.failures_unattributed), (1, 2, 0));
+}
