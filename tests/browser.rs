@@ -387,7 +387,7 @@ const STRICT_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self
 
 async fn csp_is_unchanged(server: &DemoServer) {
     let http = reqwest::Client::new();
-    for path in ["/", "/app.js", "/app.css"] {
+    for path in ["/", "/app.js", "/app.css", "/explain.js", "/explain.css"] {
         let response = http.get(server.url(path)).send().await.unwrap();
         let csp = response.headers().get("content-security-policy").map(|v| v.to_str().unwrap().to_owned());
         assert_eq!(csp.as_deref(), Some(STRICT_CSP), "{path}");
@@ -854,6 +854,136 @@ async fn without_deployments_the_change_failure_card_shows_the_reopen_rate_as_a_
     let value = session.find("#wallboard .stand-in-value").await;
     assert_eq!(session.attribute(&value, "data-raw").await.unwrap().parse::<f64>().ok(), Some(reopen_rate));
     no_console_errors(&session, "on the wallboard without deployments").await;
+    session.close().await;
+    server.stop().await;
+}
+
+/// The rows of the open panel: (name, the cell of the last column).
+async fn panel_rows(session: &Session) -> Vec<(String, String)> {
+    let rows = session
+        .script(
+            "return Array.from(document.querySelectorAll('#explain tbody tr')).map(r => [r.dataset.item, r.lastElementChild.textContent])",
+        )
+        .await;
+    serde_json::from_value(rows).unwrap()
+}
+
+/// Opens a panel with the keyboard (Enter on its button) and waits for it.
+async fn open_panel(session: &Session, button: &str, list: &str) {
+    let b = session.find(button).await;
+    session.script(&format!("document.querySelector(\"{button}\").focus()")).await;
+    session.keys(&b, "\u{E007}").await;
+    session.wait_for("const d = document.getElementById('explain'); return !!d && d.open && d.dataset.state", json!("ready")).await;
+    assert_eq!(session.script("return document.getElementById('explain').dataset.list").await, json!(list));
+}
+
+/// Closes the open panel with Escape; the focus goes back to its button.
+async fn close_panel(session: &Session, button: &str) {
+    let d = session.find("#explain-close").await;
+    session.keys(&d, "\u{E00C}").await;
+    session.wait_for("return document.getElementById('explain').open", json!(false)).await;
+    let back = session.script(&format!("return document.activeElement === document.querySelector(\"{button}\")")).await;
+    assert_eq!(back, json!(true), "the focus is back on {button}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
+async fn each_card_opens_a_panel_listing_what_explain_metrics_returns() {
+    use jira_dora::proto::{AttributionKind, ExplainItem, ExplainMetricsRequest, Figure};
+    let driver = Driver::start().await;
+    let server = DemoServer::demo().await;
+    let profile = tempfile::tempdir().unwrap();
+    let session = driver.session(profile.path(), 1280, 900).await;
+    session.goto(&server.url("/")).await;
+    session.wait_for("return document.body.dataset.loaded", json!("OPS|weeks=13")).await;
+
+    let mut grpc = server.client().await;
+    let mut list = async |figure: Figure| -> (Vec<ExplainItem>, jira_dora::proto::DataQuality) {
+        let request = ExplainMetricsRequest { project_keys: vec!["OPS".into()], weeks: 13, figure: figure as i32, page_size: 1000, ..Default::default() };
+        let r = grpc.explain_metrics(request).await.unwrap().into_inner();
+        assert!(r.next_page_token.is_empty());
+        (r.items, r.data_quality.unwrap())
+    };
+
+    // The data-quality line under the cards says what ExplainMetrics says.
+    let (deployments, quality) = list(Figure::Deployments).await;
+    session.wait_for("return (document.getElementById('data-quality') || {}).textContent.startsWith('Data quality:')", json!(true)).await;
+    let line = session.text(&session.find("#data-quality").await).await;
+    let failures = quality.failures_by_version + quality.failures_by_time + quality.failures_unattributed;
+    assert!(line.contains(&format!("Of {failures} failure")) && line.contains(&format!("{} by time", quality.failures_by_time)), "{line}");
+    assert!(line.contains(&format!("{} issue", quality.excluded)), "{line}");
+
+    // Deployment frequency: every deployment, in the API's order.
+    let button = "[data-key='deployment_frequency'] .explain-open";
+    open_panel(&session, button, "deployment_frequency").await;
+    let rows = panel_rows(&session).await;
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    let expected: Vec<&str> = deployments.iter().map(|d| d.version_name.as_str()).collect();
+    assert!(!expected.is_empty());
+    assert_eq!(names, expected);
+    no_console_errors(&session, "with the deployments panel").await;
+    close_panel(&session, button).await;
+
+    // Change failure rate: the failed deployments, each with the failures
+    // that failed it (links to Jira) and how.
+    let button = "[data-key='change_failure_rate'] .explain-open";
+    open_panel(&session, button, "change_failure_rate").await;
+    let rows = panel_rows(&session).await;
+    let failed: Vec<&ExplainItem> = deployments.iter().filter(|d| d.failed).collect();
+    assert!(!failed.is_empty(), "the demo has failed deployments");
+    assert_eq!(rows.len(), failed.len());
+    for ((name, because), d) in rows.iter().zip(&failed) {
+        assert_eq!(name, &d.version_name);
+        for a in &d.attributions {
+            let how = match AttributionKind::try_from(a.kind).unwrap() {
+                AttributionKind::ByVersion => "by affected version",
+                AttributionKind::ByTime => "by time",
+                AttributionKind::ByTransition => "rolled back",
+                _ => "fixed here",
+            };
+            assert!(because.contains(&format!("{} ({how})", a.issue_key)), "{name}: `{because}` lacks {} {how}", a.issue_key);
+        }
+    }
+    let links = session.script("return Array.from(document.querySelectorAll('#explain tbody a')).map(a => [a.textContent, a.href, a.target, a.rel])").await;
+    let links: Vec<(String, String, String, String)> = serde_json::from_value(links).unwrap();
+    assert!(!links.is_empty());
+    for (key, href, target, rel) in &links {
+        assert!(href.ends_with(&format!("/browse/{key}")) && target == "_blank" && rel == "noopener noreferrer", "{key} {href}");
+    }
+    close_panel(&session, button).await;
+
+    // Lead time: the slowest items first, with the API's hours.
+    let (lead, _) = list(Figure::LeadTime).await;
+    let button = "[data-key='lead_time'] .explain-open";
+    open_panel(&session, button, "lead_time").await;
+    let shown = session.script("return Array.from(document.querySelectorAll('#explain tbody tr')).map(r => [r.dataset.item, Number(r.querySelector('[data-hours]').dataset.hours)])").await;
+    let shown: Vec<(String, f64)> = serde_json::from_value(shown).unwrap();
+    let mut expected: Vec<(String, f64)> = lead.iter().map(|i| (i.issue_key.clone(), i.hours.unwrap())).collect();
+    expected.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(shown.len(), expected.len());
+    assert!(shown.windows(2).all(|w| w[0].1 >= w[1].1), "slowest first");
+    let (mut a, mut b) = (shown.clone(), expected.clone());
+    a.sort_by(|x, y| x.0.cmp(&y.0));
+    b.sort_by(|x, y| x.0.cmp(&y.0));
+    // The same items, with the same hours (JSON numbers to the last bits).
+    assert_eq!(a.iter().map(|x| &x.0).collect::<Vec<_>>(), b.iter().map(|x| &x.0).collect::<Vec<_>>());
+    assert!(a.iter().zip(&b).all(|(x, y)| (x.1 - y.1).abs() < 1e-9), "{a:?} vs {b:?}");
+    session.script("document.activeElement.blur()").await;
+    session.full_page_screenshot(1280, &screenshot("explain.png")).await;
+    close_panel(&session, button).await;
+
+    // A count opens its list too; on a phone the panel fills the screen.
+    session.resize(390, 844).await;
+    let button = "[data-count='completed'] .explain-open";
+    open_panel(&session, button, "completed").await;
+    let completed = session.script("return document.querySelectorAll('#explain tbody tr').length").await;
+    assert_eq!(completed, json!(lead.len()), "completed items are the lead-time items");
+    let fits = session.script("const r = document.getElementById('explain').getBoundingClientRect(); return r.width >= window.innerWidth - 1 && r.left <= 0").await;
+    assert_eq!(fits, json!(true));
+    session.full_page_screenshot(390, &screenshot("explain-phone.png")).await;
+    close_panel(&session, button).await;
+    no_console_errors(&session, "after the panels").await;
+
     session.close().await;
     server.stop().await;
 }

@@ -293,6 +293,8 @@ async fn the_dashboard_files_carry_a_strict_policy() {
         ("/", "text/html; charset=utf-8"),
         ("/app.js", "text/javascript; charset=utf-8"),
         ("/app.css", "text/css; charset=utf-8"),
+        ("/explain.js", "text/javascript; charset=utf-8"),
+        ("/explain.css", "text/css; charset=utf-8"),
         ("/favicon.svg", "image/svg+xml"),
     ] {
         let r = http.get(server.url(path)).send().await.unwrap();

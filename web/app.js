@@ -655,6 +655,7 @@ function renderOverview(v) {
     item('Rework rate', rate((f.rework || {}).rate), 'rework-rate', count((f.rework || {}).rework) + ' rework deployments'),
     item('AI-involved share', rate(f.aiShare), 'ai-share', plural(count(f.aiInvolved), 'item', 'items') + ' with AI involvement'),
   );
+  Explain.attach(v); // explain.js: the items behind each card and count
 }
 
 function metricText(metric, v) {

@@ -18,6 +18,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const APP_CSS: &str = include_str!("../../web/app.css");
+const EXPLAIN_JS: &str = include_str!("../../web/explain.js");
+const EXPLAIN_CSS: &str = include_str!("../../web/explain.css");
 const FAVICON_SVG: &str = include_str!("../../web/favicon.svg");
 
 /// The dashboard's routes.
@@ -26,6 +28,8 @@ pub fn router() -> Router {
         .route("/", get(|| async { file("text/html; charset=utf-8", INDEX_HTML) }))
         .route("/app.js", get(|| async { file("text/javascript; charset=utf-8", APP_JS) }))
         .route("/app.css", get(|| async { file("text/css; charset=utf-8", APP_CSS) }))
+        .route("/explain.js", get(|| async { file("text/javascript; charset=utf-8", EXPLAIN_JS) }))
+        .route("/explain.css", get(|| async { file("text/css; charset=utf-8", EXPLAIN_CSS) }))
         .route("/favicon.svg", get(|| async { file("image/svg+xml", FAVICON_SVG) }))
 }
 
