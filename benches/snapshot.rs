@@ -51,7 +51,7 @@ fn main() {
         taken_at: 1_767_571_200_000,
         projects: large_aggregates(projects, WEEKS, 0x5EED)
             .into_iter()
-            .map(|(key, weeks)| ProjectRecord { key, last_harvest: Some(1_767_571_000_000), definitions_version: "0123456789abcdef".into(), weeks })
+            .map(|(key, weeks)| ProjectRecord { key, last_harvest: Some(1_767_571_000_000), definitions_version: "0123456789abcdef".into(), weeks, teams: Default::default() })
             .collect(),
         ..Default::default()
     };

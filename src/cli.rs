@@ -126,12 +126,14 @@ pub enum Period {
     Months(u32),
 }
 
-/// `metrics`: the four keys with their levels, as a table or JSON.
-pub async fn metrics(target: &Target, projects: Vec<String>, period: Period, json: bool) -> anyhow::Result<()> {
+/// `metrics`: the four keys with their levels, as a table or JSON; of one
+/// team within the projects when `team` is given.
+pub async fn metrics(target: &Target, projects: Vec<String>, team: Option<String>, period: Period, json: bool) -> anyhow::Result<()> {
     let mut client = target.client().await?;
+    let shown_team = team.as_deref().map(|t| t.trim().to_owned());
     let request = match period {
-        Period::Weeks(weeks) => GetMetricsRequest { project_keys: projects, weeks, ..Default::default() },
-        Period::Months(months) => GetMetricsRequest { project_keys: projects, months, ..Default::default() },
+        Period::Weeks(weeks) => GetMetricsRequest { project_keys: projects, weeks, team, ..Default::default() },
+        Period::Months(months) => GetMetricsRequest { project_keys: projects, months, team, ..Default::default() },
     };
     let response = client
         .get_metrics(target.request(request)?)
@@ -139,8 +141,15 @@ pub async fn metrics(target: &Target, projects: Vec<String>, period: Period, jso
         .map_err(status_error)?
         .into_inner();
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary_json(&response))?);
+        let mut summary = summary_json(&response);
+        if let Some(team) = shown_team {
+            summary["team"] = team.into();
+        }
+        println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
+        if let Some(team) = shown_team {
+            println!("team {team} (team figures need not add up to the projects')");
+        }
         print!("{}", table(&response));
     }
     Ok(())

@@ -41,11 +41,11 @@
 //!   watcher, and the snapshots of it all (`harvest::persistence`). Must
 //!   not depend on `api`.
 //! - [`store`]: the shared state (a `dashmap` of weekly aggregates per
-//!   project) that the API reads and the harvester writes; its snapshot
-//!   format, crash-safe files and the list of files the service writes
-//!   (`store::retention`). *Invariant:* a snapshot holds aggregates and
-//!   operational records only, nothing from an issue. Depends on `domain`
-//!   only.
+//!   project, and per team within it) that the API reads and the harvester
+//!   writes; its snapshot format, crash-safe files and the list of files
+//!   the service writes (`store::retention`). *Invariant:* a snapshot holds
+//!   aggregates and operational records only, nothing from an issue but
+//!   the team names that key team aggregates. Depends on `domain` only.
 //! - [`cluster`]: several replicas on PostgreSQL (only with
 //!   `DORA_DATABASE_URL`): the leader election with epoch fencing, snapshots
 //!   and definitions in the database, refreshes queued for the leader.

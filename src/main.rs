@@ -68,6 +68,10 @@ enum Command {
         /// whose Thursday falls in it).
         #[arg(long, conflicts_with = "weeks")]
         months: Option<u32>,
+        /// Only the work of this team (as the definitions' `teams(issue)`
+        /// names it) within the projects.
+        #[arg(long)]
+        team: Option<String>,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -247,12 +251,12 @@ fn main() -> ExitCode {
         Command::Refresh { projects, full, watch, target } => {
             return exit(client(async move { cli::refresh(&target.target(), projects, full, watch).await }));
         }
-        Command::Metrics { projects, weeks, months, json, target } => {
+        Command::Metrics { projects, weeks, months, team, json, target } => {
             let period = match months {
                 Some(months) => cli::Period::Months(months),
                 None => cli::Period::Weeks(weeks.unwrap_or(13)),
             };
-            return exit(client(async move { cli::metrics(&target.target(), projects, period, json).await }));
+            return exit(client(async move { cli::metrics(&target.target(), projects, team, period, json).await }));
         }
         Command::Explain { projects, figure, weeks, months, json, target } => {
             let period = match months {

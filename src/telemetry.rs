@@ -54,6 +54,11 @@ fn describe() {
     metrics::describe_gauge!("dora_snapshot_bytes", metrics::Unit::Bytes, "Size of the snapshot last written or loaded");
     metrics::describe_gauge!("dora_definitions_info", "Always 1; the label names the definitions version in force");
     metrics::describe_counter!("dora_classification_errors_total", "Definition hooks that failed, by hook");
+    metrics::describe_gauge!("dora_teams", "Teams held for a project after its last build (names are never labels)");
+    metrics::describe_gauge!(
+        "dora_teams_dropped",
+        "Distinct team names a project's last build dropped beyond the limit of teams per project"
+    );
     metrics::describe_counter!(
         "dora_answer_cache_lookups_total",
         "Lookups in the answer caches (`answers`: whole GetMetrics answers; `ai_impact`: AI impact sections), by result"
@@ -133,6 +138,14 @@ pub fn answer_cache(cache: &'static str, hit: bool, stats: crate::store::answers
     counter!("dora_answer_cache_lookups_total", "cache" => cache, "result" => if hit { "hit" } else { "miss" }).increment(1);
     gauge!("dora_answer_cache_hit_ratio", "cache" => cache).set(stats.hit_ratio());
     gauge!("dora_answer_cache_bytes", "cache" => cache).set(stats.bytes as f64);
+}
+
+/// A project's figures built: how many teams it holds and how many team
+/// names were dropped beyond the limit. The names themselves are never
+/// labels.
+pub fn teams(project: &str, held: usize, dropped: usize) {
+    gauge!("dora_teams", "project" => project.to_owned()).set(held as f64);
+    gauge!("dora_teams_dropped", "project" => project.to_owned()).set(dropped as f64);
 }
 
 /// A definition hook failed.

@@ -67,9 +67,10 @@ fn request() -> impl Strategy<Value = GetMetricsRequest> {
         any::<bool>(),
         prop::option::of(text()),
         (prop::option::of(text()), prop::option::of(text()), prop_oneof![0..150u32, any::<u32>()], any::<i32>()),
+        prop::option::of(text()),
     )
         .prop_map(
-            |(project_keys, from_week, to_week, weeks, include_series, ai_rollout_date, (from_month, to_month, months, granularity))| {
+            |(project_keys, from_week, to_week, weeks, include_series, ai_rollout_date, (from_month, to_month, months, granularity), team)| {
                 GetMetricsRequest {
                     project_keys,
                     from_week,
@@ -81,6 +82,7 @@ fn request() -> impl Strategy<Value = GetMetricsRequest> {
                     to_month,
                     months,
                     granularity,
+                    team,
                 }
             },
         )

@@ -4,6 +4,8 @@
 //! `UpdateDefinitions`, and in force during a harvest — and a marker label
 //! is searched for in every answer, every refresh job and the logs captured
 //! at TRACE. The errors still say where (file, line, hook) and what kind.
+//! The `teams` hook too: its names are the one thing from issues that
+//! answers may hold (`ListTeams`), never a log, an error or a metric label.
 
 mod common;
 
@@ -165,6 +167,82 @@ async fn a_harvest_under_leaking_definitions_reports_no_issue_data() {
     let text = format!("{job:?}");
     assert!(!text.contains(MARKER), "{job:#?}");
     assert!(text.contains("is_excluded"), "the job names the hook: {job:#?}");
+    server.stop().await;
+    assert_no_marker_in_logs();
+}
+
+/// The shipped definitions with a `teams` hook doing `body` on a label that
+/// starts with `mk-`, else naming no team.
+fn teams_doing(body: &str) -> Vec<DefinitionFile> {
+    let mut files: Vec<DefinitionFile> =
+        DefinitionSet::shipped_files().into_iter().map(|f| DefinitionFile { name: f.name, source: f.source }).collect();
+    let source = format!(
+        "// Teams from a label.\nfn teams(issue) {{\n    for label in issue.labels {{\n        if label.starts_with(\"mk-\") {{\n            {body}\n        }}\n    }}\n    []\n}}\n"
+    );
+    files.push(DefinitionFile { name: "teams.rhai".into(), source });
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teams_hook_failing_on_real_facts_says_where_and_what_kind_never_the_value() {
+    logs();
+    let fake = fake().await;
+    let server = Server::start(config_for(&fake, "[definitions]\nallow_updates = true\nwatch_interval_ms = 0\n")).await;
+    harvested(&server).await;
+    let mut client = server.client().await;
+    let invalid_names: &[(&str, &str)] = &[
+        ("return [label + label + label + label + label + label + label];", "longer than 64"),
+        ("return [label, \" \"];", "empty team name"),
+        ("return label;", "expected an array of team names"),
+    ];
+    for (body, kind) in LEAKS.iter().chain(invalid_names) {
+        let answer = client.validate_definitions(ValidateDefinitionsRequest { files: teams_doing(body) }).await.unwrap().into_inner();
+        assert!(!answer.valid, "{body}: the hook fails on P0's facts");
+        assert!(!format!("{answer:?}").contains(MARKER), "{body}: {answer:#?}");
+        let e = answer.errors.iter().find(|e| e.hook == "teams").unwrap_or_else(|| panic!("{body}: {:#?}", answer.errors));
+        assert_eq!(e.file, "teams.rhai", "{body}: {e:?}");
+        assert!(e.message.to_lowercase().contains(kind), "{body}: `{}` does not say {kind}", e.message);
+        let refused = client.update_definitions(UpdateDefinitionsRequest { files: teams_doing(body) }).await.unwrap_err();
+        assert!(!refused.message().contains(MARKER), "{body}: {}", refused.message());
+    }
+    server.stop().await;
+    assert_no_marker_in_logs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_names_reach_the_answers_but_no_log_error_or_metric_label() {
+    logs();
+    let fake = fake().await;
+    let defs = tempfile::tempdir().unwrap();
+    for f in teams_doing("return [label];") {
+        std::fs::write(defs.path().join(&f.name), f.source).unwrap();
+    }
+    let mut config = config_for(&fake, "[definitions]\nwatch_interval_ms = 0\n[metrics]\nenabled = true\n");
+    config.defs_dir = defs.path().to_owned();
+    let server = Server::start(config).await;
+    harvested(&server).await;
+    let mut client = server.client().await;
+
+    // The name is the label: that is what these definitions asked for.
+    let teams = client.list_teams(ListTeamsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(teams.teams.iter().map(|t| (t.name.as_str(), t.project_keys.clone())).collect::<Vec<_>>(), [(LABEL, vec!["P0".to_owned()])]);
+    let request = |keys: &[&str], team: &str| GetMetricsRequest {
+        project_keys: keys.iter().map(|k| k.to_string()).collect(),
+        team: Some(team.to_owned()),
+        include_series: true,
+        ..Default::default()
+    };
+    let answer = client.get_metrics(request(&["P0"], LABEL)).await.unwrap().into_inner();
+    assert!(!format!("{answer:?}").contains(MARKER), "an answer about a team does not repeat its name");
+    for wrong in [request(&["P1"], LABEL), request(&["P0"], &format!("{LABEL}x"))] {
+        let s = client.get_metrics(wrong).await.unwrap_err();
+        assert_eq!(s.code(), tonic::Code::NotFound);
+        assert!(!s.message().contains(MARKER), "{s:?}");
+    }
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    // (Tests in this binary run at once: another may have set the gauge.)
+    assert!(metrics.contains("dora_teams{project=\"P0\"}"), "{metrics}");
+    assert!(!metrics.contains(MARKER), "a team name in the metrics:\n{metrics}");
     server.stop().await;
     assert_no_marker_in_logs();
 }

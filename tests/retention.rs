@@ -22,7 +22,7 @@ async fn a_project_no_longer_configured_is_gone_from_memory_and_the_next_snapsho
         taken_at: now,
         projects: large_aggregates(2, 10, 1)
             .into_iter()
-            .map(|(key, weeks)| ProjectRecord { key, last_harvest: Some(now), definitions_version: "old".into(), weeks })
+            .map(|(key, weeks)| ProjectRecord { key, last_harvest: Some(now), definitions_version: "old".into(), weeks, teams: Default::default() })
             .collect(),
         ..Default::default()
     };

@@ -343,12 +343,24 @@ fn changed_definitions(into: &Path) -> PathBuf {
     defs
 }
 
+/// The shipped definitions with teams by component.
+fn team_definitions(into: &Path) -> PathBuf {
+    let defs = into.join("team-defs");
+    std::fs::create_dir_all(&defs).unwrap();
+    for file in jira_dora::definitions::DefinitionSet::shipped_files() {
+        std::fs::write(defs.join(&file.name), &file.source).unwrap();
+    }
+    std::fs::write(defs.join("teams.rhai"), "fn teams(issue) {\n    issue.components\n}\n").unwrap();
+    defs
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_answers_from_the_snapshot_before_jira_answers_and_flags_other_definitions() {
     let fake = FakeJira::start(small_site()).await;
     let (tmp, data) = data_dir();
     let base = fake.base_url();
-    let env = [("JIRA_BASE_URL", base.as_str()), ("DORA_SNAPSHOT_DEBOUNCE_MS", "50")];
+    let team_defs = team_definitions(tmp.path());
+    let env = [("JIRA_BASE_URL", base.as_str()), ("DORA_SNAPSHOT_DEBOUNCE_MS", "50"), ("DORA_DEFS_DIR", team_defs.to_str().unwrap())];
 
     // First run: harvest, snapshot, graceful stop.
     let mut first = spawn(&data, &env);
@@ -357,6 +369,13 @@ async fn a_restart_answers_from_the_snapshot_before_jira_answers_and_flags_other
     let keys = ["P0", "P1"];
     let before = first.client().await.get_metrics(metrics_request(&keys)).await.unwrap().into_inner();
     assert!(before.combined.as_ref().unwrap().completed > 0);
+    // The teams' figures too.
+    let teams_before = first.client().await.list_teams(ListTeamsRequest::default()).await.unwrap().into_inner();
+    assert!(teams_before.teams.len() > 1, "{teams_before:?}");
+    let team_request = || GetMetricsRequest { team: Some(teams_before.teams[0].name.clone()), ..metrics_request(&keys) };
+    let team_before = first.client().await.get_metrics(team_request()).await.unwrap().into_inner();
+    assert!(team_before.combined.as_ref().unwrap().completed > 0);
+    assert!(team_before.combined.as_ref().unwrap().completed < before.combined.as_ref().unwrap().completed);
     let (status, logs) = first.stop().await;
     assert!(status.success() && logs.contains("\"reason\":\"shutdown\""), "{status}\n{logs}");
 
@@ -370,6 +389,10 @@ async fn a_restart_answers_from_the_snapshot_before_jira_answers_and_flags_other
     assert_eq!(after.combined, before.combined);
     assert_eq!(after.projects, before.projects);
     assert_eq!(after.series, before.series);
+    // Team aggregates round-trip through the snapshot file.
+    assert_eq!(second.client().await.list_teams(ListTeamsRequest::default()).await.unwrap().into_inner(), teams_before);
+    let team_after = second.client().await.get_metrics(team_request()).await.unwrap().into_inner();
+    assert_eq!((team_after.combined, team_after.projects, team_after.series), (team_before.combined, team_before.projects, team_before.series));
     let (fresh_before, fresh_after) = (before.freshness.unwrap(), after.freshness.unwrap());
     for (b, a) in fresh_before.projects.iter().zip(&fresh_after.projects) {
         let ms = |t: &Option<pbjson_types::Timestamp>| t.as_ref().map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
@@ -420,7 +443,7 @@ fn big_state(projects: usize, weeks: usize, seq: u64) -> Snapshot {
         taken_at: Utc::now().timestamp_millis() - 3_600_000,
         projects: large_aggregates(projects, weeks, 11)
             .into_iter()
-            .map(|(key, weeks)| ProjectRecord { key, last_harvest: Some(Utc::now().timestamp_millis() - 3_600_000), definitions_version: "older".into(), weeks })
+            .map(|(key, weeks)| ProjectRecord { key, last_harvest: Some(Utc::now().timestamp_millis() - 3_600_000), definitions_version: "older".into(), weeks, teams: Default::default() })
             .collect(),
         ..Default::default()
     }

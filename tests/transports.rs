@@ -273,6 +273,7 @@ fn every_rpc_has_its_http_rule_in_the_descriptor_set() {
     let expected = [
         ("GetMetrics", "GET /v1/metrics, POST /v1/metrics:get *"),
         ("ListProjects", "GET /v1/projects"),
+        ("ListTeams", "GET /v1/teams"),
         ("Refresh", "POST /v1/refresh *"),
         ("GetRefreshStatus", "GET /v1/refresh/{job_id}"),
         ("WatchRefresh", "GET /v1/refresh/{job_id}:watch"),

@@ -1,7 +1,8 @@
 //! A forwarded viewer sees nothing of projects it may not browse, on the
 //! paths beside the figures: the previews of `ValidateDefinitions`, the
-//! refresh jobs of `GetRefreshStatus` and `WatchRefresh`, and the
-//! per-project series of `/metrics` (kept for the admin role). The real
+//! refresh jobs of `GetRefreshStatus` and `WatchRefresh`, the per-project
+//! series of `/metrics` (kept for the admin role), and the teams of
+//! `ListTeams` and `GetMetrics.team`. The real
 //! server with authentication on, a fake Jira whose permission table the
 //! test sets, tonic clients and HTTP over real sockets.
 
@@ -30,7 +31,8 @@ fn hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-fn config(fake: &FakeJira) -> Config {
+/// With `defs`: the definitions of that folder.
+fn config_with(fake: &FakeJira, defs: Option<&std::path::Path>) -> Config {
     let keys: &'static str =
         format!("admin {}, viewer-gateway {}, service {}", hash(ADMIN_KEY), hash(GATEWAY_KEY), hash(SERVICE_KEY)).leak();
     let url: &'static str = fake.base_url().leak();
@@ -41,6 +43,11 @@ fn config(fake: &FakeJira) -> Config {
         ("DORA_PROJECTS", "P0,P1,P2"),
         ("DORA_METRICS", "true"),
     ]);
+    let mut env = env;
+    let defs_dir: Option<&'static str> = defs.map(|d| &*d.to_string_lossy().into_owned().leak());
+    if let Some(dir) = defs_dir {
+        env.insert("DORA_DEFS_DIR", dir);
+    }
     config::load(Some("[harvest]\ninterval_minutes = 0\n[definitions]\nwatch_interval_ms = 0\n"), &env).unwrap()
 }
 
@@ -57,9 +64,13 @@ fn bearer(key: &str) -> String {
 }
 
 async fn start() -> (FakeJira, Server, DoraMetricsClient<Channel>) {
+    start_with(None).await
+}
+
+async fn start_with(defs: Option<&std::path::Path>) -> (FakeJira, Server, DoraMetricsClient<Channel>) {
     let fake = FakeJira::start(fake_jira::demo::large_site(3, 30, 7)).await;
     fake.grant_viewer(VIEWER, &["P0"]);
-    let server = Server::start(config(&fake)).await;
+    let server = Server::start(config_with(&fake, defs)).await;
     let mut client = server.client().await;
     let service = bearer(SERVICE_KEY);
     for _ in 0..600 {
@@ -142,5 +153,64 @@ async fn per_project_series_of_the_metrics_page_need_the_admin_role() {
         }
         prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("still the Prometheus text format");
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_cannot_learn_a_team_that_exists_only_in_a_project_it_may_not_browse() {
+    // Every issue is in team "shared" and in its project's own team.
+    let defs = tempfile::tempdir().unwrap();
+    for file in DefinitionSet::shipped_files() {
+        std::fs::write(defs.path().join(&file.name), &file.source).unwrap();
+    }
+    std::fs::write(defs.path().join("teams.rhai"), "fn teams(issue) {\n    [\"shared\", \"only-\" + issue.project]\n}\n").unwrap();
+    let (_fake, server, mut client) = start_with(Some(defs.path())).await;
+    let admin = bearer(ADMIN_KEY);
+    let gateway = bearer(GATEWAY_KEY);
+    let viewer = [("authorization", gateway.as_str()), ("x-jira-authorization", VIEWER)];
+    let list = |keys: &[&str]| ListTeamsRequest { project_keys: keys.iter().map(|k| k.to_string()).collect() };
+    let names = |r: ListTeamsResponse| r.teams.into_iter().map(|t| (t.name, t.project_keys)).collect::<Vec<_>>();
+
+    let all = client.list_teams(with(list(&[]), &[("authorization", &admin)])).await.unwrap().into_inner();
+    assert_eq!(all.teams.len(), 4, "the admin sees every team: {all:?}");
+    assert!(all.teams.iter().all(|t| t.weeks_with_data > 0));
+
+    let seen = client.list_teams(with(list(&[]), &viewer)).await.unwrap().into_inner();
+    let p0 = |name: &str| (name.to_owned(), vec!["P0".to_owned()]);
+    assert_eq!(names(seen), [p0("only-P0"), p0("shared")], "only teams of P0, and only P0 named");
+    let named = client.list_teams(with(list(&["P0", "P1"]), &viewer)).await.unwrap_err();
+    let mine = client.list_teams(with(list(&["P0"]), &viewer)).await.unwrap().into_inner();
+    assert_eq!(names(mine).len(), 2);
+
+    // Figures: a team of another project is as unknown as no team at all.
+    let metrics = |keys: &[&str], team: &str| GetMetricsRequest {
+        project_keys: keys.iter().map(|k| k.to_string()).collect(),
+        team: Some(team.to_owned()),
+        ..Default::default()
+    };
+    assert!(client.get_metrics(with(metrics(&["P0"], "shared"), &viewer)).await.is_ok());
+    let hidden = client.get_metrics(with(metrics(&["P0"], "only-P1"), &viewer)).await.unwrap_err();
+    let unknown = client.get_metrics(with(metrics(&["P0"], "only-P7"), &viewer)).await.unwrap_err();
+    assert_eq!((hidden.code(), hidden.message()), (unknown.code(), unknown.message()));
+    assert_eq!(hidden.code(), Code::NotFound);
+    assert!(!hidden.message().contains("only-"), "{hidden:?}");
+    // Naming the project it may not browse: refused before any team is
+    // looked up, whether the team exists there or not.
+    let there = client.get_metrics(with(metrics(&["P1"], "only-P1"), &viewer)).await.unwrap_err();
+    let nowhere = client.get_metrics(with(metrics(&["P1"], "only-P7"), &viewer)).await.unwrap_err();
+    assert_eq!((there.code(), there.message()), (nowhere.code(), nowhere.message()));
+    assert_eq!((named.code(), named.message()), (there.code(), there.message()));
+    // The admin gets the team's figures.
+    assert!(client.get_metrics(with(metrics(&["P1"], "only-P1"), &[("authorization", &admin)])).await.is_ok());
+
+    // The same over the JSON mapping.
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(server.url(path)).header("authorization", &gateway).header("x-jira-authorization", VIEWER).send();
+    let text = get("/v1/teams").await.unwrap().text().await.unwrap();
+    assert!(text.contains("only-P0") && !text.contains("P1") && !text.contains("P2"), "{text}");
+    let r = get("/v1/metrics?project_keys=P0&team=only-P1").await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = get("/v1/metrics?project_keys=P0&team=shared").await.unwrap();
+    assert_eq!(r.status(), 200);
     server.stop().await;
 }

@@ -1,7 +1,7 @@
 //! `GetMetrics` answers remembered in the store's answer caches
 //! (`store::answers`): the whole answer keyed by the whole encoded request
 //! and the day it is asked on, and the AI impact keyed by what it depends
-//! on (projects, period, rollout date), so that questions differing only in
+//! on (projects, team, period, rollout date), so that questions differing only in
 //! other fields share it. Entries hold encoded protobuf; both caches forget
 //! everything when the store's version moves.
 //!
@@ -60,12 +60,13 @@ pub fn with_freshness(answer: &[u8], freshness: &Freshness) -> Bytes {
     out.freeze()
 }
 
-/// The AI impact section for these projects, period and rollout date:
-/// remembered, or computed and remembered.
+/// The AI impact section for these projects (or one team within them),
+/// period and rollout date: remembered, or computed and remembered.
 pub fn ai_impact(
     store: &Store,
     version: u64,
     keys: &[String],
+    team: Option<&str>,
     projects: &[&ProjectAggregates],
     period: &Period,
     rollout: Option<NaiveDate>,
@@ -81,6 +82,11 @@ pub fn ai_impact(
     for k in keys {
         key.extend_from_slice(k.as_bytes());
         key.push(b',');
+    }
+    // A project key never holds `/`; the team name ends the key.
+    if let Some(team) = team {
+        key.push(b'/');
+        key.extend_from_slice(team.as_bytes());
     }
     let found = cache.get(version, &key);
     telemetry::answer_cache("ai_impact", found.is_some(), cache.stats());

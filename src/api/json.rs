@@ -55,6 +55,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/v1/metrics:get", post(get_metrics_body))
         .route("/v1/metrics:explain", get(explain_metrics))
         .route("/v1/projects", get(list_projects))
+        .route("/v1/teams", get(list_teams))
         .route("/v1/refresh", post(refresh))
         // `{job_id}` and `{job_id}:watch` share a path segment: told apart
         // in the handler.
@@ -249,6 +250,12 @@ async fn list_projects(State(s): State<Shared>, Query(pairs): Pairs, request: Re
     let (parts, _) = request.into_parts();
     let message = query_message::<ListProjectsRequest>("dora.v1.ListProjectsRequest", &pairs, &[]);
     unary(Arc::clone(&s.access), parts, message, |r| async move { s.list_projects(r).await }).await
+}
+
+async fn list_teams(State(s): State<Shared>, Query(pairs): Pairs, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let message = query_message::<ListTeamsRequest>("dora.v1.ListTeamsRequest", &pairs, &[]);
+    unary(Arc::clone(&s.access), parts, message, |r| async move { s.list_teams(r).await }).await
 }
 
 async fn refresh(State(s): State<Shared>, request: Request) -> Response {

@@ -109,9 +109,10 @@ fn summed_over_projects(text: &str) -> String {
 
 /// The RPC a path names, on gRPC, gRPC-Web or the JSON mapping.
 fn rpc_name(path: &str) -> Option<&'static str> {
-    const METHODS: [&str; 8] = [
+    const METHODS: [&str; 9] = [
         "GetMetrics",
         "ListProjects",
+        "ListTeams",
         "Refresh",
         "GetRefreshStatus",
         "WatchRefresh",
@@ -125,6 +126,7 @@ fn rpc_name(path: &str) -> Option<&'static str> {
     Some(match path {
         "/v1/metrics" | "/v1/metrics:get" => "GetMetrics",
         "/v1/projects" => "ListProjects",
+        "/v1/teams" => "ListTeams",
         "/v1/refresh" => "Refresh",
         "/v1/definitions" => "GetDefinitions",
         "/v1/definitions:validate" => "ValidateDefinitions",

@@ -51,6 +51,9 @@ pub struct Service {
 /// Longest accepted week or date field.
 pub const MAX_FIELD_LEN: usize = 32;
 
+/// Longest accepted team name (as `teams(issue)` may return).
+pub const MAX_TEAM_CHARS: usize = crate::domain::classify::MAX_TEAM_NAME_CHARS;
+
 /// Longest accepted refresh job id.
 pub const MAX_JOB_ID_LEN: usize = 64;
 
@@ -124,6 +127,16 @@ impl Service {
         Ok((version, data))
     }
 
+    /// Validates and normalises a requested team name: trimmed, 1 to
+    /// [`MAX_TEAM_CHARS`] characters.
+    pub(super) fn team(team: Option<&str>) -> Result<Option<&str>, InvalidField> {
+        let Some(name) = team.map(str::trim) else { return Ok(None) };
+        if name.is_empty() || name.chars().count() > MAX_TEAM_CHARS {
+            return Err(InvalidField::new("team", format!("a team name has 1 to {MAX_TEAM_CHARS} characters")));
+        }
+        Ok(Some(name))
+    }
+
     /// `GetMetrics`, answered as the encoded response: remembered by the
     /// store's answer cache or computed (and remembered), with the
     /// freshness of this moment appended (`answers::with_freshness`). The
@@ -147,6 +160,7 @@ impl Service {
             months: req.months,
         };
         let (keys, period) = self.scope(&req.project_keys, &text_fields, period)?;
+        let team = Self::team(req.team.as_deref())?;
         let tz = self.config.report_tz;
         let now = (self.now)();
         let (weekly, monthly) = match (req.include_series, req.granularity()) {
@@ -172,7 +186,18 @@ impl Service {
         if let Some(answer) = answers::recall(&self.store, version, &question) {
             return Ok(answers::with_freshness(&answer, &freshness));
         }
-        let aggs: Vec<&ProjectAggregates> = data.iter().map(|d| &d.aggregates).collect();
+        let aggs: Vec<&ProjectAggregates> = match team {
+            None => data.iter().map(|d| &d.aggregates).collect(),
+            // After the permission check: a team is looked up only in
+            // projects the caller may browse.
+            Some(team) => {
+                let found: Vec<Option<&ProjectAggregates>> = data.iter().map(|d| d.teams.get(team)).collect();
+                if found.iter().all(Option::is_none) {
+                    return Err(Missing::Team.into());
+                }
+                found.into_iter().map(|a| a.unwrap_or(&NO_WEEKS)).collect()
+            }
+        };
         let previous = period.previous();
         let (each, combined) = Totals::each_and_combined(&aggs, period.iter());
         let (each_previous, combined_previous) = Totals::each_and_combined(&aggs, previous.iter());
@@ -203,7 +228,7 @@ impl Service {
             series: if weekly { series(&aggs, &period) } else { Vec::new() },
             monthly_series: if monthly { monthly_series(&aggs, &period) } else { Vec::new() },
             freshness: None,
-            ai_impact: Some(answers::ai_impact(&self.store, version, &keys, &aggs, &period, rollout)),
+            ai_impact: Some(answers::ai_impact(&self.store, version, &keys, team, &aggs, &period, rollout)),
             levels_source: LEVELS_SOURCE.to_owned(),
             markers,
         };
@@ -237,6 +262,9 @@ impl Service {
         }
     }
 }
+
+/// The weeks of a team in a project where it has no issue.
+static NO_WEEKS: ProjectAggregates = ProjectAggregates::new();
 
 /// The weekly series of a period; each point with the rolling durations of
 /// the [`ROLLING_POINTS`] weeks ending with it (read from the store, also
@@ -340,6 +368,44 @@ impl DoraMetrics for Service {
             })
             .collect();
         Ok(Response::new(ListProjectsResponse { projects }))
+    }
+
+    async fn list_teams(&self, request: Request<ListTeamsRequest>) -> Result<Response<ListTeamsResponse>, Status> {
+        let caller = self.access.authorize(request.metadata(), Right::Read)?;
+        let req = request.into_inner();
+        let keys = if req.project_keys.is_empty() {
+            // Every project the caller may browse.
+            let keys = self.store.keys();
+            let allowed = self.access.browsable(&caller, &keys).await?;
+            keys.into_iter().zip(allowed).filter_map(|(k, allowed)| allowed.then_some(k)).collect()
+        } else {
+            // Named projects: as for figures, all must be browsable.
+            let keys = Self::project_keys(&req.project_keys)?;
+            self.access.require_browse(&caller, &keys).await?;
+            keys
+        };
+        let mut teams: std::collections::BTreeMap<&str, (Vec<&str>, std::collections::BTreeSet<crate::domain::time::IsoWeek>)> =
+            Default::default();
+        let data: Vec<(&String, Arc<ProjectData>)> = keys.iter().filter_map(|k| Some((k, self.store.get(k)?))).collect();
+        for (key, d) in &data {
+            for (name, weeks) in &d.teams {
+                let (projects, with_data) = teams.entry(name).or_default();
+                projects.push(key);
+                with_data.extend(weeks.keys().copied());
+            }
+        }
+        let teams = teams
+            .into_iter()
+            .map(|(name, (mut projects, weeks))| {
+                projects.sort_unstable();
+                TeamInfo {
+                    name: name.to_owned(),
+                    project_keys: projects.into_iter().map(str::to_owned).collect(),
+                    weeks_with_data: weeks.len() as u32,
+                }
+            })
+            .collect();
+        Ok(Response::new(ListTeamsResponse { teams }))
     }
 
     async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<RefreshResponse>, Status> {

@@ -83,13 +83,17 @@ pub enum Missing {
     /// (`UNAVAILABLE`).
     #[error("project {0}: no figures yet, its first harvest has not finished; retry shortly")]
     NotYetHarvested(String),
+    /// No issue of the requested projects belongs to the team (`NOT_FOUND`).
+    /// The name is the caller's own, but it is not echoed.
+    #[error("team: no issue of the requested projects belongs to this team")]
+    Team,
 }
 
 impl From<Missing> for Status {
     fn from(e: Missing) -> Self {
         let message = e.to_string();
         match e {
-            Missing::Job(_) | Missing::Project(_) => Status::not_found(message),
+            Missing::Job(_) | Missing::Project(_) | Missing::Team => Status::not_found(message),
             Missing::NotYetHarvested(_) => Status::unavailable(message),
         }
     }

@@ -1,7 +1,7 @@
 //! Compiling a set of definitions files: size caps, one compilation per file
 //! (so every diagnostic carries its own file's line and column), no
-//! top-level statements, the nine hooks each defined once with the right
-//! parameters, every function name defined in one file only, and finally
+//! top-level statements, the ten hooks each defined once with the right
+//! parameters (and the optional `teams` hook at most once), every function name defined in one file only, and finally
 //! one AST holding the functions of all files.
 //!
 //! Every problem is collected; the caller fails only after seeing them all.
@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use rhai::{AST, Dynamic, Engine, EvalAltResult};
 
 use super::sandbox::{self, MAX_FILE_SOURCE, MAX_FILES, MAX_TOTAL_SOURCE};
-use super::hooks::{HookSpec, HOOKS};
+use super::hooks::{HookSpec, HOOKS, TEAMS};
 use super::problems::{DefinitionError, DefinitionFile};
 
 /// Where things are defined, for diagnostics.
@@ -41,7 +41,7 @@ fn error(file: &str, line: u32, column: u32, hook: Option<&str>, message: impl I
 }
 
 fn hook_spec(name: &str) -> Option<&'static HookSpec> {
-    HOOKS.iter().find(|h| h.name == name)
+    HOOKS.iter().chain([&TEAMS]).find(|h| h.name == name)
 }
 
 /// Compiles `files`, which must be sorted by name.

@@ -1,6 +1,6 @@
 //! The ten hooks a definition set defines: each one's name, what it is
 //! called with and what it answers, in the order every per-hook table of the
-//! set follows.
+//! set follows; and the optional `teams` hook, which answers with names.
 //!
 //! Must not depend on anything else of the service.
 
@@ -18,6 +18,8 @@ pub enum Returns {
     Bool,
     /// An integer from 0 to `MAX_FAILURE_WINDOW_DAYS`.
     Days,
+    /// An array of team names (`checked_teams`).
+    Teams,
 }
 
 /// One of the ten hooks.
@@ -60,3 +62,6 @@ pub const HOOKS: [HookSpec; HOOK_COUNT] = [
     HookSpec { name: "is_ai_involved", input: Input::Issue, returns: Returns::Bool },
     HookSpec { name: "failure_window_days", input: Input::Issue, returns: Returns::Days },
 ];
+
+/// The optional hook: the teams of an issue, `[]` when not defined.
+pub const TEAMS: HookSpec = HookSpec { name: "teams", input: Input::Issue, returns: Returns::Teams };

@@ -23,6 +23,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::RwLock;
 
+use crate::domain::classify::Teams;
+
 /// Most cached answers per hook; beyond that, calls go to the engine.
 pub const MAX_ENTRIES_PER_HOOK: usize = 65_536;
 
@@ -113,6 +115,25 @@ impl RecordCache {
             let mut record = [None; super::hooks::HOOK_COUNT];
             record[index] = Some(answer);
             records.insert(key.into(), record);
+        }
+    }
+}
+
+/// The cached answers of the `teams` hook: checked names, shared.
+#[derive(Debug, Default)]
+pub struct TeamsCache {
+    answers: RwLock<HashMap<Box<str>, Teams, BuildHasherDefault<Fnv>>>,
+}
+
+impl TeamsCache {
+    pub fn get(&self, key: &str) -> Option<Teams> {
+        self.answers.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    pub fn put(&self, key: &str, teams: &Teams) {
+        let mut answers = self.answers.write().unwrap_or_else(|p| p.into_inner());
+        if answers.len() < MAX_ENTRIES_PER_HOOK {
+            answers.insert(key.into(), Teams::clone(teams));
         }
     }
 }

@@ -9,10 +9,12 @@
 //!
 //! A [`DefinitionSet`] is built in one go: every file is compiled on its
 //! own (diagnostics carry that file's line and column), the ten hooks must
-//! each be defined once with the right parameters, and each hook is run on
+//! each be defined once with the right parameters (the optional `teams`
+//! hook at most once; without it no issue has a team), and each hook is run on
 //! a few built-in sample inputs so that one that fails on ordinary input or
 //! returns something other than a bool (an integer from 0 to 90 for
-//! `failure_window_days`) is rejected at load time. Every
+//! `failure_window_days`, valid team names for `teams`) is rejected at
+//! load time. Every
 //! problem is reported, not just the first. Once built, a set is immutable,
 //! `Send + Sync`, and pure: the same input always gives the same answer.
 
@@ -34,12 +36,13 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, FuncArgs, Map, Sc
 use sha2::{Digest, Sha256};
 
 use crate::domain::classify::{
-    HookError, Hooks, IssueView, SourceLocation, TransitionView, VersionView, MAX_FAILURE_WINDOW_DAYS,
+    checked_teams, HookError, Hooks, IssueView, SourceLocation, Teams, TransitionView, VersionView,
+    MAX_FAILURE_WINDOW_DAYS,
 };
 use crate::domain::facts::{FieldValue, StatusCategory};
 
 use self::compile::Layout;
-use self::hooks::{Input, Returns, HOOKS, HOOK_COUNT};
+use self::hooks::{HookSpec, Input, Returns, HOOKS, HOOK_COUNT, TEAMS};
 pub use self::problems::{DefinitionError, DefinitionFile, DefinitionsLoadError};
 pub use self::prepared::{PreparedIssue, PreparedTransition};
 
@@ -105,6 +108,11 @@ pub struct DefinitionSet {
     issue_free_transitions: bool,
     /// The issue and transition properties prepared for the hooks.
     needed: (prepared::Needed, prepared::Needed),
+    /// Whether the optional `teams` hook is defined.
+    has_teams: bool,
+    /// What `teams` reads, if cacheable, and its cached answers.
+    teams_plan: Option<memo::Plan>,
+    teams_cache: memo::TeamsCache,
 }
 
 impl fmt::Debug for DefinitionSet {
@@ -140,6 +148,8 @@ impl DefinitionSet {
         let file_names = files.iter().map(|f| Arc::from(f.name.as_str())).collect();
         let plans = prepared::plans(&ast, &files, &compiled.layout);
         let needed = prepared::needed(&plans);
+        let has_teams = compiled.layout.hook_files.contains_key(TEAMS.name);
+        let teams_plan = prepared::plan(&ast, &files, &compiled.layout, &TEAMS);
         let version = hash.clone();
         let set = DefinitionSet {
             field_names: field_names.into(),
@@ -162,6 +172,9 @@ impl DefinitionSet {
             records: Default::default(),
             issue_free_transitions: !prepared::transition_hooks_read_issue(&plans),
             needed,
+            has_teams,
+            teams_plan,
+            teams_cache: Default::default(),
         };
         errors.extend(set.smoke_run());
         if errors.is_empty() {
@@ -266,12 +279,18 @@ impl DefinitionSet {
         self
     }
 
+    /// Whether the optional `teams` hook is defined.
+    pub fn defines_teams(&self) -> bool {
+        self.has_teams
+    }
+
     /// The hooks whose answers are cached, and what each reads, e.g.
     /// `("is_work_start", ["t.to_category"])`.
     pub fn memoised_hooks(&self) -> Vec<(&'static str, Vec<String>)> {
         HOOKS
             .iter()
             .zip(&self.plans)
+            .chain(self.has_teams.then_some((&TEAMS, &self.teams_plan)))
             .filter_map(|(spec, plan)| Some((spec.name, prepared::describe(spec, plan.as_ref()?))))
             .collect()
     }
@@ -293,16 +312,53 @@ impl DefinitionSet {
         })
     }
 
+    /// Calls `teams` with `args` — real facts — in the sandbox; the answer
+    /// must be valid team names. A failure says where and what kind, never
+    /// a value.
+    fn call_teams(&self, args: impl FuncArgs) -> Result<Teams, HookError> {
+        self.run_teams(args, Detail::KindOnly).map_err(|problem| HookError {
+            hook: TEAMS.name,
+            location: (!problem.file.is_empty())
+                .then(|| SourceLocation { file: problem.file, line: problem.line, column: problem.column }),
+            message: problem.message,
+        })
+    }
+
+    /// Runs `teams`: an array of strings, checked by `checked_teams`. No
+    /// message quotes a name, not even on the samples.
+    fn run_teams(&self, args: impl FuncArgs, detail: Detail) -> Result<Teams, DefinitionError> {
+        let value = self.invoke(TEAMS.name, args, detail)?;
+        let refuse = |message: String| {
+            let (line, column) = self.definition_position(TEAMS.name);
+            DefinitionError { file: self.hook_file(TEAMS.name).to_owned(), line, column, hook: None, message }
+        };
+        const EXPECTED: &str = "expected an array of team names (strings)";
+        let Some(items) = value.read_lock::<rhai::Array>().map(|a| a.clone()) else {
+            return Err(refuse(format!("returned {}, {EXPECTED}", describe_type(&value))));
+        };
+        let mut names = Vec::with_capacity(items.len());
+        for item in items {
+            match item.into_immutable_string() {
+                Ok(name) => names.push(name),
+                Err(other) => return Err(refuse(format!("returned an array holding {}, {EXPECTED}", describe_type_name(other)))),
+            }
+        }
+        checked_teams(names.iter().map(|n| n.as_str())).map_err(refuse)
+    }
+
+    /// Calls `hook` and explains a failure.
+    fn invoke(&self, hook: &'static str, args: impl FuncArgs, detail: Detail) -> Result<Dynamic, DefinitionError> {
+        let name = self.layout.hook_files.get(hook).map_or_else(|| Arc::from(""), |&i| Arc::clone(&self.file_names[i]));
+        let _call = sandbox::CallGuard::enter(name, hook);
+        let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        self.engine
+            .call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &self.ast, hook, args)
+            .map_err(|err| self.explain(hook, &err, detail))
+    }
+
     fn run(&self, hook: &'static str, returns: Returns, args: impl FuncArgs, detail: Detail) -> Result<memo::Answer, DefinitionError> {
         let file = self.hook_file(hook);
-        let result = {
-            let name =
-                self.layout.hook_files.get(hook).map_or_else(|| Arc::from(""), |&i| Arc::clone(&self.file_names[i]));
-            let _call = sandbox::CallGuard::enter(name, hook);
-            let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
-            self.engine.call_fn_with_options::<Dynamic>(options, &mut Scope::new(), &self.ast, hook, args)
-        };
-        let value = result.map_err(|err| self.explain(hook, &err, detail))?;
+        let value = self.invoke(hook, args, detail)?;
         let answer = match returns {
             Returns::Bool => value.as_bool().map(memo::Answer::from).map_err(|_| "a bool".to_owned()),
             Returns::Days => {
@@ -316,6 +372,7 @@ impl DefinitionSet {
                     Err(_) => Err(expected),
                 }
             }
+            Returns::Teams => unreachable!("`teams` is run by `run_teams`"),
         };
         answer.map_err(|expected| {
             let (line, column) = self.definition_position(hook);
@@ -373,18 +430,26 @@ impl DefinitionSet {
         DefinitionError { file: file.to_owned(), line, column, hook: None, message }
     }
 
+    /// Runs a hook taking an issue on a sample.
+    fn run_sample(&self, spec: &HookSpec, args: impl FuncArgs) -> Result<(), DefinitionError> {
+        match spec.returns {
+            Returns::Teams => self.run_teams(args, Detail::Full).map(drop),
+            returns => self.run(spec.name, returns, args, Detail::Full).map(drop),
+        }
+    }
+
     /// Runs every defined hook on the built-in samples; returns a problem
     /// for each hook that fails or does not answer with a bool.
     fn smoke_run(&self) -> Vec<DefinitionError> {
         let samples = Samples::new(&self.field_names);
         let mut errors = Vec::new();
-        for spec in &HOOKS {
+        for spec in HOOKS.iter().chain([&TEAMS]) {
             if !self.layout.hook_files.contains_key(spec.name) {
                 continue;
             }
             let outcome = match spec.input {
                 Input::Issue => samples.issues.iter().try_for_each(|(what, issue)| {
-                    self.run(spec.name, spec.returns, (issue.clone(),), Detail::Full).map(drop).map_err(|e| (e, what.to_string()))
+                    self.run_sample(spec, (issue.clone(),)).map_err(|e| (e, what.to_string()))
                 }),
                 Input::IssueAndTransition => samples.issues.iter().try_for_each(|(what_issue, issue)| {
                     samples.transitions.iter().try_for_each(|(what_t, t)| {
@@ -411,7 +476,11 @@ impl DefinitionSet {
 
 /// "a string", "an integer", … for messages about returned values.
 fn describe_type(value: &Dynamic) -> String {
-    match value.type_name() {
+    describe_type_name(value.type_name())
+}
+
+fn describe_type_name(name: &str) -> String {
+    match name {
         "()" => "nothing (`()`)".to_owned(),
         "string" | "ImmutableString" => "a string".to_owned(),
         "i64" | "i32" => "an integer".to_owned(),
@@ -581,6 +650,23 @@ impl Hooks for DefinitionSet {
     }
     fn failure_window_days(&self, issue: &PreparedIssue) -> Result<u32, HookError> {
         self.ask(FAILURE_WINDOW_DAYS, Some(issue), None, None).map(u32::from)
+    }
+    fn teams(&self, issue: &IssueView<'_>) -> Result<Teams, HookError> {
+        if !self.has_teams {
+            return Ok(Teams::default());
+        }
+        let Some(plan) = self.teams_plan.as_ref().filter(|_| self.memoise) else {
+            return self.call_teams((maps::issue(issue),));
+        };
+        memo::with_key(|key| {
+            prepared::write_record_key_of_view(key, plan, issue);
+            if let Some(teams) = self.teams_cache.get(key) {
+                return Ok(teams);
+            }
+            let teams = self.call_teams((maps::issue(issue),))?;
+            self.teams_cache.put(key, &teams);
+            Ok(teams)
+        })
     }
 }
 

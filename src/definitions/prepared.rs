@@ -199,23 +199,23 @@ fn properties(spec: &HookSpec) -> Vec<&'static [&'static str]> {
 /// The plan of each hook, in `HOOKS` order: `None` for a hook that must
 /// not be cached (or that is not defined correctly).
 pub(super) fn plans(ast: &AST, files: &[DefinitionFile], layout: &Layout) -> [Option<Plan>; HOOK_COUNT] {
-    let mut plans: [Option<Plan>; HOOK_COUNT] = Default::default();
-    for (slot, spec) in plans.iter_mut().zip(&HOOKS) {
-        let mut defined = ast.iter_functions().filter(|f| f.name == spec.name);
-        let (Some(function), None) = (defined.next(), defined.next()) else { continue };
-        if function.params.len() != spec.arity() {
-            continue;
-        }
-        let Some(&file) = layout.hook_files.get(spec.name) else { continue };
-        let Some(&(line, column)) = layout.fn_positions.get(&(file, spec.name.to_owned())) else { continue };
-        let source = &files[file].source;
-        let Some(body) = memo::offset(source, line, column).and_then(|at| memo::body_at(source, at)) else {
-            continue;
-        };
-        let params: Vec<(&str, &[&str])> = function.params.iter().copied().zip(properties(spec)).collect();
-        *slot = memo::plan(body, &params);
+    std::array::from_fn(|i| plan(ast, files, layout, &HOOKS[i]))
+}
+
+/// The plan of one hook: `None` when it must not be cached (or is not
+/// defined correctly).
+pub(super) fn plan(ast: &AST, files: &[DefinitionFile], layout: &Layout, spec: &HookSpec) -> Option<Plan> {
+    let mut defined = ast.iter_functions().filter(|f| f.name == spec.name);
+    let (Some(function), None) = (defined.next(), defined.next()) else { return None };
+    if function.params.len() != spec.arity() {
+        return None;
     }
-    plans
+    let &file = layout.hook_files.get(spec.name)?;
+    let &(line, column) = layout.fn_positions.get(&(file, spec.name.to_owned()))?;
+    let source = &files[file].source;
+    let body = memo::offset(source, line, column).and_then(|at| memo::body_at(source, at))?;
+    let params: Vec<(&str, &[&str])> = function.params.iter().copied().zip(properties(spec)).collect();
+    memo::plan(body, &params)
 }
 
 /// The issue and transition properties the hooks can read: everything

@@ -23,11 +23,10 @@ use tracing::{info, warn};
 use super::in_force::{ActivateError, Origin};
 use super::refresh::Harvester;
 use crate::definitions::{DefinitionError, DefinitionFile, DefinitionSet};
-use crate::domain::aggregate::{build_project, with_issue_views, ClassifyError};
+use crate::domain::aggregate::{build_project, build_project_teams, with_issue_views, ClassifyError};
 use crate::domain::classify::{classify_issue, IssueClass};
 use crate::domain::facts::ProjectFacts;
 use crate::domain::period::{resolve_period, Period, PeriodFigures, Totals};
-use crate::store::ProjectData;
 
 /// Weeks a preview covers: the last complete ones.
 pub const PREVIEW_WEEKS: u32 = 13;
@@ -254,13 +253,10 @@ impl Harvester {
             let definitions = self.definitions();
             let (defs, tz) = (Arc::clone(&definitions), self.tz());
             let started = std::time::Instant::now();
-            match tokio::task::spawn_blocking(move || build_project(&facts, &*defs, tz)).await {
-                Ok(Ok(aggregates)) => {
+            match tokio::task::spawn_blocking(move || build_project_teams(&facts, &*defs, tz)).await {
+                Ok(Ok(build)) => {
                     let last_harvest = self.store().get(&key).and_then(|d| d.last_harvest);
-                    self.store().put(
-                        &key,
-                        ProjectData { aggregates, last_harvest, definitions_version: definitions.version().to_owned() },
-                    );
+                    self.store_build(&key, build, last_harvest, definitions.version());
                     done += 1;
                     info!(project = %key, version = definitions.version(), took_ms = started.elapsed().as_millis() as u64, "figures recomputed");
                 }

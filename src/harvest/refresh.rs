@@ -28,7 +28,7 @@ use super::in_force::{DefinitionAudit, DefinitionsInForce};
 use super::jobs::{Job, JobState, JobView, Jobs};
 use super::memory::FactsMemory;
 use crate::definitions::DefinitionSet;
-use crate::domain::aggregate::{build_project, ClassifyError};
+use crate::domain::aggregate::{build_project_teams, ClassifyError, ProjectBuild, MAX_TEAMS_PER_PROJECT};
 use crate::domain::facts::{IssueFacts, Millis, ProjectFacts};
 use crate::jira::{FetchCounters, JiraClient, JiraError};
 use crate::store::snapshot::{self, JobRecord};
@@ -113,6 +113,8 @@ pub struct Harvester {
     changes: watch::Sender<u64>,
     /// `None`: always permitted (a single instance).
     permit: RwLock<Option<HarvestPermit>>,
+    /// Projects whose surplus teams were logged (once, until they fit again).
+    teams_dropped_logged: std::sync::Mutex<HashSet<String>>,
 }
 
 impl Harvester {
@@ -127,7 +129,34 @@ impl Harvester {
             jobs: Jobs::default(),
             changes: watch::channel(0).0,
             permit: RwLock::default(),
+            teams_dropped_logged: Default::default(),
         }
+    }
+
+    /// Puts a project's freshly built figures in the store. Teams beyond
+    /// the per-project limit were dropped: counted in a metric, and logged
+    /// once with the project key (never the names).
+    pub(super) fn store_build(&self, key: &str, build: ProjectBuild, last_harvest: Option<DateTime<Utc>>, definitions_version: &str) {
+        crate::telemetry::teams(key, build.teams.len(), build.dropped_teams);
+        let mut logged = self.teams_dropped_logged.lock().unwrap_or_else(|p| p.into_inner());
+        if build.dropped_teams == 0 {
+            logged.remove(key);
+        } else if logged.insert(key.to_owned()) {
+            warn!(
+                project = %key,
+                dropped = build.dropped_teams,
+                limit = MAX_TEAMS_PER_PROJECT,
+                "more teams than a project may hold; the surplus is dropped"
+            );
+        }
+        drop(logged);
+        let data = ProjectData {
+            aggregates: build.weeks,
+            teams: build.teams,
+            last_harvest,
+            definitions_version: definitions_version.to_owned(),
+        };
+        self.store.put(key, data);
     }
 
     /// Harvests only while `permit` says so: a job refuses to start without
@@ -350,13 +379,10 @@ impl Harvester {
             Arc::new(ProjectFacts { key: key.to_owned(), issues: issues.into_values().collect(), versions, statuses });
         let definitions = self.definitions();
         let (tz, defs, all) = (self.tz, Arc::clone(&definitions), Arc::clone(&facts));
-        let aggregates = tokio::task::spawn_blocking(move || build_project(&all, &*defs, tz))
+        let build = tokio::task::spawn_blocking(move || build_project_teams(&all, &*defs, tz))
             .await
             .map_err(|_| HarvestError::Aborted)??;
-        self.store.put(
-            key,
-            ProjectData { aggregates, last_harvest: Some(Utc::now()), definitions_version: definitions.version().to_owned() },
-        );
+        self.store_build(key, build, Some(Utc::now()), definitions.version());
         let held = facts.issues.len();
         self.memory.put(key, facts, new_watermark);
         self.changes.send_modify(|v| *v += 1);

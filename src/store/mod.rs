@@ -1,10 +1,11 @@
-//! The shared state: each project's weekly aggregates and freshness, in a
-//! `dashmap`. The harvester replaces a project's entry whole (one `Arc`
+//! The shared state: each project's weekly aggregates (and those of the
+//! teams within it) and freshness, in a `dashmap`. The harvester replaces a project's entry whole (one `Arc`
 //! swap), so a reader sees either the old or the new figures, never a mix,
 //! and readers never wait for a refresh.
 //!
-//! Holds counts and sketches only; the facts they came from live in the
-//! harvester's memory and are never stored here.
+//! Holds counts and sketches only, keyed by project key, week and team
+//! name; the facts they came from live in the harvester's memory and are
+//! never stored here.
 //!
 //! Every change moves the store's [`Store::version`]; [`answers`] remembers
 //! answers (and parts of answers) computed at one version until the next
@@ -26,12 +27,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 
-use crate::domain::aggregate::ProjectAggregates;
+use crate::domain::aggregate::{ProjectAggregates, TeamAggregates};
 
 /// One project's figures and where they come from.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProjectData {
     pub aggregates: ProjectAggregates,
+    /// The weekly aggregates of each team within the project, by name.
+    pub teams: TeamAggregates,
     /// End of the last successful harvest.
     pub last_harvest: Option<DateTime<Utc>>,
     /// Version of the definitions the aggregates were computed with.

@@ -1,15 +1,17 @@
 //! The snapshot format: what a snapshot holds and how it becomes bytes.
 //! Pure: no files, no clock (`taken_at` is given), no tokio.
 //!
-//! A snapshot holds each project's weekly aggregates and the operational
-//! records: refresh watermarks, the bounded history of refresh jobs, the
+//! A snapshot holds each project's weekly aggregates, those of the teams
+//! within it (by team name) and the operational records: refresh watermarks, the bounded history of refresh jobs, the
 //! definitions the figures were computed with (the one in force first: its
 //! version `<number>-<hash>` carries the version counter over a restart)
 //! and the audit of definitions activations. Nothing from an issue is in
-//! it: no keys or ids, labels, version names, people or text. The records
-//! below are the whole list of what can be stored, and every field is a
-//! count, a sketch, an instant, a project key, a job id or state, a
-//! redacted error, or definition text.
+//! it: no keys or ids, labels, version names, people or text; the names
+//! of teams (which `teams(issue)` derives from issues) are the one
+//! exception, kept as aggregate keys. The records below are the whole list
+//! of what can be stored, and every field is a count, a sketch, an
+//! instant, a project key, a team name, a job id or state, a redacted
+//! error, or definition text.
 //!
 //! # Envelope
 //!
@@ -61,15 +63,16 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::ProjectData;
-use crate::domain::aggregate::ProjectAggregates;
+use crate::domain::aggregate::{ProjectAggregates, TeamAggregates};
 use crate::domain::facts::Millis;
 
 /// First bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"DORASNAP";
 /// The format this build writes and reads. Older snapshots (1: no
-/// activation audit; 2: no attribution breakdown) are rejected: postcard is
-/// not self-describing, and the first refresh rebuilds every figure.
-pub const FORMAT_VERSION: u32 = 3;
+/// activation audit; 2: no attribution breakdown; 3: no teams) are
+/// rejected: postcard is not self-describing, and the first refresh
+/// rebuilds every figure.
+pub const FORMAT_VERSION: u32 = 4;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 24;
 /// Longest error text kept per project in a job record.
@@ -102,6 +105,8 @@ pub struct ProjectRecord {
     pub last_harvest: Option<Millis>,
     pub definitions_version: String,
     pub weeks: ProjectAggregates,
+    /// The weeks of each team within the project, by team name.
+    pub teams: TeamAggregates,
 }
 
 impl ProjectRecord {
@@ -111,12 +116,14 @@ impl ProjectRecord {
             last_harvest: data.last_harvest.map(|t| t.timestamp_millis()),
             definitions_version: data.definitions_version.clone(),
             weeks: data.aggregates.clone(),
+            teams: data.teams.clone(),
         }
     }
 
     pub fn into_data(self) -> (String, ProjectData) {
         let data = ProjectData {
             aggregates: self.weeks,
+            teams: self.teams,
             last_harvest: self.last_harvest.and_then(DateTime::<Utc>::from_timestamp_millis),
             definitions_version: self.definitions_version,
         };
@@ -279,6 +286,7 @@ struct ProjectRecordRef<'a> {
     last_harvest: Option<Millis>,
     definitions_version: &'a str,
     weeks: &'a ProjectAggregates,
+    teams: &'a TeamAggregates,
 }
 
 /// A snapshot whose projects are the store's own data.
@@ -325,6 +333,7 @@ impl Encoder {
                         last_harvest: data.last_harvest.map(|t| t.timestamp_millis()),
                         definitions_version: &data.definitions_version,
                         weeks: &data.aggregates,
+                        teams: &data.teams,
                     };
                     postcard::to_stdvec(&record).expect("encoding into a Vec cannot fail")
                 }
@@ -385,6 +394,8 @@ mod tests {
             a.time_to_restore.add(90_000);
             weeks.insert(IsoWeek::parse(&format!("2026-W0{}", w + 1)).unwrap(), a);
         }
+        let mut payments = weeks.clone();
+        payments.retain(|w, _| w.to_string() != "2026-W02");
         Snapshot {
             seq: 42,
             taken_at: 1_767_225_600_000,
@@ -393,6 +404,7 @@ mod tests {
                 last_harvest: Some(1_767_225_000_000),
                 definitions_version: "abc123".into(),
                 weeks,
+                teams: [("payments".to_string(), payments)].into(),
             }],
             watermarks: [("OPS".to_string(), 1_767_224_000_000)].into(),
             jobs: vec![JobRecord {
@@ -434,14 +446,14 @@ mod tests {
     /// the serde layout of an aggregate or sketch). Bump `FORMAT_VERSION`,
     /// then update the expected values.
     #[test]
-    fn the_encoding_is_pinned_to_format_version_3() {
+    fn the_encoding_is_pinned_to_format_version_4() {
         let bytes = encode(&sample());
-        assert_eq!(FORMAT_VERSION, 3);
+        assert_eq!(FORMAT_VERSION, 4);
         assert_eq!((bytes.len(), checksum(&bytes).unwrap()), (PINNED_LEN, PINNED_CRC), "format changed: bump FORMAT_VERSION");
     }
 
-    const PINNED_LEN: usize = 850;
-    const PINNED_CRC: u32 = 1_370_570_800;
+    const PINNED_LEN: usize = 1456;
+    const PINNED_CRC: u32 = 3_192_470_809;
 
     fn check(bytes: &[u8], expected: impl Fn(&SnapshotError) -> bool) {
         let e = decode(bytes).expect_err("must be rejected");
@@ -476,7 +488,7 @@ mod tests {
         let mut future = bytes.clone();
         future[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         check(&future, |e| *e == SnapshotError::UnknownVersion { found: FORMAT_VERSION + 1 });
-        assert!(decode(&future).unwrap_err().to_string().contains("format version 4 is unknown"));
+        assert!(decode(&future).unwrap_err().to_string().contains("format version 5 is unknown"));
         let mut longer = bytes.clone();
         longer.extend_from_slice(b"junk");
         check(&longer, |e| *e == SnapshotError::TrailingBytes { extra: 4 });

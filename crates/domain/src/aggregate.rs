@@ -12,8 +12,18 @@
 //! [`ItemSink`]: `build_project` adds them to weeks, and `explain` lists
 //! them, so the figures and the lists behind them come from one
 //! implementation of the rules.
+//!
+//! The same pass gives each item its teams (`teams(issue)`,
+//! `docs/metrics.md` "Teams"): an issue's are its own; a version
+//! deployment belongs to the teams of the non-excluded issues listing it
+//! as fix version, a transition deployment to its issue's teams, and
+//! either keeps the project's failed and rework flags. `build_project_teams`
+//! adds every item to its project's weeks and to those of each of its
+//! teams. Team names are the only names the result holds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
 use chrono_tz::Tz;
@@ -99,6 +109,22 @@ impl WeeklyAggregate {
 
 /// One project's aggregates by week.
 pub type ProjectAggregates = BTreeMap<IsoWeek, WeeklyAggregate>;
+
+/// The weekly aggregates of each team within one project, by team name.
+pub type TeamAggregates = BTreeMap<String, ProjectAggregates>;
+
+/// The most teams kept per project: the first ones met in the project's
+/// issues; the issues' other teams are dropped (and counted).
+pub const MAX_TEAMS_PER_PROJECT: usize = 500;
+
+/// A project's weekly aggregates with those of its teams.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProjectBuild {
+    pub weeks: ProjectAggregates,
+    pub teams: TeamAggregates,
+    /// Distinct team names dropped beyond [`MAX_TEAMS_PER_PROJECT`].
+    pub dropped_teams: usize,
+}
 
 /// A hook failed on one of the project's issues or versions.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -205,9 +231,19 @@ fn at_week(weeks: &mut ProjectAggregates, w: IsoWeek) -> &mut WeeklyAggregate {
 
 /// Builds a project's weekly aggregates from its facts under the given hooks.
 pub fn build_project<H: Hooks>(facts: &ProjectFacts, hooks: &H, tz: Tz) -> Result<ProjectAggregates, ClassifyError> {
-    let mut weeks = WeeksSink { weeks: ProjectAggregates::new(), tz };
-    project_items(facts, hooks, tz, &mut weeks)?;
-    Ok(weeks.weeks)
+    build_project_teams(facts, hooks, tz).map(|build| build.weeks)
+}
+
+/// Builds a project's weekly aggregates and those of its teams, in one
+/// pass over the issues.
+pub fn build_project_teams<H: Hooks>(facts: &ProjectFacts, hooks: &H, tz: Tz) -> Result<ProjectBuild, ClassifyError> {
+    let mut sink = WeeksSink { weeks: ProjectAggregates::new(), teams: TeamTable::default(), current: Vec::new(), tz };
+    project_items(facts, hooks, tz, &mut sink)?;
+    Ok(ProjectBuild {
+        weeks: sink.weeks,
+        teams: sink.teams.weeks.into_iter().map(|(name, weeks)| (name.to_string(), weeks)).collect(),
+        dropped_teams: sink.teams.dropped.len(),
+    })
 }
 
 /// How a failure was attributed to deployments (`docs/metrics.md`,
@@ -240,6 +276,10 @@ pub struct CompletedWork {
 /// What the pass over a project's facts finds, item by item, each once.
 /// `'f` is the lifetime of the facts.
 pub trait ItemSink<'f> {
+    /// Any issue, classified, before the items it makes (if any).
+    fn classified(&mut self, issue: &'f IssueFacts, class: &IssueClass) {
+        let _ = (issue, class);
+    }
     /// An excluded issue, with its completion instant when completed.
     fn excluded(&mut self, issue: &'f IssueFacts, class: &IssueClass, completed_at: Option<Millis>);
     /// An incident (not excluded) and its restore instant (`None`: open).
@@ -256,38 +296,101 @@ pub trait ItemSink<'f> {
     fn deployment(&mut self, deployment: &Deployment<'f>);
 }
 
-/// Adds each item to the week it belongs to.
+/// The teams met in one project's issues, numbered in order of first
+/// appearance, at most [`MAX_TEAMS_PER_PROJECT`].
+#[derive(Default)]
+struct TeamTable {
+    index: HashMap<Arc<str>, usize>,
+    weeks: Vec<(Arc<str>, ProjectAggregates)>,
+    /// Hashes of the names dropped beyond the limit (names are not kept).
+    dropped: HashSet<u64>,
+}
+
+impl TeamTable {
+    /// The numbers of `teams`, adding new ones while there is room.
+    fn numbers(&mut self, teams: &[Arc<str>]) -> Vec<usize> {
+        let mut out = Vec::with_capacity(teams.len());
+        for name in teams {
+            if let Some(&n) = self.index.get(name) {
+                out.push(n);
+            } else if self.weeks.len() < MAX_TEAMS_PER_PROJECT {
+                self.index.insert(Arc::clone(name), self.weeks.len());
+                out.push(self.weeks.len());
+                self.weeks.push((Arc::clone(name), ProjectAggregates::new()));
+            } else {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                name.hash(&mut hasher);
+                self.dropped.insert(hasher.finish());
+            }
+        }
+        out
+    }
+}
+
+/// Adds each item to the week it belongs to, in its project's weeks and in
+/// those of each of its teams.
 struct WeeksSink {
     weeks: ProjectAggregates,
+    teams: TeamTable,
+    /// The team numbers of the issue being reported.
+    current: Vec<usize>,
     tz: Tz,
 }
 
+impl WeeksSink {
+    /// Calls `f` with the project's weeks, then with those of each team.
+    fn each(&mut self, teams: &[usize], mut f: impl FnMut(&mut ProjectAggregates)) {
+        f(&mut self.weeks);
+        for &t in teams {
+            f(&mut self.teams.weeks[t].1);
+        }
+    }
+
+    /// [`Self::each`] for the issue being reported.
+    fn each_of_issue(&mut self, f: impl FnMut(&mut ProjectAggregates)) {
+        let teams = std::mem::take(&mut self.current);
+        self.each(&teams, f);
+        self.current = teams;
+    }
+}
+
 impl<'f> ItemSink<'f> for WeeksSink {
+    fn classified(&mut self, _: &'f IssueFacts, class: &IssueClass) {
+        self.current = self.teams.numbers(&class.teams);
+    }
+
     fn excluded(&mut self, _: &'f IssueFacts, _: &IssueClass, completed_at: Option<Millis>) {
         if let Some(at) = completed_at {
-            at_week(&mut self.weeks, IsoWeek::of_instant(at, self.tz)).excluded += 1;
+            let week = IsoWeek::of_instant(at, self.tz);
+            self.each_of_issue(|weeks| at_week(weeks, week).excluded += 1);
         }
     }
 
     fn incident(&mut self, issue: &'f IssueFacts, _: &IssueClass, restored_at: Option<Millis>) {
         let created_week = IsoWeek::of_instant(issue.created, self.tz);
-        at_week(&mut self.weeks, created_week).incidents += 1;
-        match restored_at {
-            Some(at) => at_week(&mut self.weeks, IsoWeek::of_instant(at, self.tz)).time_to_restore.add(at - issue.created),
-            None => at_week(&mut self.weeks, created_week).open_incidents += 1,
-        }
+        let restored = restored_at.map(|at| (IsoWeek::of_instant(at, self.tz), at - issue.created));
+        self.each_of_issue(|weeks| {
+            at_week(weeks, created_week).incidents += 1;
+            match restored {
+                Some((week, took)) => at_week(weeks, week).time_to_restore.add(took),
+                None => at_week(weeks, created_week).open_incidents += 1,
+            }
+        });
     }
 
     fn completed(&mut self, _: &'f IssueFacts, class: &IssueClass, work: &CompletedWork) {
-        let agg = at_week(&mut self.weeks, IsoWeek::of_instant(work.done, self.tz));
-        agg.completed += 1;
-        agg.lead_time.add(work.lead);
-        agg.reopened += u32::from(work.reopened);
-        if class.ai_involved {
-            agg.ai_involved += 1;
-            agg.lead_time_ai.add(work.lead);
-            agg.reopened_ai += u32::from(work.reopened);
-        }
+        let week = IsoWeek::of_instant(work.done, self.tz);
+        self.each_of_issue(|weeks| {
+            let agg = at_week(weeks, week);
+            agg.completed += 1;
+            agg.lead_time.add(work.lead);
+            agg.reopened += u32::from(work.reopened);
+            if class.ai_involved {
+                agg.ai_involved += 1;
+                agg.lead_time_ai.add(work.lead);
+                agg.reopened_ai += u32::from(work.reopened);
+            }
+        });
     }
 
     fn failure(&mut self, _: &'f IssueFacts, _: Option<Attribution>) {}
@@ -295,14 +398,19 @@ impl<'f> ItemSink<'f> for WeeksSink {
     fn undated_version(&mut self, _: &'f VersionFacts) {}
 
     fn deployment(&mut self, d: &Deployment<'f>) {
-        let agg = at_week(&mut self.weeks, d.week());
-        agg.deployments += 1;
-        agg.deployment_days |= 1 << weekday_index(d.day);
-        agg.failed_deployments += u32::from(d.failed());
-        agg.failed_by_version += u32::from(d.failed_by_version);
-        agg.failed_by_time += u32::from(d.failed_by_time);
-        agg.failed_by_transition += u32::from(d.failed_by_transition);
-        agg.rework_deployments += u32::from(d.rework);
+        // Every team of an issue was numbered (or dropped) when the issue
+        // was classified.
+        let teams: Vec<usize> = d.teams.iter().filter_map(|name| self.teams.index.get(name).copied()).collect();
+        self.each(&teams, |weeks| {
+            let agg = at_week(weeks, d.week());
+            agg.deployments += 1;
+            agg.deployment_days |= 1 << weekday_index(d.day);
+            agg.failed_deployments += u32::from(d.failed());
+            agg.failed_by_version += u32::from(d.failed_by_version);
+            agg.failed_by_time += u32::from(d.failed_by_time);
+            agg.failed_by_transition += u32::from(d.failed_by_transition);
+            agg.rework_deployments += u32::from(d.rework);
+        });
     }
 }
 
@@ -324,14 +432,28 @@ pub fn project_items<'f, H: Hooks>(
     // Their fix versions are rework, as are those of the failures
     // attributed to some deployment.
     let mut incidents: Vec<&IssueFacts> = Vec::new();
+    // The teams of each version: those of the non-excluded issues listing
+    // it as fix version.
+    let mut version_teams: HashMap<&str, Vec<Arc<str>>> = HashMap::new();
 
     for issue in &facts.issues {
         let resolved = resolve_issue(issue, &statuses, &version_names);
         let class = classify_issue(hooks, &resolved.view).map_err(fail)?;
+        sink.classified(issue, &class);
         let completed_at = completion(&resolved);
         if class.excluded {
             sink.excluded(issue, &class, completed_at);
             continue;
+        }
+        if !class.teams.is_empty() {
+            for id in &issue.fix_versions {
+                let listed = version_teams.entry(id.as_str()).or_default();
+                for team in class.teams.iter() {
+                    if !listed.contains(team) {
+                        listed.push(Arc::clone(team));
+                    }
+                }
+            }
         }
         if class.failure {
             failures.push(Failure { issue, window_days: class.failure_window_days });
@@ -358,7 +480,9 @@ pub fn project_items<'f, H: Hooks>(
             continue;
         };
         if deployment {
-            deployments.push(Deployment::new(day, Source::Version(version)));
+            let mut deployment = Deployment::new(day, Source::Version(version));
+            deployment.teams = version_teams.remove(version.id.as_str()).unwrap_or_default();
+            deployments.push(deployment);
         }
     }
 
@@ -400,6 +524,8 @@ pub struct Deployment<'a> {
     /// The issues that made it failed or rework, and how, in the order
     /// found; an issue at most once per way.
     pub causes: Vec<(&'a IssueFacts, Attribution)>,
+    /// The teams it belongs to (`docs/metrics.md`, "Teams").
+    pub teams: Vec<Arc<str>>,
 }
 
 impl<'a> Deployment<'a> {
@@ -412,6 +538,7 @@ impl<'a> Deployment<'a> {
             failed_by_transition: false,
             rework: false,
             causes: Vec::new(),
+            teams: Vec::new(),
         }
     }
 
@@ -554,6 +681,7 @@ fn add_transition_deployments<'a>(
         if deployment.failed_by_transition {
             deployment.caused_by(facts, Attribution::ByTransition);
         }
+        deployment.teams = class.teams.to_vec();
         deployments.push(deployment);
     }
 }

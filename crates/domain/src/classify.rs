@@ -17,6 +17,42 @@ use super::facts::{FieldValue, Millis, StatusCategory, VersionFacts};
 /// The longest window `failure_window_days` may return.
 pub const MAX_FAILURE_WINDOW_DAYS: u32 = 90;
 
+/// The longest team name `teams` may return, in characters after trimming.
+pub const MAX_TEAM_NAME_CHARS: usize = 64;
+
+/// The most teams one issue may belong to.
+pub const MAX_TEAMS_PER_ISSUE: usize = 20;
+
+/// The teams an issue belongs to: checked names (trimmed, 1 to
+/// [`MAX_TEAM_NAME_CHARS`] characters, no duplicates), in the order the
+/// hook gave them.
+pub type Teams = Arc<[Arc<str>]>;
+
+/// Checks and normalises what a `teams` hook returned: each name trimmed,
+/// 1 to [`MAX_TEAM_NAME_CHARS`] characters, duplicates dropped, at most
+/// [`MAX_TEAMS_PER_ISSUE`] distinct names. The message of a refusal says
+/// what rule was broken, never a name (it may come from an issue).
+pub fn checked_teams<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Result<Teams, String> {
+    let mut out: Vec<Arc<str>> = Vec::new();
+    for name in names {
+        let trimmed = name.as_ref().trim();
+        if trimmed.is_empty() {
+            return Err(format!("returned an empty team name; names are 1 to {MAX_TEAM_NAME_CHARS} characters after trimming"));
+        }
+        if trimmed.chars().count() > MAX_TEAM_NAME_CHARS {
+            return Err(format!("returned a team name longer than {MAX_TEAM_NAME_CHARS} characters after trimming"));
+        }
+        if out.iter().any(|n| &**n == trimmed) {
+            continue;
+        }
+        if out.len() == MAX_TEAMS_PER_ISSUE {
+            return Err(format!("returned more than {MAX_TEAMS_PER_ISSUE} team names for one issue"));
+        }
+        out.push(Arc::from(trimmed));
+    }
+    Ok(out.into())
+}
+
 /// A hook failed: it raised an error, returned a value of the wrong type or
 /// out of range, or hit a limit.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -101,7 +137,7 @@ impl<'a> VersionView<'a> {
     }
 }
 
-/// The ten definition hooks. `Issue` and `Transition` are whatever the
+/// The definition hooks. `Issue` and `Transition` are whatever the
 /// implementation prepares once per issue and per status change (rhai maps,
 /// or the views themselves).
 pub trait Hooks {
@@ -124,12 +160,20 @@ pub trait Hooks {
     /// Answers above [`MAX_FAILURE_WINDOW_DAYS`] are refused by
     /// [`classify_issue`].
     fn failure_window_days(&self, issue: &Self::Issue) -> Result<u32, HookError>;
+    /// The teams the issue belongs to, checked by [`checked_teams`]
+    /// (default: none). Asked of every issue, excluded ones too.
+    fn teams(&self, issue: &IssueView<'_>) -> Result<Teams, HookError> {
+        let _ = issue;
+        Ok(Teams::default())
+    }
 }
 
 /// What the hooks said about one issue. Indices point into the issue's
 /// status changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IssueClass {
+    /// The teams the issue belongs to (asked of every issue).
+    pub teams: Teams,
     pub excluded: bool,
     pub incident: bool,
     pub failure: bool,
@@ -148,18 +192,20 @@ pub struct IssueClass {
     pub failure_transitions: Vec<usize>,
 }
 
-/// Runs the hooks on one issue following the calling rules: an excluded
-/// issue is asked nothing more; `failure_window_days` runs on failures that
+/// Runs the hooks on one issue following the calling rules: `teams` is
+/// asked of every issue; an excluded issue is asked nothing more; `failure_window_days` runs on failures that
 /// name no affected version only, `is_restore` on incidents only,
 /// `is_work_start` on work items only, `is_ai_involved` on completed work
 /// items only; searches stop at the first match.
 pub fn classify_issue<H: Hooks>(hooks: &H, view: &IssueView<'_>) -> Result<IssueClass, HookError> {
+    let teams = hooks.teams(view)?;
     let issue = hooks.prepare_issue(view);
     if hooks.is_excluded(&issue)? {
-        return Ok(IssueClass { excluded: true, ..IssueClass::default() });
+        return Ok(IssueClass { teams, excluded: true, ..IssueClass::default() });
     }
     let transitions: Vec<H::Transition> = view.transitions.iter().map(|t| hooks.prepare_transition(t)).collect();
     let mut class = IssueClass {
+        teams,
         incident: hooks.is_incident(&issue)?,
         failure: hooks.is_failure(&issue)?,
         ..IssueClass::default()
