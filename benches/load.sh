@@ -15,13 +15,16 @@
 #   1. GetMetrics, 13 weeks × 1 project
 #   2. GetMetrics, 52 weeks × 10 projects
 #   3. GetMetrics, 52 weeks × 10 projects with the weekly series
-#   4. 1 and 2 again while a full refresh of every project runs.
+#   4. 1 and 2 for one team (teams by component, one of five) instead of
+#      the whole projects, to compare serving a team with serving a project
+#   5. 1 and 2 again while a full refresh of every project runs.
 # h2load counts gRPC errors as successes, so every run is also checked for
 # real answers: HTTP 200 for every request and at least MIN_BYTES of
 # response data per request (a gRPC error answers with headers only).
 # Prints throughput, p50/p99 latency and the ratios to the floor
 # (targets: ≥ 0.8 for 13 × 1, ≥ 0.5 for 52 × 10, ≥ 0.3 with the series),
-# and the answer cache's hit ratio from /metrics.
+# a team's throughput over its project's (target: ≥ 0.9, a team costs no
+# more than a project), and the answer cache's hit ratio from /metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,7 +74,7 @@ start() { # name answers_mib
   # PROFILE=PREFIX records a CPU profile of each service with perf, in PREFIX.NAME.
   local profiler=()
   [ -n "${PROFILE:-}" ] && profiler=(perf record -F 499 -g -o "$PROFILE.$name" --)
-  DORA_DATA_DIR="$dir/data" DORA_PROJECTS="$(cat "$work/projects.txt")" JIRA_BASE_URL="$(head -1 "$work/jira.url")" \
+  DORA_DATA_DIR="$dir/data" DORA_DEFS_DIR="$work/defs" DORA_PROJECTS="$(cat "$work/projects.txt")" JIRA_BASE_URL="$(head -1 "$work/jira.url")" \
     DORA_LISTEN=127.0.0.1:0 DORA_LOG=warn "${profiler[@]}" target/release/jira-dora --config "$dir/config.toml" serve \
     > "$dir/service.out" 2> "$dir/service.err" &
   pids+=($!)
@@ -123,6 +126,8 @@ for svc in uncached cached; do
   measure "13w x 1 project, $svc" $svc metrics-13x1.bin
   measure "52w x 10 projects, $svc" $svc metrics-52x10.bin
   measure "52w x 10 + series, $svc" $svc metrics-52x10-series.bin
+  measure "13w x 1 team, $svc" $svc metrics-13x1-team.bin
+  measure "52w x 10 team, $svc" $svc metrics-52x10-team.bin
 done
 addr=${addrs[cached]}
 target/release/jira-dora refresh --full --addr "http://$addr" > "$work/job"
@@ -142,6 +147,14 @@ for row in "13w x 1 project:0.8" "52w x 10 projects:0.5" "52w x 10 + series:0.3"
   name=${row%:*} target=${row#*:}
   on=$(ratio "$name, cached")
   printf '%-28s %12s   %s %s\n' "$name" "$(ratio "$name, uncached")" "$on" "$(verdict "$on" "$target")"
+done
+# A team against its projects: each rate relative to its own floor run.
+team_ratio() { python3 -c 'import sys; t, tf, p, pf = map(float, sys.argv[1:]); print(f"{(t / tf) / (p / pf):.2f}")' \
+  "${rate[$1]}" "${floor[$1]}" "${rate[$2]}" "${floor[$2]}"; }
+for row in "13w x 1:13w x 1 project" "52w x 10:52w x 10 projects"; do
+  team=${row%%:*} project=${row#*:}
+  on=$(team_ratio "$team team, cached" "$project, cached")
+  printf '%-28s %12s   %s %s\n' "$team team / project" "$(team_ratio "$team team, uncached" "$project, uncached")" "$on" "$(verdict "$on" 0.9)"
 done
 printf '%-28s %12s   %s\n' "13w x 1, refresh running" "" "$(ratio "13w x 1, refresh running, cached")"
 printf '%-28s %12s   %s\n' "52w x 10, refresh running" "" "$(ratio "52w x 10, refresh running, cached")"

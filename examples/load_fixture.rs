@@ -4,11 +4,15 @@
 //! Realistic data: the demo site's shape scaled to PROJECTS projects of
 //! ISSUES issues each (`fake_jira::demo::large_site`, the site the
 //! `fake_jira` example serves), harvested from a loopback fake Jira with the
-//! real client, harvester and shipped definitions. Writes into DIR:
-//! - `data/state.snapshot`: the aggregates, served at once on start;
+//! real client, harvester and the shipped definitions plus teams by
+//! component. Writes into DIR:
+//! - `data/state.snapshot`: the aggregates (the teams' too), served at once
+//!   on start;
+//! - `defs/`: those definitions, for the service;
 //! - `health.bin`, `metrics-13x1.bin`, `metrics-52x10.bin`,
-//!   `metrics-52x10-series.bin`: gRPC request bodies (the 5-byte frame
-//!   prefix and the encoded message) for h2load;
+//!   `metrics-52x10-series.bin`, and `metrics-13x1-team.bin`,
+//!   `metrics-52x10-team.bin` (the same for one team): gRPC request bodies
+//!   (the 5-byte frame prefix and the encoded message) for h2load;
 //! - `projects.txt`: the comma-separated project keys;
 //! - `rollout.txt`: the site's AI rollout date, for the configuration.
 
@@ -19,7 +23,7 @@ use std::time::Duration;
 use chrono::{NaiveDate, TimeZone, Utc};
 use fake_jira::demo::{demo_ai_rollout, large_site};
 use fake_jira::FakeJira;
-use jira_dora::definitions::DefinitionSet;
+use jira_dora::definitions::{DefinitionFile, DefinitionSet};
 use jira_dora::harvest::{Harvester, JobState};
 use jira_dora::jira::{JiraClient, JiraConfig};
 use jira_dora::proto::GetMetricsRequest;
@@ -51,7 +55,15 @@ async fn main() -> anyhow::Result<()> {
     let keys: Vec<String> = site.projects.iter().map(|p| p.key.clone()).collect();
     let fake = FakeJira::start(site).await;
     fake.set_now(Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap());
-    let definitions = Arc::new(DefinitionSet::shipped());
+    // Teams by component: every issue of the site has one (`Billing` is
+    // one of five).
+    let mut files = DefinitionSet::shipped_files();
+    files.push(DefinitionFile { name: "teams.rhai".into(), source: "fn teams(issue) {\n    issue.components\n}\n".into() });
+    std::fs::create_dir_all(dir.join("defs"))?;
+    for file in &files {
+        std::fs::write(dir.join("defs").join(&file.name), &file.source)?;
+    }
+    let definitions = Arc::new(DefinitionSet::compile(files).map_err(|e| anyhow::anyhow!("{e:?}"))?);
     let store = Arc::new(Store::new());
     let harvester = Arc::new(Harvester::new(
         JiraClient::new(JiraConfig::new(fake.base_url()))?,
@@ -90,9 +102,12 @@ async fn main() -> anyhow::Result<()> {
         include_series,
         ..Default::default()
     };
+    let team = |request: GetMetricsRequest| GetMetricsRequest { team: Some("Billing".into()), ..request };
     std::fs::write(dir.join("metrics-13x1.bin"), frame(&request(1, "2025-W41", false)))?;
     std::fs::write(dir.join("metrics-52x10.bin"), frame(&request(10, "2025-W02", false)))?;
     std::fs::write(dir.join("metrics-52x10-series.bin"), frame(&request(10, "2025-W02", true)))?;
+    std::fs::write(dir.join("metrics-13x1-team.bin"), frame(&team(request(1, "2025-W41", false))))?;
+    std::fs::write(dir.join("metrics-52x10-team.bin"), frame(&team(request(10, "2025-W02", false))))?;
     std::fs::write(
         dir.join("health.bin"),
         frame(&tonic_health::pb::HealthCheckRequest { service: "dora.v1.DoraMetrics".into() }),

@@ -35,13 +35,20 @@ pub struct Running {
 /// the definitions built into the binary are used.
 pub fn load_definitions(config: &Config) -> anyhow::Result<DefinitionSet> {
     let field_names = extra_fields(config);
-    if config.defs_dir == std::path::Path::new(crate::config::DEFAULT_DEFS_DIR) && !config.defs_dir.exists() {
+    let set = if config.defs_dir == std::path::Path::new(crate::config::DEFAULT_DEFS_DIR) && !config.defs_dir.exists() {
         info!("no metrics-defs folder here: using the built-in default definitions");
-        return DefinitionSet::compile_for(DefinitionSet::shipped_files(), &field_names)
-            .map_err(|e| anyhow::anyhow!("the built-in definitions do not load: {e:?}"));
+        DefinitionSet::compile_for(DefinitionSet::shipped_files(), &field_names)
+            .map_err(|e| anyhow::anyhow!("the built-in definitions do not load: {e:?}"))?
+    } else {
+        DefinitionSet::load_dir(&config.defs_dir, &field_names)
+            .with_context(|| format!("the metric definitions in {} are not usable", config.defs_dir.display()))?
+    };
+    // The demo's definitions: the shipped ones with the demo's teams. Any
+    // other definitions are taken as they are.
+    if config.is_demo() && set.content_hash() == DefinitionSet::content_hash_of(&DefinitionSet::shipped_files()) {
+        return demo::with_teams(set);
     }
-    DefinitionSet::load_dir(&config.defs_dir, &field_names)
-        .with_context(|| format!("the metric definitions in {} are not usable", config.defs_dir.display()))
+    Ok(set)
 }
 
 /// The demo site's option fields, so that definitions tried on it can read
@@ -208,6 +215,7 @@ pub mod demo {
     use chrono::NaiveDate;
     use fake_jira::{FakeJira, SiteFlavor};
 
+    use crate::definitions::DefinitionSet;
     use crate::domain::facts::ProjectFacts;
     use crate::harvest;
     use crate::jira::{JiraClient, JiraConfig};
@@ -222,6 +230,15 @@ pub mod demo {
             ..JiraConfig::new(fake.base_url())
         };
         Ok((fake, config))
+    }
+
+    /// `set` with the demo's teams (one per component) added.
+    pub fn with_teams(set: DefinitionSet) -> anyhow::Result<DefinitionSet> {
+        let (name, source) = fake_jira::demo::DEMO_TEAMS_DEFINITION;
+        let mut files = set.files().to_vec();
+        files.push(crate::definitions::DefinitionFile { name: name.to_owned(), source: source.to_owned() });
+        DefinitionSet::compile_for(files, set.field_names())
+            .map_err(|e| anyhow::anyhow!("the demo's teams do not load with these definitions: {e:?}"))
     }
 
     /// The day the demo teams "adopted AI tooling".
@@ -248,7 +265,13 @@ pub mod demo {
 pub mod demo {
     use chrono::NaiveDate;
 
+    use crate::definitions::DefinitionSet;
     use crate::domain::facts::ProjectFacts;
+
+    /// No demo: no demo teams.
+    pub fn with_teams(set: DefinitionSet) -> anyhow::Result<DefinitionSet> {
+        Ok(set)
+    }
 
     pub async fn facts(_today: NaiveDate) -> anyhow::Result<Vec<ProjectFacts>> {
         anyhow::bail!("this build has no demo site to preview on (built without the `demo` feature)")

@@ -940,12 +940,32 @@ fn readme_examples() -> std::collections::BTreeMap<String, Vec<(String, String)>
 #[test]
 fn the_worked_examples_of_the_admin_guide_compile_and_are_cached() {
     let examples = readme_examples();
-    assert_eq!(examples.keys().collect::<Vec<_>>(), ["service-desk", "statuses", "versions"]);
-    for (name, files) in &examples {
-        let replaced: Vec<(&str, &str)> = files.iter().map(|(f, s)| (f.as_str(), s.as_str())).collect();
-        let set = DefinitionSet::compile(shipped_with(&replaced)).unwrap_or_else(|e| panic!("{name}: {e:#?}"));
-        assert_eq!(set.memoised_hooks().len(), 10, "{name}: every hook of the examples is cached");
+    assert_eq!(
+        examples.keys().collect::<Vec<_>>(),
+        ["service-desk", "statuses", "teams-components", "teams-field", "teams-labels", "versions"]
+    );
+    let team_field = ["Team".to_owned()];
+    let compiled = |name: &str| {
+        let replaced: Vec<(&str, &str)> = examples[name].iter().map(|(f, s)| (f.as_str(), s.as_str())).collect();
+        DefinitionSet::compile_for(shipped_with(&replaced), &team_field).unwrap_or_else(|e| panic!("{name}: {e:#?}"))
+    };
+    for name in examples.keys() {
+        let set = compiled(name);
+        let hooks = 10 + usize::from(set.defines_teams());
+        assert_eq!(set.memoised_hooks().len(), hooks, "{name}: every hook of the examples is cached");
     }
+    // The teams examples name the teams they promise.
+    let components = vec!["Payments".to_owned(), "Search".to_owned()];
+    let team = vec![(Arc::<str>::from("Team"), Some(jira_dora::domain::facts::FieldValue::Option("Checkout".into())))];
+    let no_team = vec![(Arc::<str>::from("Team"), None)];
+    let story = issue("Story").labels(&["team-payments", "team-", "backend"]);
+    let teams_of = |name: &str, view: IssueView<'_>| -> Vec<String> {
+        compiled(name).teams(&view).unwrap().iter().map(|t| t.to_string()).collect()
+    };
+    assert_eq!(teams_of("teams-components", IssueView { components: &components, ..story.view() }), ["Payments", "Search"]);
+    assert_eq!(teams_of("teams-labels", story.view()), ["payments"]);
+    assert_eq!(teams_of("teams-field", IssueView { fields: &team, ..story.view() }), ["Checkout"]);
+    assert!(teams_of("teams-field", IssueView { fields: &no_team, ..story.view() }).is_empty());
     // Example 2 counts a move to "Deployed" and fails it on "Rolled Back".
     let statuses: Vec<(&str, &str)> = examples["statuses"].iter().map(|(f, s)| (f.as_str(), s.as_str())).collect();
     let set = DefinitionSet::compile(shipped_with(&statuses)).unwrap();

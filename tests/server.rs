@@ -107,6 +107,43 @@ async fn bad_requests_get_specific_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_has_teams_by_component_with_their_own_figures() {
+    let server = Server::start(demo_config()).await;
+    let mut client = server.client().await;
+    let keys = harvested(&mut client).await;
+    let teams = client.list_teams(ListTeamsRequest::default()).await.unwrap().into_inner().teams;
+    let names: Vec<&str> = teams.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["Accounts", "Billing", "Platform", "Search", "Storefront"]);
+    assert!(teams.iter().all(|t| t.project_keys == keys && t.weeks_with_data > 40), "{teams:?}");
+
+    let all: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let whole = client.get_metrics(GetMetricsRequest { weeks: 26, include_series: true, ..request(&all) }).await.unwrap().into_inner();
+    let mut completed = 0;
+    let mut deployments = 0;
+    for team in &names {
+        let req = GetMetricsRequest { weeks: 26, include_series: true, team: Some((*team).to_owned()), ..request(&all) };
+        let r = client.get_metrics(req).await.unwrap().into_inner();
+        let figures = r.combined.unwrap();
+        assert!(figures.completed > 0 && figures.deployments > 0, "{team}: {figures:?}");
+        assert_eq!(r.series.len(), 26);
+        assert!(r.ai_impact.is_some() && r.previous.is_some());
+        completed += figures.completed;
+        deployments += figures.deployments;
+    }
+    let figures = whole.combined.unwrap();
+    // Every issue has one component: the teams' work adds up to the
+    // projects'; releases ship several teams' work, so deployments do not.
+    assert_eq!(completed, figures.completed);
+    assert!(deployments > figures.deployments, "{deployments} vs {}", figures.deployments);
+    for (team, code) in [("Nobody", Code::NotFound), (" ", Code::InvalidArgument)] {
+        let s = client.get_metrics(GetMetricsRequest { team: Some(team.into()), ..request(&all) }).await.unwrap_err();
+        assert_eq!(s.code(), code, "{s:?}");
+        assert!(s.message().starts_with("team"), "{s:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn months_are_their_weeks_and_a_monthly_series_adds_up() {
     let server = Server::start(demo_config()).await;
     let mut client = server.client().await;

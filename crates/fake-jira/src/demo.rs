@@ -31,6 +31,11 @@ pub fn demo_ai_rollout(today: NaiveDate) -> NaiveDate {
     today - Duration::weeks(16)
 }
 
+/// The demo's definitions of teams, as (file name, source): one team per
+/// component, so the demo shows team figures. Plain text: this crate
+/// knows nothing of the definitions themselves.
+pub const DEMO_TEAMS_DEFINITION: (&str, &str) = ("teams.rhai", include_str!("../demo-defs/teams.rhai"));
+
 /// The demo site for `today` (always the same site for the same day).
 pub fn demo_site(today: NaiveDate) -> Site {
     let profiles = [
