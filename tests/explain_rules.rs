@@ -269,6 +269,41 @@ proptest! {
     }
 }
 
+#[test]
+fn the_generated_sites_hold_every_kind_of_item() {
+    // Else the property above could hold over empty lists.
+    let rules = Rules { deploy_status: true, window: Some(14) };
+    let period = Period::of_weeks(IsoWeek::of_instant(BASE, chrono_tz::UTC), SPAN_WEEKS as u32);
+    let mut all = Explained::default();
+    let mut counts = Vec::new();
+    for figure in [
+        Figure::Deployments,
+        Figure::LeadTime,
+        Figure::TimeToRestore,
+        Figure::Incidents,
+        Figure::OpenIncidents,
+        Figure::Completed,
+        Figure::Excluded,
+        Figure::Reopened,
+        Figure::AiInvolved,
+    ] {
+        let mut listed = Explained::default();
+        for seed in 0..10 {
+            listed.merge(explain_project(&site("PAY", seed, 60, 8), &rules, chrono_tz::UTC, &period, figure).unwrap());
+        }
+        counts.push((figure, listed.items.len()));
+        if figure == Figure::Deployments {
+            all = listed;
+        }
+    }
+    assert!(counts.iter().all(|&(_, n)| n > 0), "{counts:?}");
+    for how in [Attribution::ByVersion, Attribution::ByTime, Attribution::ByTransition, Attribution::ReworkFix] {
+        assert!(all.items.iter().any(|d| d.attributions.iter().any(|a| a.1 == how)), "no deployment with {how:?}");
+    }
+    let q = all.quality;
+    assert!(q.failures_by_version > 0 && q.failures_by_time > 0 && q.failures_unattributed > 0 && q.undated_versions > 0, "{q:?}");
+}
+
 // ------------------------------------------------------ hand-computed cases
 
 fn t(s: &str) -> Millis {
@@ -322,7 +357,8 @@ fn a_failed_deployment_names_the_failures_that_failed_it_and_how() {
     };
     let period = Period::of_weeks(IsoWeek::parse("2026-W03").unwrap(), 1);
     let explained = explain_project(&facts, &DefaultRules, chrono_tz::UTC, &period, Figure::Deployments).unwrap();
-    let rows: Vec<(&str, bool, bool, Vec<(&str, Attribution)>)> = explained
+    type Row<'a> = (&'a str, bool, bool, Vec<(&'a str, Attribution)>);
+    let rows: Vec<Row<'_>> = explained
         .items
         .iter()
         .map(|i| (i.version_name.as_str(), i.failed, i.rework, i.attributions.iter().map(|(k, a)| (k.as_str(), *a)).collect()))

@@ -604,17 +604,13 @@ fn attribute_failures<'a>(deployments: &mut [Deployment<'a>], failures: &[Failur
             let first_day = created_day - Duration::days(i64::from(failure.window_days) - 1);
             let is_candidate = |d: &Deployment<'_>| match d.source {
                 // A hotfix for the failure is not its cause.
-                Source::Version(v) => !issue.fix_versions.iter().any(|fix| *fix == v.id),
+                Source::Version(v) => !issue.fix_versions.contains(&v.id),
                 Source::Transition(_, at) => at <= issue.created,
             };
             let start = by_day.partition_point(|&i| deployments[i].day < first_day);
             let end = by_day.partition_point(|&i| deployments[i].day <= created_day);
             let window = &by_day[start..end];
-            let Some(culprit_day) =
-                window.iter().rev().map(|&i| &deployments[i]).find(|d| is_candidate(d)).map(|d| d.day)
-            else {
-                return None;
-            };
+            let culprit_day = window.iter().rev().map(|&i| &deployments[i]).find(|d| is_candidate(d)).map(|d| d.day)?;
             let on_culprit_day: Vec<usize> = window
                 .iter()
                 .rev()
