@@ -1,7 +1,7 @@
 // What is behind a number: each card and each count of the overview opens
 // a panel (a modal <dialog>) listing the items it counts, read from
 // ExplainMetrics (GET /v1/metrics:explain) for the very projects and weeks
-// the figures cover. Issues link to Jira ({base_url}/browse/KEY): the
+// the figures cover (and the team, when the view has one). Issues link to Jira ({base_url}/browse/KEY): the
 // reader's own browser opens them with the reader's own Jira session, so
 // the service never fetches a summary. Under the cards, the data-quality
 // line says how much to trust each number.
@@ -55,6 +55,7 @@ const Explain = (() => {
     const p = view.response.period || {};
     return '/v1/metrics:explain?' + view.keys.map(k => 'project_keys=' + encodeURIComponent(k)).join('&') +
       '&from_week=' + encodeURIComponent(p.fromWeek) + '&to_week=' + encodeURIComponent(p.toWeek) +
+      (view.team ? '&team=' + encodeURIComponent(view.team) : '') +
       '&figure=' + figure + '&page_size=' + pageSize + (token ? '&page_token=' + encodeURIComponent(token) : '');
   }
 
@@ -171,7 +172,8 @@ const Explain = (() => {
     if (list.slowest) items = items.slice().sort((a, b) => count(b.hours) - count(a.hours));
     const p = view.response.period || {};
     const shown = got.items.length < got.total ? ' (the first ' + got.items.length + ' of ' + got.total + ')' : '';
-    $('explain-summary').textContent = plural(items.length, 'item', 'items') + shown + ', ' + view.keys.join(', ') + ', ' +
+    $('explain-summary').textContent = plural(items.length, 'item', 'items') + shown + ', ' +
+      (view.team ? 'team ' + view.team + ' in ' : '') + view.keys.join(', ') + ', ' +
       p.fromWeek + ' to ' + p.toWeek + '.' + (items.length ? ' Issue links open Jira.' : '');
     $('explain-body').replaceChildren(items.length
       ? (list.figure === 'FIGURE_DEPLOYMENTS' ? deploymentsTable(items) : issuesTable(items, list.figure !== 'FIGURE_EXCLUDED' && list.figure !== 'FIGURE_INCIDENTS' && list.figure !== 'FIGURE_OPEN_INCIDENTS'))
