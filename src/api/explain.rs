@@ -32,11 +32,6 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// The most items per page.
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
-/// The figure a request names: `INVALID_ARGUMENT` for none.
-pub fn figure(value: i32) -> Result<Figure, InvalidField> {
-    figure_of(value)
-}
-
 /// The page size a request asks for: 0 is the default.
 pub fn page_size(asked: u32) -> Result<usize, InvalidField> {
     match asked {
@@ -129,7 +124,8 @@ pub fn page(
     })
 }
 
-fn figure_of(value: i32) -> Result<Figure, InvalidField> {
+/// The figure a request names: `INVALID_ARGUMENT` for none.
+pub fn figure(value: i32) -> Result<Figure, InvalidField> {
     Ok(match proto::Figure::try_from(value) {
         Ok(proto::Figure::Deployments) => Figure::Deployments,
         Ok(proto::Figure::LeadTime) => Figure::LeadTime,
