@@ -109,8 +109,9 @@ fn summed_over_projects(text: &str) -> String {
 
 /// The RPC a path names, on gRPC, gRPC-Web or the JSON mapping.
 fn rpc_name(path: &str) -> Option<&'static str> {
-    const METHODS: [&str; 9] = [
+    const METHODS: [&str; 10] = [
         "GetMetrics",
+        "ExplainMetrics",
         "ListProjects",
         "ListTeams",
         "Refresh",
@@ -125,6 +126,7 @@ fn rpc_name(path: &str) -> Option<&'static str> {
     }
     Some(match path {
         "/v1/metrics" | "/v1/metrics:get" => "GetMetrics",
+        "/v1/metrics:explain" => "ExplainMetrics",
         "/v1/projects" => "ListProjects",
         "/v1/teams" => "ListTeams",
         "/v1/refresh" => "Refresh",
@@ -197,6 +199,8 @@ mod tests {
     fn every_transport_names_the_same_rpc() {
         assert_eq!(rpc_name("/dora.v1.DoraMetrics/GetMetrics"), Some("GetMetrics"));
         assert_eq!(rpc_name("/v1/metrics"), Some("GetMetrics"));
+        assert_eq!(rpc_name("/dora.v1.DoraMetrics/ExplainMetrics"), Some("ExplainMetrics"));
+        assert_eq!(rpc_name("/v1/metrics:explain"), Some("ExplainMetrics"));
         assert_eq!(rpc_name("/v1/refresh/job-1:watch"), Some("WatchRefresh"));
         assert_eq!(rpc_name("/v1/refresh/job-1"), Some("GetRefreshStatus"));
         assert_eq!(rpc_name("/dora.v1.DoraMetrics/Nope"), None);
