@@ -266,13 +266,21 @@ impl FigureName {
     }
 }
 
-/// `explain`: the items behind one figure, every page, as a table with the
-/// data-quality line, or as the JSON of one response holding them all.
-pub async fn explain(target: &Target, projects: Vec<String>, figure: FigureName, period: Period, json: bool) -> anyhow::Result<()> {
+/// `explain`: the items behind one figure (of one team, when given), every
+/// page, as a table with the data-quality line, or as the JSON of one
+/// response holding them all.
+pub async fn explain(
+    target: &Target,
+    projects: Vec<String>,
+    figure: FigureName,
+    team: Option<String>,
+    period: Period,
+    json: bool,
+) -> anyhow::Result<()> {
     let mut client = target.client().await?;
     let mut request = match period {
-        Period::Weeks(weeks) => ExplainMetricsRequest { project_keys: projects, weeks, ..Default::default() },
-        Period::Months(months) => ExplainMetricsRequest { project_keys: projects, months, ..Default::default() },
+        Period::Weeks(weeks) => ExplainMetricsRequest { project_keys: projects, weeks, team, ..Default::default() },
+        Period::Months(months) => ExplainMetricsRequest { project_keys: projects, months, team, ..Default::default() },
     };
     request.figure = figure.figure() as i32;
     request.page_size = 1000;

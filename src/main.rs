@@ -86,6 +86,10 @@ enum Command {
         /// The figure whose items to list.
         #[arg(long, value_enum)]
         figure: cli::FigureName,
+        /// Only the items of this team (as the definitions' `teams(issue)`
+        /// names it).
+        #[arg(long)]
+        team: Option<String>,
         /// The last N complete weeks (default 13).
         #[arg(long)]
         weeks: Option<u32>,
@@ -258,12 +262,12 @@ fn main() -> ExitCode {
             };
             return exit(client(async move { cli::metrics(&target.target(), projects, team, period, json).await }));
         }
-        Command::Explain { projects, figure, weeks, months, json, target } => {
+        Command::Explain { projects, figure, team, weeks, months, json, target } => {
             let period = match months {
                 Some(months) => cli::Period::Months(months),
                 None => cli::Period::Weeks(weeks.unwrap_or(13)),
             };
-            return exit(client(async move { cli::explain(&target.target(), projects, figure, period, json).await }));
+            return exit(client(async move { cli::explain(&target.target(), projects, figure, team, period, json).await }));
         }
         Command::HashKey => return exit(hash_key()),
         other => other,

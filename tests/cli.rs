@@ -104,6 +104,18 @@ async fn explain_lists_a_figures_items_as_a_table_or_json() {
     .unwrap();
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let whole = v["items"].as_array().unwrap().len();
+    // One team of the demo (its teams are its components): a part.
+    let (ok, team_json, err) = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || run(&["explain", "PAY", "--figure", "lead-time", "--team", "Billing", "--json", "--addr", &addr])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let team: serde_json::Value = serde_json::from_str(&team_json).unwrap();
+    let part = team["items"].as_array().map_or(0, Vec::len);
+    assert!(part > 0 && part < whole, "{part} of {whole}");
     let items = v["items"].as_array().unwrap();
     assert_eq!(v["total"].as_str().unwrap().parse::<usize>().unwrap(), items.len());
     assert!(!items.is_empty() && items.iter().all(|i| i["issueKey"].as_str().unwrap().starts_with("PAY-") && i["hours"].is_number()), "{json}");

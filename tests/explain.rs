@@ -221,3 +221,45 @@ async fn page_tokens_are_bound_to_their_request_and_data_and_bad_fields_are_name
     // Starting again works.
     assert!(client.explain_metrics(with(request, &service())).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teams_lists_agree_with_its_figures_and_an_unknown_team_is_not_found() {
+    // The demo's teams are its components.
+    let server = Server::demo().await;
+    let mut client = server.client().await;
+    let teams = client.list_teams(ListTeamsRequest { project_keys: vec!["SHOP".into()] }).await.unwrap().into_inner().teams;
+    let team = teams.first().expect("the demo has teams").name.clone();
+    let metrics = GetMetricsRequest { project_keys: vec!["SHOP".into()], weeks: 26, team: Some(team.clone()), ..Default::default() };
+    let f = client.get_metrics(metrics).await.unwrap().into_inner().combined.unwrap();
+    let request = |figure: Figure| ExplainMetricsRequest {
+        project_keys: vec!["SHOP".into()],
+        weeks: 26,
+        team: Some(team.clone()),
+        figure: figure as i32,
+        page_size: 1000,
+        ..Default::default()
+    };
+    let whole = client.explain_metrics(ExplainMetricsRequest { team: None, ..request(Figure::Completed) }).await.unwrap().into_inner();
+    let counts = [
+        (Figure::Deployments, f.deployments),
+        (Figure::LeadTime, f.lead_time.unwrap().count),
+        (Figure::Completed, f.completed),
+        (Figure::Incidents, f.incidents),
+        (Figure::Excluded, f.excluded),
+    ];
+    for (figure, count) in counts {
+        let r = client.explain_metrics(request(figure)).await.unwrap().into_inner();
+        assert_eq!(r.total, count, "{team} {figure:?}");
+    }
+    assert!(f.completed > 0 && f.completed < whole.total, "a team is a part of the project: {} of {}", f.completed, whole.total);
+    let failed = client.explain_metrics(request(Figure::Deployments)).await.unwrap().into_inner();
+    assert_eq!(failed.items.iter().filter(|d| d.failed).count() as u64, f.change_failure.unwrap().failed);
+
+    let e = client.explain_metrics(ExplainMetricsRequest { team: Some("No Such Team".into()), ..request(Figure::Completed) }).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    // A token is bound to its team too.
+    let first = client.explain_metrics(ExplainMetricsRequest { page_size: 2, ..request(Figure::Completed) }).await.unwrap().into_inner();
+    let other = ExplainMetricsRequest { page_size: 2, team: None, page_token: first.next_page_token, ..request(Figure::Completed) };
+    assert_eq!(client.explain_metrics(other).await.unwrap_err().code(), Code::InvalidArgument);
+    server.stop().await;
+}

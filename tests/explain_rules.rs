@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate};
 use chrono_tz::Tz;
-use jira_dora::domain::aggregate::{build_project, Attribution, ProjectAggregates};
-use jira_dora::domain::classify::{DefaultRules, HookError, Hooks, IssueView, TransitionView, VersionView};
+use jira_dora::domain::aggregate::{build_project_teams, Attribution, ProjectAggregates};
+use jira_dora::domain::classify::{DefaultRules, HookError, Hooks, IssueView, Teams, TransitionView, VersionView};
 use jira_dora::domain::explain::{explain_project, Explained, Figure};
 use jira_dora::domain::facts::*;
 use jira_dora::domain::period::{Period, PeriodFigures, Totals};
@@ -42,12 +42,14 @@ const HOUR: Millis = 3_600_000;
 /// The generated sites span this many weeks from `BASE`.
 const SPAN_WEEKS: i64 = 20;
 
-/// The default rules, or with deployments by status too and every failure
-/// attributed by time within a window.
+/// The default rules, or with deployments by status too, every failure
+/// attributed by time within a window, and teams.
 #[derive(Debug, Clone, Copy)]
 struct Rules {
     deploy_status: bool,
     window: Option<u32>,
+    /// Issues belong to `alpha`, `beta` or both, by their creation hour.
+    teams: bool,
 }
 
 impl Hooks for Rules {
@@ -88,6 +90,15 @@ impl Hooks for Rules {
     }
     fn failure_window_days(&self, i: &Self::Issue) -> Result<u32, HookError> {
         self.window.map_or_else(|| DefaultRules.failure_window_days(i), Ok)
+    }
+    fn teams(&self, i: &IssueView<'_>) -> Result<Teams, HookError> {
+        let names: &[&str] = match (self.teams, i.created / HOUR % 3) {
+            (false, _) => &[],
+            (true, 0) => &["alpha"],
+            (true, 1) => &["beta"],
+            (true, _) => &["alpha", "beta"],
+        };
+        Ok(names.iter().map(|&n| Arc::from(n)).collect())
     }
 }
 
@@ -183,9 +194,19 @@ fn same_median(listed: Option<f64>, figure: Option<f64>) -> bool {
     }
 }
 
-/// Every figure of `projects` over `period`, and each list, side by side.
-fn check_lists_agree(projects: &[ProjectFacts], rules: Rules, tz: Tz, period: &Period) -> Result<(), TestCaseError> {
-    let aggs: Vec<ProjectAggregates> = projects.iter().map(|p| build_project(p, &rules, tz).unwrap()).collect();
+/// Every figure of `projects` (or of one team of theirs) over `period`, and
+/// each list, side by side.
+fn check_lists_agree(projects: &[ProjectFacts], rules: Rules, tz: Tz, period: &Period, team: Option<&str>) -> Result<(), TestCaseError> {
+    let aggs: Vec<ProjectAggregates> = projects
+        .iter()
+        .map(|p| {
+            let build = build_project_teams(p, &rules, tz).unwrap();
+            match team {
+                None => build.weeks,
+                Some(t) => build.teams.get(t).cloned().unwrap_or_default(),
+            }
+        })
+        .collect();
     let refs: Vec<&ProjectAggregates> = aggs.iter().collect();
     let totals = Totals::over(&refs, period.iter());
     let exact = totals.sum.lead_time.is_exact() && totals.sum.time_to_restore.is_exact();
@@ -193,7 +214,7 @@ fn check_lists_agree(projects: &[ProjectFacts], rules: Rules, tz: Tz, period: &P
     let list = |figure| {
         let mut all = Explained::default();
         for p in projects {
-            all.merge(explain_project(p, &rules, tz, period, figure).unwrap());
+            all.merge(explain_project(p, &rules, tz, period, figure, team).unwrap());
         }
         all
     };
@@ -237,9 +258,9 @@ fn check_lists_agree(projects: &[ProjectFacts], rules: Rules, tz: Tz, period: &P
 
 fn rules() -> impl Strategy<Value = Rules> {
     prop_oneof![
-        Just(Rules { deploy_status: false, window: None }),
-        Just(Rules { deploy_status: true, window: None }),
-        (1u32..30).prop_map(|d| Rules { deploy_status: true, window: Some(d) }),
+        Just(Rules { deploy_status: false, window: None, teams: false }),
+        Just(Rules { deploy_status: true, window: None, teams: true }),
+        (1u32..30, any::<bool>()).prop_map(|(d, teams)| Rules { deploy_status: true, window: Some(d), teams }),
     ]
 }
 
@@ -251,7 +272,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn lists_agree_with_the_figures_over_generated_sites_and_periods(
+    fn lists_agree_with_the_figures_over_generated_sites_periods_and_teams(
         seed in any::<u64>(),
         sizes in prop::collection::vec((0usize..80, 0usize..12), 1..3),
         rules in rules(),
@@ -265,14 +286,16 @@ proptest! {
             .map(|(n, &(issues, versions))| site(["PAY", "OPS"][n], seed.wrapping_add(n as u64), issues, versions))
             .collect();
         let period = Period::of_weeks(IsoWeek::of_instant(BASE, chrono_tz::UTC).plus(first), weeks);
-        check_lists_agree(&projects, rules, tz, &period)?;
+        for team in [None, Some("alpha"), Some("beta")] {
+            check_lists_agree(&projects, rules, tz, &period, team)?;
+        }
     }
 }
 
 #[test]
 fn the_generated_sites_hold_every_kind_of_item() {
     // Else the property above could hold over empty lists.
-    let rules = Rules { deploy_status: true, window: Some(14) };
+    let rules = Rules { deploy_status: true, window: Some(14), teams: false };
     let period = Period::of_weeks(IsoWeek::of_instant(BASE, chrono_tz::UTC), SPAN_WEEKS as u32);
     let mut all = Explained::default();
     let mut counts = Vec::new();
@@ -289,7 +312,7 @@ fn the_generated_sites_hold_every_kind_of_item() {
     ] {
         let mut listed = Explained::default();
         for seed in 0..10 {
-            listed.merge(explain_project(&site("PAY", seed, 60, 8), &rules, chrono_tz::UTC, &period, figure).unwrap());
+            listed.merge(explain_project(&site("PAY", seed, 60, 8), &rules, chrono_tz::UTC, &period, figure, None).unwrap());
         }
         counts.push((figure, listed.items.len()));
         if figure == Figure::Deployments {
@@ -356,7 +379,7 @@ fn a_failed_deployment_names_the_failures_that_failed_it_and_how() {
         statuses: statuses(),
     };
     let period = Period::of_weeks(IsoWeek::parse("2026-W03").unwrap(), 1);
-    let explained = explain_project(&facts, &DefaultRules, chrono_tz::UTC, &period, Figure::Deployments).unwrap();
+    let explained = explain_project(&facts, &DefaultRules, chrono_tz::UTC, &period, Figure::Deployments, None).unwrap();
     type Row<'a> = (&'a str, bool, bool, Vec<(&'a str, Attribution)>);
     let rows: Vec<Row<'_>> = explained
         .items

@@ -51,8 +51,8 @@ pub struct PageStart {
 }
 
 impl PageStart {
-    pub fn new(keys: &[String], period: &Period, figure: Figure, page_token: &str) -> Result<Self, InvalidField> {
-        let request = request_fingerprint(keys, period, figure);
+    pub fn new(keys: &[String], period: &Period, figure: Figure, team: Option<&str>, page_token: &str) -> Result<Self, InvalidField> {
+        let request = request_fingerprint(keys, period, figure, team);
         let token = match page_token {
             "" => None,
             text => Some(PageToken::decode(text).filter(|t| t.request == request).ok_or_else(|| {
@@ -71,19 +71,21 @@ impl PageStart {
     }
 }
 
-/// Lists the items of `figure` over `period` from each project's facts,
-/// merged in list order, off the async runtime (classifying is CPU work).
+/// Lists the items of `figure` over `period` (of `team`, when given) from
+/// each project's facts, merged in list order, off the async runtime
+/// (classifying is CPU work).
 pub async fn list(
     facts: Vec<Arc<ProjectFacts>>,
     definitions: Arc<DefinitionSet>,
     tz: Tz,
     period: Period,
     figure: Figure,
+    team: Option<String>,
 ) -> Result<Explained, ExplainError> {
     tokio::task::spawn_blocking(move || {
         let mut all = Explained::default();
         for f in &facts {
-            let one = explain_project(f, &*definitions, tz, &period, figure).map_err(|e| {
+            let one = explain_project(f, &*definitions, tz, &period, figure, team.as_deref()).map_err(|e| {
                 tracing::warn!(hook = e.source.hook, "the definitions in force failed while listing a figure's items");
                 ExplainError::Classify(e.project)
             })?;
@@ -192,15 +194,16 @@ fn data_quality(q: &DataQuality) -> proto::DataQuality {
 }
 
 /// A fingerprint of what a list depends on besides the data: the projects,
-/// the resolved period and the figure, with a secret of this process (so a
-/// token from before a restart, or made up, does not fit).
-fn request_fingerprint(keys: &[String], period: &Period, figure: Figure) -> u64 {
+/// the resolved period, the figure and the team, with a secret of this
+/// process (so a token from before a restart, or made up, does not fit).
+fn request_fingerprint(keys: &[String], period: &Period, figure: Figure, team: Option<&str>) -> u64 {
     static SECRET: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
     let mut h = SECRET.get_or_init(Default::default).build_hasher();
     keys.hash(&mut h);
     period.first.to_string().hash(&mut h);
     period.weeks.hash(&mut h);
     figure.hash(&mut h);
+    team.hash(&mut h);
     h.finish()
 }
 

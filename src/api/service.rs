@@ -480,7 +480,6 @@ impl DoraMetrics for Service {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let req = request.into_inner();
         let text_fields = [
-            ("team", &req.team),
             ("from_week", &req.from_week),
             ("to_week", &req.to_week),
             ("from_month", &req.from_month),
@@ -495,19 +494,24 @@ impl DoraMetrics for Service {
             months: req.months,
         };
         let (keys, period) = self.scope(&req.project_keys, &text_fields, period)?;
+        let team = Self::team(req.team.as_deref())?;
         let figure = explain::figure(req.figure)?;
-        if req.team.is_some() {
-            return Err(InvalidField::new("team", "team figures are not available in this version; leave it out").into());
-        }
         let page_size = explain::page_size(req.page_size)?;
-        let start = explain::PageStart::new(&keys, &period, figure, &req.page_token)?;
-        let (version, _) = self.projects_data(&caller, &keys).await?;
+        let start = explain::PageStart::new(&keys, &period, figure, team, &req.page_token)?;
+        let (version, data) = self.projects_data(&caller, &keys).await?;
+        // After the permission check, as for the figures.
+        if let Some(team) = team
+            && data.iter().all(|d| !d.teams.contains_key(team))
+        {
+            return Err(Missing::Team.into());
+        }
         start.check_data(version)?;
         let mut facts = Vec::with_capacity(keys.len());
         for k in &keys {
             facts.push(self.harvester.project_facts(k).ok_or_else(|| ExplainError::DetailsAfterRefresh(k.clone()))?);
         }
-        let listed = explain::list(facts, self.harvester.definitions(), self.config.report_tz, period, figure).await?;
+        let team = team.map(str::to_owned);
+        let listed = explain::list(facts, self.harvester.definitions(), self.config.report_tz, period, figure, team).await?;
         let base_url = self.config.jira.as_ref().map_or("", |j| j.base_url.as_str());
         Ok(Response::new(explain::page(&listed, start, page_size, version, base_url)?))
     }

@@ -11,6 +11,8 @@
 //! Pure: must not depend on anything but the other domain modules.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -154,15 +156,27 @@ impl Explained {
 
 /// Lists the items of `figure` of one project over `period`, under the
 /// given hooks, from the same pass that builds its aggregates, with the
-/// period's data quality.
+/// period's data quality; with a `team`, only the items that belong to it
+/// (`docs/metrics.md`, "Teams"; versions without a release date are
+/// counted for the whole project still).
 pub fn explain_project<H: Hooks>(
     facts: &ProjectFacts,
     hooks: &H,
     tz: Tz,
     period: &Period,
     figure: Figure,
+    team: Option<&str>,
 ) -> Result<Explained, ClassifyError> {
-    let mut lister = Lister { project: &facts.key, tz, first: period.first, last: period.last(), figure, out: Explained::default() };
+    let mut lister = Lister {
+        project: &facts.key,
+        tz,
+        first: period.first,
+        last: period.last(),
+        figure,
+        team,
+        team_failures: HashSet::new(),
+        out: Explained::default(),
+    };
     project_items(facts, hooks, tz, &mut lister)?;
     lister.out.items.sort_by(Item::order);
     Ok(lister.out)
@@ -175,10 +189,18 @@ struct Lister<'p> {
     first: IsoWeek,
     last: IsoWeek,
     figure: Figure,
+    team: Option<&'p str>,
+    /// With a team: the failures that belong to it (by address).
+    team_failures: HashSet<*const IssueFacts>,
     out: Explained,
 }
 
 impl Lister<'_> {
+    /// Whether an item of these teams is listed.
+    fn keeps(&self, teams: &[Arc<str>]) -> bool {
+        self.team.is_none_or(|team| teams.iter().any(|t| &**t == team))
+    }
+
     fn inside(&self, week: IsoWeek) -> bool {
         (self.first..=self.last).contains(&week)
     }
@@ -211,8 +233,14 @@ impl Lister<'_> {
 }
 
 impl<'f> ItemSink<'f> for Lister<'_> {
-    fn excluded(&mut self, issue: &'f IssueFacts, _: &IssueClass, completed_at: Option<Millis>) {
-        let Some(at) = completed_at else { return };
+    fn classified(&mut self, issue: &'f IssueFacts, class: &IssueClass) {
+        if self.team.is_some() && class.failure && self.keeps(&class.teams) {
+            self.team_failures.insert(issue);
+        }
+    }
+
+    fn excluded(&mut self, issue: &'f IssueFacts, class: &IssueClass, completed_at: Option<Millis>) {
+        let Some(at) = completed_at.filter(|_| self.keeps(&class.teams)) else { return };
         let week = self.week_of(at);
         if !self.inside(week) {
             return;
@@ -221,7 +249,10 @@ impl<'f> ItemSink<'f> for Lister<'_> {
         self.push(Figure::Excluded, |l| Item { end: Some(at), ..l.issue_item(issue, week) });
     }
 
-    fn incident(&mut self, issue: &'f IssueFacts, _: &IssueClass, restored_at: Option<Millis>) {
+    fn incident(&mut self, issue: &'f IssueFacts, class: &IssueClass, restored_at: Option<Millis>) {
+        if !self.keeps(&class.teams) {
+            return;
+        }
         let created_week = self.week_of(issue.created);
         if self.inside(created_week) {
             let item = |l: &Self| Item { start: Some(issue.created), end: restored_at, ..l.issue_item(issue, created_week) };
@@ -245,7 +276,7 @@ impl<'f> ItemSink<'f> for Lister<'_> {
 
     fn completed(&mut self, issue: &'f IssueFacts, class: &IssueClass, work: &CompletedWork) {
         let week = self.week_of(work.done);
-        if !self.inside(week) {
+        if !self.inside(week) || !self.keeps(&class.teams) {
             return;
         }
         let item = |l: &Self| Item {
@@ -265,7 +296,8 @@ impl<'f> ItemSink<'f> for Lister<'_> {
     }
 
     fn failure(&mut self, issue: &'f IssueFacts, attributed: Option<Attribution>) {
-        if !self.inside(self.week_of(issue.created)) {
+        let of_team = self.team.is_none() || self.team_failures.contains(&(issue as *const IssueFacts));
+        if !self.inside(self.week_of(issue.created)) || !of_team {
             return;
         }
         let q = &mut self.out.quality;
@@ -282,7 +314,7 @@ impl<'f> ItemSink<'f> for Lister<'_> {
 
     fn deployment(&mut self, d: &Deployment<'f>) {
         let week = d.week();
-        if !self.inside(week) {
+        if !self.inside(week) || !self.keeps(&d.teams) {
             return;
         }
         self.push(Figure::Deployments, |l| {
