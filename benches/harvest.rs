@@ -12,6 +12,10 @@
 //! issues of both are printed side by side, and their figures must be
 //! identical.
 //!
+//! Last, what refreshes cost Jira: after nine edits, the requests of an
+//! incremental refresh without the reconciliation of deletions and moves
+//! and of one with it, next to the full harvest's.
+//!
 //! `cargo bench --bench harvest`; `HARVEST_BENCH_ISSUES` sets the total
 //! number of issues (default 100 000, over 10 projects).
 
@@ -138,7 +142,7 @@ async fn run(per_project: usize) {
     // 1. The harvest: client + harvester + shipped definitions.
     let rss_before = proc_status_kib("VmRSS:");
     fake.clear_requests();
-    let (_harvester, view, store, harvest) = full_harvest(cfg.clone(), &keys, &definitions, tz).await;
+    let (harvester, view, store, harvest) = full_harvest(cfg.clone(), &keys, &definitions, tz).await;
     let hwm_after = proc_status_kib("VmHWM:");
     let rss_after = proc_status_kib("VmRSS:");
     let fetched: u64 = view.projects.iter().map(|p| p.issues_fetched).sum();
@@ -277,5 +281,61 @@ async fn run(per_project: usize) {
     println!("figures of both harvests: identical in every project and week");
     println!();
     println!("target: harvest / (download + parse) <= 1.5: {}", if ratio <= 1.5 { "met" } else { "NOT met" });
+    refresh_costs(&fake, &harvester, &view, issues).await;
     fake.shutdown().await;
+}
+
+/// Runs a refresh of every project to its end.
+async fn refresh(harvester: &Arc<Harvester>, full: bool) -> JobView {
+    let id = harvester.start(Vec::new(), full).await.expect("refresh starts");
+    loop {
+        let view = harvester.job(&id).expect("job");
+        if view.finished.is_some() {
+            assert_eq!(view.state, JobState::Succeeded, "{view:#?}");
+            return view;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The Jira requests of the refreshes of a harvested site after nine edits
+/// (status changes spread over the projects): incremental without the
+/// reconciliation (it ran less than an hour ago), incremental with it,
+/// and the full harvest's. The job's count is checked against the
+/// requests the fake Jira saw.
+async fn refresh_costs(fake: &FakeJira, harvester: &Arc<Harvester>, full: &JobView, issues: usize) {
+    let requests = |v: &JobView| v.projects.iter().map(|p| p.jira_requests.expect("a live job counts")).sum::<u64>();
+    let edit = |round: usize| {
+        for n in 0..9 {
+            let key = fake.with_state(|st| {
+                let p = &st.site.projects[n % st.site.projects.len()];
+                p.issues[(n * 7919 + round * 104_729) % p.issues.len()].key.clone()
+            });
+            fake.set_now(fake.now() + chrono::Duration::minutes(1));
+            assert!(fake.transition(&key, "3", None), "status 3 exists");
+        }
+    };
+    let mut measured = Vec::new();
+    for (round, interval) in [Duration::from_secs(3600), Duration::ZERO].into_iter().enumerate() {
+        edit(round);
+        harvester.set_reconcile_interval(interval);
+        fake.clear_requests();
+        let view = refresh(harvester, false).await;
+        assert_eq!(requests(&view), fake.request_count() as u64, "the job counts what Jira saw");
+        let reconciled = view.projects.iter().all(|p| p.reconciled == Some(true));
+        assert_eq!(reconciled, interval.is_zero());
+        let id_pages = fake.requests().iter().filter(|r| r.path.contains("/search") && r.query_decoded.contains("fields=id&")).count();
+        measured.push((requests(&view), id_pages));
+    }
+    let ((quiet, _), (reconciling, id_pages)) = (measured[0], measured[1]);
+    println!();
+    println!("| Jira requests, {issues} issues in {PROJECTS} projects, 9 edits | requests | target |");
+    println!("|------------------------------------------------------|---------:|-------:|");
+    println!("| full harvest                                         | {:>8} |      — |", requests(full));
+    println!("| incremental refresh, no reconciliation               | {quiet:>8} |  <= 30 |");
+    println!("| incremental refresh with reconciliation              | {reconciling:>8} | <= 150 |");
+    println!("| of which id-only pages (as large as Jira answers)    | {id_pages:>8} |      — |");
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!("target: incremental without reconciliation <= 30 requests: {}", met(quiet <= 30));
+    println!("target: incremental with reconciliation <= 150 requests: {}", met(reconciling <= 150));
 }

@@ -131,6 +131,7 @@ pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Rec
         config.report_tz,
         config.harvest.projects.clone(),
     ));
+    harvester.set_reconcile_interval(config.harvest.reconcile_interval);
     if let Some(db) = database {
         // The demo Jira (when serving it) lives until `run` returns.
         return run_replica(db, config, listener, shutdown, store, harvester, access).await;

@@ -86,7 +86,8 @@ pub async fn refresh(target: &Target, projects: Vec<String>, full: bool, watch: 
                 b
             });
             let state = state_name(p.state);
-            bar.set_message(format!("{state}: {} issues, {} pages, {} retries {}", p.issues_fetched, p.pages, p.retries, p.error));
+            let requests = p.jira_requests.map_or_else(String::new, |n| format!(", {n} Jira requests"));
+            bar.set_message(format!("{state}: {} issues, {} pages{requests}, {} retries {}", p.issues_fetched, p.pages, p.retries, p.error));
             if matches!(JobState::try_from(p.state), Ok(JobState::Succeeded | JobState::Failed)) {
                 bar.finish();
             }

@@ -163,6 +163,7 @@ struct FileHarvest {
     projects: Option<Vec<String>>,
     interval_minutes: Option<u64>,
     full_refresh_hour: Option<u32>,
+    reconcile_interval_minutes: Option<u64>,
     on_start: Option<bool>,
 }
 
@@ -206,6 +207,10 @@ pub struct HarvestSettings {
     pub interval: Option<Duration>,
     /// Hour of the day (reporting zone) of the nightly full refresh.
     pub full_refresh_hour: Option<u32>,
+    /// How old a project's last check for deleted and moved issues (or its
+    /// last full refresh) must be for an incremental refresh to check
+    /// again; zero: every incremental refresh.
+    pub reconcile_interval: Duration,
     /// Harvest once at start.
     pub on_start: bool,
 }
@@ -279,6 +284,13 @@ pub struct ConfigError {
 /// Default folder of the metric definitions.
 pub const DEFAULT_DEFS_DIR: &str = "metrics-defs";
 
+/// How often an incremental refresh checks for deleted and moved issues,
+/// unless configured.
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Longest `harvest.reconcile_interval_minutes`: a week.
+pub const MAX_RECONCILE_MINUTES: u64 = 7 * 24 * 60;
+
 /// Largest memory for remembered answers, MiB.
 pub const MAX_ANSWER_CACHE_MIB: u64 = 4096;
 
@@ -349,6 +361,16 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         Some(0) => None,
         Some(m) => Some(Duration::from_secs(m * 60)),
         None => Some(Duration::from_secs(15 * 60)),
+    };
+    let reconcile_interval = match file.harvest.reconcile_interval_minutes {
+        Some(m) if m > MAX_RECONCILE_MINUTES => {
+            problems.push(format!(
+                "harvest.reconcile_interval_minutes: {m} is more than a week ({MAX_RECONCILE_MINUTES}); deleted and moved issues would count that long"
+            ));
+            DEFAULT_RECONCILE_INTERVAL
+        }
+        Some(m) => Duration::from_secs(m * 60),
+        None => DEFAULT_RECONCILE_INTERVAL,
     };
     let full_refresh_hour = match file.harvest.full_refresh_hour {
         Some(h) if h > 23 => {
@@ -449,7 +471,13 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         defs_dir,
         log_format,
         jira,
-        harvest: HarvestSettings { projects, interval, full_refresh_hour, on_start: file.harvest.on_start.unwrap_or(true) },
+        harvest: HarvestSettings {
+            projects,
+            interval,
+            full_refresh_hour,
+            reconcile_interval,
+            on_start: file.harvest.on_start.unwrap_or(true),
+        },
         ai_rollout_date,
         project_rollout_dates,
         auth,
@@ -704,6 +732,17 @@ mod tests {
         assert_eq!(c.snapshot.interval, Some(Duration::from_millis(250)));
         let e = load(None, &env(&[("DORA_SNAPSHOT_DEBOUNCE_MS", "2s")])).unwrap_err();
         assert!(e.to_string().contains("DORA_SNAPSHOT_DEBOUNCE_MS"), "{e}");
+    }
+
+    #[test]
+    fn reconciliation_is_hourly_unless_configured() {
+        assert_eq!(load(None, &env(&[])).unwrap().harvest.reconcile_interval, Duration::from_secs(3600));
+        let c = load(Some("[harvest]\nreconcile_interval_minutes = 0\n"), &env(&[])).unwrap();
+        assert_eq!(c.harvest.reconcile_interval, Duration::ZERO);
+        let c = load(Some("[harvest]\nreconcile_interval_minutes = 240\n"), &env(&[])).unwrap();
+        assert_eq!(c.harvest.reconcile_interval, Duration::from_secs(4 * 3600));
+        let e = load(Some("[harvest]\nreconcile_interval_minutes = 20000\n"), &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("harvest.reconcile_interval_minutes: 20000 is more than a week"), "{e}");
     }
 
     #[test]

@@ -19,6 +19,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// Harvest duration buckets, seconds.
 const HARVEST_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
+/// Jira requests per project refresh.
+const REQUEST_BUCKETS: &[f64] = &[5.0, 10.0, 30.0, 100.0, 150.0, 300.0, 1000.0, 3000.0, 10000.0];
 
 /// The process-wide exporter, installed on first use.
 pub fn handle() -> &'static PrometheusHandle {
@@ -27,6 +29,7 @@ pub fn handle() -> &'static PrometheusHandle {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full("dora_rpc_duration_seconds".into()), LATENCY_BUCKETS)
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full("dora_harvest_duration_seconds".into()), HARVEST_BUCKETS))
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("dora_harvest_jira_requests".into()), REQUEST_BUCKETS))
             .expect("bucket lists are not empty");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -45,6 +48,11 @@ fn describe() {
     metrics::describe_counter!("dora_harvests_total", "Project harvests, by project and outcome");
     metrics::describe_gauge!("dora_harvest_issues", "Issues held for a project after its last harvest");
     metrics::describe_counter!("dora_jira_requests_total", "Requests to Jira, by endpoint template and HTTP status");
+    metrics::describe_histogram!(
+        "dora_harvest_jira_requests",
+        "Requests a project's refresh sent to Jira (retries included), by project and kind (full, incremental, reconciling: incremental with the check for deleted and moved issues)"
+    );
+    metrics::describe_gauge!("dora_harvest_last_jira_requests", "Requests the last refresh of a project sent to Jira, by project and kind");
     metrics::describe_counter!("dora_jira_retries_total", "Jira requests retried, by reason (429, 5xx, timeout, connection)");
     metrics::describe_gauge!(
         "dora_snapshot_timestamp_seconds",
@@ -90,6 +98,13 @@ pub fn harvest(project: &str, elapsed: Duration, issues_held: usize, ok: bool) {
     if ok {
         gauge!("dora_harvest_issues", "project" => project.to_owned()).set(issues_held as f64);
     }
+}
+
+/// The Jira requests one project's refresh sent (failed refreshes too).
+/// `kind`: `full`, `reconciling` or `incremental`.
+pub fn harvest_requests(project: &str, kind: &'static str, requests: u64) {
+    histogram!("dora_harvest_jira_requests", "project" => project.to_owned(), "kind" => kind).record(requests as f64);
+    gauge!("dora_harvest_last_jira_requests", "project" => project.to_owned(), "kind" => kind).set(requests as f64);
 }
 
 /// One request answered by Jira (`status` 0: no answer).

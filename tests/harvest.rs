@@ -45,8 +45,17 @@ fn config(fake: &FakeJira, flavor: SiteFlavor, page_size: u32, overlap: Duration
     }
 }
 
-/// A harvester of `P0` and `P1` with the shipped definitions, and its store.
+/// A harvester of `P0` and `P1` with the shipped definitions, and its
+/// store; every incremental refresh checks for deleted and moved issues
+/// (the edits here delete and move issues between refreshes seconds apart).
 fn harvester(cfg: JiraConfig) -> (Arc<Harvester>, Arc<Store>) {
+    let (h, store) = hourly_harvester(cfg);
+    h.set_reconcile_interval(Duration::ZERO);
+    (h, store)
+}
+
+/// [`harvester`] with the default reconciliation interval (hourly).
+fn hourly_harvester(cfg: JiraConfig) -> (Arc<Harvester>, Arc<Store>) {
     let store = Arc::new(Store::new());
     let client = JiraClient::new(cfg).expect("client config");
     let h = Harvester::new(

@@ -286,22 +286,23 @@ async fn cloud_rejects_the_retired_search_and_client_never_uses_it() {
 }
 
 #[tokio::test]
-async fn versions_are_paged_and_fall_back_to_the_unpaged_list() {
+async fn versions_come_in_one_request_and_fall_back_to_the_paged_list() {
     let fake = FakeJira::start(site(1, 0)).await;
     let c = client(config(&fake, Flavor::Cloud));
     let vs = c.versions("OPS").await.unwrap();
     assert_eq!(vs.len(), 120);
-    assert_eq!(paths(&fake, "/rest/api/3/project/OPS/version"), 3, "50 + 50 + 20");
+    assert_eq!(fake.request_count(), 1, "the unpaged list, whatever the number of versions");
     assert!(!vs[3].released);
     assert_eq!(vs[0].release_date, chrono::NaiveDate::from_ymd_opt(2025, 1, 1));
     assert!(vs[10].archived);
     fake.clear_requests();
-    fake.inject("/rest/api/3/project/OPS/version", 1, Fault::Status(404));
-    let vs = c.versions("OPS").await.unwrap();
-    assert_eq!(vs.len(), 120);
-    assert_eq!(paths(&fake, "/rest/api/3/project/OPS/versions"), 1);
+    fake.inject("/rest/api/3/project/OPS/versions", 1, Fault::Status(404));
+    let paged = c.versions("OPS").await.unwrap();
+    assert_eq!(paged, vs);
+    let paged_requests = fake.requests().iter().filter(|r| r.path == "/rest/api/3/project/OPS/version").count();
+    assert_eq!(paged_requests, 3, "50 + 50 + 20");
     let err = c.versions("NOPE").await.unwrap_err();
-    assert!(err.to_string().contains("GET /rest/api/3/project/NOPE/versions: HTTP 404"), "{err}");
+    assert!(err.to_string().contains("GET /rest/api/3/project/NOPE/version: HTTP 404"), "{err}");
     assert_eq!(c.projects().await.unwrap(), vec!["OPS".to_string(), "PAY".to_string()]);
 }
 

@@ -232,7 +232,7 @@ async fn cloud_answers_carry_no_private_text_but_status_change_authors() {
         &[
             ("GET /rest/api/3/myself", &[OWN_PROFILE]),
             ("GET /rest/api/3/status", &[]),
-            ("GET /rest/api/3/project/OPS/version", &[VERSION_NOTES]),
+            ("GET /rest/api/3/project/OPS/versions", &[VERSION_NOTES]),
             ("GET /rest/api/3/search/jql", &[VERSION_NOTES]),
             ("POST /rest/api/3/changelog/bulkfetch", &[STATUS_AUTHOR, AUTOMATION]),
         ],
@@ -249,7 +249,7 @@ async fn data_center_searches_carry_changelog_text_that_parsing_drops() {
         &[
             ("GET /rest/api/2/myself", &[OWN_PROFILE]),
             ("GET /rest/api/2/status", &[]),
-            ("GET /rest/api/2/project/OPS/version", &[VERSION_NOTES]),
+            ("GET /rest/api/2/project/OPS/versions", &[VERSION_NOTES]),
             // Whole changelogs, but no summary, description, comment or
             // people fields.
             ("GET /rest/api/2/search", &[VERSION_NOTES, ITEM_TEXT, EDITOR, STATUS_AUTHOR, AUTOMATION]),

@@ -107,6 +107,8 @@ pub fn job(j: &JobView) -> proto::RefreshJob {
                 pages: p.pages,
                 retries: p.retries,
                 error: p.error.clone().unwrap_or_default(),
+                jira_requests: p.jira_requests,
+                reconciled: p.reconciled,
             })
             .collect(),
         created: Some(timestamp(j.created)),

@@ -5,7 +5,7 @@
 //! Must not depend on Jira calls, the facts memory or the definitions: a
 //! job here is bookkeeping; `refresh` runs it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -71,6 +71,14 @@ pub struct ProjectProgress {
     pub issues_fetched: u64,
     pub pages: u64,
     pub retries: u64,
+    /// Requests sent to Jira for this project (every attempt); `None` for
+    /// a job known only from its record (restored from a snapshot, or run
+    /// by another replica), which does not keep it.
+    pub jira_requests: Option<u64>,
+    /// Whether this refresh reconciled the project's issues with Jira's
+    /// (deletions and moves caught): always on a full refresh, on an
+    /// incremental one when due. `None` as for `jira_requests`.
+    pub reconciled: Option<bool>,
     pub error: Option<String>,
 }
 
@@ -101,6 +109,8 @@ impl JobView {
                 issues_fetched: p.issues_fetched,
                 pages: p.pages,
                 retries: p.retries,
+                jira_requests: None,
+                reconciled: None,
                 error: p.error,
             })
             .collect();
@@ -124,6 +134,12 @@ impl JobView {
 pub struct ProjectSlot {
     pub key: String,
     pub counters: Arc<FetchCounters>,
+    /// Whether the refresh reconciled the project's issues (see
+    /// [`ProjectProgress::reconciled`]).
+    pub reconciled: AtomicBool,
+    /// Restored from a record: the request count and reconciliation are
+    /// unknown.
+    restored: bool,
     state: Mutex<(JobState, Option<String>)>,
     /// The error as a snapshot may keep it (`HarvestError::record`).
     pub recorded_error: Mutex<Option<String>>,
@@ -157,6 +173,8 @@ impl Job {
                     issues_fetched: p.counters.issues.load(Ordering::Relaxed),
                     pages: p.counters.pages.load(Ordering::Relaxed),
                     retries: p.counters.retries.load(Ordering::Relaxed),
+                    jira_requests: (!p.restored).then(|| p.counters.requests.load(Ordering::Relaxed)),
+                    reconciled: (!p.restored).then(|| p.reconciled.load(Ordering::Relaxed)),
                     error,
                 }
             })
@@ -204,6 +222,8 @@ impl Jobs {
                 .map(|k| ProjectSlot {
                     key: k.clone(),
                     counters: Arc::default(),
+                    reconciled: AtomicBool::new(false),
+                    restored: false,
                     state: Mutex::new((JobState::Queued, None)),
                     recorded_error: Mutex::default(),
                 })
@@ -276,6 +296,8 @@ impl Jobs {
                     ProjectSlot {
                         key: p.key,
                         counters: Arc::new(counters),
+                        reconciled: AtomicBool::new(false),
+                        restored: true,
                         state: Mutex::new((state, error.clone())),
                         recorded_error: Mutex::new(error),
                     }

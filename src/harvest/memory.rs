@@ -1,6 +1,7 @@
-//! The facts memory: per project, the minimised facts of its last harvest
-//! and the watermark they reach, and one lock per project so that a
-//! harvest and a recompute of the same project never interleave.
+//! The facts memory: per project, the minimised facts of its last harvest,
+//! the watermark they reach and when they were last reconciled with the
+//! project's current issues, and one lock per project so that a harvest
+//! and a recompute of the same project never interleave.
 //!
 //! Facts are shared as `Arc`s (the project's and each issue's), so an
 //! incremental refresh, a recompute or a preview never copies every issue.
@@ -13,6 +14,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
+
 use crate::domain::facts::{Millis, ProjectFacts};
 
 /// What is remembered of one project.
@@ -20,6 +23,10 @@ struct Remembered {
     facts: Arc<ProjectFacts>,
     /// The latest `updated` of the harvested issues.
     watermark: Option<Millis>,
+    /// When the refresh began that last made the facts hold exactly the
+    /// project's issues (a full harvest, or a reconciliation of deletions
+    /// and moves).
+    reconciled: DateTime<Utc>,
 }
 
 /// The facts of every harvested project, in memory only.
@@ -50,9 +57,14 @@ impl FactsMemory {
         self.projects.lock().expect("memory lock").get(key).map(|m| (Arc::clone(&m.facts), m.watermark))
     }
 
+    /// When a project's facts were last reconciled with its issues.
+    pub fn reconciled(&self, key: &str) -> Option<DateTime<Utc>> {
+        self.projects.lock().expect("memory lock").get(key).map(|m| m.reconciled)
+    }
+
     /// Remembers a project's facts, replacing what was there.
-    pub fn put(&self, key: &str, facts: Arc<ProjectFacts>, watermark: Option<Millis>) {
-        self.projects.lock().expect("memory lock").insert(key.to_owned(), Remembered { facts, watermark });
+    pub fn put(&self, key: &str, facts: Arc<ProjectFacts>, watermark: Option<Millis>, reconciled: DateTime<Utc>) {
+        self.projects.lock().expect("memory lock").insert(key.to_owned(), Remembered { facts, watermark, reconciled });
     }
 
     /// Forgets every project for which `keep` is false.

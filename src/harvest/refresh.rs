@@ -1,12 +1,21 @@
 //! The harvester and its refresh: Jira → definitions → domain → store.
 //!
-//! A job harvests one or more projects. Per project it fetches statuses,
-//! versions, the ids of all current issues and the issues updated since the
-//! project's watermark (everything on a full refresh), merges them into the
-//! facts in memory, classifies and aggregates them on a blocking thread
-//! with the definitions in force, and swaps the project's figures in the
-//! store in one step. A project that fails keeps its previous figures and
-//! facts untouched.
+//! A job harvests one or more projects. It fetches the site's statuses
+//! once; per project it fetches versions and the issues updated since the project's watermark
+//! (everything on a full refresh), merges them into the facts in memory,
+//! classifies and aggregates them on a blocking thread with the
+//! definitions in force, and swaps the project's figures in the store in
+//! one step. A project that fails keeps its previous figures and facts
+//! untouched.
+//!
+//! Deleted issues and issues moved to another project do not show in a
+//! search by `updated`: an incremental refresh finds them by listing the
+//! ids of all current issues (the reconciliation), which costs a search
+//! page per few thousand issues. It runs when the last one (or the last
+//! full refresh) is older than the reconciliation interval (hourly by
+//! default, `harvest.reconcile_interval_minutes`), so between two, a
+//! deleted or moved issue may still count for up to that long. Every
+//! request a project's refresh sends to Jira is counted into its job.
 //!
 //! The operational records (watermarks, the job history with redacted
 //! errors) go into snapshots through [`Harvester::records`] and come back
@@ -16,20 +25,23 @@
 //! which build on the harvester; nor on `api`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use thiserror::Error;
-use tokio::sync::watch;
+use tokio::sync::{watch, OnceCell};
 use tracing::{info, warn, Instrument};
 
 use super::in_force::{DefinitionAudit, DefinitionsInForce};
 use super::jobs::{Job, JobState, JobView, Jobs};
 use super::memory::FactsMemory;
+use crate::config::DEFAULT_RECONCILE_INTERVAL;
 use crate::definitions::DefinitionSet;
 use crate::domain::aggregate::{build_project_teams, ClassifyError, ProjectBuild, MAX_TEAMS_PER_PROJECT};
-use crate::domain::facts::{IssueFacts, Millis, ProjectFacts};
+use crate::domain::facts::{IssueFacts, Millis, ProjectFacts, StatusFacts};
 use crate::jira::{FetchCounters, JiraClient, JiraError};
 use crate::store::snapshot::{self, JobRecord};
 use crate::store::{ProjectData, Store};
@@ -96,6 +108,28 @@ pub enum StartError {
 /// instance; in a cluster, only the leader within its lease.
 pub type HarvestPermit = Arc<dyn Fn() -> bool + Send + Sync>;
 
+/// How a project's refresh fetched its issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    /// Every issue.
+    Full,
+    /// The issues updated since the watermark, and the ids of all to
+    /// reconcile deletions and moves.
+    Reconciling,
+    /// The issues updated since the watermark only.
+    Incremental,
+}
+
+impl Fetch {
+    fn label(self) -> &'static str {
+        match self {
+            Fetch::Full => "full",
+            Fetch::Reconciling => "reconciling",
+            Fetch::Incremental => "incremental",
+        }
+    }
+}
+
 /// The error of a project whose harvest stopped because the permit ended.
 const PERMIT_ENDED: &str = "stopped: this instance lost the harvesting lease";
 
@@ -115,6 +149,8 @@ pub struct Harvester {
     permit: RwLock<Option<HarvestPermit>>,
     /// Projects whose surplus teams were logged (once, until they fit again).
     teams_dropped_logged: std::sync::Mutex<HashSet<String>>,
+    /// The least time between two reconciliations of a project.
+    reconcile_interval: Mutex<Duration>,
 }
 
 impl Harvester {
@@ -130,7 +166,14 @@ impl Harvester {
             changes: watch::channel(0).0,
             permit: RwLock::default(),
             teams_dropped_logged: Default::default(),
+            reconcile_interval: Mutex::new(DEFAULT_RECONCILE_INTERVAL),
         }
+    }
+
+    /// How old a project's last reconciliation (or full refresh) must be
+    /// for an incremental refresh to reconcile again; zero: every time.
+    pub fn set_reconcile_interval(&self, interval: Duration) {
+        *self.reconcile_interval.lock().expect("interval lock") = interval;
     }
 
     /// Puts a project's freshly built figures in the store. Teams beyond
@@ -283,9 +326,11 @@ impl Harvester {
     /// requests in flight).
     async fn run(self: Arc<Self>, job: Arc<Job>) {
         job.times.lock().expect("job lock").0 = Some(Utc::now());
+        // The site's statuses, asked once per job (by its first project).
+        let statuses: Arc<OnceCell<Vec<StatusFacts>>> = Arc::default();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..job.projects.len() {
-            let (this, job) = (Arc::clone(&self), Arc::clone(&job));
+            let (this, job, statuses) = (Arc::clone(&self), Arc::clone(&job), Arc::clone(&statuses));
             let key = job.projects[i].key.clone();
             tasks.spawn(
                 async move {
@@ -294,8 +339,18 @@ impl Harvester {
                     job.set(i, JobState::Running, None);
                     let counters = Arc::clone(&job.projects[i].counters);
                     let started = std::time::Instant::now();
-                    let refresh = this.refresh_project(&job.projects[i].key, job.full, &counters);
-                    let Some(result) = this.while_permitted(refresh).await else {
+                    let refresh = this.refresh_project(&job.projects[i].key, job.full, &statuses, &counters);
+                    let refresh = FetchCounters::counting(Arc::clone(&counters), this.while_permitted(refresh));
+                    let outcome = refresh.await;
+                    let requests = counters.requests.load(Ordering::Relaxed);
+                    let fetch = match &outcome {
+                        Some(Ok((_, fetch))) => *fetch,
+                        _ if job.full => Fetch::Full,
+                        _ => Fetch::Incremental,
+                    };
+                    job.projects[i].reconciled.store(fetch != Fetch::Incremental, Ordering::Relaxed);
+                    crate::telemetry::harvest_requests(&job.projects[i].key, fetch.label(), requests);
+                    let Some(result) = outcome.map(|r| r.map(|(held, _)| held)) else {
                         warn!("project refresh stopped: the harvesting lease ended");
                         *job.projects[i].recorded_error.lock().expect("job lock") = Some(PERMIT_ENDED.to_owned());
                         job.set(i, JobState::Failed, Some(PERMIT_ENDED.to_owned()));
@@ -348,14 +403,25 @@ impl Harvester {
     }
 
     /// Harvests one project and swaps its figures in; returns how many
-    /// issues are held for it.
-    async fn refresh_project(&self, key: &str, full: bool, counters: &FetchCounters) -> Result<usize, HarvestError> {
+    /// issues are held for it, and how they were fetched.
+    async fn refresh_project(
+        &self,
+        key: &str,
+        full: bool,
+        statuses: &OnceCell<Vec<StatusFacts>>,
+        counters: &FetchCounters,
+    ) -> Result<(usize, Fetch), HarvestError> {
         let started = Utc::now();
         let (previous, watermark) = match self.memory.get(key) {
             Some((facts, watermark)) if !full => (Some(facts), watermark),
             _ => (None, None),
         };
-        let statuses = self.client.statuses().await?;
+        // Without a watermark every issue is fetched: that reconciles too.
+        let interval = *self.reconcile_interval.lock().expect("interval lock");
+        let last_reconciled = self.memory.reconciled(key);
+        let reconcile = watermark.is_none()
+            || last_reconciled.is_none_or(|at| (started - at).to_std().unwrap_or(Duration::ZERO) >= interval);
+        let statuses = statuses.get_or_try_init(|| self.client.statuses()).await?.clone();
         let versions = self.client.versions(key).await?;
         // The issues in memory, shared, by id.
         let mut issues: BTreeMap<String, Arc<IssueFacts>> = previous
@@ -363,7 +429,7 @@ impl Harvester {
             .flat_map(|facts| facts.issues.iter().map(|i| (i.id.clone(), Arc::clone(i))))
             .collect();
         drop(previous);
-        if watermark.is_some() {
+        if watermark.is_some() && reconcile {
             // Reconcile deletions and moves: keep only issues still in the
             // project.
             let current: HashSet<String> = self.client.issue_ids(key, counters).await?.into_iter().collect();
@@ -384,10 +450,16 @@ impl Harvester {
             .map_err(|_| HarvestError::Aborted)??;
         self.store_build(key, build, Some(Utc::now()), definitions.version());
         let held = facts.issues.len();
-        self.memory.put(key, facts, new_watermark);
+        let reconciled = if reconcile { started } else { last_reconciled.unwrap_or(started) };
+        self.memory.put(key, facts, new_watermark, reconciled);
         self.changes.send_modify(|v| *v += 1);
-        info!(issues = held, took_ms = (Utc::now() - started).num_milliseconds(), "project refreshed");
-        Ok(held)
+        info!(issues = held, reconciled = reconcile, took_ms = (Utc::now() - started).num_milliseconds(), "project refreshed");
+        let fetch = match (watermark, reconcile) {
+            (None, _) => Fetch::Full,
+            (Some(_), true) => Fetch::Reconciling,
+            (Some(_), false) => Fetch::Incremental,
+        };
+        Ok((held, fetch))
     }
 }
 

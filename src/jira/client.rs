@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 
 use super::convert::{self, AppRule};
 use super::wire::{
-    BulkChangelogPage, PagedValues, SearchPage, WireChangelog, WireHistory, WireIssue, WireIssueId,
+    BulkChangelogPage, PagedValues, SearchPage, StrOrNum, WireChangelog, WireHistory, WireIssue, WireIssueId,
     WireField, WireMyself, WireProject, WireStatusEntry, WireVersion,
 };
 use super::convert::ExtraField;
@@ -34,6 +34,31 @@ pub const SEARCH_FIELDS: &str =
 
 /// Jira's limit on ids per bulk changelog request.
 const BULK_IDS: usize = 1000;
+
+/// `maxResults` of an id-only search. Cloud's `search/jql` documents "The
+/// greatest number of items returned per page is achieved when requesting
+/// `id` or `key` only. It returns max 5000 issues" (OpenAPI, `maxResults`);
+/// Data Center grants at most `jira.search.views.default.max` (1 000 by
+/// default) and says so in the answer's `maxResults`. Either way the page
+/// size used is the one the answer shows, never this request.
+const ID_PAGE_ASK: u32 = 5000;
+
+/// What a search split into windows of creation time reads of an issue.
+trait Created {
+    fn created(&self) -> Option<&StrOrNum>;
+}
+
+impl Created for WireIssue {
+    fn created(&self) -> Option<&StrOrNum> {
+        self.fields.created.as_ref()
+    }
+}
+
+impl Created for WireIssueId {
+    fn created(&self) -> Option<&StrOrNum> {
+        self.fields.as_ref().and_then(|f| f.created.as_ref())
+    }
+}
 
 /// A client for one Jira site. Cheap to clone; clones share the
 /// concurrency cap and caches.
@@ -53,6 +78,7 @@ struct Inner {
     retry_base: Duration,
     retry_cap: Duration,
     page_size: u32,
+    dc_result_window: u64,
     overlap: Duration,
     apps: AppRule,
     /// Whether Cloud searches expand changelogs (measurement only).
@@ -156,8 +182,8 @@ impl JiraClient {
     /// Builds a client. Fails on an unusable base URL or limits.
     pub fn new(cfg: JiraConfig) -> Result<Self, JiraError> {
         let mut base = base_url(&cfg.base_url).map_err(|why| JiraError::Config(format!("base_url {why}")))?;
-        if cfg.max_concurrency == 0 || cfg.page_size == 0 {
-            return Err(JiraError::Config("max_concurrency and page_size must be at least 1".into()));
+        if cfg.max_concurrency == 0 || cfg.page_size == 0 || cfg.dc_result_window == 0 {
+            return Err(JiraError::Config("max_concurrency, page_size and dc_result_window must be at least 1".into()));
         }
         if cfg.request_timeout.is_zero() {
             return Err(JiraError::Config("request_timeout must be positive".into()));
@@ -187,6 +213,7 @@ impl JiraClient {
                 retry_base: cfg.retry_base,
                 retry_cap: cfg.retry_cap,
                 page_size: cfg.page_size,
+                dc_result_window: cfg.dc_result_window,
                 overlap: cfg.overlap,
                 apps: AppRule {
                     ai_account_ids: cfg.ai_account_ids,
@@ -286,6 +313,7 @@ impl JiraClient {
                     .map_err(|_| JiraError::Task("client closed".into()))?;
                 self.attempt(&method, &url, query, body, credential).await
             };
+            FetchCounters::requests_sent(counters, 1);
             crate::telemetry::jira_request(&req.path, result.as_ref().map_or_else(Failure::http_status, |_| 200));
             let failure = match result {
                 Ok(bytes) => {
@@ -413,17 +441,18 @@ impl JiraClient {
         }
     }
 
-    /// The versions of a project (paged endpoint, falling back to the
-    /// unpaged list where the paged one is missing).
+    /// The versions of a project: the unpaged list (one request however
+    /// many versions; an incremental refresh asks for them every time),
+    /// falling back to the paged endpoint where the list is missing.
     pub async fn versions(&self, project: &str) -> Result<Vec<VersionFacts>, JiraError> {
-        let wire = match self.paged_values::<WireVersion>(&["project", project, "version"], None).await {
-            Ok(v) => v,
+        let (wire, segment) = match self.call(Method::GET, &["project", project, "versions"], &[], None, None).await {
+            Ok(v) => (v, "versions"),
             Err(e) if e.http_status() == Some(404) => {
-                self.call(Method::GET, &["project", project, "versions"], &[], None, None).await?
+                (self.paged_values::<WireVersion>(&["project", project, "version"], None).await?, "version")
             }
             Err(e) => return Err(e),
         };
-        let path = self.url(&Method::GET, &["project", project, "version"])?.path().to_string();
+        let path = self.url(&Method::GET, &["project", project, segment])?.path().to_string();
         wire.into_iter()
             .map(|v| {
                 convert::version_facts(v).map_err(|source| JiraError::Invalid {
@@ -515,27 +544,37 @@ impl JiraClient {
         }).await)
     }
 
-    /// The JQL for a project, optionally bounded by an `updated` watermark.
+    /// The JQL for a project, optionally bounded by an `updated` watermark,
+    /// in the order of a Cloud search.
     pub async fn jql(&self, project: &str, since: Option<Millis>) -> Result<String, JiraError> {
+        Ok(format!("{} ORDER BY updated ASC", self.jql_filter(project, since).await?))
+    }
+
+    /// The condition of [`Self::jql`], without an order.
+    async fn jql_filter(&self, project: &str, since: Option<Millis>) -> Result<String, JiraError> {
         let key = project.replace('\\', "\\\\").replace('"', "\\\"");
-        let Some(since) = since else {
-            return Ok(format!("project = \"{key}\" ORDER BY updated ASC"));
-        };
-        // JQL dates are read in the account's zone. When it is unknown, write
-        // UTC and reach back a further 14 hours, the largest UTC offset.
+        Ok(match since {
+            None => format!("project = \"{key}\""),
+            Some(since) => {
+                let from = since.saturating_sub(self.inner.overlap.as_millis() as i64);
+                format!("project = \"{key}\" AND updated >= \"{}\"", self.jql_minute(from).await?)
+            }
+        })
+    }
+
+    /// A JQL date literal at or before `at`: JQL dates are read in the
+    /// account's zone, to the minute. When the zone is unknown, UTC reaching
+    /// back a further 14 hours, the largest UTC offset.
+    async fn jql_minute(&self, at: Millis) -> Result<String, JiraError> {
         let (tz, unknown_zone_margin) = match self.time_zone().await? {
             Some(tz) => (tz, 0),
             None => (chrono_tz::UTC, 14 * 3_600_000),
         };
-        let from = since.saturating_sub(self.inner.overlap.as_millis() as i64 + unknown_zone_margin);
-        let at = DateTime::from_timestamp_millis(from)
+        let at = DateTime::from_timestamp_millis(at.saturating_sub(unknown_zone_margin))
             .ok_or_else(|| JiraError::Config("since is out of range".into()))?
             .with_timezone(&tz);
         // Formatting without seconds rounds down to the minute.
-        Ok(format!(
-            "project = \"{key}\" AND updated >= \"{}\" ORDER BY updated ASC",
-            at.format("%Y-%m-%d %H:%M")
-        ))
+        Ok(at.format("%Y-%m-%d %H:%M").to_string())
     }
 
     /// The issues of a project updated since `since` (all when `None`),
@@ -551,7 +590,6 @@ impl JiraClient {
         since: Option<Millis>,
         counters: &FetchCounters,
     ) -> Result<Vec<IssueFacts>, JiraError> {
-        let jql = self.jql(project, since).await?;
         let mut issues: Vec<IssueFacts> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut incomplete: Vec<String> = Vec::new();
@@ -563,7 +601,8 @@ impl JiraClient {
         let expand = !cloud || self.inner.cloud_changelogs == CloudChangelogs::ExpandedSearch;
         let fields = self.search_fields().await?;
         let extra = self.extra_fields().await?;
-        self.search_pages(&jql, fields, expand, counters, |page: Vec<WireIssue>| {
+        let page_size = self.inner.page_size;
+        self.search_pages(project, since, fields, expand, page_size, counters, |page: Vec<WireIssue>| {
             for mut wire in page {
                 let changelog = wire.changelog.take();
                 let (changes, complete) = match changelog {
@@ -611,83 +650,177 @@ impl JiraClient {
         Ok(issues)
     }
 
-    /// The ids of every issue now in a project (an id-only search), to
-    /// reconcile deletions and moves between incremental harvests.
+    /// The ids of every issue now in a project (an id-only search, in the
+    /// largest pages Jira gives), to reconcile deletions and moves between
+    /// incremental harvests.
     pub async fn issue_ids(&self, project: &str, counters: &FetchCounters) -> Result<Vec<String>, JiraError> {
-        let jql = self.jql(project, None).await?;
+        // Cloud pages the most ids when asked for `id` alone; a Data Center
+        // search split into windows needs each issue's creation time.
+        let fields = match self.inner.flavor {
+            Flavor::Cloud => "id",
+            Flavor::DataCenter => "created",
+        };
         let mut ids = Vec::new();
-        self.search_pages(&jql, "id", false, counters, |page: Vec<WireIssueId>| {
+        self.search_pages(project, None, fields, false, ID_PAGE_ASK, counters, |page: Vec<WireIssueId>| {
             ids.extend(page.into_iter().map(|i| i.id.into_id()));
             Ok(())
         })
         .await?;
+        // Windows overlap by a minute: an id can come twice.
+        ids.sort_unstable();
+        ids.dedup();
         Ok(ids)
     }
 
-    /// Runs a search page by page in the flavor's pagination (Cloud:
-    /// `nextPageToken` until `isLast`; Data Center: `startAt` until `total`),
-    /// handing each page's issues to `on_page`.
-    async fn search_pages<I: DeserializeOwned>(
+    /// Runs a search of a project's issues (updated since `since`, all when
+    /// `None`) page by page in the flavor's pagination, asking `ask` issues
+    /// a page, and hands each page's issues to `on_page`.
+    #[allow(clippy::too_many_arguments)]
+    async fn search_pages<I: DeserializeOwned + Created>(
         &self,
-        jql: &str,
+        project: &str,
+        since: Option<Millis>,
         fields: &str,
         expand_changelog: bool,
+        ask: u32,
+        counters: &FetchCounters,
+        on_page: impl FnMut(Vec<I>) -> Result<(), JiraError>,
+    ) -> Result<(), JiraError> {
+        let filter = self.jql_filter(project, since).await?;
+        let mut q = vec![("fields", fields.to_string())];
+        if expand_changelog {
+            q.push(("expand", "changelog".to_string()));
+        }
+        match self.inner.flavor {
+            Flavor::Cloud => self.cloud_pages(&filter, q, ask, counters, on_page).await,
+            Flavor::DataCenter => self.dc_pages(&filter, q, ask, counters, on_page).await,
+        }
+    }
+
+    /// Cloud: `search/jql` followed by `nextPageToken` until `isLast`. The
+    /// answer does not say its page size; the tokens carry the position, so
+    /// none is assumed.
+    async fn cloud_pages<I: DeserializeOwned>(
+        &self,
+        filter: &str,
+        query: Vec<(&str, String)>,
+        ask: u32,
         counters: &FetchCounters,
         mut on_page: impl FnMut(Vec<I>) -> Result<(), JiraError>,
     ) -> Result<(), JiraError> {
-        let (segments, cloud): (&[&str], bool) = match self.inner.flavor {
-            Flavor::Cloud => (&["search", "jql"], true),
-            Flavor::DataCenter => (&["search"], false),
-        };
-        let pagination_error = || -> Result<JiraError, JiraError> {
-            Ok(JiraError::Pagination { req: RequestName { method: "GET".into(), path: self.url(&Method::GET, segments)?.path().to_string() } })
-        };
+        let segments = ["search", "jql"];
+        let jql = format!("{filter} ORDER BY updated ASC");
         let mut token: Option<String> = None;
-        let mut start: u64 = 0;
         loop {
-            let mut q = vec![
-                ("jql", jql.to_string()),
-                ("maxResults", self.inner.page_size.to_string()),
-                ("fields", fields.to_string()),
-            ];
-            if expand_changelog {
-                q.push(("expand", "changelog".to_string()));
+            let mut q = query.clone();
+            q.push(("jql", jql.clone()));
+            q.push(("maxResults", ask.to_string()));
+            if let Some(t) = &token {
+                q.push(("nextPageToken", t.clone()));
             }
-            if cloud {
-                if let Some(t) = &token {
-                    q.push(("nextPageToken", t.clone()));
-                }
-            } else {
-                q.push(("startAt", start.to_string()));
-            }
-            let page: SearchPage<I> = self.call(Method::GET, segments, &q, None, Some(counters)).await?;
+            let page: SearchPage<I> = self.call(Method::GET, &segments, &q, None, Some(counters)).await?;
             let n = page.issues.len() as u64;
             on_page(page.issues)?;
             FetchCounters::add(&counters.issues, n);
-            if cloud {
-                match page.next_page_token {
-                    Some(next) if page.is_last != Some(true) => {
-                        if token.as_deref() == Some(next.as_str()) {
-                            return Err(pagination_error()?);
-                        }
-                        token = Some(next);
+            match page.next_page_token {
+                Some(next) if page.is_last != Some(true) => {
+                    if token.as_deref() == Some(next.as_str()) {
+                        return Err(self.pagination_error(&segments)?);
                     }
-                    _ => return Ok(()),
+                    token = Some(next);
                 }
-            } else {
-                start += n;
-                let done = n == 0 || page.total.map_or(n < self.inner.page_size as u64, |t| start >= t);
-                if done {
-                    return Ok(());
-                }
-                if let Some(s) = page.start_at
-                    && s + n != start
-                {
-                    // The server ignored startAt: stop rather than loop.
-                    return Err(pagination_error()?);
-                }
+                _ => return Ok(()),
             }
         }
+    }
+
+    /// Data Center: `search` paged by `startAt`, within the search
+    /// platform's result window (`startAt + maxResults` at most
+    /// [`JiraConfig::dc_result_window`]; past it Jira answers 500). A larger
+    /// search is split into windows of creation time: issues in creation
+    /// order, and when a window is used up the next one starts at the
+    /// creation minute of the newest issue seen (JQL dates have minute
+    /// precision, so windows overlap by that minute; callers drop the
+    /// duplicates).
+    ///
+    /// Why `created` rather than `updated`, keys or ids: `created` never
+    /// changes, so an issue edited during the harvest keeps its place and
+    /// one created during it lands in the last window, still to be read;
+    /// ordering by `updated` (as Cloud does) moves every issue edited
+    /// meanwhile to the end and shifts the pages behind it. A range on
+    /// issue keys would need the boundary issue to exist (JQL rejects a
+    /// key that does not, and the boundary issue may be deleted or moved
+    /// meanwhile), and a moved issue changes its key. Any date literal is
+    /// valid. The limit: more issues than a window created within one
+    /// minute (a bulk import) cannot be split this way, and that is an
+    /// error rather than a silent gap.
+    ///
+    /// The page size is the one the answer grants (its `maxResults`), and
+    /// the search ends at its `total`: neither is assumed from the request.
+    async fn dc_pages<I: DeserializeOwned + Created>(
+        &self,
+        filter: &str,
+        query: Vec<(&str, String)>,
+        ask: u32,
+        counters: &FetchCounters,
+        mut on_page: impl FnMut(Vec<I>) -> Result<(), JiraError>,
+    ) -> Result<(), JiraError> {
+        let segments = ["search"];
+        let window = self.inner.dc_result_window;
+        let mut ask = u64::from(ask);
+        // The window's lower bound (a JQL date literal); `None`: the first.
+        let mut from: Option<String> = None;
+        let mut newest: Option<Millis> = None;
+        let mut start: u64 = 0;
+        loop {
+            let jql = match &from {
+                None => format!("{filter} ORDER BY created ASC, key ASC"),
+                Some(from) => format!("{filter} AND created >= \"{from}\" ORDER BY created ASC, key ASC"),
+            };
+            let max = ask.min(window - start);
+            let mut q = query.clone();
+            q.push(("jql", jql));
+            q.push(("startAt", start.to_string()));
+            q.push(("maxResults", max.to_string()));
+            let page: SearchPage<I> = self.call(Method::GET, &segments, &q, None, Some(counters)).await?;
+            let n = page.issues.len() as u64;
+            if let Some(granted) = page.max_results.filter(|&g| g > 0) {
+                ask = ask.min(granted);
+            }
+            let page_newest = page.issues.iter().filter_map(|i| i.created().and_then(convert::parse_time)).max();
+            newest = newest.max(page_newest);
+            on_page(page.issues)?;
+            FetchCounters::add(&counters.issues, n);
+            start += n;
+            let done = n == 0 || page.total.map_or(n < max.min(ask), |t| start >= t);
+            if done {
+                return Ok(());
+            }
+            if let Some(s) = page.start_at
+                && s + n != start
+            {
+                // The server ignored startAt: stop rather than loop.
+                return Err(self.pagination_error(&segments)?);
+            }
+            if start >= window {
+                let next = match newest {
+                    Some(t) => Some(self.jql_minute(t).await?),
+                    None => None,
+                };
+                if next.is_none() || next == from {
+                    let req = RequestName { method: "GET".into(), path: self.url(&Method::GET, &segments)?.path().to_string() };
+                    return Err(JiraError::ResultWindow { req, window });
+                }
+                debug!(window, "search window used up: the next starts at the newest creation minute seen");
+                from = next;
+                newest = None;
+                start = 0;
+            }
+        }
+    }
+
+    fn pagination_error(&self, segments: &[&str]) -> Result<JiraError, JiraError> {
+        Ok(JiraError::Pagination { req: RequestName { method: "GET".into(), path: self.url(&Method::GET, segments)?.path().to_string() } })
     }
 
     fn changes(&self, req: &RequestName, histories: Vec<WireHistory>) -> Result<Vec<StatusChange>, JiraError> {
@@ -742,6 +875,7 @@ impl JiraClient {
         }
         FetchCounters::add(&counters.pages, counters_ptr.pages.load(Ordering::Relaxed));
         FetchCounters::add(&counters.retries, counters_ptr.retries.load(Ordering::Relaxed));
+        FetchCounters::requests_sent(Some(counters), counters_ptr.requests.load(Ordering::Relaxed));
         match first_err {
             Some(e) => Err(e),
             None => Ok(out),

@@ -5,6 +5,8 @@
 //! Must not depend on anything else of the service.
 
 use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -21,11 +23,38 @@ pub struct FetchCounters {
     pub retries: AtomicU64,
     /// Issues converted.
     pub issues: AtomicU64,
+    /// Requests sent to Jira, every attempt counted (failed ones and
+    /// retries too): what a refresh cost the site. Counted only inside
+    /// [`FetchCounters::counting`], or by the calls given these counters.
+    pub requests: AtomicU64,
+}
+
+tokio::task_local! {
+    /// The counters every request sent on this task is counted into.
+    static COUNTING: Arc<FetchCounters>;
 }
 
 impl FetchCounters {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Runs `work`, counting into `counters` every request the client
+    /// sends while it runs on this task, whichever call sends it (the
+    /// statuses, the versions, the account's time zone on first use...).
+    pub async fn counting<F: Future>(counters: Arc<FetchCounters>, work: F) -> F::Output {
+        COUNTING.scope(counters, work).await
+    }
+
+    /// Counts `n` requests sent: into the task's counters when inside
+    /// [`FetchCounters::counting`], else into `given` (a task the client
+    /// spawned, which passes its counters along).
+    pub(crate) fn requests_sent(given: Option<&FetchCounters>, n: u64) {
+        if COUNTING.try_with(|c| Self::add(&c.requests, n)).is_err()
+            && let Some(c) = given
+        {
+            Self::add(&c.requests, n);
+        }
     }
 }
 
@@ -83,6 +112,11 @@ pub enum JiraError {
     },
     #[error("{req}: pagination did not advance")]
     Pagination { req: RequestName },
+    #[error(
+        "{req}: more issues than Data Center's search result window ({window}) were created within one minute; \
+         the search cannot be split into windows of creation time (raise jira.search.platform.max.result.window)"
+    )]
+    ResultWindow { req: RequestName, window: u64 },
     #[error("a changelog fetch task failed: {0}")]
     Task(String),
     #[error("configuration: {}", .0.join("; "))]

@@ -76,6 +76,12 @@ pub enum JiraAuth {
     Bearer(SecretString),
 }
 
+/// Data Center's default result window: paging past it answers HTTP 500
+/// "Search limit exceeded ... exceeded the search platform limit of
+/// 10,000" (Atlassian KB "Handling JQL REST API searching exceeding
+/// max_result_window in Jira", Data Center).
+pub const DC_RESULT_WINDOW: u64 = 10_000;
+
 /// Everything the client needs to know.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JiraConfig {
@@ -92,8 +98,14 @@ pub struct JiraConfig {
     pub retry_base: Duration,
     /// Longest backoff delay, and the cap on a server's `Retry-After`.
     pub retry_cap: Duration,
-    /// `maxResults` asked for on paged endpoints.
+    /// `maxResults` asked for on paged endpoints (id-only searches ask for
+    /// the most Jira returns instead).
     pub page_size: u32,
+    /// Data Center: how many results of one search can be paged through
+    /// (`startAt + maxResults`), the search platform's result window
+    /// (`jira.search.platform.max.result.window`, 10 000 by default).
+    /// Larger searches are split into windows of creation time.
+    pub dc_result_window: u64,
     /// Subtracted from a `since` watermark (eventual consistency, minute
     /// precision of JQL).
     pub overlap: Duration,
@@ -128,6 +140,7 @@ impl Default for JiraConfig {
             retry_base: Duration::from_millis(500),
             retry_cap: Duration::from_secs(60),
             page_size: 100,
+            dc_result_window: DC_RESULT_WINDOW,
             overlap: Duration::from_secs(5 * 60),
             ai_account_ids: Vec::new(),
             ignored_app_account_ids: Vec::new(),

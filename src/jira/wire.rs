@@ -50,14 +50,28 @@ pub struct SearchPage<I = WireIssue> {
     pub next_page_token: Option<String>,
     #[serde(default)]
     pub start_at: Option<u64>,
+    /// Data Center: the page size the server granted, which may be less
+    /// than asked (Cloud does not say).
+    #[serde(default)]
+    pub max_results: Option<u64>,
     #[serde(default)]
     pub total: Option<u64>,
 }
 
-/// An issue of an id-only search.
+/// An issue of an id-only search; on Data Center with its creation time,
+/// which a search split into windows needs.
 #[derive(Debug, Deserialize)]
 pub struct WireIssueId {
     pub id: StrOrNum,
+    #[serde(default)]
+    pub fields: Option<WireCreated>,
+}
+
+/// The `fields` of an id-only search: `created` at most.
+#[derive(Debug, Deserialize)]
+pub struct WireCreated {
+    #[serde(default)]
+    pub created: Option<StrOrNum>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,7 @@
-//! The sliver of JQL the fake understands: `project = KEY`, an optional
-//! `AND updated >= "yyyy-MM-dd HH:mm"`, an optional `ORDER BY updated
-//! ASC|DESC`. Anything else is an error, as Jira would answer 400.
+//! The sliver of JQL the fake understands: `project = KEY`, optional
+//! `AND updated >= "yyyy-MM-dd HH:mm"` and `AND created >= "..."`, an
+//! optional `ORDER BY updated ASC|DESC` or `ORDER BY created ASC[, key
+//! ASC]`. Anything else is an error, as Jira would answer 400.
 
 use chrono::{NaiveDate, NaiveDateTime};
 
@@ -9,8 +10,12 @@ use chrono::{NaiveDate, NaiveDateTime};
 pub struct Jql {
     pub project: String,
     pub updated_since: Option<NaiveDateTime>,
+    /// Also the site's local wall-clock time.
+    pub created_since: Option<NaiveDateTime>,
     /// `Some(true)` for `ORDER BY updated DESC`, `Some(false)` for ASC.
     pub updated_desc: Option<bool>,
+    /// `ORDER BY created ASC` (with or without `, key ASC`).
+    pub created_asc: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +57,9 @@ fn tokens(s: &str) -> Result<Vec<Tok>, String> {
                 }
             }
             out.push(Tok::Quoted(v));
+        } else if c == ',' {
+            out.push(Tok::Op(",".into()));
+            i += 1;
         } else if "=<>!~".contains(c) {
             let mut v = String::new();
             while i < cs.len() && "=<>!~".contains(cs[i]) {
@@ -61,7 +69,7 @@ fn tokens(s: &str) -> Result<Vec<Tok>, String> {
             out.push(Tok::Op(v));
         } else {
             let mut v = String::new();
-            while i < cs.len() && !cs[i].is_whitespace() && !"=<>!~\"'".contains(cs[i]) {
+            while i < cs.len() && !cs[i].is_whitespace() && !"=<>!~\"',".contains(cs[i]) {
                 v.push(cs[i]);
                 i += 1;
             }
@@ -108,37 +116,65 @@ pub fn parse(s: &str) -> Result<Jql, String> {
     }
     let project = value(t.get(i + 2)).ok_or("Error in the JQL Query: expecting a project key.")?;
     i += 3;
-    let mut updated_since = None;
-    if word_is(t.get(i), "and") {
-        if !word_is(t.get(i + 1), "updated") || t.get(i + 2) != Some(&Tok::Op(">=".into())) {
-            return Err("Error in the JQL Query: only `AND updated >= \"date\"` is supported.".into());
+    let (mut updated_since, mut created_since) = (None, None);
+    while word_is(t.get(i), "and") {
+        let slot = if word_is(t.get(i + 1), "updated") {
+            &mut updated_since
+        } else if word_is(t.get(i + 1), "created") {
+            &mut created_since
+        } else {
+            return Err("Error in the JQL Query: only `AND updated >= \"date\"` and `AND created >= \"date\"` are supported.".into());
+        };
+        let field = value(t.get(i + 1)).unwrap_or_default().to_lowercase();
+        if t.get(i + 2) != Some(&Tok::Op(">=".into())) || slot.is_some() {
+            return Err(format!("Error in the JQL Query: only one `{field} >= \"date\"` is supported."));
         }
         let v = value(t.get(i + 3)).ok_or("Error in the JQL Query: expecting a date.")?;
-        updated_since = Some(date(&v).ok_or_else(|| {
-            format!("Date value '{v}' for field 'updated' is invalid. Valid formats include: 'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period format e.g. '-5d', '4w 2d'.")
+        *slot = Some(date(&v).ok_or_else(|| {
+            format!("Date value '{v}' for field '{field}' is invalid. Valid formats include: 'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period format e.g. '-5d', '4w 2d'.")
         })?);
         i += 4;
     }
     let mut updated_desc = None;
+    let mut created_asc = false;
     if word_is(t.get(i), "order") {
-        if !word_is(t.get(i + 1), "by") || !word_is(t.get(i + 2), "updated") {
-            return Err("Error in the JQL Query: only `ORDER BY updated` is supported.".into());
+        if !word_is(t.get(i + 1), "by") {
+            return Err("Error in the JQL Query: expecting `BY` after `ORDER`.".into());
         }
-        i += 3;
-        if word_is(t.get(i), "desc") {
-            updated_desc = Some(true);
-            i += 1;
-        } else {
+        if word_is(t.get(i + 2), "updated") {
+            i += 3;
+            if word_is(t.get(i), "desc") {
+                updated_desc = Some(true);
+                i += 1;
+            } else {
+                if word_is(t.get(i), "asc") {
+                    i += 1;
+                }
+                updated_desc = Some(false);
+            }
+        } else if word_is(t.get(i + 2), "created") && !word_is(t.get(i + 3), "desc") {
+            created_asc = true;
+            i += 3;
             if word_is(t.get(i), "asc") {
                 i += 1;
             }
-            updated_desc = Some(false);
+            if t.get(i) == Some(&Tok::Op(",".into())) {
+                if !word_is(t.get(i + 1), "key") {
+                    return Err("Error in the JQL Query: only `ORDER BY created ASC, key ASC` is supported.".into());
+                }
+                i += 2;
+                if word_is(t.get(i), "asc") {
+                    i += 1;
+                }
+            }
+        } else {
+            return Err("Error in the JQL Query: only `ORDER BY updated` and `ORDER BY created ASC` are supported.".into());
         }
     }
     if i != t.len() {
         return Err("Error in the JQL Query: unexpected text after the query.".into());
     }
-    Ok(Jql { project, updated_since, updated_desc })
+    Ok(Jql { project, updated_since, created_since, updated_desc, created_asc })
 }
 
 #[cfg(test)]
@@ -161,6 +197,15 @@ mod tests {
     #[test]
     fn supported_and_rejected_queries() {
         check("project = \"OPS\"", Ok(("OPS", None, None)));
+        check(
+            "project = \"OPS\" AND updated >= \"2025-06-01 10:05\" AND created >= \"2025-01-01 00:00\" ORDER BY created ASC, key ASC",
+            Ok(("OPS", Some("2025-06-01 10:05"), None)),
+        );
+        let q = parse("project = OPS AND created >= \"2025-01-01 09:30\" ORDER BY created ASC").unwrap();
+        assert_eq!((q.created_since, q.created_asc), (Some(date("2025-01-01 09:30").unwrap()), true));
+        check("project = OPS ORDER BY created DESC", Err(()));
+        check("project = OPS AND created >= \"2025-01-01\" AND created >= \"2025-01-02\"", Err(()));
+        check("project = OPS ORDER BY created ASC, summary ASC", Err(()));
         check("project=OPS ORDER BY updated ASC", Ok(("OPS", None, Some(false))));
         check(
             "project = \"OPS\" AND updated >= \"2025-06-01 10:05\" ORDER BY updated DESC",

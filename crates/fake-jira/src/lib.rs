@@ -5,7 +5,10 @@
 //! and JSON shapes of Jira Cloud (`/rest/api/3`) or Data Center
 //! (`/rest/api/2`) that the harvester uses, including their quirks: token
 //! pagination without totals, search changelogs cut to the most recent
-//! entries, 410 for the retired search, JQL dates in the site's time zone.
+//! entries, 410 for the retired search, JQL dates in the site's time zone,
+//! the products' page caps (Cloud: 5000 ids, 100 issues with fields; Data
+//! Center: 1 000) and Data Center's search result window (paging past
+//! 10 000 results answers HTTP 500).
 //! Through the handle, tests inject faults (429 with `Retry-After`, 5xx,
 //! delays, cut-off or malformed bodies, off-site redirects), read a log of
 //! the requests and of the answers as sent (sizes, and bodies on request),
@@ -226,6 +229,14 @@ pub struct LoggedResponse {
     pub body: Option<String>,
 }
 
+/// Data Center's default search result window
+/// (`jira.search.platform.max.result.window`).
+pub const DC_RESULT_WINDOW: usize = 10_000;
+
+/// Cloud's largest id-only search page (`search/jql`, OpenAPI: "It returns
+/// max 5000 issues").
+pub const CLOUD_ID_PAGE_CAP: usize = 5000;
+
 /// The fake's mutable state.
 #[derive(Debug)]
 pub struct SiteState {
@@ -246,6 +257,12 @@ pub struct SiteState {
     pub account_permissions: std::collections::HashMap<String, Vec<String>>,
     /// Keep the body of every answer in the response log.
     pub keep_response_bodies: bool,
+    /// Data Center: how far a search can page (`startAt + maxResults`),
+    /// the search platform's result window; past it the answer is Jira's
+    /// HTTP 500. `None`: no window. Cloud pages by token and has none.
+    pub result_window: Option<usize>,
+    /// Cloud: the most issues an id-only search page holds (Jira: 5000).
+    pub id_page_cap: usize,
     faults: Vec<FaultRule>,
     log: Vec<LoggedRequest>,
     responses: Vec<LoggedResponse>,
@@ -271,6 +288,8 @@ impl SiteState {
             viewer_permissions: Default::default(),
             account_permissions: Default::default(),
             keep_response_bodies: false,
+            result_window: Some(DC_RESULT_WINDOW),
+            id_page_cap: CLOUD_ID_PAGE_CAP,
             faults: Vec::new(),
             log: Vec::new(),
             responses: Vec::new(),
@@ -406,6 +425,16 @@ impl FakeJira {
     /// Switches the bulk changelog endpoint on or off (off: 404).
     pub fn set_bulk_changelog(&self, enabled: bool) {
         self.lock().bulk_changelog = enabled;
+    }
+
+    /// Data Center: the search result window (`None`: none).
+    pub fn set_result_window(&self, window: Option<usize>) {
+        self.lock().result_window = window;
+    }
+
+    /// Cloud: the most issues an id-only search page holds.
+    pub fn set_id_page_cap(&self, cap: usize) {
+        self.lock().id_page_cap = cap.max(1);
     }
 
     /// How many recent histories a Cloud search returns per issue.

@@ -489,8 +489,16 @@ fn search(st: &SiteState, q: &HashMap<String, String>, body: &[u8], post: bool, 
         fields.push("*navigable".into());
     }
     let expand_changelog = list_param(params.get("expand")).iter().any(|e| e == "changelog");
+    // The page caps of the real products: Cloud's `search/jql` returns "max
+    // 5000 issues" when only `id` or `key` is asked for (OpenAPI,
+    // `maxResults`) and 100 otherwise; Data Center caps every search at
+    // `jira.search.views.default.max`, 1 000 by default.
     let ids_only = fields.iter().all(|f| f == "id" || f == "key");
-    let cap = if ids_only { 5000 } else { 100 };
+    let cap = match (cloud, ids_only) {
+        (true, true) => st.id_page_cap,
+        (true, false) => 100,
+        (false, _) => DC_PAGE_CAP,
+    };
     let max = match s("maxResults") {
         Some(m) => match m.parse::<usize>() {
             Ok(m) => m.clamp(1, cap),
@@ -498,11 +506,14 @@ fn search(st: &SiteState, q: &HashMap<String, String>, body: &[u8], post: bool, 
         },
         None => 50,
     };
-    let since = query.updated_since.and_then(|local| tz(st).from_local_datetime(&local).earliest());
+    let local = |d: &chrono::NaiveDateTime| tz(st).from_local_datetime(d).earliest();
+    let since = query.updated_since.as_ref().and_then(local);
+    let created_since = query.created_since.as_ref().and_then(local);
     let mut hits: Vec<&SiteIssue> = p
         .issues
         .iter()
         .filter(|i| since.is_none_or(|t| i.updated.with_timezone(&Utc) >= t))
+        .filter(|i| created_since.is_none_or(|t| i.created.with_timezone(&Utc) >= t))
         .collect();
     match query.updated_desc {
         Some(desc) => {
@@ -511,6 +522,7 @@ fn search(st: &SiteState, q: &HashMap<String, String>, body: &[u8], post: bool, 
                 hits.reverse();
             }
         }
+        None if query.created_asc => hits.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| key_num(&a.key).cmp(&key_num(&b.key)))),
         None => hits.sort_by_key(|i| std::cmp::Reverse(num(&i.id))),
     }
     let start = if cloud {
@@ -528,6 +540,18 @@ fn search(st: &SiteState, q: &HashMap<String, String>, body: &[u8], post: bool, 
             Some(Err(_)) => return bad("startAt must be a number."),
         }
     };
+    if let Some(window) = st.result_window.filter(|_| !cloud)
+        && start + max > window
+    {
+        // What Data Center answers (Atlassian KB "Handling JQL REST API
+        // searching exceeding max_result_window in Jira").
+        let msg = format!(
+            "Search limit exceeded. We couldn't complete your search because it requests {} results which exceeded the search platform limit of {}. Try refining your query or contact your Jira administrator. Repeating the same search may not work.",
+            thousands(start + max),
+            thousands(window)
+        );
+        return (StatusCode::INTERNAL_SERVER_ERROR, jira_error(&msg));
+    }
     let total = hits.len();
     let changelog = expand_changelog.then_some(if cloud { st.search_changelog_cap } else { usize::MAX });
     let issues: Vec<Value> = hits
@@ -551,6 +575,27 @@ fn search(st: &SiteState, q: &HashMap<String, String>, body: &[u8], post: bool, 
 fn num(id: &str) -> u64 {
     id.parse().unwrap_or(u64::MAX)
 }
+
+/// The number of a key (`OPS-12` → 12), as Jira orders keys.
+fn key_num(key: &str) -> u64 {
+    key.rsplit('-').next().map_or(u64::MAX, num)
+}
+
+/// `10100` → `10,100`, as Jira's messages write numbers.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Data Center's cap on a search page (`jira.search.views.default.max`).
+const DC_PAGE_CAP: usize = 1000;
 
 /// An opaque-looking token for an offset.
 fn encode_token(offset: usize) -> String {
