@@ -1,7 +1,7 @@
 //! The harvester and its refresh: Jira → definitions → domain → store.
 //!
-//! A job harvests one or more projects. It fetches the site's statuses
-//! once; per project it fetches versions and the issues updated since the project's watermark
+//! A job harvests one or more projects. Per project it fetches versions
+//! and the issues updated since the project's watermark
 //! (everything on a full refresh), merges them into the facts in memory,
 //! classifies and aggregates them on a blocking thread with the
 //! definitions in force, and swaps the project's figures in the store in
@@ -9,13 +9,15 @@
 //! untouched.
 //!
 //! Deleted issues and issues moved to another project do not show in a
-//! search by `updated`: an incremental refresh finds them by listing the
-//! ids of all current issues (the reconciliation), which costs a search
-//! page per few thousand issues. It runs when the last one (or the last
-//! full refresh) is older than the reconciliation interval (hourly by
-//! default, `harvest.reconcile_interval_minutes`), so between two, a
-//! deleted or moved issue may still count for up to that long. Every
-//! request a project's refresh sends to Jira is counted into its job.
+//! search by `updated`, nor does a status moved to another category: an
+//! incremental refresh finds them by listing the ids of all current issues
+//! and asking the site's statuses again (the reconciliation), which costs a
+//! search page per few thousand issues. It runs when the last one (or the
+//! last full refresh) is older than the reconciliation interval (hourly by
+//! default, `harvest.reconcile_interval_minutes`), so between two, such a
+//! change may be missed for up to that long. The statuses, when asked, are
+//! asked once per job. Every request a project's refresh sends to Jira is
+//! counted into its job.
 //!
 //! The operational records (watermarks, the job history with redacted
 //! errors) go into snapshots through [`Harvester::records`] and come back
@@ -421,7 +423,12 @@ impl Harvester {
         let last_reconciled = self.memory.reconciled(key);
         let reconcile = watermark.is_none()
             || last_reconciled.is_none_or(|at| (started - at).to_std().unwrap_or(Duration::ZERO) >= interval);
-        let statuses = statuses.get_or_try_init(|| self.client.statuses()).await?.clone();
+        // The site's statuses (their categories) change without any issue
+        // changing: asked again with each reconciliation, kept in between.
+        let statuses = match &previous {
+            Some(facts) if !reconcile => facts.statuses.clone(),
+            _ => statuses.get_or_try_init(|| self.client.statuses()).await?.clone(),
+        };
         let versions = self.client.versions(key).await?;
         // The issues in memory, shared, by id.
         let mut issues: BTreeMap<String, Arc<IssueFacts>> = previous
