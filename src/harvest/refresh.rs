@@ -26,7 +26,7 @@
 //! Must not depend on `recompute`, `watch`, `schedule` or `persistence`,
 //! which build on the harvester; nor on `api`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -442,7 +442,8 @@ impl Harvester {
             let current: HashSet<String> = self.client.issue_ids(key, counters).await?.into_iter().collect();
             issues.retain(|id, _| current.contains(id));
         }
-        let fetched = self.client.search_issues(key, watermark, counters).await?;
+        let known: HashMap<String, Millis> = issues.iter().map(|(id, issue)| (id.clone(), issue.updated)).collect();
+        let fetched = self.client.search_changed_issues(key, watermark, &known, counters).await?;
         let mut new_watermark = watermark;
         for issue in fetched {
             new_watermark = Some(new_watermark.map_or(issue.updated, |w: Millis| w.max(issue.updated)));

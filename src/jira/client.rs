@@ -590,6 +590,21 @@ impl JiraClient {
         since: Option<Millis>,
         counters: &FetchCounters,
     ) -> Result<Vec<IssueFacts>, JiraError> {
+        self.search_changed_issues(project, since, &HashMap::new(), counters).await
+    }
+
+    /// [`Self::search_issues`] without the issues already `known` (id →
+    /// `updated`) with the same `updated`: any change to an issue moves its
+    /// `updated`, so those are unchanged, and their changelogs are not
+    /// fetched again (the watermark's overlap finds some on every
+    /// incremental refresh).
+    pub async fn search_changed_issues(
+        &self,
+        project: &str,
+        since: Option<Millis>,
+        known: &HashMap<String, Millis>,
+        counters: &FetchCounters,
+    ) -> Result<Vec<IssueFacts>, JiraError> {
         let mut issues: Vec<IssueFacts> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut incomplete: Vec<String> = Vec::new();
@@ -622,6 +637,9 @@ impl JiraClient {
                 let facts = convert::issue_facts(wire, project, changes, extra).map_err(|source| {
                     JiraError::Invalid { req: search.clone(), source }
                 })?;
+                if known.get(&facts.id) == Some(&facts.updated) {
+                    continue;
+                }
                 if !complete {
                     incomplete.push(facts.id.clone());
                 }
