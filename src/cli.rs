@@ -315,11 +315,12 @@ fn attribution_name(kind: i32) -> &'static str {
 
 /// The table printed by `explain`: one row per item, then the data quality.
 pub fn explain_table(r: &ExplainMetricsResponse, figure: FigureName) -> String {
-    let instant = |t: &Option<pbjson_types::Timestamp>| {
+    let stamp = |t: &Option<pbjson_types::Timestamp>, format: &str| {
         t.as_ref()
             .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
-            .map_or_else(|| "—".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+            .map_or_else(|| "—".to_owned(), |t| t.format(format).to_string())
     };
+    let instant = |t: &Option<pbjson_types::Timestamp>| stamp(t, "%Y-%m-%d %H:%M");
     let name = |i: &ExplainItem| if i.issue_key.is_empty() { i.version_name.clone() } else { i.issue_key.clone() };
     let mut out = format!("{} item(s)\n", r.total);
     if figure == FigureName::Deployments {
@@ -332,7 +333,8 @@ pub fn explain_table(r: &ExplainMetricsResponse, figure: FigureName) -> String {
                 "{:<9} {:<24} {:<16} {:<7} {:<7} {}\n",
                 i.week,
                 name(i),
-                instant(&i.end),
+                // A release date has no time.
+                if i.issue_key.is_empty() { stamp(&i.end, "%Y-%m-%d") } else { instant(&i.end) },
                 yes(i.failed),
                 yes(i.rework),
                 causes.join(", ")
