@@ -104,11 +104,6 @@ pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Rec
             demo_config
         }
     };
-    // The lists behind the figures link to the issues of the site served.
-    #[cfg(feature = "demo")]
-    if config.jira.is_none() {
-        config.jira = Some(jira_config.clone());
-    }
     let client = JiraClient::new(jira_config).context("building the Jira client")?;
     // Allow-listed fields that do not exist or could hold text stop the
     // start; a Jira that cannot be reached now is asked again at the first

@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{demo_config, harvested, Server};
+use common::{demo_config, demo_config_unwatched, harvested, Server};
 
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_jira-dora")).args(args).env_remove("DORA_API_KEY").output().unwrap();
@@ -82,7 +82,7 @@ async fn refresh_watch_follows_the_job_to_its_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_lists_a_figures_items_as_a_table_or_json() {
-    let server = Server::start(demo_config()).await;
+    let server = Server::start(demo_config_unwatched()).await;
     let mut client = server.client().await;
     harvested(&mut client).await;
     let addr = format!("http://{}", server.addr);

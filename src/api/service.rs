@@ -512,8 +512,7 @@ impl DoraMetrics for Service {
         }
         let team = team.map(str::to_owned);
         let listed = explain::list(facts, self.harvester.definitions(), self.config.report_tz, period, figure, team).await?;
-        let base_url = self.config.jira.as_ref().map_or("", |j| j.base_url.as_str());
-        Ok(Response::new(explain::page(&listed, start, page_size, version, base_url)?))
+        Ok(Response::new(explain::page(&listed, start, page_size, version, self.harvester.jira_base_url())?))
     }
 
     async fn update_definitions(&self, request: Request<UpdateDefinitionsRequest>) -> Result<Response<UpdateDefinitionsResponse>, Status> {

@@ -257,6 +257,12 @@ impl Harvester {
         &self.store
     }
 
+    /// The address of the Jira site harvested (the demo site's when no
+    /// Jira is configured).
+    pub fn jira_base_url(&self) -> &str {
+        self.client.base_url()
+    }
+
     /// The facts of the harvested projects.
     pub fn memory(&self) -> &FactsMemory {
         &self.memory

@@ -179,6 +179,12 @@ pub fn base_url(text: &str) -> Result<Url, &'static str> {
 }
 
 impl JiraClient {
+    /// The site's address, without a trailing slash: where its pages are
+    /// (`{base_url}/browse/KEY`).
+    pub fn base_url(&self) -> &str {
+        self.inner.base.as_str().trim_end_matches('/')
+    }
+
     /// Builds a client. Fails on an unusable base URL or limits.
     pub fn new(cfg: JiraConfig) -> Result<Self, JiraError> {
         let mut base = base_url(&cfg.base_url).map_err(|why| JiraError::Config(format!("base_url {why}")))?;

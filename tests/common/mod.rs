@@ -76,6 +76,12 @@ pub fn demo_config() -> Config {
     config::load(None, &std::collections::HashMap::new()).unwrap()
 }
 
+/// The demo without the definitions folder watcher: its definitions (with
+/// the demo's teams) stay those it started with.
+pub fn demo_config_unwatched() -> Config {
+    config::load(Some("[definitions]\nwatch_interval_ms = 0\n"), &std::collections::HashMap::new()).unwrap()
+}
+
 /// Waits until the demo's first harvest has filled the store.
 pub async fn harvested(client: &mut DoraMetricsClient<Channel>) -> Vec<String> {
     for _ in 0..600 {
