@@ -2,7 +2,7 @@
 //! chromedriver, against the real service on the demo site. It picks
 //! projects and periods as a person would (one project, two combined, a
 //! custom range of weeks, month presets and a custom range of months, by
-//! week or by month) and checks what the page shows against a gRPC
+//! week or by month, a team) and checks what the page shows against a gRPC
 //! `GetMetrics`: the cards and their levels, the level zones of every
 //! chart, the rolling medians, the markers on every chart; the exports
 //! (CSV, Markdown, PNG) are downloaded and read back; the wallboard, the
@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use common::Server as DemoServer;
-use jira_dora::proto::{DurationSummary, GetMetricsRequest, Granularity, Level, Marker, MonthFigures, PeriodFigures, WeekFigures};
+use jira_dora::proto::{DurationSummary, GetMetricsRequest, Granularity, Level, ListTeamsRequest, Marker, MonthFigures, PeriodFigures, WeekFigures};
 use serde_json::{json, Value};
 use webdriver::{Driver, Session};
 
@@ -463,14 +463,15 @@ fn csv_number(field: &str) -> Option<f64> {
 }
 
 /// The CSV export holds one row per point of the API's series (`unit`:
-/// week or month), with the documented columns.
-fn csv_matches(csv: &str, keys: &str, unit: &str, series: &[Point<'_>]) {
+/// week or month), with the documented columns; `team` is empty for all
+/// work.
+fn csv_matches(csv: &str, keys: &str, team: &str, unit: &str, series: &[Point<'_>]) {
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(
         header,
         [
-            "projects", unit, "weeks", "deployments", "deployment_days", "deployments_per_week", "lead_time_median_hours",
+            "projects", "team", unit, "weeks", "deployments", "deployment_days", "deployments_per_week", "lead_time_median_hours",
             "lead_time_count", "lead_time_rolling_median_hours", "lead_time_rolling_count", "change_failure_failed",
             "change_failure_deployments", "change_failure_rate", "time_to_restore_median_hours", "time_to_restore_count",
             "time_to_restore_rolling_median_hours", "time_to_restore_rolling_count", "incidents", "open_incidents", "completed",
@@ -483,8 +484,8 @@ fn csv_matches(csv: &str, keys: &str, unit: &str, series: &[Point<'_>]) {
         let f = point.figures;
         let (lt, cf, ttr, rw) = (f.lead_time.unwrap(), f.change_failure.unwrap(), f.time_to_restore.unwrap(), f.rework.unwrap());
         let (rlt, rttr) = (point.rolling_lead_time, point.rolling_time_to_restore);
-        assert_eq!((row[0], row[1], row[2]), (keys, point.name, point.weeks.to_string().as_str()));
-        let numbers: Vec<Option<f64>> = row[3..].iter().map(|f| csv_number(f)).collect();
+        assert_eq!((row[0], row[1], row[2], row[3]), (keys, team, point.name, point.weeks.to_string().as_str()));
+        let numbers: Vec<Option<f64>> = row[4..].iter().map(|f| csv_number(f)).collect();
         let expected: Vec<Option<f64>> = vec![
             Some(f.deployments as f64),
             Some(f.deployment_days as f64),
@@ -611,7 +612,7 @@ async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_ex
     let stem = format!("dora-PAY-SHOP-{from}-{to}");
     session.click(&session.find("#export-csv").await).await;
     let csv = String::from_utf8(session.download(&format!("{stem}.csv")).await).unwrap();
-    csv_matches(&csv, "PAY+SHOP", "week", &weekly(&answer.series));
+    csv_matches(&csv, "PAY+SHOP", "", "week", &weekly(&answer.series));
 
     session.click(&session.find("#export-md").await).await;
     let md = String::from_utf8(session.download(&format!("{stem}.md")).await).unwrap();
@@ -706,7 +707,7 @@ async fn the_dashboard_shows_months_from_presets_and_a_custom_range_by_month_or_
     // The CSV: one row per month, checked against the API.
     session.click(&session.find("#export-csv").await).await;
     let csv = String::from_utf8(session.download(&format!("dora-{PROJECT}-{from}-{to}-monthly.csv")).await).unwrap();
-    csv_matches(&csv, PROJECT, "month", &monthly(&answer.monthly_series));
+    csv_matches(&csv, PROJECT, "", "month", &monthly(&answer.monthly_series));
     session.full_page_screenshot(390, &screenshot("months-phone.png")).await;
 
     // The same months by week: the period stays, the series has a point
@@ -719,7 +720,7 @@ async fn the_dashboard_shows_months_from_presets_and_a_custom_range_by_month_or_
     charts_show_the_points(&session, &weekly(&answer.series)).await;
     session.click(&session.find("#export-csv").await).await;
     let csv = String::from_utf8(session.download(&format!("dora-{PROJECT}-{from}-{to}.csv")).await).unwrap();
-    csv_matches(&csv, PROJECT, "week", &weekly(&answer.series));
+    csv_matches(&csv, PROJECT, "", "week", &weekly(&answer.series));
 
     // A period of weeks by month: its first and last points hold only the
     // period's weeks of their months.
@@ -733,8 +734,130 @@ async fn the_dashboard_shows_months_from_presets_and_a_custom_range_by_month_or_
     rolling_medians_are_the_apis(&session, &monthly(&answer.monthly_series)).await;
     session.click(&session.find("#export-csv").await).await;
     let csv = String::from_utf8(session.download(&format!("dora-{PROJECT}-last-26-weeks-monthly.csv")).await).unwrap();
-    csv_matches(&csv, PROJECT, "month", &monthly(&answer.monthly_series));
+    csv_matches(&csv, PROJECT, "", "month", &monthly(&answer.monthly_series));
     no_console_errors(&session, "with months").await;
+    session.close().await;
+    server.stop().await;
+}
+
+/// The team names ListTeams gives for `keys`.
+async fn team_names(grpc: &mut jira_dora::proto::dora_metrics_client::DoraMetricsClient<tonic::transport::Channel>, keys: &[&str]) -> Vec<String> {
+    let request = ListTeamsRequest { project_keys: keys.iter().map(|k| k.to_string()).collect() };
+    grpc.list_teams(request).await.unwrap().into_inner().teams.into_iter().map(|t| t.name).collect()
+}
+
+/// The team list shows "All teams" and then exactly `names`.
+async fn team_list_is(session: &Session, names: &[String]) {
+    let options = session.script("return Array.from(document.querySelectorAll('#team option')).map(o => o.value)").await;
+    let expected: Vec<&str> = std::iter::once("").chain(names.iter().map(String::as_str)).collect();
+    assert_eq!(options, json!(expected));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
+async fn the_dashboard_shows_a_team_of_the_projects_picked_and_says_team_figures_need_not_add_up() {
+    // The shipped definitions with one team per component, as the demo's.
+    let defs = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("metrics-defs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rhai") {
+            std::fs::copy(&path, defs.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(defs.path().join("teams.rhai"), "fn teams(issue) {\n    issue.components\n}\n").unwrap();
+    let mut config = common::demo_config();
+    config.defs_dir = defs.path().to_owned();
+    let server = DemoServer::start(config).await;
+    let mut grpc = server.client().await;
+    common::harvested(&mut grpc).await;
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let session = driver.session(profile.path(), 1280, 900).await;
+    session.goto(&server.url(&format!("/#projects={PROJECT}&weeks=13"))).await;
+    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT}|weeks=13"))).await;
+    assert_eq!(session.script("return document.getElementById('team-note').hidden").await, json!(true));
+
+    // The team list holds the teams of the project picked, from ListTeams.
+    let names = team_names(&mut grpc, &[PROJECT]).await;
+    assert!(names.len() >= 2, "the demo has teams: {names:?}");
+    team_list_is(&session, &names).await;
+
+    // A team: its own figures, said to be the team's wherever they show.
+    let team = names[0].clone();
+    session.click(&session.find("#team").await).await;
+    session.click(&session.find(&format!("#team option[value='{team}']")).await).await;
+    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT}|weeks=13&team={team}"))).await;
+    let request = GetMetricsRequest { team: Some(team.clone()), ..metrics_request(&[PROJECT], 13, None) };
+    let answer = grpc.get_metrics(request).await.unwrap().into_inner();
+    let project = grpc.get_metrics(metrics_request(&[PROJECT], 13, None)).await.unwrap().into_inner();
+    let (figures, whole) = (answer.combined.unwrap(), project.combined.unwrap());
+    assert!(figures.completed < whole.completed, "the team is part of the project: {} of {}", figures.completed, whole.completed);
+    cards_are_the_apis(&session, &figures).await;
+    for (key, _, _) in cards(&figures) {
+        let scope = session.text(&session.find(&format!("[data-key='{key}'] .scope")).await).await;
+        assert_eq!(scope, format!("Team {team} in project {PROJECT}"));
+    }
+    let note = session.text(&session.find("#team-note").await).await;
+    assert!(note.starts_with(&format!("Team {team}:")) && note.contains("need not add up to the project's"), "{note}");
+    charts_show_the_points(&session, &weekly(&answer.series)).await;
+    rolling_medians_are_the_apis(&session, &weekly(&answer.series)).await;
+    // The items behind the team's lead time are the team's.
+    let button = "[data-key='lead_time'] .explain-open";
+    open_panel(&session, button, "lead_time").await;
+    assert_eq!(panel_rows(&session).await.len() as u64, figures.lead_time.unwrap().count);
+    close_panel(&session, button).await;
+    no_console_errors(&session, "with a team").await;
+    session.script("document.activeElement.blur()").await;
+    session.full_page_screenshot(1280, &screenshot("team.png")).await;
+
+    // The exports name the team.
+    let stem = format!("dora-{PROJECT}-team-{team}-last-13-weeks");
+    session.click(&session.find("#export-csv").await).await;
+    let csv = String::from_utf8(session.download(&format!("{stem}.csv")).await).unwrap();
+    csv_matches(&csv, PROJECT, &team, "week", &weekly(&answer.series));
+    session.click(&session.find("#export-md").await).await;
+    let md = String::from_utf8(session.download(&format!("{stem}.md")).await).unwrap();
+    assert!(md.starts_with(&format!("# DORA metrics: {PROJECT}, team {team}\n")), "{md}");
+    assert!(md.contains(&note), "the note is missing from\n{md}");
+    session.full_page_screenshot(390, &screenshot("team-phone.png")).await;
+
+    // A second project: the list holds the teams of both; the team picked
+    // stays, with its figures over both.
+    pick_projects(&session, &["SHOP"], &[]).await;
+    let both = team_names(&mut grpc, &[PROJECT, "SHOP"]).await;
+    assert!(both.contains(&team), "{both:?}");
+    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT},SHOP|weeks=13&team={team}"))).await;
+    team_list_is(&session, &both).await;
+    let request = GetMetricsRequest { team: Some(team.clone()), ..metrics_request(&[PROJECT, "SHOP"], 13, None) };
+    cards_are_the_apis(&session, &grpc.get_metrics(request).await.unwrap().into_inner().combined.unwrap()).await;
+    let scope = session.text(&session.find("[data-key='lead_time'] .scope").await).await;
+    assert_eq!(scope, format!("Team {team} in 2 projects combined: {PROJECT}, SHOP"));
+
+    // All teams again: the projects' figures, no note.
+    session.click(&session.find("#team").await).await;
+    session.click(&session.find("#team option[value='']").await).await;
+    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT},SHOP|weeks=13"))).await;
+    assert_eq!(session.script("return document.getElementById('team-note').hidden").await, json!(true));
+    let answer = grpc.get_metrics(metrics_request(&[PROJECT, "SHOP"], 13, None)).await.unwrap().into_inner();
+    cards_are_the_apis(&session, &answer.combined.unwrap()).await;
+
+    // The wallboard of a team.
+    session.goto(&server.url(&format!("/?wallboard=1&project={PROJECT}&metric=lead_time&team={team}"))).await;
+    session.wait_for("return document.body.dataset.state", json!("ready")).await;
+    assert_eq!(session.text(&session.find("#wallboard .wall-title").await).await, format!("Lead time for changes — {PROJECT}, team {team}"));
+    let value = session.find("#wallboard .wall-value").await;
+    assert_eq!(session.attribute(&value, "data-raw").await.unwrap().parse::<f64>().ok(), figures.lead_time.unwrap().median_hours);
+    assert!(session.text(&session.find("#wallboard .team-note").await).await.contains("need not add up"));
+    no_console_errors(&session, "with teams").await;
+
+    // A team without work in the project says so (the only console error
+    // is the answer's 404).
+    session.goto(&server.url(&format!("/?wallboard=1&project={PROJECT}&metric=lead_time&team=Nobody"))).await;
+    session.wait_for("return document.body.dataset.state", json!("no-team-work")).await;
+    let text = session.text(&session.find("#notice").await).await;
+    assert!(text.contains(&format!("No issue of {PROJECT} belongs to team Nobody")), "{text}");
+    let unexpected: Vec<_> = session.console().await.into_iter().filter(|(level, m)| level == "SEVERE" && !m.contains("404")).collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
     session.close().await;
     server.stop().await;
 }

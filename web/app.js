@@ -7,7 +7,7 @@
 const KEY_STORAGE = 'dora.apiKey';
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
-const state = { projects: [], keys: [], period: { weeks: 13, per: 'week' }, view: null, seq: 0, retry: null };
+const state = { projects: [], keys: [], team: '', teams: [], period: { weeks: 13, per: 'week' }, view: null, seq: 0, teamSeq: 0, retry: null };
 
 // ------------------------------------------------------------------ helpers
 
@@ -115,8 +115,11 @@ function clearNotice() {
   state.retry = null;
 }
 
-/** Says what went wrong and what to do about it. `project` is set for figures. */
-function showError(err, project, retry) {
+/**
+ * Says what went wrong and what to do about it. `project` is set for
+ * figures, `team` for a team's.
+ */
+function showError(err, project, retry, team) {
   const code = err.code;
   const http = err.httpStatus;
   if (http === 401 || code === 16) {
@@ -135,6 +138,10 @@ function showError(err, project, retry) {
         ? 'This page could not reach the DORA service. Check your network connection, then try again.'
         : 'The service could not reach Jira to check your access or to fetch data. Your request is fine: try again in a few minutes. If this persists, ask the service operator to check the Jira address and credentials.',
       { id: 'unavailable', retry });
+  } else if (team && (http === 404 || code === 5)) {
+    notice('info', 'No work of team ' + team + ' in ' + project,
+      'No issue of ' + project + ' belongs to team ' + team + ' in the data the service holds. Pick another team, or all teams. (Service says: ' + err.message + ')',
+      { id: 'no-team-work', retry });
   } else if (http === 404 || code === 5) {
     notice('info', 'No data yet for ' + (project || 'this project'),
       'The service has not harvested this project yet. The first harvest runs when the service starts and refreshes follow every few minutes: try again shortly.',
@@ -414,9 +421,9 @@ const CSV_COLUMNS = [
 function exportCsv() {
   const v = state.view;
   if (!v) return;
-  const header = ['projects', v.per].concat(CSV_COLUMNS.map(c => c[0]));
+  const header = ['projects', 'team', v.per].concat(CSV_COLUMNS.map(c => c[0]));
   const lines = [header.join(',')].concat(v.points.map(p =>
-    [v.keys.join('+'), p.name].concat(CSV_COLUMNS.map(c => c[1](p))).map(csvCell).join(',')));
+    [v.keys.join('+'), v.team, p.name].concat(CSV_COLUMNS.map(c => c[1](p))).map(csvCell).join(',')));
   download(new Blob([lines.join('\r\n') + '\r\n'], { type: 'text/csv' }), v.fileName + '.csv');
 }
 
@@ -433,7 +440,8 @@ function mdCell(t) { return String(t).replace(/\|/g, '\\|').replace(/\s+/g, ' ')
 function markdown(v) {
   const r = v.response;
   const f = r.combined || {};
-  const out = ['# DORA metrics: ' + v.keys.join(', '), '', periodText(r) + (v.keys.length > 1 ? ' Projects combined: counts summed, durations merged.' : ''), '',
+  const out = ['# DORA metrics: ' + v.keys.join(', ') + (v.team ? ', team ' + v.team : ''), '',
+    periodText(r) + (v.keys.length > 1 ? ' Projects combined: counts summed, durations merged.' : '') + (v.team ? ' ' + teamNote(v.team) : ''), '',
     '| Key | Value | DORA level | Change |', '|---|---|---|---|'];
   for (const k of KEYS) {
     const read = cardReading(k, f, r.previous || {}, v.than);
@@ -549,7 +557,7 @@ function changeLine(reading) {
     reading.up === undefined ? null : el('span', { 'aria-hidden': 'true' }, reading.up ? '▲ ' : '▼ '), reading.change]);
 }
 
-function card(key, figures, previous, than, keys) {
+function card(key, figures, previous, than, keys, team) {
   const r = cardReading(key, figures, previous, than);
   const body = [el('h3', { id: 'card-' + key.id }, key.title)];
   if (r.standInValue !== undefined) {
@@ -565,12 +573,20 @@ function card(key, figures, previous, than, keys) {
       r.text === null ? ['—'] : [r.text.number, el('span', { class: 'unit' }, ' ' + r.text.unit)]));
   }
   body.push(levelBadge(r.levelCls, r.levelName), el('p', { class: 'detail' }, r.detail), changeLine(r),
-    el('p', { class: 'scope' }, scopeText(keys)));
+    el('p', { class: 'scope' }, scopeText(keys, team)));
   return el('article', { class: 'card', 'data-key': key.id, 'aria-labelledby': 'card-' + key.id }, body);
 }
 
-function scopeText(keys) {
-  return keys.length === 1 ? 'Project ' + keys[0] : plural(keys.length, 'project', 'projects') + ' combined: ' + keys.join(', ');
+/** Which projects (and team) a figure covers, in words. */
+function scopeText(keys, team) {
+  const projects = keys.length === 1 ? 'project ' + keys[0] : plural(keys.length, 'project', 'projects') + ' combined: ' + keys.join(', ');
+  return team ? 'Team ' + team + ' in ' + projects : projects.charAt(0).toUpperCase() + projects.slice(1);
+}
+
+/** Said wherever team figures are shown (a deployment counts for each team whose work it ships). */
+function teamNote(team) {
+  return 'Team ' + team + ': only its work counts, and a deployment counts for every team whose work it ships, ' +
+    "so the teams' figures need not add up to the project's.";
 }
 
 // ------------------------------------------------------------------- render
@@ -637,7 +653,9 @@ function renderOverview(v) {
   const f = r.combined || {};
   const prev = r.previous || {};
   $('period').textContent = periodText(r);
-  $('cards').replaceChildren(...KEYS.map(k => card(k, f, prev, v.than, v.keys)));
+  $('cards').replaceChildren(...KEYS.map(k => card(k, f, prev, v.than, v.keys, v.team)));
+  $('team-note').hidden = !v.team;
+  $('team-note').textContent = v.team ? teamNote(v.team) : '';
   $('trends-title').textContent = (v.per === 'week' ? 'Weekly' : 'Monthly') + ' trends';
   chartIds = 0;
   $('charts').replaceChildren(...charts(v));
@@ -780,21 +798,27 @@ function readHash() {
   else if (pair('from_month', 'to_month', MONTH)) period = { fromMonth: params.get('from_month'), toMonth: params.get('to_month'), per };
   else if (MONTH_PRESETS.includes(months)) period = { months, per };
   else if (WEEK_PRESETS.includes(weeks)) period = { weeks, per };
-  return { keys, period };
+  return { keys, period, team: params.get('team') || '' };
 }
 function writeHash() {
-  history.replaceState(null, '', '#projects=' + state.keys.map(encodeURIComponent).join(',') + '&' + periodQuery(state.period).hash);
+  history.replaceState(null, '', '#projects=' + state.keys.map(encodeURIComponent).join(',') + '&' + periodQuery(state.period).hash +
+    (state.team ? '&team=' + encodeURIComponent(state.team) : ''));
 }
 
-async function fetchView(keys, period) {
+/** A team name as part of a file name. */
+function fileSafe(name) { return name.replace(/[^A-Za-z0-9_.-]+/g, '-'); }
+
+/** The figures of `keys` (and `team`, '' for all work) over `period`, ready to draw. */
+async function fetchView(keys, period, team) {
   const q = periodQuery(period);
-  const r = await api('/v1/metrics?' + keys.map(k => 'project_keys=' + encodeURIComponent(k)).join('&') + '&' + q.query + '&include_series=true');
+  const r = await api('/v1/metrics?' + keys.map(k => 'project_keys=' + encodeURIComponent(k)).join('&') + '&' + q.query + '&include_series=true' +
+    (team ? '&team=' + encodeURIComponent(team) : ''));
   const p = r.period || {};
   const per = period.per === 'month' ? 'month' : 'week';
   return {
-    keys, response: r, per, points: seriesPoints(r, per),
+    keys, team: team || null, response: r, per, points: seriesPoints(r, per),
     than: 'the previous ' + (p.fromMonth ? plural(monthsBetween(p.fromMonth, p.toMonth), 'month', 'months') : plural(count(p.weeks), 'week', 'weeks')),
-    fileName: 'dora-' + keys.join('-') + '-' + q.name,
+    fileName: 'dora-' + keys.join('-') + (team ? '-team-' + fileSafe(team) : '') + '-' + q.name,
   };
 }
 
@@ -802,11 +826,12 @@ async function loadMetrics() {
   const seq = ++state.seq;
   const keys = state.keys.slice();
   const period = state.period;
+  const team = state.team;
   writeHash();
   document.body.dataset.state = 'loading';
   document.body.setAttribute('aria-busy', 'true');
   try {
-    const v = await fetchView(keys, period);
+    const v = await fetchView(keys, period, team);
     if (seq !== state.seq) return;
     clearNotice();
     state.view = v;
@@ -814,13 +839,13 @@ async function loadMetrics() {
     renderAi(v.response);
     renderFreshness(v.response);
     $('content').hidden = false;
-    document.body.dataset.loaded = keys.join(',') + '|' + periodQuery(period).hash;
+    document.body.dataset.loaded = keys.join(',') + '|' + periodQuery(period).hash + (team ? '&team=' + team : '');
     document.body.dataset.state = 'ready';
   } catch (err) {
     if (seq !== state.seq) return;
     state.view = null;
     $('freshness').replaceChildren();
-    showError(err, keys.join(', '), loadMetrics);
+    showError(err, keys.join(', '), loadMetrics, team);
   } finally {
     if (seq === state.seq) document.body.removeAttribute('aria-busy');
   }
@@ -836,12 +861,40 @@ function renderProjectPicker() {
       else if (state.keys.length > 1) state.keys = state.keys.filter(p => p !== k);
       else { box.checked = true; return; }
       renderProjectPicker();
-      loadMetrics();
+      loadTeams().then(loadMetrics);
     });
     return el('label', { class: 'project-choice', for: 'project-' + k }, [box, ' ' + k]);
   }));
   $('project-limit').hidden = !full;
   $('project-summary').textContent = state.keys.length ? state.keys.join(', ') : '—';
+}
+
+/**
+ * The teams of the selected projects (ListTeams), in the team list. A team
+ * picked that has no work in them is dropped. Without teams (no `teams`
+ * hook in the definitions) the list says so.
+ */
+async function loadTeams() {
+  const seq = ++state.teamSeq;
+  let teams;
+  try {
+    teams = ((await api('/v1/teams?' + state.keys.map(k => 'project_keys=' + encodeURIComponent(k)).join('&'))).teams || []).map(t => t.name);
+  } catch (err) {
+    teams = null;
+  }
+  if (seq !== state.teamSeq) return;
+  state.teams = teams || [];
+  if (!state.teams.includes(state.team)) state.team = '';
+  renderTeamPicker(teams === null ? 'Teams unavailable' : 'No teams defined');
+}
+
+function renderTeamPicker(emptyText) {
+  const none = !state.teams.length;
+  $('team').replaceChildren(
+    el('option', { value: '' }, none ? emptyText : 'All teams'),
+    ...state.teams.map(t => el('option', { value: t }, t)));
+  $('team').value = state.team;
+  $('team').disabled = none;
 }
 
 /** The period list's entry for a period. */
@@ -891,8 +944,10 @@ async function loadProjects() {
   const keys = state.projects.filter(k => wanted.keys.includes(k)).slice(0, MAX_VIEW_PROJECTS);
   state.keys = keys.length ? keys : [state.projects[0]];
   state.period = wanted.period || state.period;
+  state.team = wanted.team;
   renderProjectPicker();
   renderPeriodPicker();
+  await loadTeams();
   await loadMetrics();
 }
 
@@ -914,6 +969,7 @@ async function loadWallboard(params) {
   const key = KEYS.find(k => k.id === params.get('metric'));
   const weeks = Number(params.get('weeks'));
   const period = { weeks: WEEK_PRESETS.includes(weeks) ? weeks : 13, per: 'week' };
+  const team = (params.get('team') || '').trim();
   if (!keys.length || !key) {
     notice('error', 'This wallboard address is incomplete',
       'Name a project and one of the metrics ' + KEYS.map(k => k.id).join(', ') + ', for example ?wallboard=1&project=PAY&metric=lead_time.',
@@ -922,7 +978,7 @@ async function loadWallboard(params) {
   }
   const seq = ++state.seq;
   try {
-    const v = await fetchView(keys, period);
+    const v = await fetchView(keys, period, team);
     if (seq !== state.seq) return;
     clearNotice();
     renderWallboard(v, key);
@@ -931,7 +987,7 @@ async function loadWallboard(params) {
   } catch (err) {
     if (seq !== state.seq) return;
     $('wallboard').hidden = true;
-    showError(err, keys.join(', '), () => loadWallboard(params));
+    showError(err, keys.join(', '), () => loadWallboard(params), team);
   }
   // Keeps refreshing, also after an error (the screen has nobody to press "try again").
   setTimeout(() => loadWallboard(params), WALLBOARD_REFRESH_MS);
@@ -949,7 +1005,8 @@ function renderWallboard(v, key) {
       reading.text === null ? ['—'] : [reading.text.number, el('span', { class: 'unit' }, ' ' + reading.text.unit)])];
   chartIds = 0;
   $('wallboard').replaceChildren(
-    el('h2', { class: 'wall-title' }, key.title + ' — ' + v.keys.join(', ')),
+    el('h2', { class: 'wall-title' }, key.title + ' — ' + v.keys.join(', ') + (v.team ? ', team ' + v.team : '')),
+    ...(v.team ? [el('p', { class: 'team-note' }, teamNote(v.team))] : []),
     ...big,
     levelBadge(reading.levelCls, reading.levelName),
     el('p', { class: 'wall-trend' }, [changeLine(reading)]),
@@ -994,6 +1051,10 @@ function init() {
       ? { fromMonth: a, toMonth: b, per: 'month' }
       : { from: a, to: b, per: state.period.per };
     renderPeriodPicker();
+    loadMetrics();
+  });
+  $('team').addEventListener('change', e => {
+    state.team = e.target.value;
     loadMetrics();
   });
   $('granularity').addEventListener('change', e => {
