@@ -6,6 +6,7 @@
 //! Must not call Jira for figures (only `auth` asks it about permissions) and
 //! must not build a `Status` itself.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use crate::cluster::Cluster;
 use crate::config::{is_project_key, Config};
 use crate::domain::aggregate::ProjectAggregates;
 use crate::domain::period::{Period, PeriodRequest, RollingDurations, Totals, LEVELS_SOURCE, ROLLING_POINTS};
+use crate::domain::time::IsoWeek;
 use crate::harvest::{Harvester, JobState};
 use crate::proto::dora_metrics_server::DoraMetrics;
 use crate::proto::*;
@@ -384,8 +386,8 @@ impl DoraMetrics for Service {
             self.access.require_browse(&caller, &keys).await?;
             keys
         };
-        let mut teams: std::collections::BTreeMap<&str, (Vec<&str>, std::collections::BTreeSet<crate::domain::time::IsoWeek>)> =
-            Default::default();
+        // By name: the projects holding the team's issues, and its weeks.
+        let mut teams: BTreeMap<&str, (Vec<&str>, BTreeSet<IsoWeek>)> = BTreeMap::new();
         let data: Vec<(&String, Arc<ProjectData>)> = keys.iter().filter_map(|k| Some((k, self.store.get(k)?))).collect();
         for (key, d) in &data {
             for (name, weeks) in &d.teams {

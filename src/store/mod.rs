@@ -1,7 +1,8 @@
 //! The shared state: each project's weekly aggregates (and those of the
-//! teams within it) and freshness, in a `dashmap`. The harvester replaces a project's entry whole (one `Arc`
-//! swap), so a reader sees either the old or the new figures, never a mix,
-//! and readers never wait for a refresh.
+//! teams within it) and freshness, in a `dashmap`. The harvester replaces
+//! a project's entry whole (one `Arc` swap), so a reader sees either the
+//! old or the new figures, never a mix, and readers never wait for a
+//! refresh.
 //!
 //! Holds counts and sketches only, keyed by project key, week and team
 //! name; the facts they came from live in the harvester's memory and are
