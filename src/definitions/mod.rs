@@ -304,24 +304,14 @@ impl DefinitionSet {
     /// must be of the hook's type. A failure says where and what kind,
     /// never a value.
     fn call(&self, hook: &'static str, returns: Returns, args: impl FuncArgs) -> Result<memo::Answer, HookError> {
-        self.run(hook, returns, args, Detail::KindOnly).map_err(|problem| HookError {
-            hook,
-            location: (!problem.file.is_empty())
-                .then(|| SourceLocation { file: problem.file, line: problem.line, column: problem.column }),
-            message: problem.message,
-        })
+        self.run(hook, returns, args, Detail::KindOnly).map_err(|problem| hook_error(hook, problem))
     }
 
     /// Calls `teams` with `args` — real facts — in the sandbox; the answer
     /// must be valid team names. A failure says where and what kind, never
     /// a value.
     fn call_teams(&self, args: impl FuncArgs) -> Result<Teams, HookError> {
-        self.run_teams(args, Detail::KindOnly).map_err(|problem| HookError {
-            hook: TEAMS.name,
-            location: (!problem.file.is_empty())
-                .then(|| SourceLocation { file: problem.file, line: problem.line, column: problem.column }),
-            message: problem.message,
-        })
+        self.run_teams(args, Detail::KindOnly).map_err(|problem| hook_error(TEAMS.name, problem))
     }
 
     /// Runs `teams`: an array of strings, checked by `checked_teams`. No
@@ -472,6 +462,13 @@ impl DefinitionSet {
         }
         errors
     }
+}
+
+/// A problem of a call on real facts, as the domain's hook error.
+fn hook_error(hook: &'static str, problem: DefinitionError) -> HookError {
+    let location = (!problem.file.is_empty())
+        .then_some(SourceLocation { file: problem.file, line: problem.line, column: problem.column });
+    HookError { hook, location, message: problem.message }
 }
 
 /// "a string", "an integer", … for messages about returned values.
