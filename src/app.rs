@@ -18,7 +18,7 @@ use crate::api::permission::PermissionChecker;
 use crate::api::{self, Service};
 use crate::cluster;
 use crate::config::Config;
-use crate::definitions::DefinitionSet;
+use crate::definitions::{DefinitionFile, DefinitionSet};
 use crate::harvest::{Harvester, Persistence};
 use crate::jira::{JiraClient, JiraError};
 use crate::store::Store;
@@ -43,12 +43,22 @@ pub fn load_definitions(config: &Config) -> anyhow::Result<DefinitionSet> {
         DefinitionSet::load_dir(&config.defs_dir, &field_names)
             .with_context(|| format!("the metric definitions in {} are not usable", config.defs_dir.display()))?
     };
-    // The demo's definitions: the shipped ones with the demo's teams. Any
-    // other definitions are taken as they are.
-    if config.is_demo() && set.content_hash() == DefinitionSet::content_hash_of(&DefinitionSet::shipped_files()) {
-        return demo::with_teams(set);
+    let files = definitions_files(config)(set.files().to_vec());
+    if files.len() == set.files().len() {
+        return Ok(set);
     }
-    Ok(set)
+    DefinitionSet::compile_for(files, set.field_names())
+        .map_err(|e| anyhow::anyhow!("the demo's teams do not load with the shipped definitions: {e:?}"))
+}
+
+/// What the service makes of the files of its definitions folder, at start
+/// and when the folder watcher reads them: the files themselves, except on
+/// the demo, whose shipped definitions get the demo's teams.
+pub fn definitions_files(config: &Config) -> fn(Vec<DefinitionFile>) -> Vec<DefinitionFile> {
+    fn as_they_are(files: Vec<DefinitionFile>) -> Vec<DefinitionFile> {
+        files
+    }
+    if config.is_demo() { demo::with_teams } else { as_they_are }
 }
 
 /// The demo site's option fields, so that definitions tried on it can read
@@ -157,7 +167,8 @@ pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Rec
         shutdown.clone(),
     ));
     let defs_watch = config.definitions.watch_interval.map(|interval| {
-        tokio::spawn(crate::harvest::watch::watch(Arc::clone(&harvester), config.defs_dir.clone(), interval, shutdown.clone()))
+        let complete = definitions_files(&config);
+        tokio::spawn(crate::harvest::watch::watch(Arc::clone(&harvester), config.defs_dir.clone(), complete, interval, shutdown.clone()))
     });
 
     let config = Arc::new(config);
@@ -211,7 +222,7 @@ pub mod demo {
     use chrono::NaiveDate;
     use fake_jira::{FakeJira, SiteFlavor};
 
-    use crate::definitions::DefinitionSet;
+    use crate::definitions::{DefinitionFile, DefinitionSet};
     use crate::domain::facts::ProjectFacts;
     use crate::harvest;
     use crate::jira::{JiraClient, JiraConfig};
@@ -228,13 +239,14 @@ pub mod demo {
         Ok((fake, config))
     }
 
-    /// `set` with the demo's teams (one per component) added.
-    pub fn with_teams(set: DefinitionSet) -> anyhow::Result<DefinitionSet> {
-        let (name, source) = fake_jira::demo::DEMO_TEAMS_DEFINITION;
-        let mut files = set.files().to_vec();
-        files.push(crate::definitions::DefinitionFile { name: name.to_owned(), source: source.to_owned() });
-        DefinitionSet::compile_for(files, set.field_names())
-            .map_err(|e| anyhow::anyhow!("the demo's teams do not load with these definitions: {e:?}"))
+    /// The shipped definitions with the demo's teams (one per component)
+    /// added; any other files as they are.
+    pub fn with_teams(mut files: Vec<DefinitionFile>) -> Vec<DefinitionFile> {
+        if DefinitionSet::content_hash_of(&files) == DefinitionSet::content_hash_of(&DefinitionSet::shipped_files()) {
+            let (name, source) = fake_jira::demo::DEMO_TEAMS_DEFINITION;
+            files.push(DefinitionFile { name: name.to_owned(), source: source.to_owned() });
+        }
+        files
     }
 
     /// The day the demo teams "adopted AI tooling".
@@ -261,12 +273,12 @@ pub mod demo {
 pub mod demo {
     use chrono::NaiveDate;
 
-    use crate::definitions::DefinitionSet;
+    use crate::definitions::DefinitionFile;
     use crate::domain::facts::ProjectFacts;
 
     /// No demo: no demo teams.
-    pub fn with_teams(set: DefinitionSet) -> anyhow::Result<DefinitionSet> {
-        Ok(set)
+    pub fn with_teams(files: Vec<DefinitionFile>) -> Vec<DefinitionFile> {
+        files
     }
 
     pub async fn facts(_today: NaiveDate) -> anyhow::Result<Vec<ProjectFacts>> {

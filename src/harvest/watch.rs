@@ -33,10 +33,18 @@ use tracing::{info, warn};
 use super::folder::read_files;
 use super::in_force::Origin;
 use super::refresh::Harvester;
-use crate::definitions::{DefinitionSet, DefinitionsLoadError};
+use crate::definitions::{DefinitionFile, DefinitionSet, DefinitionsLoadError};
 
-/// Watches `dir` every `interval` until `shutdown` turns true.
-pub async fn watch(harvester: Arc<Harvester>, dir: PathBuf, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+/// Watches `dir` every `interval` until `shutdown` turns true. `complete`
+/// makes of the folder's files what the service made of them at start
+/// (the demo adds its teams to the shipped definitions).
+pub async fn watch(
+    harvester: Arc<Harvester>,
+    dir: PathBuf,
+    complete: fn(Vec<DefinitionFile>) -> Vec<DefinitionFile>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut seen: Option<String> = None;
     let mut rejected: Option<String> = None;
     loop {
@@ -49,6 +57,7 @@ pub async fn watch(harvester: Arc<Harvester>, dir: PathBuf, interval: Duration, 
             seen = None;
             continue;
         };
+        let files = complete(files);
         let hash = DefinitionSet::content_hash_of(&files);
         let stable = seen.as_deref() == Some(hash.as_str());
         seen = Some(hash.clone());
