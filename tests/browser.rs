@@ -43,6 +43,15 @@ fn screenshot(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// The demo, harvested, without the definitions folder watcher (these
+/// tests never edit definitions): the demo's definitions, with its teams,
+/// stay in force.
+async fn demo() -> DemoServer {
+    let server = DemoServer::start(common::demo_config_unwatched()).await;
+    common::harvested(&mut server.client().await).await;
+    server
+}
+
 /// Fails on any console message of level SEVERE (errors).
 async fn no_console_errors(session: &Session, when: &str) {
     let errors: Vec<_> = session.console().await.into_iter().filter(|(level, _)| level == "SEVERE").collect();
@@ -216,7 +225,7 @@ async fn markers_are_on_every_chart(session: &Session, markers: &[Marker]) {
 #[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
 async fn the_dashboard_shows_what_the_grpc_api_returns() {
     let driver = Driver::start().await;
-    let server = DemoServer::demo().await;
+    let server = demo().await;
     let profile = tempfile::tempdir().unwrap();
     let session = driver.session(profile.path(), 1280, 900).await;
 
@@ -349,7 +358,7 @@ const FAULTS: &str = r#"(() => {
 #[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
 async fn the_dashboard_explains_denied_and_unreachable_answers() {
     let driver = Driver::start().await;
-    let server = DemoServer::demo().await;
+    let server = demo().await;
     let profile = tempfile::tempdir().unwrap();
     let session = driver.session(profile.path(), 1280, 900).await;
     session.before_every_page(FAULTS).await;
@@ -557,7 +566,7 @@ async fn png_shows_the_chart(session: &Session, png: &[u8]) {
 async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_exports_what_it_shows() {
     let today = chrono::Utc::now().date_naive();
     let marker_day = (today - chrono::Duration::weeks(5)).to_string();
-    let toml = format!("[harvest]\ninterval_minutes = 0\n[[markers]]\ndate = \"{marker_day}\"\nlabel = \"New on-call rota\"\n");
+    let toml = format!("[harvest]\ninterval_minutes = 0\n[definitions]\nwatch_interval_ms = 0\n[[markers]]\ndate = \"{marker_day}\"\nlabel = \"New on-call rota\"\n");
     let server = DemoServer::start(jira_dora::config::load(Some(&toml), &std::collections::HashMap::new()).unwrap()).await;
     let mut grpc = server.client().await;
     common::harvested(&mut grpc).await;
@@ -645,7 +654,7 @@ async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_ex
 #[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
 async fn the_dashboard_shows_months_from_presets_and_a_custom_range_by_month_or_by_week() {
     use jira_dora::domain::time::{IsoWeek, Month};
-    let server = DemoServer::demo().await;
+    let server = demo().await;
     let mut grpc = server.client().await;
     let driver = Driver::start().await;
     let profile = tempfile::tempdir().unwrap();
@@ -756,20 +765,9 @@ async fn team_list_is(session: &Session, names: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
 async fn the_dashboard_shows_a_team_of_the_projects_picked_and_says_team_figures_need_not_add_up() {
-    // The shipped definitions with one team per component, as the demo's.
-    let defs = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("metrics-defs")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rhai") {
-            std::fs::copy(&path, defs.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    std::fs::write(defs.path().join("teams.rhai"), "fn teams(issue) {\n    issue.components\n}\n").unwrap();
-    let mut config = common::demo_config();
-    config.defs_dir = defs.path().to_owned();
-    let server = DemoServer::start(config).await;
+    // The demo names one team per component.
+    let server = demo().await;
     let mut grpc = server.client().await;
-    common::harvested(&mut grpc).await;
     let driver = Driver::start().await;
     let profile = tempfile::tempdir().unwrap();
     let session = driver.session(profile.path(), 1280, 900).await;
@@ -873,7 +871,7 @@ const FAST_CLOCK: &str = r#"(() => {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
 async fn the_wallboard_shows_one_figure_with_its_level_and_trend_and_refreshes_every_five_minutes() {
-    let server = DemoServer::demo().await;
+    let server = demo().await;
     let mut grpc = server.client().await;
     let driver = Driver::start().await;
     let profile = tempfile::tempdir().unwrap();
@@ -1014,7 +1012,7 @@ async fn close_panel(session: &Session, button: &str) {
 async fn each_card_opens_a_panel_listing_what_explain_metrics_returns() {
     use jira_dora::proto::{AttributionKind, ExplainItem, ExplainMetricsRequest, Figure};
     let driver = Driver::start().await;
-    let server = DemoServer::demo().await;
+    let server = demo().await;
     let profile = tempfile::tempdir().unwrap();
     let session = driver.session(profile.path(), 1280, 900).await;
     session.goto(&server.url("/")).await;
