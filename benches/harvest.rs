@@ -19,7 +19,9 @@
 //! `cargo bench --bench harvest`; `HARVEST_BENCH_ISSUES` sets the total
 //! number of issues (default 100 000, over 10 projects).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
@@ -34,6 +36,46 @@ use jira_dora::store::Store;
 use tokio::sync::Semaphore;
 
 const PROJECTS: usize = 10;
+
+/// The system allocator, counting the bytes live and their high-water
+/// mark: the heap the facts take, apart from what the allocator keeps
+/// around them (which RSS shows).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(p, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, layout, new_size) };
+        if !q.is_null() {
+            let live = LIVE.fetch_add(new_size, Ordering::Relaxed) + new_size - layout.size();
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Bytes live on the heap now, in KiB.
+fn heap_kib() -> u64 {
+    (LIVE.load(Ordering::Relaxed) / 1024) as u64
+}
 
 /// A field of `/proc/self/status` in KiB (0 where there is no procfs).
 fn proc_status_kib(field: &str) -> u64 {
@@ -140,11 +182,15 @@ async fn run(per_project: usize) {
     let tz = chrono_tz::Europe::Berlin;
 
     // 1. The harvest: client + harvester + shipped definitions.
-    let rss_before = proc_status_kib("VmRSS:");
     fake.clear_requests();
+    let rss_before = proc_status_kib("VmRSS:");
+    let heap_before = heap_kib();
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
     let (harvester, view, store, harvest) = full_harvest(cfg.clone(), &keys, &definitions, tz).await;
     let hwm_after = proc_status_kib("VmHWM:");
     let rss_after = proc_status_kib("VmRSS:");
+    let heap_peak = (PEAK.load(Ordering::Relaxed) / 1024) as u64;
+    let heap_after = heap_kib();
     let fetched: u64 = view.projects.iter().map(|p| p.issues_fetched).sum();
     let pages: u64 = view.projects.iter().map(|p| p.pages).sum();
     let requests: Vec<_> = fake
@@ -153,6 +199,12 @@ async fn run(per_project: usize) {
         .filter(|r| r.path.contains("/search") || r.path.contains("/changelog"))
         .collect();
     let after = Traffic::of(&fake.responses());
+    // The fake Jira's log of the requests it answered is in this process
+    // too, but not in the service's: its bytes are left out of the figures.
+    let with_log = heap_kib();
+    fake.clear_requests();
+    let fake_log = with_log.saturating_sub(heap_kib());
+    let (rss_after, heap_after) = (rss_after.saturating_sub(fake_log), heap_after.saturating_sub(fake_log));
 
     // The same harvest with changelogs expanded in the searches, as before
     // bulkfetch: what it received, and the same figures.
@@ -261,6 +313,19 @@ async fn run(per_project: usize) {
     println!(
         "| held after harvest, per 100k issues       | {:>12.1} MiB |",
         per_100k(rss_after.saturating_sub(rss_before))
+    );
+    println!("| fake Jira's request log, left out of held | {:>12.1} MiB |", mib(fake_log));
+    println!(
+        "| ratio peak / held (RSS above start)       | {:>16.2} |",
+        hwm_after.saturating_sub(rss_before) as f64 / rss_after.saturating_sub(rss_before).max(1) as f64
+    );
+    println!(
+        "| heap peak above start, per 100k issues    | {:>12.1} MiB |",
+        per_100k(heap_peak.saturating_sub(heap_before))
+    );
+    println!(
+        "| heap held after harvest, per 100k issues  | {:>12.1} MiB |",
+        per_100k(heap_after.saturating_sub(heap_before))
     );
     println!();
     let per_1000 = |n: usize| n as f64 * 1000.0 / issues as f64;

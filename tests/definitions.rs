@@ -10,7 +10,7 @@ use jira_dora::definitions::{DefinitionError, DefinitionFile, DefinitionSet, Def
 use jira_dora::domain::classify::{
     DefaultRules, Hooks, IssueView, SourceLocation, TransitionView, VersionView, classify_issue,
 };
-use jira_dora::domain::facts::StatusCategory;
+use jira_dora::domain::facts::{Name, StatusCategory};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -21,7 +21,7 @@ struct Issue {
     project: String,
     issue_type: String,
     is_subtask: bool,
-    labels: Vec<String>,
+    labels: Vec<Name>,
     status_category: StatusCategory,
     created: i64,
     resolved: Option<i64>,
@@ -67,7 +67,7 @@ fn issue(issue_type: &str) -> Issue {
 
 impl Issue {
     fn labels(mut self, labels: &[&str]) -> Self {
-        self.labels = labels.iter().map(|l| (*l).to_owned()).collect();
+        self.labels = labels.iter().map(|l| Name::from(*l)).collect();
         self
     }
     fn view(&self) -> IssueView<'_> {
@@ -289,7 +289,7 @@ fn shipped_defaults_agree_with_reference_rules_on_generated_issues() {
     for _ in 0..400 {
         let mut i = issue(types[next(types.len())]);
         i.is_subtask = next(6) == 0;
-        i.labels = label_sets[next(label_sets.len())].iter().map(|l| (*l).to_owned()).collect();
+        i.labels = label_sets[next(label_sets.len())].iter().map(|l| Name::from(*l)).collect();
         i.affected_versions = (0..next(3)).map(|v| format!("1.{v}")).collect();
         i.fix_versions = (0..next(2)).map(|v| format!("2.{v}")).collect();
         i.transitions.clear();
@@ -694,7 +694,7 @@ fn a_failure_window_that_is_no_integer_from_0_to_90_is_rejected_with_file_line_a
 #[test]
 fn hostile_failure_windows_on_the_new_properties_are_stopped_at_call_time() {
     use jira_dora::domain::facts::FieldValue;
-    let components = vec!["HOSTILE".to_owned()];
+    let components: Vec<Name> = vec!["HOSTILE".into()];
     let fields = vec![(Arc::<str>::from("Team"), Some(FieldValue::Option("HOSTILE".into())))];
     for (what, body, expected) in hostile_bodies() {
         let mut files = with_window(&format!(
@@ -735,7 +735,7 @@ fn hooks_read_components_priority_and_allow_listed_fields() {
          if issue.components.contains(\"Payments\") && issue.priority == \"High\" && team == \"Checkout\" { 30 } else { 0 }",
     ))
     .unwrap();
-    let components = vec!["Payments".to_owned()];
+    let components: Vec<Name> = vec!["Payments".into()];
     let fields = vec![(Arc::<str>::from("Team"), Some(FieldValue::Option("Checkout".into())))];
     let incident = issue("Incident");
     let mut view = incident.view();
@@ -955,7 +955,7 @@ fn the_worked_examples_of_the_admin_guide_compile_and_are_cached() {
         assert_eq!(set.memoised_hooks().len(), hooks, "{name}: every hook of the examples is cached");
     }
     // The teams examples name the teams they promise.
-    let components = vec!["Payments".to_owned(), "Search".to_owned()];
+    let components: Vec<Name> = vec!["Payments".into(), "Search".into()];
     let team = vec![(Arc::<str>::from("Team"), Some(jira_dora::domain::facts::FieldValue::Option("Checkout".into())))];
     let no_team = vec![(Arc::<str>::from("Team"), None)];
     let story = issue("Story").labels(&["team-payments", "team-", "backend"]);

@@ -27,9 +27,14 @@ fn statuses() -> Vec<StatusFacts> {
     ]
 }
 
-fn status_ref(id: &str) -> StatusRef {
+fn status_ref(id: &str) -> Status {
     let name = statuses().into_iter().find(|s| s.id == id).unwrap().name;
-    StatusRef { id: id.into(), name }
+    StatusRef { id: id.into(), name: name.into() }.into()
+}
+
+fn issue_key(key: &str) -> IssueKey {
+    let (project, number) = key.rsplit_once('-').unwrap();
+    IssueKey { project: project.into(), number: number.parse().unwrap() }
 }
 
 fn category(id: &str) -> StatusCategory {
@@ -147,23 +152,23 @@ fn site(key: &str, seed: u64, issues: usize, versions: usize) -> ProjectFacts {
             }
             let status_category = category(&status.id);
             Arc::new(IssueFacts {
-                id: format!("{}", 1000 + n),
-                key: format!("{key}-{}", n + 1),
+                id: IssueId(1000 + n as u64),
+                key: IssueKey { project: key.into(), number: n as u32 + 1 },
                 project: key.into(),
                 issue_type: kind.into(),
                 is_subtask: kind == "Sub-task",
-                labels: labels.iter().filter(|_| rng.u8(..12) == 0).map(|l| l.to_string()).collect(),
+                labels: labels.iter().filter(|_| rng.u8(..12) == 0).map(|l| Name::from(*l)).collect(),
                 created,
                 updated: at,
                 resolved: (status_category == StatusCategory::Done && rng.bool()).then(|| at + HOUR),
                 status,
                 status_category,
-                fix_versions: pick_versions(&mut rng),
-                affected_versions: pick_versions(&mut rng),
-                components: vec![],
+                fix_versions: pick_versions(&mut rng).into_iter().map(Name::from).collect(),
+                affected_versions: pick_versions(&mut rng).into_iter().map(Name::from).collect(),
+                components: [].into(),
                 priority: None,
-                fields: vec![],
-                changes,
+                fields: [].into(),
+                changes: changes.into(),
             })
         })
         .collect();
@@ -335,23 +340,23 @@ fn t(s: &str) -> Millis {
 
 fn issue(key: &str, kind: &str, created: &str) -> IssueFacts {
     IssueFacts {
-        id: key.into(),
-        key: key.into(),
+        id: IssueId(u64::from(issue_key(key).number)),
+        key: issue_key(key),
         project: "PAY".into(),
         issue_type: kind.into(),
         is_subtask: false,
-        labels: vec![],
+        labels: [].into(),
         created: t(created),
         updated: t(created),
         resolved: None,
         status: status_ref("1"),
         status_category: StatusCategory::New,
-        fix_versions: vec![],
-        affected_versions: vec![],
-        components: vec![],
+        fix_versions: [].into(),
+        affected_versions: [].into(),
+        components: [].into(),
         priority: None,
-        fields: vec![],
-        changes: vec![],
+        fields: [].into(),
+        changes: [].into(),
     }
 }
 
@@ -368,10 +373,10 @@ fn version(id: &str, name: &str, date: &str) -> VersionFacts {
 #[test]
 fn a_failed_deployment_names_the_failures_that_failed_it_and_how() {
     let mut bug = issue("PAY-7", "Bug", "2026-01-14T09:00:00Z");
-    bug.affected_versions = vec!["1".into()];
+    bug.affected_versions = ["1".into()].into();
     let incident = issue("PAY-12", "Incident", "2026-01-15T09:00:00Z");
     let mut fix = issue("PAY-9", "Incident", "2026-01-13T09:00:00Z");
-    fix.fix_versions = vec!["2".into()];
+    fix.fix_versions = ["2".into()].into();
     let facts = ProjectFacts {
         key: "PAY".into(),
         issues: [bug, incident, fix].into_iter().map(Arc::new).collect(),

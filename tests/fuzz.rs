@@ -117,6 +117,7 @@ proptest! {
 /// what decodes. Errors are fine; panics are not.
 fn decode_all(bytes: &[u8]) {
     let rule = AppRule::default();
+    let names = jira_dora::domain::facts::Interner::default();
     let extra: Vec<ExtraField> = [FieldKind::Option, FieldKind::Options, FieldKind::Number, FieldKind::Date]
         .into_iter()
         .enumerate()
@@ -125,16 +126,16 @@ fn decode_all(bytes: &[u8]) {
     if let Ok(page) = serde_json::from_slice::<SearchPage>(bytes) {
         for mut issue in page.issues {
             let histories = issue.changelog.take().map(|c| c.histories).unwrap_or_default();
-            let changes = convert::status_changes(histories, &rule).unwrap_or_default();
-            let _ = convert::issue_facts(issue, "OPS", changes, &extra);
+            let changes = convert::status_changes(histories, &rule, &names).unwrap_or_default();
+            let _ = convert::issue_facts(issue, "OPS", changes, &extra, &names);
         }
     }
     if let Ok(page) = serde_json::from_slice::<PagedValues<WireHistory>>(bytes) {
-        let _ = convert::status_changes(page.values, &rule);
+        let _ = convert::status_changes(page.values, &rule, &names);
     }
     if let Ok(page) = serde_json::from_slice::<BulkChangelogPage>(bytes) {
         for log in page.issue_change_logs {
-            let _ = convert::status_changes(log.change_histories, &rule);
+            let _ = convert::status_changes(log.change_histories, &rule, &names);
         }
     }
     if let Ok(list) = serde_json::from_slice::<Vec<WireStatusEntry>>(bytes) {

@@ -169,7 +169,7 @@ fn dc_or_cloud_apps(f: &IssueFacts) -> [bool; 3] {
 fn assert_complete(issues: &[IssueFacts], expected: usize, long_every: usize) {
     assert_eq!(issues.len(), expected);
     for f in issues {
-        let n: usize = f.id.parse::<usize>().unwrap() - 20_000;
+        let n = f.id.0 as usize - 20_000;
         let want = if long_every > 0 && n.is_multiple_of(long_every) { 45 } else { 4 };
         assert_eq!(f.changes.len(), want, "issue {n} has its complete status changelog");
         assert!(f.changes.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
@@ -200,8 +200,8 @@ async fn cloud_search_pages_by_token_and_takes_every_changelog_from_bulkfetch() 
     let first = issues.iter().find(|f| f.id == "20000").unwrap();
     assert_eq!(first.project, "OPS");
     assert_eq!(first.issue_type, "Bug");
-    assert_eq!(first.labels, vec!["ai-assisted".to_string()]);
-    assert_eq!(first.affected_versions, vec!["901".to_string()]);
+    assert_eq!(first.labels[..], ["ai-assisted"]);
+    assert_eq!(first.affected_versions[..], ["901"]);
     assert_eq!(first.created, t0().timestamp_millis());
     let bulk = fake.requests().into_iter().find(|r| r.path.ends_with("bulkfetch")).unwrap();
     let body: serde_json::Value = serde_json::from_str(&bulk.body).unwrap();
@@ -484,7 +484,7 @@ async fn a_full_fetch_never_asks_for_text_or_people_and_keeps_none() {
     assert_eq!(log.iter().filter(|r| r.path.ends_with("/field")).count(), 2);
     for f in &issues {
         assert_no_author_fields(f);
-        assert_eq!((f.components.as_slice(), f.priority.as_deref()), (&["Billing".to_owned()][..], Some("High")));
+        assert_eq!((&f.components[..], f.priority.as_deref()), (&["Billing".into()][..], Some("High")));
         assert_eq!(f.fields[0], ("team".into(), Some(FieldValue::Option("Payments".into()))));
         assert!(matches!(f.fields[1], (ref name, Some(FieldValue::Number(_))) if &**name == "Story points"));
         let text = format!("{f:?}");
@@ -505,7 +505,7 @@ async fn since_watermark_is_local_minute_minus_overlap() {
     // minus 5 min overlap = 10 h 2 min 30 s, rounded down to 10 h 2 min.
     let since = t0() + chrono::Duration::seconds(10 * 3600 + 7 * 60 + 30);
     let issues = c.search_issues("OPS", Some(since.timestamp_millis()), &FetchCounters::default()).await.unwrap();
-    let got: BTreeSet<usize> = issues.iter().map(|f| f.id.parse::<usize>().unwrap() - 20_000).collect();
+    let got: BTreeSet<usize> = issues.iter().map(|f| f.id.0 as usize - 20_000).collect();
     assert_eq!(got, (10..48).collect::<BTreeSet<_>>());
     let search = fake.requests().into_iter().find(|r| r.path == "/rest/api/3/search/jql").unwrap();
     // 2025-03-01 19:02 UTC is 2025-03-02 08:02 in Auckland.
@@ -544,14 +544,14 @@ async fn edits_between_harvests_show_up_in_the_next_incremental_search() {
     assert_eq!(moved, "PAY-1");
     let since = (later - chrono::Duration::minutes(1)).timestamp_millis();
     let ops = c.search_issues("OPS", Some(since), &FetchCounters::default()).await.unwrap();
-    let ids: Vec<&str> = ops.iter().map(|f| f.id.as_str()).collect();
+    let ids: Vec<String> = ops.iter().map(|f| f.id.to_string()).collect();
     assert_eq!(ids, vec!["20001", "20002"]);
     let done = &ops[0];
     assert_eq!(done.status_category, StatusCategory::Done);
     assert!(done.changes.last().unwrap().by_app);
-    assert_eq!(ops[1].labels, vec!["dora-exclude".to_string()]);
+    assert_eq!(ops[1].labels[..], ["dora-exclude"]);
     let pay = c.search_issues("PAY", Some(since), &FetchCounters::default()).await.unwrap();
-    assert_eq!((pay.len(), pay[0].id.as_str(), pay[0].project.as_str()), (1, "20004", "PAY"));
+    assert_eq!((pay.len(), pay[0].id.to_string().as_str(), pay[0].project.as_str()), (1, "20004", "PAY"));
 }
 
 #[tokio::test]

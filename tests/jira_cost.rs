@@ -298,6 +298,6 @@ async fn a_data_center_project_past_the_result_window_harvests_completely() {
     assert!(fake.responses().iter().all(|r| r.status == 200));
     let facts = h.project_facts("P0").unwrap();
     assert_eq!(facts.issues.len(), ISSUES - 1);
-    assert!(facts.issues.iter().all(|i| i.id != id), "the deleted issue is gone");
+    assert!(facts.issues.iter().all(|i| i.id.to_string() != id), "the deleted issue is gone");
     fake.shutdown().await;
 }

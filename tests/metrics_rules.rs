@@ -29,9 +29,16 @@ fn statuses() -> Vec<StatusFacts> {
     ]
 }
 
-fn status(id: &str) -> StatusRef {
+fn status(id: &str) -> Status {
     let name = statuses().into_iter().find(|s| s.id == id).map(|s| s.name).unwrap_or_else(|| format!("gone-{id}"));
-    StatusRef { id: id.into(), name }
+    StatusRef { id: id.into(), name: name.into() }.into()
+}
+
+/// Appends to a boxed list of facts.
+fn push<T: Clone>(list: &mut Box<[T]>, item: T) {
+    let mut v = list.to_vec();
+    v.push(item);
+    *list = v.into();
 }
 
 /// A small issue builder: `issue("Story", "2026-01-05T10:00:00Z")` then
@@ -42,23 +49,23 @@ struct I(IssueFacts);
 fn issue(kind: &str, created: &str) -> I {
     let id = fastrand::u64(..);
     I(IssueFacts {
-        id: format!("{id}"),
-        key: format!("P-{id}"),
+        id: IssueId(id),
+        key: IssueKey { project: "P".into(), number: id as u32 },
         project: "P".into(),
         issue_type: kind.into(),
         is_subtask: false,
-        labels: vec![],
+        labels: [].into(),
         created: t(created),
         updated: t(created),
         resolved: None,
         status: status("1"),
         status_category: StatusCategory::New,
-        fix_versions: vec![],
-        affected_versions: vec![],
-        components: vec![],
+        fix_versions: [].into(),
+        affected_versions: [].into(),
+        components: [].into(),
         priority: None,
-        fields: vec![],
-        changes: vec![],
+        fields: [].into(),
+        changes: [].into(),
     })
 }
 
@@ -69,7 +76,7 @@ impl I {
     fn go_by(mut self, to: &str, at: &str, by_app: bool) -> Self {
         let from = self.0.status.clone();
         let to_ref = status(to);
-        self.0.changes.push(StatusChange { at: t(at), from, to: to_ref.clone(), by_app });
+        push(&mut self.0.changes, StatusChange { at: t(at), from, to: to_ref.clone(), by_app });
         let cat = statuses().into_iter().find(|s| s.id == to).map_or(StatusCategory::Undefined, |s| s.category);
         self.0.status = to_ref;
         self.0.status_category = cat;
@@ -86,7 +93,7 @@ impl I {
         self
     }
     fn label(mut self, l: &str) -> Self {
-        self.0.labels.push(l.into());
+        push(&mut self.0.labels, l.into());
         self
     }
     fn subtask(mut self) -> Self {
@@ -94,11 +101,11 @@ impl I {
         self
     }
     fn affects(mut self, v: &str) -> Self {
-        self.0.affected_versions.push(v.into());
+        push(&mut self.0.affected_versions, v.into());
         self
     }
     fn fixes(mut self, v: &str) -> Self {
-        self.0.fix_versions.push(v.into());
+        push(&mut self.0.fix_versions, v.into());
         self
     }
 }
@@ -655,8 +662,8 @@ fn changelog_statuses_resolve_by_id_then_by_name() {
     // Status ids 99 (deleted) and 98 (renamed): 99's recorded name "Done"
     // finds the done category by name; an unknown name is undefined.
     let mut i = issue("Story", "2026-01-05T00:00:00Z");
-    i.0.changes.push(StatusChange { at: t("2026-01-06T00:00:00Z"), from: status("1"), to: StatusRef { id: "99".into(), name: "done".into() }, by_app: false });
-    i.0.status = StatusRef { id: "99".into(), name: "Done".into() };
+    push(&mut i.0.changes, StatusChange { at: t("2026-01-06T00:00:00Z"), from: status("1"), to: StatusRef::new("99", "done").into(), by_app: false });
+    i.0.status = StatusRef::new("99", "Done").into();
     i.0.status_category = StatusCategory::Done;
     let a = aggregates(vec![i], vec![], UTC);
     let f = figures(&a, "2026-W02", "2026-W02");

@@ -32,9 +32,16 @@ fn statuses() -> Vec<StatusFacts> {
     ]
 }
 
-fn status_ref(id: &str) -> StatusRef {
+fn status_ref(id: &str) -> Status {
     let name = statuses().into_iter().find(|s| s.id == id).unwrap().name;
-    StatusRef { id: id.into(), name }
+    StatusRef { id: id.into(), name: name.into() }.into()
+}
+
+/// Appends to a boxed list of facts.
+fn push<T: Clone>(list: &mut Box<[T]>, item: T) {
+    let mut v = list.to_vec();
+    v.push(item);
+    *list = v.into();
 }
 
 fn category(id: &str) -> StatusCategory {
@@ -52,23 +59,23 @@ fn issue(n: usize, kind: &str, created: Millis, path: &[&str]) -> IssueFacts {
         from = to;
     }
     IssueFacts {
-        id: format!("{}", 10_000 + n),
-        key: format!("P-{n}"),
+        id: IssueId(10_000 + n as u64),
+        key: IssueKey { project: "P".into(), number: n as u32 },
         project: "P".into(),
         issue_type: kind.into(),
         is_subtask: false,
-        labels: vec![],
+        labels: [].into(),
         created,
         updated: created,
         resolved: None,
         status_category: category(&from.id),
         status: from,
-        fix_versions: vec![],
-        affected_versions: vec![],
-        components: vec![],
+        fix_versions: [].into(),
+        affected_versions: [].into(),
+        components: [].into(),
         priority: None,
-        fields: vec![],
-        changes,
+        fields: [].into(),
+        changes: changes.into(),
     }
 }
 
@@ -143,19 +150,19 @@ fn generated_site() -> impl Strategy<Value = (Vec<Gen>, Vec<Option<i64>>)> {
 fn site_facts(issues: &[Gen], releases: &[Option<i64>]) -> ProjectFacts {
     let monday = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
     let versions = releases.iter().enumerate().map(|(i, d)| version(&format!("{}", 100 + i), d.map(|d| monday + chrono::Days::new(d as u64)))).collect();
-    let vid = |i: &usize| format!("{}", 100 + i);
+    let vid = |i: &usize| Name::from(format!("{}", 100 + i));
     let issues = issues
         .iter()
         .enumerate()
         .map(|(n, g)| {
             let mut i = issue(n, g.kind, T0 + g.day * DAY + 3_600_000, g.path);
             if g.exclude {
-                i.labels.push("dora-exclude".into());
+                push(&mut i.labels, "dora-exclude".into());
             }
             if g.incident_label {
-                i.labels.push("incident".into());
+                push(&mut i.labels, "incident".into());
             }
-            i.components = g.components.iter().map(|c| (*c).to_owned()).collect();
+            i.components = g.components.iter().map(|c| Name::from(*c)).collect();
             i.fix_versions = g.fixes.iter().map(vid).collect();
             // Failures name what they affected, so each is attributed by
             // version (by time is covered by its own test below).
@@ -203,10 +210,10 @@ fn expected_flags(facts: &ProjectFacts, set: &DefinitionSet, versions: &HashSet<
             }
             let attributed = class.failure && issue.affected_versions.iter().any(|v| deployments.contains(v.as_str()));
             if class.failure {
-                failed.extend(issue.affected_versions.iter().map(String::as_str));
+                failed.extend(issue.affected_versions.iter().map(Name::as_str));
             }
             if class.incident || attributed {
-                rework.extend(issue.fix_versions.iter().map(String::as_str));
+                rework.extend(issue.fix_versions.iter().map(Name::as_str));
             }
         }
     });
@@ -245,7 +252,7 @@ proptest! {
             let shipped: HashSet<&str> = mine
                 .iter()
                 .filter(|i| !i.labels.iter().any(|l| l == "dora-exclude") && i.issue_type != "Epic")
-                .flat_map(|i| i.fix_versions.iter().map(String::as_str))
+                .flat_map(|i| i.fix_versions.iter().map(Name::as_str))
                 .collect();
             let sub = ProjectFacts {
                 key: facts.key.clone(),
@@ -275,8 +282,8 @@ fn monday(week_offset: u64) -> NaiveDate {
 
 fn done_story(n: usize, team: &str, fixes: &str) -> IssueFacts {
     let mut i = issue(n, "Story", T0, &["3", "10"]);
-    i.components = vec![team.to_owned()];
-    i.fix_versions = vec![fixes.to_owned()];
+    i.components = [team.into()].into();
+    i.fix_versions = [fixes.into()].into();
     i
 }
 
@@ -300,13 +307,13 @@ fn a_teams_deployment_keeps_the_projects_flags_whichever_team_failed_it() {
     // Search's incident, attributed by time (no affected version) to the
     // release the day before, which shipped only Payments' work.
     let mut incident = issue(9, "Incident", T0 + 8 * DAY + 3_600_000, &["10"]);
-    incident.components = vec!["Search".into()];
+    incident.components = ["Search".into()].into();
     let mut fix = done_story(4, "Payments", "101");
     fix.created = T0 + 9 * DAY;
     // The incident's fix ships in 101: rework, of Payments' deployment too.
     let mut incident_fix = incident.clone();
-    incident_fix.id = "99".into();
-    incident_fix.fix_versions = vec!["101".into()];
+    incident_fix.id = IssueId(99);
+    incident_fix.fix_versions = ["101".into()].into();
     let issues = vec![done_story(1, "Payments", "100"), incident, fix];
     let versions = vec![version("100", NaiveDate::from_ymd_opt(2026, 1, 12)), version("101", NaiveDate::from_ymd_opt(2026, 1, 20))];
     let build = build_project_teams(&project(issues, versions.clone()), &by_component(), UTC).unwrap();
@@ -326,8 +333,8 @@ fn a_teams_deployment_keeps_the_projects_flags_whichever_team_failed_it() {
 #[test]
 fn excluded_issues_count_in_their_teams_excluded_only_and_ship_nothing() {
     let mut epic = issue(1, "Epic", T0, &["3", "10"]);
-    epic.components = vec!["Payments".into()];
-    epic.fix_versions = vec!["100".into()];
+    epic.components = ["Payments".into()].into();
+    epic.fix_versions = ["100".into()].into();
     let build = build_project_teams(&project(vec![epic], vec![version("100", Some(monday(1)))]), &by_component(), UTC).unwrap();
     let payments = &build.teams["Payments"];
     assert_eq!(payments.values().map(|a| a.excluded).sum::<u32>(), 1);
@@ -416,7 +423,7 @@ fn a_hostile_teams_hook_is_stopped_and_its_errors_carry_no_issue_data() {
     for (key, says) in [("HOSTILE", "limit exceeded"), ("THROW", "")] {
         let mut i = issue(1, "Story", T0, &[]);
         i.project = key.into();
-        i.components = vec!["secret-component".into()];
+        i.components = ["secret-component".into()].into();
         let facts = project(vec![i], vec![]);
         let err = build_project_teams(&facts, &set, UTC).unwrap_err().to_string();
         assert!(err.contains("`teams`") && err.contains(says), "{err}");
@@ -433,7 +440,7 @@ fn memoised_teams_answers_equal_unmemoised_ones() {
     for n in 0..40 {
         let mut i = done_story(n, TEAM_NAMES[n % 3], "100");
         if n % 4 == 0 {
-            i.labels.push(format!("team-{}", n % 5));
+            push(&mut i.labels, format!("team-{}", n % 5).into());
         }
         issues.push(i);
     }

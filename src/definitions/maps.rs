@@ -35,15 +35,15 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::domain::facts::{FieldValue, StatusCategory};
+    use crate::domain::facts::{FieldValue, Name, StatusCategory};
 
     #[test]
     fn issue_map_has_exactly_the_contract_fields() {
-        let labels = vec!["ai-assisted".to_owned()];
-        let components = vec!["Payments".to_owned(), "Search".to_owned()];
+        let labels: Vec<Name> = vec!["ai-assisted".into()];
+        let components: Vec<Name> = vec!["Payments".into(), "Search".into()];
         let fields = vec![
             (Arc::from("Team"), Some(FieldValue::Option("Checkout".into()))),
-            (Arc::from("Areas"), Some(FieldValue::Options(vec!["web".into(), "api".into()]))),
+            (Arc::from("Areas"), Some(FieldValue::Options(["web".into(), "api".into()].into()))),
             (Arc::from("Points"), Some(FieldValue::Number(5.5))),
             (Arc::from("Go-live"), Some(FieldValue::Date(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()))),
             (Arc::from("Severity"), None),

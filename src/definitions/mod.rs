@@ -39,7 +39,7 @@ use crate::domain::classify::{
     checked_teams, HookError, Hooks, IssueView, SourceLocation, Teams, TransitionView, VersionView,
     MAX_FAILURE_WINDOW_DAYS,
 };
-use crate::domain::facts::{FieldValue, StatusCategory};
+use crate::domain::facts::{FieldValue, Name, StatusCategory};
 
 use self::compile::Layout;
 use self::hooks::{HookSpec, Input, Returns, HOOKS, HOOK_COUNT, TEAMS};
@@ -519,9 +519,9 @@ impl Samples {
         let fields: Vec<(Arc<str>, Option<FieldValue>)> = field_names.iter().map(|n| (Arc::from(n.as_str()), None)).collect();
         const CREATED: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
         const HOUR: i64 = 3_600_000;
-        let no_labels: Vec<String> = Vec::new();
-        let labels = vec!["backend".to_owned(), "ai-assisted".to_owned()];
-        let components = vec!["Payments".to_owned()];
+        let no_labels: Vec<Name> = Vec::new();
+        let labels: Vec<Name> = vec!["backend".into(), "ai-assisted".into()];
+        let components: Vec<Name> = vec!["Payments".into()];
         let open_story = IssueView {
             project: "DEMO",
             issue_type: "Story",

@@ -23,7 +23,7 @@ use super::properties::{self, Kind, Value, ISSUE, ISSUE_NAMES, TRANSITION, TRANS
 use super::hooks::{HookSpec, Input, HOOKS, HOOK_COUNT};
 use super::problems::DefinitionFile;
 use crate::domain::classify::{IssueView, TransitionView, VersionView};
-use crate::domain::facts::{FieldValue, StatusCategory};
+use crate::domain::facts::{FieldValue, Name, StatusCategory};
 
 /// A set of property indices, as bits.
 pub(super) type Needed = u16;
@@ -38,7 +38,7 @@ fn has(needed: Needed, property: usize) -> bool {
 #[derive(Debug)]
 enum Owned {
     Text(String),
-    Texts(Vec<String>),
+    Texts(Vec<Name>),
     Bool(bool),
     Int(i64),
     OptionalInt(Option<i64>),
@@ -54,7 +54,7 @@ impl Owned {
             Value::Text(s) => Owned::Text(if needed { s.to_owned() } else { String::new() }),
             Value::Labels(items) => Owned::Texts(if needed { items.to_vec() } else { Vec::new() }),
             Value::Names(items) => {
-                Owned::Texts(if needed { items.iter().map(|s| (*s).to_owned()).collect() } else { Vec::new() })
+                Owned::Texts(if needed { items.iter().map(|s| Name::from(*s)).collect() } else { Vec::new() })
             }
             Value::Bool(b) => Owned::Bool(b),
             Value::Int(n) => Owned::Int(n),
@@ -354,7 +354,7 @@ mod tests {
 
     #[test]
     fn record_keys_from_views_and_prepared_issues_agree() {
-        let labels = vec!["ai-assisted".to_owned(), "x".to_owned()];
+        let labels: Vec<Name> = vec!["ai-assisted".into(), "x".into()];
         let view = IssueView {
             project: "OPS",
             issue_type: "Bug",

@@ -18,7 +18,7 @@ use rhai::{Array, Dynamic, Map};
 
 use super::memo;
 use crate::domain::classify::{IssueView, TransitionView, VersionView};
-use crate::domain::facts::{FieldValue, StatusCategory};
+use crate::domain::facts::{FieldValue, Name, StatusCategory};
 
 /// The type of a property as scripts see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub type ReadVersion = for<'a, 'b> fn(&'a VersionView<'b>) -> Value<'a>;
 #[derive(Debug, Clone, Copy)]
 pub enum Value<'a> {
     Text(&'a str),
-    Labels(&'a [String]),
+    Labels(&'a [Name]),
     Names(&'a [&'a str]),
     Bool(bool),
     Int(i64),
@@ -96,7 +96,7 @@ impl Value<'_> {
     pub fn dynamic(self) -> Dynamic {
         match self {
             Value::Text(s) => string(s),
-            Value::Labels(items) => strings(items.iter().map(String::as_str)),
+            Value::Labels(items) => strings(items.iter().map(Name::as_str)),
             Value::Names(items) => strings(items.iter().copied()),
             Value::Bool(b) => Dynamic::from_bool(b),
             Value::Int(n) => Dynamic::from_int(n),
@@ -126,7 +126,7 @@ impl Value<'_> {
     pub fn push_key(self, key: &mut String) {
         match self {
             Value::Text(s) => memo::push_str(key, s),
-            Value::Labels(items) => memo::push_strs(key, items.iter().map(String::as_str)),
+            Value::Labels(items) => memo::push_strs(key, items.iter().map(Name::as_str)),
             Value::Names(items) => memo::push_strs(key, items.iter().copied()),
             Value::Bool(b) => memo::push_bool(key, b),
             Value::Int(n) => memo::push_int(key, n),
@@ -141,7 +141,7 @@ impl Value<'_> {
                     match value {
                         None => memo::push_unit(key),
                         Some(FieldValue::Option(s)) => memo::push_str(key, s),
-                        Some(FieldValue::Options(items)) => memo::push_strs(key, items.iter().map(String::as_str)),
+                        Some(FieldValue::Options(items)) => memo::push_strs(key, items.iter().map(Name::as_str)),
                         Some(FieldValue::Number(n)) => memo::push_int(key, n.to_bits() as i64),
                         Some(FieldValue::Date(d)) => memo::push_str(key, &d.format("%Y-%m-%d").to_string()),
                     }
@@ -170,7 +170,7 @@ impl Value<'_> {
 fn field(value: &FieldValue) -> Dynamic {
     match value {
         FieldValue::Option(s) => string(s),
-        FieldValue::Options(items) => strings(items.iter().map(String::as_str)),
+        FieldValue::Options(items) => strings(items.iter().map(Name::as_str)),
         FieldValue::Number(n) => Dynamic::from_float(*n),
         FieldValue::Date(d) => string(&d.format("%Y-%m-%d").to_string()),
     }

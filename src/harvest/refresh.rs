@@ -43,7 +43,7 @@ use super::memory::FactsMemory;
 use crate::config::DEFAULT_RECONCILE_INTERVAL;
 use crate::definitions::DefinitionSet;
 use crate::domain::aggregate::{build_project_teams, ClassifyError, ProjectBuild, MAX_TEAMS_PER_PROJECT};
-use crate::domain::facts::{IssueFacts, Millis, ProjectFacts, StatusFacts};
+use crate::domain::facts::{IssueFacts, IssueId, Millis, ProjectFacts, StatusFacts};
 use crate::jira::{FetchCounters, JiraClient, JiraError};
 use crate::store::snapshot::{self, JobRecord};
 use crate::store::{ProjectData, Store};
@@ -437,23 +437,23 @@ impl Harvester {
         };
         let versions = self.client.versions(key).await?;
         // The issues in memory, shared, by id.
-        let mut issues: BTreeMap<String, Arc<IssueFacts>> = previous
+        let mut issues: BTreeMap<IssueId, Arc<IssueFacts>> = previous
             .iter()
-            .flat_map(|facts| facts.issues.iter().map(|i| (i.id.clone(), Arc::clone(i))))
+            .flat_map(|facts| facts.issues.iter().map(|i| (i.id, Arc::clone(i))))
             .collect();
         drop(previous);
         if watermark.is_some() && reconcile {
             // Reconcile deletions and moves: keep only issues still in the
             // project.
             let current: HashSet<String> = self.client.issue_ids(key, counters).await?.into_iter().collect();
-            issues.retain(|id, _| current.contains(id));
+            issues.retain(|id, _| current.contains(&id.to_string()));
         }
-        let known: HashMap<String, Millis> = issues.iter().map(|(id, issue)| (id.clone(), issue.updated)).collect();
+        let known: HashMap<IssueId, Millis> = issues.iter().map(|(id, issue)| (*id, issue.updated)).collect();
         let fetched = self.client.search_changed_issues(key, watermark, &known, counters).await?;
         let mut new_watermark = watermark;
         for issue in fetched {
             new_watermark = Some(new_watermark.map_or(issue.updated, |w: Millis| w.max(issue.updated)));
-            issues.insert(issue.id.clone(), Arc::new(issue));
+            issues.insert(issue.id, Arc::new(issue));
         }
         let facts =
             Arc::new(ProjectFacts { key: key.to_owned(), issues: issues.into_values().collect(), versions, statuses });

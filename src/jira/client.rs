@@ -25,7 +25,7 @@ use super::wire::{
 use super::convert::ExtraField;
 use super::report::{Attempts, FetchCounters, JiraError, RequestName};
 use super::settings::{CloudChangelogs, Flavor, JiraAuth, JiraConfig, SecretString};
-use crate::domain::facts::{IssueFacts, Millis, StatusChange, StatusFacts, VersionFacts};
+use crate::domain::facts::{Interner, IssueFacts, IssueId, Millis, StatusChange, StatusFacts, VersionFacts};
 
 /// The only fields a search asks for (metrics-spec §2), besides the
 /// allow-listed custom fields.
@@ -91,6 +91,8 @@ struct Inner {
     extra_fields: OnceCell<Vec<ExtraField>>,
     /// `fields=` of an issue search.
     search_fields: OnceCell<String>,
+    /// The site's names and statuses, held once for all its facts.
+    names: Interner,
 }
 
 /// Whose credential a request carries.
@@ -230,8 +232,15 @@ impl JiraClient {
                 extra_field_names: cfg.extra_fields,
                 extra_fields: OnceCell::new(),
                 search_fields: OnceCell::new(),
+                names: Interner::default(),
             }),
         })
+    }
+
+    /// The names and statuses the facts of this site share. Call
+    /// [`Interner::forget_unused`] on it after facts were dropped.
+    pub fn names(&self) -> &Interner {
+        &self.inner.names
     }
 
     /// The configured flavor.
@@ -608,12 +617,12 @@ impl JiraClient {
         &self,
         project: &str,
         since: Option<Millis>,
-        known: &HashMap<String, Millis>,
+        known: &HashMap<IssueId, Millis>,
         counters: &FetchCounters,
     ) -> Result<Vec<IssueFacts>, JiraError> {
         let mut issues: Vec<IssueFacts> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut incomplete: Vec<String> = Vec::new();
+        let mut index: HashMap<IssueId, usize> = HashMap::new();
+        let mut incomplete: Vec<IssueId> = Vec::new();
         let (segments, cloud): (&[&str], bool) = match self.inner.flavor {
             Flavor::Cloud => (&["search", "jql"], true),
             Flavor::DataCenter => (&["search"], false),
@@ -640,20 +649,19 @@ impl JiraClient {
                     }
                     None => (Vec::new(), false),
                 };
-                let facts = convert::issue_facts(wire, project, changes, extra).map_err(|source| {
-                    JiraError::Invalid { req: search.clone(), source }
-                })?;
+                let facts = convert::issue_facts(wire, project, changes, extra, &self.inner.names)
+                    .map_err(|source| JiraError::Invalid { req: search.clone(), source })?;
                 if known.get(&facts.id) == Some(&facts.updated) {
                     continue;
                 }
                 if !complete {
-                    incomplete.push(facts.id.clone());
+                    incomplete.push(facts.id);
                 }
                 // An issue updated while paging can show up twice: keep the last.
                 match index.get(&facts.id) {
                     Some(&i) => issues[i] = facts,
                     None => {
-                        index.insert(facts.id.clone(), issues.len());
+                        index.insert(facts.id, issues.len());
                         issues.push(facts);
                     }
                 }
@@ -667,7 +675,7 @@ impl JiraClient {
             let mut full = self.complete_changelogs(&incomplete, counters).await?;
             for issue in &mut issues {
                 if let Some(changes) = full.remove(&issue.id) {
-                    issue.changes = changes;
+                    issue.changes = changes.into_boxed_slice();
                 }
             }
         }
@@ -848,7 +856,7 @@ impl JiraClient {
     }
 
     fn changes(&self, req: &RequestName, histories: Vec<WireHistory>) -> Result<Vec<StatusChange>, JiraError> {
-        convert::status_changes(histories, &self.inner.apps)
+        convert::status_changes(histories, &self.inner.apps, &self.inner.names)
             .map_err(|source| JiraError::Invalid { req: req.clone(), source })
     }
 
@@ -856,9 +864,9 @@ impl JiraClient {
     /// Cloud, one issue at a time on Data Center.
     async fn complete_changelogs(
         &self,
-        ids: &[String],
+        ids: &[IssueId],
         counters: &FetchCounters,
-    ) -> Result<HashMap<String, Vec<StatusChange>>, JiraError> {
+    ) -> Result<HashMap<IssueId, Vec<StatusChange>>, JiraError> {
         if self.inner.flavor == Flavor::Cloud {
             // No fallback to `issue/{id}/changelog`: it would carry every
             // field's changes. A site without bulkfetch is an error.
@@ -868,10 +876,10 @@ impl JiraClient {
         let mut set = tokio::task::JoinSet::new();
         for id in ids {
             let client = self.clone();
-            let id = id.clone();
+            let id = *id;
             let c = counters_ptr.clone();
             set.spawn(async move {
-                let changes = client.dc_issue_changelog(&id, &c).await?;
+                let changes = client.dc_issue_changelog(&id.to_string(), &c).await?;
                 Ok::<_, JiraError>((id, changes))
             });
         }
@@ -912,20 +920,21 @@ impl JiraClient {
     /// by its own token.
     async fn bulk_changelogs(
         &self,
-        ids: &[String],
+        ids: &[IssueId],
         counters: &FetchCounters,
-    ) -> Result<HashMap<String, Vec<StatusChange>>, JiraError> {
+    ) -> Result<HashMap<IssueId, Vec<StatusChange>>, JiraError> {
         let req = RequestName {
             method: "POST".into(),
             path: self.url(&Method::POST, &["changelog", "bulkfetch"])?.path().to_string(),
         };
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(BULK_IDS) {
+            let chunk_text: Vec<String> = chunk.iter().map(IssueId::to_string).collect();
             let mut histories: HashMap<String, Vec<WireHistory>> = HashMap::new();
             let mut token: Option<String> = None;
             loop {
                 let mut body = serde_json::json!({
-                    "issueIdsOrKeys": chunk,
+                    "issueIdsOrKeys": chunk_text,
                     "fieldIds": ["status"],
                     "maxResults": BULK_IDS,
                 });
@@ -944,9 +953,9 @@ impl JiraClient {
                     None => break,
                 }
             }
-            for id in chunk {
-                let hs = histories.remove(id).unwrap_or_default();
-                out.insert(id.clone(), self.changes(&req, hs)?);
+            for (id, text) in chunk.iter().zip(&chunk_text) {
+                let hs = histories.remove(text).unwrap_or_default();
+                out.insert(*id, self.changes(&req, hs)?);
             }
         }
         Ok(out)

@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use super::wire::{StrOrNum, WireCustomValue, WireField, WireHistory, WireIssue, WireStatusEntry, WireVersion};
 use crate::domain::facts::{
-    FieldValue, IssueFacts, Millis, StatusCategory, StatusChange, StatusFacts, StatusRef, VersionFacts,
+    FieldValue, Interner, IssueFacts, IssueId, IssueKey, Millis, Name, StatusCategory, StatusChange, StatusFacts, VersionFacts,
 };
 
 /// A value in a well-formed response that does not mean what it must.
@@ -71,10 +71,11 @@ fn required_time(v: &StrOrNum, field: &'static str) -> Result<Millis, ConvertErr
 }
 
 /// Converts changelog histories to status changes, oldest first (stable on
-/// history id for equal instants).
+/// history id for equal instants), their statuses shared through `names`.
 pub fn status_changes(
     histories: Vec<WireHistory>,
     rule: &AppRule,
+    names: &Interner,
 ) -> Result<Vec<StatusChange>, ConvertError> {
     let mut out: Vec<(Millis, String, usize, StatusChange)> = Vec::new();
     for h in histories {
@@ -88,9 +89,8 @@ pub fn status_changes(
         };
         let hid = h.id.map(StrOrNum::into_id).unwrap_or_default();
         for (n, item) in h.items.into_iter().enumerate() {
-            let side = |id: Option<String>, name: Option<String>| StatusRef {
-                id: id.unwrap_or_default(),
-                name: name.unwrap_or_default(),
+            let side = |id: Option<String>, name: Option<String>| {
+                names.status(id.as_deref().unwrap_or_default(), name.as_deref().unwrap_or_default())
             };
             out.push((
                 at,
@@ -126,12 +126,14 @@ fn id_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// issue's own `changelog` is ignored here. `project` is used when the
 /// issue does not name its project. `extra` are the allow-listed custom
 /// fields: each gets the issue's value if it has the field's kind, else
-/// none; other custom fields are dropped.
+/// none; other custom fields are dropped. Every string is shared through
+/// `names`.
 pub fn issue_facts(
     issue: WireIssue,
     project: &str,
     changes: Vec<StatusChange>,
     extra: &[ExtraField],
+    names: &Interner,
 ) -> Result<IssueFacts, ConvertError> {
     let f = issue.fields;
     let missing = |field| ConvertError { field, problem: "is missing" };
@@ -146,20 +148,20 @@ pub fn issue_facts(
         Some(v) => Some(required_time(v, "fields.resolutiondate")?),
         None => None,
     };
+    let id = issue_id(issue.id)?;
     let ids = |v: Option<Vec<super::wire::WireIdRef>>| {
-        v.unwrap_or_default().into_iter().map(|r| r.id.into_id()).collect::<Vec<_>>()
+        v.unwrap_or_default().into_iter().map(|r| names.name(&r.id.into_id())).collect::<Box<[Name]>>()
     };
+    let all = |v: Option<Vec<String>>| v.unwrap_or_default().iter().map(|s| names.name(s)).collect::<Box<[Name]>>();
     let key = issue.key.filter(|k| !k.is_empty()).ok_or(missing("key"))?;
+    let key = IssueKey::parse(&key, names).ok_or(ConvertError { field: "key", problem: "is not a Jira issue key" })?;
     Ok(IssueFacts {
-        id: issue.id.into_id(),
+        id,
         key,
-        project: f
-            .project
-            .and_then(|p| p.key)
-            .unwrap_or_else(|| project.to_string()),
-        issue_type: issuetype.name,
+        project: names.name(f.project.and_then(|p| p.key).as_deref().unwrap_or(project)),
+        issue_type: names.name(&issuetype.name),
         is_subtask: issuetype.subtask,
-        labels: f.labels.unwrap_or_default(),
+        labels: all(f.labels),
         created,
         updated,
         resolved,
@@ -167,27 +169,40 @@ pub fn issue_facts(
             .status_category
             .and_then(|c| c.key)
             .map_or(StatusCategory::Undefined, |k| StatusCategory::from_key(&k)),
-        status: StatusRef { id: status.id.into_id(), name: status.name },
+        status: names.status(&status.id.into_id(), &status.name),
         fix_versions: ids(f.fix_versions),
         affected_versions: ids(f.versions),
-        components: f.components.unwrap_or_default().into_iter().filter_map(|c| c.name).collect(),
-        priority: f.priority.and_then(|p| p.name),
+        components: all(f.components.map(|c| c.into_iter().filter_map(|c| c.name).collect())),
+        priority: f.priority.and_then(|p| p.name).map(|p| names.name(&p)),
         fields: extra
             .iter()
             .map(|field| {
-                let value = f.custom.iter().find(|(id, _)| *id == field.id).and_then(|(_, v)| field_value(field.kind, v));
+                let value =
+                    f.custom.iter().find(|(id, _)| *id == field.id).and_then(|(_, v)| field_value(field.kind, v, names));
                 (Arc::clone(&field.name), value)
             })
             .collect(),
-        changes,
+        changes: changes.into_boxed_slice(),
     })
 }
 
+/// An issue id: Jira's are numbers, sent as strings or numbers.
+pub fn issue_id(id: StrOrNum) -> Result<IssueId, ConvertError> {
+    let problem = ConvertError { field: "id", problem: "is not a Jira issue id (a number)" };
+    match id {
+        StrOrNum::Int(n) => u64::try_from(n).map(IssueId).map_err(|_| problem),
+        StrOrNum::Str(s) => IssueId::parse(&s).ok_or(problem),
+        StrOrNum::Float(_) => Err(problem),
+    }
+}
+
 /// A custom field's value, when it has the shape of the field's kind.
-fn field_value(kind: FieldKind, value: &WireCustomValue) -> Option<FieldValue> {
+fn field_value(kind: FieldKind, value: &WireCustomValue, names: &Interner) -> Option<FieldValue> {
     match (kind, value) {
-        (FieldKind::Option, WireCustomValue::Option(v)) => Some(FieldValue::Option(v.clone())),
-        (FieldKind::Options, WireCustomValue::Options(v)) => Some(FieldValue::Options(v.clone())),
+        (FieldKind::Option, WireCustomValue::Option(v)) => Some(FieldValue::Option(names.name(v))),
+        (FieldKind::Options, WireCustomValue::Options(v)) => {
+            Some(FieldValue::Options(v.iter().map(|s| names.name(s)).collect()))
+        }
         (FieldKind::Number, WireCustomValue::Number(n)) if n.is_finite() => Some(FieldValue::Number(*n)),
         (FieldKind::Date, WireCustomValue::Date(d)) => NaiveDate::parse_from_str(d, "%Y-%m-%d").ok().map(FieldValue::Date),
         _ => None,
@@ -291,6 +306,7 @@ pub fn status_facts(s: WireStatusEntry) -> StatusFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::facts::StatusRef;
     use crate::jira::wire::{SearchPage, WireCustomValue, WireFields, WireHistory};
 
     fn fixture(name: &str) -> String {
@@ -324,14 +340,14 @@ mod tests {
         assert_eq!(cl.histories.len(), 2);
         assert!(cl.histories.iter().all(|h| h.items.is_empty()));
         assert!(cl.histories[1].author.is_none());
-        let changes = status_changes(cl.histories, &AppRule::default()).unwrap();
+        let changes = status_changes(cl.histories, &AppRule::default(), &Interner::default()).unwrap();
         assert!(changes.is_empty());
-        let facts = issue_facts(issue, "XX", changes, &[]).unwrap();
+        let facts = issue_facts(issue, "XX", changes, &[], &Interner::default()).unwrap();
         assert_eq!(facts.id, "12338");
         assert_eq!(facts.key(), "AR-86");
         assert_eq!(facts.project, "AR");
         assert_eq!(facts.issue_type, "Task");
-        assert_eq!(facts.status, StatusRef { id: "10000".into(), name: "Ready".into() });
+        assert_eq!(facts.status, StatusRef::new("10000", "Ready"));
         assert_eq!(facts.status_category, StatusCategory::New);
         assert_eq!(facts.resolved, parse_time(&StrOrNum::Str("2015-12-07T14:19:13.000-0800".into())));
         let text = format!("{facts:?}");
@@ -347,7 +363,7 @@ mod tests {
         assert_eq!(page.issues.len(), 11);
         for issue in page.issues {
             assert!(issue.changelog.is_none());
-            let f = issue_facts(issue, "SAMPLEPROJECT", Vec::new(), &[]).unwrap();
+            let f = issue_facts(issue, "SAMPLEPROJECT", Vec::new(), &[], &Interner::default()).unwrap();
             assert_eq!(f.project, "SAMPLEPROJECT");
             assert_eq!(f.status_category, StatusCategory::Undefined);
             assert!(f.created > 1_300_000_000_000);
@@ -484,20 +500,20 @@ mod tests {
             history(serde_json::json!({"id": "4", "created": "2025-05-03T10:00:00Z",
                 "items": [{"field": "status", "fieldId": "resolution", "toString": "Fixed"}]})),
         ];
-        let changes = status_changes(hs, &rule).unwrap();
+        let changes = status_changes(hs, &rule, &Interner::default()).unwrap();
         assert_eq!(changes.len(), 3, "resolution item with field=status but fieldId=resolution dropped");
         // Equal instants: history id 1 before 2.
         assert_eq!((changes[0].to.id.as_str(), changes[0].by_app), ("3", true));
         assert_eq!((changes[1].to.id.as_str(), changes[1].by_app), ("5", false));
         assert_eq!((changes[2].to.id.as_str(), changes[2].by_app), ("3", true));
-        assert_eq!(changes[1].from, StatusRef { id: "3".into(), name: "In Progress".into() });
+        assert_eq!(changes[1].from, StatusRef::new("3", "In Progress"));
     }
 
     #[test]
     fn a_search_result_without_its_key_is_refused_by_name() {
         let check = |issue: serde_json::Value| {
             let issue: super::super::wire::WireIssue = serde_json::from_value(issue).unwrap();
-            issue_facts(issue, "P", Vec::new(), &[]).unwrap_err()
+            issue_facts(issue, "P", Vec::new(), &[], &Interner::default()).unwrap_err()
         };
         let fields = serde_json::json!({
             "created": "2026-01-05T10:00:00.000+0000",
@@ -508,12 +524,25 @@ mod tests {
         assert_eq!(check(serde_json::json!({"id": "1", "fields": fields})), expected);
         assert_eq!(check(serde_json::json!({"id": "1", "key": "", "fields": fields})), expected);
         assert_eq!(expected.to_string(), "field `key` is missing");
+        let malformed = ConvertError { field: "key", problem: "is not a Jira issue key" };
+        for key in ["P", "P-", "-1", "P-01", "P-1a", "P-99999999999"] {
+            assert_eq!(check(serde_json::json!({"id": "1", "key": key, "fields": fields})), malformed, "{key}");
+        }
+        let id = ConvertError { field: "id", problem: "is not a Jira issue id (a number)" };
+        for bad in [serde_json::json!("x1"), serde_json::json!("01"), serde_json::json!(-1), serde_json::json!(1.5)] {
+            assert_eq!(check(serde_json::json!({"id": bad, "key": "P-1", "fields": fields})), id, "{bad}");
+        }
+        let names = Interner::default();
+        let ok: super::super::wire::WireIssue =
+            serde_json::from_value(serde_json::json!({"id": 10_200, "key": "MY_P2-1234", "fields": fields})).unwrap();
+        let facts = issue_facts(ok, "P", Vec::new(), &[], &names).unwrap();
+        assert_eq!((facts.id.to_string(), facts.key()), ("10200".to_owned(), "MY_P2-1234".to_owned()));
     }
 
     #[test]
     fn bad_timestamp_names_the_field() {
         let h = history(serde_json::json!({"id": "1", "created": "soon", "items": [{"field": "status", "to": "1"}]}));
-        let err = status_changes(vec![h], &AppRule::default()).unwrap_err();
+        let err = status_changes(vec![h], &AppRule::default(), &Interner::default()).unwrap_err();
         assert_eq!(err.field, "changelog.histories[].created");
     }
 }

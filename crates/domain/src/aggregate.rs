@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::classify::{classify_issue, HookError, Hooks, IssueClass, IssueView, TransitionView, VersionView};
-use super::facts::{IssueFacts, Millis, ProjectFacts, StatusCategory, StatusRef, VersionFacts};
+use super::facts::{IssueFacts, Millis, Name, ProjectFacts, StatusCategory, StatusRef, VersionFacts};
 use super::sketch::DurationSketch;
 use super::time::{local_date, weekday_index, IsoWeek};
 
@@ -176,7 +176,7 @@ fn resolve_issue<'a>(
     } else {
         issue.status_category
     };
-    let names = |ids: &'a [String]| ids.iter().filter_map(|id| version_names.get(id.as_str()).copied()).collect();
+    let names = |ids: &'a [Name]| ids.iter().filter_map(|id| version_names.get(id.as_str()).copied()).collect();
     let transitions = issue
         .changes
         .iter()
@@ -604,7 +604,7 @@ fn attribute_failures<'a>(deployments: &mut [Deployment<'a>], failures: &[Failur
             let first_day = created_day - Duration::days(i64::from(failure.window_days) - 1);
             let is_candidate = |d: &Deployment<'_>| match d.source {
                 // A hotfix for the failure is not its cause.
-                Source::Version(v) => !issue.fix_versions.contains(&v.id),
+                Source::Version(v) => !issue.fix_versions.iter().any(|fix| fix.as_str() == v.id),
                 Source::Transition(_, at) => at <= issue.created,
             };
             let start = by_day.partition_point(|&i| deployments[i].day < first_day);

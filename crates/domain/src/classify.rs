@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use std::sync::Arc;
 
-use super::facts::{FieldValue, Millis, StatusCategory, VersionFacts};
+use super::facts::{FieldValue, Millis, Name, StatusCategory, VersionFacts};
 
 /// The longest window `failure_window_days` may return.
 pub const MAX_FAILURE_WINDOW_DAYS: u32 = 90;
@@ -92,7 +92,7 @@ pub struct IssueView<'a> {
     pub project: &'a str,
     pub issue_type: &'a str,
     pub is_subtask: bool,
-    pub labels: &'a [String],
+    pub labels: &'a [Name],
     pub status: &'a str,
     pub status_category: StatusCategory,
     pub created: Millis,
@@ -102,7 +102,7 @@ pub struct IssueView<'a> {
     /// Number of status changes made by app accounts.
     pub app_changes: u32,
     /// Component names.
-    pub components: &'a [String],
+    pub components: &'a [Name],
     /// Priority name.
     pub priority: Option<&'a str>,
     /// The allow-listed custom fields by configured name.
@@ -313,7 +313,7 @@ impl Hooks for DefaultRules {
 pub struct OwnedIssue {
     issue_type: String,
     is_subtask: bool,
-    labels: Vec<String>,
+    labels: Vec<Name>,
     app_changes: u32,
 }
 
