@@ -259,7 +259,7 @@ async fn run(per_project: usize) {
             let counters = FetchCounters::default();
             let versions = client.versions(&key).await.expect("versions");
             let issues = client.search_issues(&key, None, &counters).await.expect("search");
-            ProjectFacts { key, issues: issues.into_iter().map(std::sync::Arc::new).collect(), versions, statuses }
+            ProjectFacts { key, issues, versions, statuses }
         });
     }
     let mut facts = Vec::new();

@@ -3,6 +3,7 @@
 //! minimal-fields promise.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -166,7 +167,7 @@ fn dc_or_cloud_apps(f: &IssueFacts) -> [bool; 3] {
     [f.changes[0].by_app, f.changes[1].by_app, f.changes[2].by_app]
 }
 
-fn assert_complete(issues: &[IssueFacts], expected: usize, long_every: usize) {
+fn assert_complete(issues: &[Arc<IssueFacts>], expected: usize, long_every: usize) {
     assert_eq!(issues.len(), expected);
     for f in issues {
         let n = f.id.0 as usize - 20_000;
@@ -426,7 +427,7 @@ fn assert_no_author_fields(f: &IssueFacts) {
     }
 }
 
-async fn full_fetch(fake: &FakeJira, flavor: Flavor) -> Vec<IssueFacts> {
+async fn full_fetch(fake: &FakeJira, flavor: Flavor) -> Vec<Arc<IssueFacts>> {
     let c = client(JiraConfig { extra_fields: vec!["team".into(), "Story points".into()], ..config(fake, flavor) });
     c.projects().await.unwrap();
     c.statuses().await.unwrap();

@@ -39,7 +39,7 @@ use tracing::{info, warn, Instrument};
 
 use super::in_force::{DefinitionAudit, DefinitionsInForce};
 use super::jobs::{Job, JobState, JobView, Jobs};
-use super::memory::FactsMemory;
+use super::memory::{self, FactsMemory};
 use crate::config::DEFAULT_RECONCILE_INTERVAL;
 use crate::definitions::DefinitionSet;
 use crate::domain::aggregate::{build_project_teams, ClassifyError, ProjectBuild, MAX_TEAMS_PER_PROJECT};
@@ -382,6 +382,9 @@ impl Harvester {
             );
         }
         while tasks.join_next().await.is_some() {}
+        // Names no fact holds any more, and the pages the refresh let go of.
+        self.client.names().forget_unused();
+        memory::release_free_pages();
         job.times.lock().expect("job lock").1 = Some(Utc::now());
         job.changed.send_modify(|v| *v += 1);
         self.changes.send_modify(|v| *v += 1);
@@ -453,7 +456,7 @@ impl Harvester {
         let mut new_watermark = watermark;
         for issue in fetched {
             new_watermark = Some(new_watermark.map_or(issue.updated, |w: Millis| w.max(issue.updated)));
-            issues.insert(issue.id, Arc::new(issue));
+            issues.insert(issue.id, issue);
         }
         let facts =
             Arc::new(ProjectFacts { key: key.to_owned(), issues: issues.into_values().collect(), versions, statuses });
@@ -484,7 +487,7 @@ pub async fn fetch_project(client: &JiraClient, key: &str) -> Result<ProjectFact
     let versions = client.versions(key).await?;
     let mut issues = client.search_issues(key, None, &FetchCounters::default()).await?;
     issues.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(ProjectFacts { key: key.to_owned(), issues: issues.into_iter().map(Arc::new).collect(), versions, statuses })
+    Ok(ProjectFacts { key: key.to_owned(), issues, versions, statuses })
 }
 
 #[cfg(test)]

@@ -599,12 +599,16 @@ impl JiraClient {
     /// histories come from `changelog/bulkfetch`; Data Center searches
     /// expand changelogs (it has no bulk endpoint), and an issue whose
     /// changelog came back cut is fetched again on its own.
+    ///
+    /// Each issue is built once, in its `Arc`, and the missing changelogs
+    /// are completed [`BULK_IDS`] issues at a time: the wire form of a page
+    /// or of a chunk of changelogs is all that is held besides the facts.
     pub async fn search_issues(
         &self,
         project: &str,
         since: Option<Millis>,
         counters: &FetchCounters,
-    ) -> Result<Vec<IssueFacts>, JiraError> {
+    ) -> Result<Vec<Arc<IssueFacts>>, JiraError> {
         self.search_changed_issues(project, since, &HashMap::new(), counters).await
     }
 
@@ -619,8 +623,8 @@ impl JiraClient {
         since: Option<Millis>,
         known: &HashMap<IssueId, Millis>,
         counters: &FetchCounters,
-    ) -> Result<Vec<IssueFacts>, JiraError> {
-        let mut issues: Vec<IssueFacts> = Vec::new();
+    ) -> Result<Vec<Arc<IssueFacts>>, JiraError> {
+        let mut issues: Vec<Arc<IssueFacts>> = Vec::new();
         let mut index: HashMap<IssueId, usize> = HashMap::new();
         let mut incomplete: Vec<IssueId> = Vec::new();
         let (segments, cloud): (&[&str], bool) = match self.inner.flavor {
@@ -659,10 +663,10 @@ impl JiraClient {
                 }
                 // An issue updated while paging can show up twice: keep the last.
                 match index.get(&facts.id) {
-                    Some(&i) => issues[i] = facts,
+                    Some(&i) => issues[i] = Arc::new(facts),
                     None => {
                         index.insert(facts.id, issues.len());
-                        issues.push(facts);
+                        issues.push(Arc::new(facts));
                     }
                 }
             }
@@ -671,11 +675,12 @@ impl JiraClient {
         .await?;
         incomplete.sort();
         incomplete.dedup();
-        if !incomplete.is_empty() {
-            let mut full = self.complete_changelogs(&incomplete, counters).await?;
-            for issue in &mut issues {
-                if let Some(changes) = full.remove(&issue.id) {
-                    issue.changes = changes.into_boxed_slice();
+        for chunk in incomplete.chunks(BULK_IDS) {
+            let mut full = self.complete_changelogs(chunk, counters).await?;
+            for id in chunk {
+                if let (Some(changes), Some(&i)) = (full.remove(id), index.get(id)) {
+                    // Never shared yet: `make_mut` does not copy.
+                    Arc::make_mut(&mut issues[i]).changes = changes.into_boxed_slice();
                 }
             }
         }
