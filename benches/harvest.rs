@@ -205,6 +205,36 @@ async fn run(per_project: usize) {
     fake.clear_requests();
     let fake_log = with_log.saturating_sub(heap_kib());
     let (rss_after, heap_after) = (rss_after.saturating_sub(fake_log), heap_after.saturating_sub(fake_log));
+    // The memory figures first: the comparisons below take long on a large site.
+    let per_100k = |kib: u64| mib(kib) * 100_000.0 / issues as f64;
+    println!();
+    println!("| memory of the harvest                     | value            |");
+    println!("|-------------------------------------------|------------------|");
+    println!("| VmRSS before harvest (site + fake)        | {:>12.1} MiB |", mib(rss_before));
+    println!("| VmRSS after harvest                       | {:>12.1} MiB |", mib(rss_after));
+    println!("| VmHWM after harvest                       | {:>12.1} MiB |", mib(hwm_after));
+    println!(
+        "| harvest peak above start, per 100k issues | {:>12.1} MiB |",
+        per_100k(hwm_after.saturating_sub(rss_before))
+    );
+    println!(
+        "| held after harvest, per 100k issues       | {:>12.1} MiB |",
+        per_100k(rss_after.saturating_sub(rss_before))
+    );
+    println!("| fake Jira's request log, left out of held | {:>12.1} MiB |", mib(fake_log));
+    println!(
+        "| ratio peak / held (RSS above start)       | {:>16.2} |",
+        hwm_after.saturating_sub(rss_before) as f64 / rss_after.saturating_sub(rss_before).max(1) as f64
+    );
+    println!(
+        "| heap peak above start, per 100k issues    | {:>12.1} MiB |",
+        per_100k(heap_peak.saturating_sub(heap_before))
+    );
+    println!(
+        "| heap held after harvest, per 100k issues  | {:>12.1} MiB |",
+        per_100k(heap_after.saturating_sub(heap_before))
+    );
+    println!();
 
     // The same harvest with changelogs expanded in the searches, as before
     // bulkfetch: what it received, and the same figures.
@@ -286,7 +316,6 @@ async fn run(per_project: usize) {
     }
     let build_parallel = t.elapsed();
 
-    let per_100k = |kib: u64| mib(kib) * 100_000.0 / issues as f64;
     let ratio = secs(harvest) / secs(floor);
     println!();
     println!("| measure                                   | value            |");
@@ -303,30 +332,6 @@ async fn run(per_project: usize) {
     println!("| build_project alone, sequential           | {:>14.2} s |", secs(build));
     println!("| build_project alone, blocking pool        | {:>14.2} s |", secs(build_parallel));
     println!("| build_project per issue                   | {:>13.1} µs |", secs(build) * 1e6 / issues as f64);
-    println!("| VmRSS before harvest (site + fake)        | {:>12.1} MiB |", mib(rss_before));
-    println!("| VmRSS after harvest                       | {:>12.1} MiB |", mib(rss_after));
-    println!("| VmHWM after harvest                       | {:>12.1} MiB |", mib(hwm_after));
-    println!(
-        "| harvest peak above start, per 100k issues | {:>12.1} MiB |",
-        per_100k(hwm_after.saturating_sub(rss_before))
-    );
-    println!(
-        "| held after harvest, per 100k issues       | {:>12.1} MiB |",
-        per_100k(rss_after.saturating_sub(rss_before))
-    );
-    println!("| fake Jira's request log, left out of held | {:>12.1} MiB |", mib(fake_log));
-    println!(
-        "| ratio peak / held (RSS above start)       | {:>16.2} |",
-        hwm_after.saturating_sub(rss_before) as f64 / rss_after.saturating_sub(rss_before).max(1) as f64
-    );
-    println!(
-        "| heap peak above start, per 100k issues    | {:>12.1} MiB |",
-        per_100k(heap_peak.saturating_sub(heap_before))
-    );
-    println!(
-        "| heap held after harvest, per 100k issues  | {:>12.1} MiB |",
-        per_100k(heap_after.saturating_sub(heap_before))
-    );
     println!();
     let per_1000 = |n: usize| n as f64 * 1000.0 / issues as f64;
     let rows = [

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use jira_dora::domain::facts::{FieldValue, IssueFacts, StatusCategory, StatusChange};
+use jira_dora::domain::facts::{FieldValue, IssueFacts, IssueId, StatusCategory, StatusChange};
 use fake_jira::{
     FakeJira, Fault, Site, SiteField, SiteFlavor, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser,
     SiteVersion,
@@ -198,7 +198,7 @@ async fn cloud_search_pages_by_token_and_takes_every_changelog_from_bulkfetch() 
     assert_eq!(paths(&fake, "/rest/api/3/issue/"), 0);
     assert_eq!(counters.issues.load(Ordering::Relaxed), 230);
     assert_eq!(counters.pages.load(Ordering::Relaxed), 5);
-    let first = issues.iter().find(|f| f.id == "20000").unwrap();
+    let first = issues.iter().find(|f| f.id == IssueId(20000)).unwrap();
     assert_eq!(first.project, "OPS");
     assert_eq!(first.issue_type, "Bug");
     assert_eq!(first.labels[..], ["ai-assisted"]);

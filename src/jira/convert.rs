@@ -343,7 +343,7 @@ mod tests {
         let changes = status_changes(cl.histories, &AppRule::default(), &Interner::default()).unwrap();
         assert!(changes.is_empty());
         let facts = issue_facts(issue, "XX", changes, &[], &Interner::default()).unwrap();
-        assert_eq!(facts.id, "12338");
+        assert_eq!(facts.id, IssueId(12338));
         assert_eq!(facts.key(), "AR-86");
         assert_eq!(facts.project, "AR");
         assert_eq!(facts.issue_type, "Task");

@@ -181,7 +181,7 @@ impl std::fmt::Debug for Status {
 /// The names and statuses of one site, each held once: facts built through
 /// the same interner share them. Only grows while facts are built;
 /// [`Interner::forget_unused`] drops what no fact holds any more.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Interner {
     names: Mutex<HashSet<Name>>,
     statuses: Mutex<HashSet<Status>>,
@@ -225,6 +225,13 @@ impl Interner {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Counts only: the names are issue data.
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interner").field("names", &self.len()).finish_non_exhaustive()
     }
 }
 
@@ -286,6 +293,13 @@ pub struct IssueFacts {
 pub struct IssueId(pub u64);
 
 impl IssueId {
+    /// From Jira's text; `None` unless it is a number written as Jira
+    /// writes it (so that it reads back as the same text).
+    pub fn parse(s: &str) -> Option<Self> {
+        let canonical = s == "0" || (!s.starts_with('0') && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+        if canonical { s.parse().ok().map(Self) } else { None }
+    }
+
     /// The decimal digits, in a buffer.
     fn digits(self) -> ([u8; 20], usize) {
         let (mut buf, mut at, mut n) = ([0u8; 20], 20, self.0);
@@ -313,15 +327,6 @@ impl PartialOrd for IssueId {
     }
 }
 
-impl IssueId {
-    /// From Jira's text; `None` unless it is a number written as Jira
-    /// writes it (so that it reads back as the same text).
-    pub fn parse(s: &str) -> Option<Self> {
-        let canonical = s == "0" || (!s.starts_with('0') && !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
-        if canonical { s.parse().ok().map(Self) } else { None }
-    }
-}
-
 impl std::fmt::Display for IssueId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Display::fmt(&self.0, f)
@@ -331,18 +336,6 @@ impl std::fmt::Display for IssueId {
 impl std::fmt::Debug for IssueId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&self.0.to_string(), f)
-    }
-}
-
-impl PartialEq<str> for IssueId {
-    fn eq(&self, other: &str) -> bool {
-        IssueId::parse(other) == Some(*self)
-    }
-}
-
-impl PartialEq<&str> for IssueId {
-    fn eq(&self, other: &&str) -> bool {
-        IssueId::parse(other) == Some(*self)
     }
 }
 
@@ -431,4 +424,48 @@ pub struct ProjectFacts {
     pub issues: Vec<Arc<IssueFacts>>,
     pub versions: Vec<VersionFacts>,
     pub statuses: Vec<StatusFacts>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_ids_read_and_sort_as_their_text() {
+        let mut ids: Vec<IssueId> = ["9", "10", "100", "0", "18446744073709551615"].iter().map(|s| IssueId::parse(s).unwrap()).collect();
+        ids.sort();
+        let text: Vec<String> = ids.iter().map(IssueId::to_string).collect();
+        assert_eq!(text, ["0", "10", "100", "18446744073709551615", "9"]);
+        for bad in ["", "01", "-1", "1a", " 1", "18446744073709551616"] {
+            assert_eq!(IssueId::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_interner_holds_each_name_and_status_once_until_no_fact_does() {
+        let names = Interner::default();
+        let (a, b) = (names.name("Done"), names.name("Done"));
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+        let (s, t) = (names.status("10", "Done"), names.status("10", "Done"));
+        assert!(Arc::ptr_eq(&s.0, &t.0) && Arc::ptr_eq(&s.name.0, &a.0));
+        assert_eq!(names.len(), 2);
+        drop((s, t));
+        names.forget_unused();
+        assert_eq!(names.len(), 1, "the status and its id went; the name is still held");
+        drop((a, b));
+        names.forget_unused();
+        assert!(names.is_empty());
+        assert_eq!(format!("{names:?}"), "Interner { names: 0, .. }");
+    }
+
+    #[test]
+    fn keys_are_a_shared_project_and_a_number() {
+        let names = Interner::default();
+        let key = IssueKey::parse("PAY-123", &names).unwrap();
+        assert_eq!((key.to_string(), key.number, &*key.project), ("PAY-123".to_owned(), 123, "PAY"));
+        assert_eq!(IssueKey::parse("A-B-7", &names).map(|k| k.to_string()).as_deref(), Some("A-B-7"));
+        for bad in ["PAY", "PAY-", "-1", "PAY-01", "PAY-x", "PAY-4294967296"] {
+            assert!(IssueKey::parse(bad, &names).is_none(), "{bad}");
+        }
+    }
 }
