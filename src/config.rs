@@ -145,6 +145,7 @@ struct FileJira {
     request_timeout_secs: Option<u64>,
     max_retries: Option<u32>,
     page_size: Option<u32>,
+    dc_result_window: Option<u64>,
     overlap_minutes: Option<u64>,
     #[serde(default)]
     ai_account_ids: Vec<String>,
@@ -620,6 +621,7 @@ fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> O
     let max_concurrency = positive("max_concurrency", file.max_concurrency.map(|v| v as u64), defaults.max_concurrency as u64, problems);
     let timeout = positive("request_timeout_secs", file.request_timeout_secs, defaults.request_timeout.as_secs(), problems);
     let page_size = positive("page_size", file.page_size.map(u64::from), u64::from(defaults.page_size), problems).min(1000);
+    let dc_result_window = positive("dc_result_window", file.dc_result_window, defaults.dc_result_window, problems);
     let extra_fields: Vec<String> = match env.var("JIRA_EXTRA_FIELDS") {
         Some(names) => names.split(',').map(|name| name.trim().to_owned()).filter(|name| !name.is_empty()).collect(),
         None => file.extra_fields.iter().map(|name| name.trim().to_owned()).collect(),
@@ -642,6 +644,7 @@ fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> O
         request_timeout: Duration::from_secs(timeout),
         max_retries: file.max_retries.unwrap_or(defaults.max_retries),
         page_size: page_size as u32,
+        dc_result_window,
         overlap: file.overlap_minutes.map_or(defaults.overlap, |m| Duration::from_secs(60 * m)),
         ai_account_ids: file.ai_account_ids,
         ignored_app_account_ids: file.ignored_app_account_ids,
@@ -732,6 +735,14 @@ mod tests {
         assert_eq!(c.snapshot.interval, Some(Duration::from_millis(250)));
         let e = load(None, &env(&[("DORA_SNAPSHOT_DEBOUNCE_MS", "2s")])).unwrap_err();
         assert!(e.to_string().contains("DORA_SNAPSHOT_DEBOUNCE_MS"), "{e}");
+    }
+
+    #[test]
+    fn the_data_center_result_window_can_be_lowered_with_the_site() {
+        let jira = |toml: &str| load(Some(&format!("[jira]\nbase_url = \"https://x.test\"\n{toml}")), &env(&[]));
+        assert_eq!(jira("").unwrap().jira.unwrap().dc_result_window, 10_000);
+        assert_eq!(jira("dc_result_window = 5000\n").unwrap().jira.unwrap().dc_result_window, 5_000);
+        assert!(jira("dc_result_window = 0\n").unwrap_err().to_string().contains("jira.dc_result_window: must be at least 1"));
     }
 
     #[test]
