@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_jira::demo::large_aggregates;
-use jira_dora::store::snapshot::{self, Encoder, ProjectRecord, Snapshot, SnapshotParts};
+use jira_dora::store::snapshot::{self, Encoder, ProjectRecord, Snapshot};
 use jira_dora::store::snapshot_dir::{Slot, SnapshotDir};
 use jira_dora::store::ProjectData;
 
@@ -65,27 +65,16 @@ fn main() {
     // with one project changed between two saves, as after a refresh.
     let mut shared: Vec<(String, Arc<ProjectData>)> =
         state.projects.iter().cloned().map(|r| r.into_data()).map(|(k, d)| (k, Arc::new(d))).collect();
-    fn parts<'a>(s: &'a Snapshot, projects: &'a [(String, Arc<ProjectData>)]) -> SnapshotParts<'a> {
-        SnapshotParts {
-            seq: s.seq,
-            taken_at: s.taken_at,
-            projects,
-            watermarks: &s.watermarks,
-            jobs: &s.jobs,
-            definitions: &s.definitions,
-            activations: &s.activations,
-        }
-    }
-    let (encode_all, first) = time(|| Encoder::new().encode(&parts(&state, &shared)).0);
+    let (encode_all, first) = time(|| Encoder::new().encode(&state.parts(&shared)).0);
     assert_eq!(first, bytes, "the encoder writes the same bytes");
-    let (save, ()) = time(|| dir.write(&Encoder::new().encode(&parts(&state, &shared)).0).expect("write"));
+    let (save, ()) = time(|| dir.write(&Encoder::new().encode(&state.parts(&shared)).0).expect("write"));
     let mut encoder = Encoder::new();
-    encoder.encode(&parts(&state, &shared));
+    encoder.encode(&state.parts(&shared));
     let mut changed = 0;
     let (save_changed, fresh) = time(|| {
         changed = (changed + 1) % shared.len();
         shared[changed].1 = Arc::new((*shared[changed].1).clone());
-        let (bytes, fresh) = encoder.encode(&parts(&state, &shared));
+        let (bytes, fresh) = encoder.encode(&state.parts(&shared));
         dir.write(&bytes).expect("write");
         fresh
     });

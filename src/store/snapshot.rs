@@ -302,6 +302,22 @@ pub struct SnapshotParts<'a> {
     pub activations: &'a [ActivationRecord],
 }
 
+impl Snapshot {
+    /// This snapshot's parts, with `projects` (the same content as
+    /// `self.projects`, shared) in place of its project records.
+    pub fn parts<'a>(&'a self, projects: &'a [(String, Arc<ProjectData>)]) -> SnapshotParts<'a> {
+        SnapshotParts {
+            seq: self.seq,
+            taken_at: self.taken_at,
+            projects,
+            watermarks: &self.watermarks,
+            jobs: &self.jobs,
+            definitions: &self.definitions,
+            activations: &self.activations,
+        }
+    }
+}
+
 /// Encodes snapshots, reusing each project's encoded record while its data
 /// stays the same (see the module documentation).
 #[derive(Debug, Default)]
@@ -512,34 +528,22 @@ mod tests {
         other.aggregates.retain(|w, _| w.to_string() != "2026-W02");
         s.projects.push(ProjectRecord::of("PAY", &other));
         let mut projects = vec![(key, Arc::new(data)), ("PAY".to_string(), Arc::new(other))];
-        // The same content as `s`, with the projects shared.
-        fn parts<'a>(s: &'a Snapshot, projects: &'a [(String, Arc<ProjectData>)]) -> SnapshotParts<'a> {
-            SnapshotParts {
-                seq: s.seq,
-                taken_at: s.taken_at,
-                projects,
-                watermarks: &s.watermarks,
-                jobs: &s.jobs,
-                definitions: &s.definitions,
-                activations: &s.activations,
-            }
-        }
         let mut encoder = Encoder::new();
-        let (bytes, fresh) = encoder.encode(&parts(&s, &projects));
+        let (bytes, fresh) = encoder.encode(&s.parts(&projects));
         assert_eq!((bytes.as_slice(), fresh), (encode(&s).as_slice(), 2));
-        let (again, fresh) = encoder.encode(&parts(&s, &projects));
+        let (again, fresh) = encoder.encode(&s.parts(&projects));
         assert_eq!((again, fresh), (bytes, 0), "nothing changed: nothing encoded anew");
         // One project replaced (as a refresh does): only it is encoded.
         let mut changed = (*projects[1].1).clone();
         changed.definitions_version = "def456".into();
         s.projects[1].definitions_version = "def456".into();
         projects[1].1 = Arc::new(changed);
-        let (bytes, fresh) = encoder.encode(&parts(&s, &projects));
+        let (bytes, fresh) = encoder.encode(&s.parts(&projects));
         assert_eq!((bytes.as_slice(), fresh), (encode(&s).as_slice(), 1));
         assert_eq!(decode(&bytes).unwrap(), s);
         // A project dropped from the store is dropped from the snapshot.
         s.projects.truncate(1);
-        let (bytes, fresh) = encoder.encode(&parts(&s, &projects[..1]));
+        let (bytes, fresh) = encoder.encode(&s.parts(&projects[..1]));
         assert_eq!((decode(&bytes).unwrap(), fresh), (s, 0));
     }
 
