@@ -30,6 +30,21 @@ use crate::proto::dora_metrics_server::DoraMetrics;
 use crate::proto::*;
 use crate::store::{ProjectData, Store};
 
+/// The period fields of a request: GetMetrics and ExplainMetrics name
+/// them alike.
+macro_rules! period_of {
+    ($req:expr) => {
+        PeriodRequest {
+            from_week: $req.from_week.as_deref(),
+            to_week: $req.to_week.as_deref(),
+            weeks: $req.weeks,
+            from_month: $req.from_month.as_deref(),
+            to_month: $req.to_month.as_deref(),
+            months: $req.months,
+        }
+    };
+}
+
 /// Largest request message accepted.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
@@ -97,12 +112,18 @@ impl Service {
     pub(super) fn scope(
         &self,
         project_keys: &[String],
-        text_fields: &[(&str, &Option<String>)],
         period: PeriodRequest<'_>,
+        other_text_fields: &[(&str, Option<&str>)],
     ) -> Result<(Vec<String>, Period), Status> {
         let keys = Self::project_keys(project_keys)?;
-        for (field, value) in text_fields {
-            if value.as_ref().is_some_and(|v| v.len() > MAX_FIELD_LEN) {
+        let period_fields = [
+            ("from_week", period.from_week),
+            ("to_week", period.to_week),
+            ("from_month", period.from_month),
+            ("to_month", period.to_month),
+        ];
+        for (field, value) in period_fields.iter().chain(other_text_fields) {
+            if value.is_some_and(|v| v.len() > MAX_FIELD_LEN) {
                 return Err(InvalidField::new(*field, format!("at most {MAX_FIELD_LEN} characters")).into());
             }
         }
@@ -146,22 +167,8 @@ impl Service {
     pub async fn get_metrics_encoded(&self, request: Request<GetMetricsRequest>) -> Result<Bytes, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let req = request.into_inner();
-        let text_fields = [
-            ("from_week", &req.from_week),
-            ("to_week", &req.to_week),
-            ("from_month", &req.from_month),
-            ("to_month", &req.to_month),
-            ("ai_rollout_date", &req.ai_rollout_date),
-        ];
-        let period = PeriodRequest {
-            from_week: req.from_week.as_deref(),
-            to_week: req.to_week.as_deref(),
-            weeks: req.weeks,
-            from_month: req.from_month.as_deref(),
-            to_month: req.to_month.as_deref(),
-            months: req.months,
-        };
-        let (keys, period) = self.scope(&req.project_keys, &text_fields, period)?;
+        let other_text = [("ai_rollout_date", req.ai_rollout_date.as_deref())];
+        let (keys, period) = self.scope(&req.project_keys, period_of!(req), &other_text)?;
         let team = Self::team(req.team.as_deref())?;
         let tz = self.config.report_tz;
         let now = (self.now)();
@@ -481,21 +488,7 @@ impl DoraMetrics for Service {
     async fn explain_metrics(&self, request: Request<ExplainMetricsRequest>) -> Result<Response<ExplainMetricsResponse>, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let req = request.into_inner();
-        let text_fields = [
-            ("from_week", &req.from_week),
-            ("to_week", &req.to_week),
-            ("from_month", &req.from_month),
-            ("to_month", &req.to_month),
-        ];
-        let period = PeriodRequest {
-            from_week: req.from_week.as_deref(),
-            to_week: req.to_week.as_deref(),
-            weeks: req.weeks,
-            from_month: req.from_month.as_deref(),
-            to_month: req.to_month.as_deref(),
-            months: req.months,
-        };
-        let (keys, period) = self.scope(&req.project_keys, &text_fields, period)?;
+        let (keys, period) = self.scope(&req.project_keys, period_of!(req), &[])?;
         let team = Self::team(req.team.as_deref())?;
         let figure = explain::figure(req.figure)?;
         let page_size = explain::page_size(req.page_size)?;
