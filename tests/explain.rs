@@ -225,7 +225,7 @@ async fn page_tokens_are_bound_to_their_request_and_data_and_bad_fields_are_name
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_teams_lists_agree_with_its_figures_and_an_unknown_team_is_not_found() {
     // The demo's teams are its components.
-    let server = Server::start(common::demo_config_unwatched()).await;
+    let server = Server::start(common::demo_config()).await;
     let mut client = server.client().await;
     common::harvested(&mut client).await;
     let teams = client.list_teams(ListTeamsRequest { project_keys: vec!["SHOP".into()] }).await.unwrap().into_inner().teams;

@@ -76,8 +76,8 @@ pub fn demo_config() -> Config {
     config::load(None, &std::collections::HashMap::new()).unwrap()
 }
 
-/// The demo without the definitions folder watcher: its definitions (with
-/// the demo's teams) stay those it started with.
+/// The demo without the definitions folder watcher, for the browser tests,
+/// which never edit definitions and keep their screenshots stable.
 pub fn demo_config_unwatched() -> Config {
     config::load(Some("[definitions]\nwatch_interval_ms = 0\n"), &std::collections::HashMap::new()).unwrap()
 }
