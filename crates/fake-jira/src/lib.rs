@@ -14,6 +14,11 @@
 //! the requests and of the answers as sent (sizes, and bodies on request),
 //! and change the site between harvests.
 //!
+//! A query's ordered hits and a bulk changelog request's entries are
+//! computed once and served page by page (until the site changes), so a
+//! harvest of a million-issue site costs the fake time in proportion to
+//! the pages it serves, not to pages × issues.
+//!
 //! Issues carry realistic text and people (summaries, descriptions,
 //! comments, assignees) so privacy tests can plant markers and prove the
 //! client never asks for them.
@@ -267,6 +272,12 @@ pub struct SiteState {
     log: Vec<LoggedRequest>,
     responses: Vec<LoggedResponse>,
     next_id: u64,
+    /// Moves with every change made through the handle: what `cache`
+    /// computed at another version is never served.
+    version: u64,
+    /// Search orders and changelog entries computed once and served page by
+    /// page (large sites page through 100 000 issues per project).
+    cache: std::sync::Mutex<server::Cache>,
 }
 
 impl SiteState {
@@ -294,6 +305,8 @@ impl SiteState {
             log: Vec::new(),
             responses: Vec::new(),
             next_id,
+            version: 0,
+            cache: Default::default(),
         }
     }
 
@@ -378,9 +391,17 @@ impl FakeJira {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The state, for a change to the site: cached search orders and
+    /// changelog entries are computed anew afterwards.
+    fn lock_to_change(&self) -> MutexGuard<'_, SiteState> {
+        let mut st = self.lock();
+        st.version += 1;
+        st
+    }
+
     /// Runs `f` on the state (read or change anything).
     pub fn with_state<R>(&self, f: impl FnOnce(&mut SiteState) -> R) -> R {
-        f(&mut self.lock())
+        f(&mut self.lock_to_change())
     }
 
     /// The next `times` requests whose path starts with `path_prefix`
@@ -409,11 +430,14 @@ impl FakeJira {
         self.lock().responses.clone()
     }
 
-    /// Clears the request and the response logs.
+    /// Clears the request and the response logs, and frees what the fake
+    /// cached to answer them (search orders, changelog entries), so a
+    /// process that measures its memory finds none of it left.
     pub fn clear_requests(&self) {
         let mut st = self.lock();
         st.log.clear();
         st.responses.clear();
+        *st.cache.get_mut().unwrap_or_else(|e| e.into_inner()) = Default::default();
     }
 
     /// Keeps (or stops keeping) the body of every answer in the response
@@ -472,7 +496,7 @@ impl FakeJira {
     /// Changes an issue (by key or id) and sets its `updated` to the
     /// fake's clock. False when there is no such issue.
     pub fn edit_issue(&self, key: &str, f: impl FnOnce(&mut SiteIssue)) -> bool {
-        let mut st = self.lock();
+        let mut st = self.lock_to_change();
         let now = st.now;
         let Some((p, i)) = st.find_issue_mut(key) else { return false };
         let issue = &mut st.site.projects[p].issues[i];
@@ -484,7 +508,7 @@ impl FakeJira {
     /// Moves an issue to `to_status_id` with a changelog entry at the
     /// fake's clock; sets or clears `resolved` by the new category.
     pub fn transition(&self, key: &str, to_status_id: &str, author: Option<SiteAuthor>) -> bool {
-        let mut st = self.lock();
+        let mut st = self.lock_to_change();
         let now = st.now;
         let statuses = st.site.statuses.clone();
         st.next_id += 1;
@@ -506,7 +530,7 @@ impl FakeJira {
 
     /// Adds an issue to a project (its `updated` is kept as given).
     pub fn add_issue(&self, project: &str, issue: SiteIssue) -> bool {
-        let mut st = self.lock();
+        let mut st = self.lock_to_change();
         match st.site.projects.iter_mut().find(|p| p.key == project) {
             Some(p) => {
                 p.issues.push(issue);
@@ -518,7 +542,7 @@ impl FakeJira {
 
     /// Deletes an issue (by key or id).
     pub fn delete_issue(&self, key: &str) -> bool {
-        let mut st = self.lock();
+        let mut st = self.lock_to_change();
         let Some((p, i)) = st.find_issue_mut(key) else { return false };
         st.site.projects[p].issues.remove(i);
         true
@@ -527,7 +551,7 @@ impl FakeJira {
     /// Moves an issue to another project, as Jira does: same id, a new key,
     /// `updated` set to the fake's clock. Returns the new key.
     pub fn move_issue(&self, key: &str, to_project: &str) -> Option<String> {
-        let mut st = self.lock();
+        let mut st = self.lock_to_change();
         let now = st.now;
         let to = st.site.projects.iter().position(|p| p.key == to_project)?;
         let (p, i) = st.find_issue_mut(key)?;
@@ -548,7 +572,7 @@ impl FakeJira {
 
     /// Adds or replaces (by id) a version of a project.
     pub fn set_version(&self, project: &str, version: SiteVersion) -> bool {
-        let mut st = self.lock();
+        let mut st = self.lock_to_change();
         let Some(p) = st.site.projects.iter_mut().find(|p| p.key == project) else { return false };
         match p.versions.iter_mut().find(|v| v.id == version.id) {
             Some(v) => *v = version,

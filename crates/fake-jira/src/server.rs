@@ -17,6 +17,106 @@ use super::{Fault, LoggedRequest, LoggedResponse, SiteFlavor, SiteHistory, SiteI
 
 type Shared = Arc<Mutex<SiteState>>;
 
+/// What the fake computes once and serves page by page: each query's hits
+/// in order, each bulk changelog request's entries, and the issues by
+/// numeric id. Valid for one version of the site only.
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    version: u64,
+    /// By JQL text: positions in the project's issue list.
+    searches: Vec<(String, Arc<[u32]>)>,
+    /// By (issue ids or keys, field ids): (project, issue, history).
+    changelogs: Vec<((Vec<String>, Vec<String>), Arc<[(u32, u32, u32)]>)>,
+    /// (numeric id, project, position) of every issue, by id.
+    by_id: Option<Arc<[(u64, u32, u32)]>>,
+}
+
+/// Queries (and bulk requests) kept per kind: more than a harvest pages
+/// through at once.
+const CACHED_PER_KIND: usize = 32;
+
+impl Cache {
+    fn at(&mut self, version: u64) -> &mut Self {
+        if self.version != version {
+            *self = Cache { version, ..Default::default() };
+        }
+        self
+    }
+}
+
+impl SiteState {
+    /// The value cached under `key` in the list `list` picks, computed by
+    /// `make` (outside the cache's lock) when absent.
+    fn cached<K: PartialEq + Clone, T>(
+        &self,
+        list: impl Fn(&mut Cache) -> &mut Vec<(K, Arc<[T]>)>,
+        key: &K,
+        make: impl FnOnce() -> Vec<T>,
+    ) -> Arc<[T]> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = list(cache.at(self.version));
+        if let Some((_, v)) = entries.iter().find(|(k, _)| k == key) {
+            return Arc::clone(v);
+        }
+        drop(cache);
+        let value: Arc<[T]> = make().into();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = list(cache.at(self.version));
+        if entries.len() >= CACHED_PER_KIND {
+            entries.remove(0);
+        }
+        entries.push((key.clone(), Arc::clone(&value)));
+        value
+    }
+
+    /// (project, position) of the issues whose id or key is one of
+    /// `names`, in site order: numeric ids through the id index, anything
+    /// else by a pass over the site.
+    fn issues_named(&self, names: &[String]) -> Vec<(u32, u32)> {
+        let index = {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let cache = cache.at(self.version);
+            Arc::clone(cache.by_id.get_or_insert_with(|| {
+                let mut all: Vec<(u64, u32, u32)> = self
+                    .site
+                    .projects
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(p, proj)| proj.issues.iter().enumerate().map(move |(i, issue)| (num(&issue.id), p as u32, i as u32)))
+                    .collect();
+                all.sort_unstable();
+                all.into()
+            }))
+        };
+        let issue = |&(_, p, i): &(u64, u32, u32)| &self.site.projects[p as usize].issues[i as usize];
+        let mut found = Vec::new();
+        let mut rest = std::collections::HashSet::new();
+        for name in names {
+            let before = found.len();
+            if let Ok(n) = name.parse::<u64>() {
+                let from = index.partition_point(|e| e.0 < n);
+                let to = index.partition_point(|e| e.0 <= n);
+                found.extend(index[from..to].iter().filter(|e| issue(e).id == *name).map(|&(_, p, i)| (p, i)));
+            }
+            if found.len() == before {
+                rest.insert(name.as_str());
+            }
+        }
+        if !rest.is_empty() {
+            for (p, proj) in self.site.projects.iter().enumerate() {
+                for (i, issue) in proj.issues.iter().enumerate() {
+                    if rest.contains(issue.id.as_str()) || rest.contains(issue.key.as_str()) {
+                        found.push((p as u32, i as u32));
+                    }
+                }
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+}
+
 pub(super) fn router(state: Shared) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
@@ -506,25 +606,6 @@ fn search(st: &SiteState, q: &HashMap<String, String>, body: &[u8], post: bool, 
         },
         None => 50,
     };
-    let local = |d: &chrono::NaiveDateTime| tz(st).from_local_datetime(d).earliest();
-    let since = query.updated_since.as_ref().and_then(local);
-    let created_since = query.created_since.as_ref().and_then(local);
-    let mut hits: Vec<&SiteIssue> = p
-        .issues
-        .iter()
-        .filter(|i| since.is_none_or(|t| i.updated.with_timezone(&Utc) >= t))
-        .filter(|i| created_since.is_none_or(|t| i.created.with_timezone(&Utc) >= t))
-        .collect();
-    match query.updated_desc {
-        Some(desc) => {
-            hits.sort_by(|a, b| a.updated.cmp(&b.updated).then_with(|| num(&a.id).cmp(&num(&b.id))));
-            if desc {
-                hits.reverse();
-            }
-        }
-        None if query.created_asc => hits.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| key_num(&a.key).cmp(&key_num(&b.key)))),
-        None => hits.sort_by_key(|i| std::cmp::Reverse(num(&i.id))),
-    }
     let start = if cloud {
         match s("nextPageToken") {
             None => 0,
@@ -552,13 +633,15 @@ fn search(st: &SiteState, q: &HashMap<String, String>, body: &[u8], post: bool, 
         );
         return (StatusCode::INTERNAL_SERVER_ERROR, jira_error(&msg));
     }
+    let hits = st.cached(|c| &mut c.searches, &jql, || search_order(st, p, &query));
     let total = hits.len();
     let changelog = expand_changelog.then_some(if cloud { st.search_changelog_cap } else { usize::MAX });
     let issues: Vec<Value> = hits
+        .get(start..)
+        .unwrap_or_default()
         .iter()
-        .skip(start)
         .take(max)
-        .map(|i| issue_json(st, p, i, &fields, changelog, cloud))
+        .map(|&i| issue_json(st, p, &p.issues[i as usize], &fields, changelog, cloud))
         .collect();
     let end = start + issues.len();
     if cloud {
@@ -570,6 +653,34 @@ fn search(st: &SiteState, q: &HashMap<String, String>, body: &[u8], post: bool, 
     } else {
         (StatusCode::OK, json!({"expand": "schema,names", "startAt": start, "maxResults": max, "total": total, "issues": issues}))
     }
+}
+
+/// The positions in `p.issues` of the issues `query` finds, in its order.
+fn search_order(st: &SiteState, p: &SiteProject, query: &jql::Jql) -> Vec<u32> {
+    let local = |d: &chrono::NaiveDateTime| tz(st).from_local_datetime(d).earliest();
+    let since = query.updated_since.as_ref().and_then(local);
+    let created_since = query.created_since.as_ref().and_then(local);
+    let mut hits: Vec<u32> = p
+        .issues
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| since.is_none_or(|t| i.updated.with_timezone(&Utc) >= t))
+        .filter(|(_, i)| created_since.is_none_or(|t| i.created.with_timezone(&Utc) >= t))
+        .map(|(n, _)| n as u32)
+        .collect();
+    let issue = |n: &u32| &p.issues[*n as usize];
+    // Stable sorts, as Jira's order is total only with the tie-breakers.
+    match query.updated_desc {
+        Some(desc) => {
+            hits.sort_by_cached_key(|n| (issue(n).updated, num(&issue(n).id)));
+            if desc {
+                hits.reverse();
+            }
+        }
+        None if query.created_asc => hits.sort_by_cached_key(|n| (issue(n).created, key_num(&issue(n).key))),
+        None => hits.sort_by_cached_key(|n| std::cmp::Reverse(num(&issue(n).id))),
+    }
+    hits
 }
 
 fn num(id: &str) -> u64 {
@@ -626,22 +737,15 @@ fn bulkfetch(st: &SiteState, body: &[u8]) -> Answer {
             None => return bad("The provided next page token is invalid or expired."),
         },
     };
-    // One pass over the site (not a look-up per id: sites can be large).
-    let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let mut entries: Vec<(DateTime<Utc>, u64, &str, &SiteHistory)> = Vec::new();
-    for issue in st.site.projects.iter().flat_map(|p| &p.issues) {
-        if wanted.contains(issue.id.as_str()) || wanted.contains(issue.key.as_str()) {
-            for h in issue.histories.iter().filter(|h| only.is_none() || h.items.iter().any(|i| item_wanted(only, i))) {
-                entries.push((h.created, num(&issue.id), issue.id.as_str(), h));
-            }
-        }
-    }
-    entries.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let key = (ids.clone(), field_ids.clone());
+    let entries = st.cached(|c| &mut c.changelogs, &key, || changelog_entries(st, &ids, only));
     let total = entries.len();
     let mut logs: Vec<Value> = Vec::new();
     let mut last_id: Option<&str> = None;
-    for (_, _, id, h) in entries.into_iter().skip(start).take(max) {
-        let Some(v) = history_json(st, h, true, true, only) else { continue };
+    for &(p, i, h) in entries.get(start..).unwrap_or_default().iter().take(max) {
+        let issue = &st.site.projects[p as usize].issues[i as usize];
+        let id = issue.id.as_str();
+        let Some(v) = history_json(st, &issue.histories[h as usize], true, true, only) else { continue };
         if last_id != Some(id) {
             logs.push(json!({"issueId": id, "changeHistories": []}));
             last_id = Some(id);
@@ -655,6 +759,23 @@ fn bulkfetch(st: &SiteState, body: &[u8]) -> Answer {
         o["nextPageToken"] = json!(encode_token(start + max));
     }
     (StatusCode::OK, o)
+}
+
+/// (project, issue, history) of each history of the issues `ids` names
+/// that has an item `only` asks for, in bulkfetch's order: by time, then
+/// issue id.
+fn changelog_entries(st: &SiteState, ids: &[String], only: Option<&[String]>) -> Vec<(u32, u32, u32)> {
+    let mut entries: Vec<(DateTime<Utc>, u64, (u32, u32, u32))> = Vec::new();
+    for (p, i) in st.issues_named(ids) {
+        let issue = &st.site.projects[p as usize].issues[i as usize];
+        for (h, history) in issue.histories.iter().enumerate() {
+            if only.is_none() || history.items.iter().any(|item| item_wanted(only, item)) {
+                entries.push((history.created, num(&issue.id), (p, i, h as u32)));
+            }
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    entries.into_iter().map(|(_, _, at)| at).collect()
 }
 
 fn issue_changelog(st: &SiteState, id: &str, q: &HashMap<String, String>) -> Answer {
