@@ -92,12 +92,19 @@ fn main() {
     let (raw_read, raw) = time(|| fs::read(&raw_path).expect("read"));
     assert_eq!(raw.len(), bytes.len());
 
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load_average = fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default();
     println!("snapshot benchmark: {projects} projects × {WEEKS} weeks = {aggregates} weekly aggregates, median of {RUNS} runs");
+    println!("  {threads} hardware threads (large snapshots are encoded and decoded on up to 8); load average {load_average}");
     println!("  size:  {} bytes ({:.1} MiB), {:.1} bytes per (project, week) aggregate", bytes.len(), bytes.len() as f64 / 1048576.0, bytes.len() as f64 / aggregates as f64);
     println!("  save:  {:8.1} ms  (every project encoded: {:.1} ms, `snapshot::encode` of a copied state {:.1} ms; write, fsync, rename, dir fsync)", ms(save), ms(encode_all), ms(encode));
     println!("  save after one project changed: {:8.1} ms  (the encoder reuses the other {} projects' bytes)", ms(save_changed), projects - 1);
     println!("  raw write + fsync of the same bytes: {:8.1} ms  → save/raw = {:.2}× (all encoded), {:.2}× (one changed)", ms(raw_write), ms(save) / ms(raw_write), ms(save_changed) / ms(raw_write));
-    println!("  load:  {:8.1} ms  (read and check both files, decode the current one: {:.1} ms)", ms(load), ms(decode));
+    println!(
+        "  load:  {:8.1} ms  (read the current file and decode it: decode alone {:.1} ms; the previous file's header checked)",
+        ms(load),
+        ms(decode)
+    );
     println!("  raw read of the same bytes:          {:8.1} ms  → load/raw = {:.2}×", ms(raw_read), ms(load) / ms(raw_read));
     println!("  throughput: save {:.0} MiB/s, load {:.0} MiB/s", bytes.len() as f64 / 1048576.0 / save.as_secs_f64(), bytes.len() as f64 / 1048576.0 / load.as_secs_f64());
 }

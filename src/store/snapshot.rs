@@ -21,20 +21,35 @@
 //!      8     4  format version, u32 little-endian
 //!     12     8  payload length in bytes, u64 little-endian
 //!     20     4  CRC-32 (IEEE) of the payload, u32 little-endian
-//!     24     n  payload: the `Snapshot`, postcard-encoded
+//!     24     n  payload
 //! ```
 //!
 //! The length catches truncation (and trailing garbage), the CRC catches
 //! bit flips and torn writes, the version rejects files this build cannot
 //! read instead of misreading them.
 //!
+//! # Payload
+//!
+//! The fields of [`Snapshot`] in order, each postcard-encoded, with the
+//! projects framed so that they can be found without being decoded:
+//!
+//! ```text
+//! seq, taken_at                 varints
+//! number of projects            varint
+//! per project: length, record   varint, then the postcard `ProjectRecord`
+//! watermarks, jobs, definitions, activations
+//! ```
+//!
+//! A large snapshot's records are decoded (and encoded) on several threads,
+//! each taking a run of projects: decoding aggregates into maps and
+//! sketches, not reading the file, is what a load spends its time on.
+//!
 //! # Writing only what changed
 //!
-//! postcard writes a list as its length followed by the items, with nothing
-//! between them, so a payload is the concatenation of independently encoded
-//! parts. [`Encoder`] keeps each project's encoded record and reuses it
-//! while the project's data is the same (`Arc` identity; the store replaces
-//! a project's data whole): a snapshot after a refresh of a few projects
+//! The payload is the concatenation of independently encoded parts.
+//! [`Encoder`] keeps each project's encoded record and reuses it while the
+//! project's data is the same (`Arc` identity; the store replaces a
+//! project's data whole): a snapshot after a refresh of a few projects
 //! encodes those few, and the bytes are exactly what [`encode`] writes.
 //!
 //! # Why postcard
@@ -69,17 +84,17 @@ use crate::domain::facts::Millis;
 /// First bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"DORASNAP";
 /// The format this build writes and reads. Older snapshots (1: no
-/// activation audit; 2: no attribution breakdown; 3: no teams) are
-/// rejected: postcard is not self-describing, and the first refresh
-/// rebuilds every figure.
-pub const FORMAT_VERSION: u32 = 4;
+/// activation audit; 2: no attribution breakdown; 3: no teams; 4: project
+/// records not framed by their length) are rejected: postcard is not
+/// self-describing, and the first refresh rebuilds every figure.
+pub const FORMAT_VERSION: u32 = 5;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 24;
 /// Longest error text kept per project in a job record.
 pub const MAX_ERROR_LEN: usize = 300;
 
 /// Everything a snapshot holds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     /// Increases by one with every snapshot the service writes.
     pub seq: u64,
@@ -209,13 +224,105 @@ pub enum SnapshotError {
 
 /// The snapshot as bytes: envelope and payload.
 pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
-    // `to_stdvec` pushes into a Vec directly; `to_extend` goes through
-    // `Extend` byte by byte and is several times slower on large states.
-    let payload = postcard::to_stdvec(snapshot).expect("encoding into a Vec cannot fail");
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    let records = map_in_runs(
+        &snapshot.projects,
+        threads_for(snapshot.projects.iter().map(|p| weight(&p.weeks, &p.teams)).sum()),
+        |p| weight(&p.weeks, &p.teams),
+        |p| postcard::to_stdvec(p).expect("encoding into a Vec cannot fail"),
+    );
+    assemble(snapshot.seq, snapshot.taken_at, &records, &snapshot.tail())
+}
+
+/// The fields of [`Snapshot`] after its projects, borrowed.
+#[derive(Serialize)]
+struct TailRef<'a> {
+    watermarks: &'a BTreeMap<String, Millis>,
+    jobs: &'a [JobRecord],
+    definitions: &'a [DefinitionsRecord],
+    activations: &'a [ActivationRecord],
+}
+
+/// The fields of [`Snapshot`] after its projects.
+#[derive(Deserialize)]
+struct Tail {
+    watermarks: BTreeMap<String, Millis>,
+    jobs: Vec<JobRecord>,
+    definitions: Vec<DefinitionsRecord>,
+    activations: Vec<ActivationRecord>,
+}
+
+impl Snapshot {
+    fn tail(&self) -> TailRef<'_> {
+        TailRef { watermarks: &self.watermarks, jobs: &self.jobs, definitions: &self.definitions, activations: &self.activations }
+    }
+}
+
+/// The payload from its parts (see "Payload" in the module documentation),
+/// sealed in its envelope.
+fn assemble(seq: u64, taken_at: Millis, records: &[impl AsRef<[u8]>], tail: &TailRef<'_>) -> Vec<u8> {
+    let record_bytes: usize = records.iter().map(|r| r.as_ref().len() + 10).sum();
+    let mut out = Vec::with_capacity(HEADER_LEN + record_bytes + 4096);
     out.resize(HEADER_LEN, 0);
-    out.extend_from_slice(&payload);
+    out = append(out, &seq);
+    out = append(out, &taken_at);
+    out = append(out, &records.len());
+    for record in records {
+        let record = record.as_ref();
+        out = append(out, &record.len());
+        out.extend_from_slice(record);
+    }
+    out = append(out, tail);
     seal(out)
+}
+
+/// Roughly how many bytes a project's record takes: a hundred per week.
+fn weight(weeks: &ProjectAggregates, teams: &TeamAggregates) -> usize {
+    100 * (1 + weeks.len() + teams.values().map(BTreeMap::len).sum::<usize>())
+}
+
+/// Below this many bytes of records, one thread encodes or decodes them
+/// all (a thread costs more than it saves).
+const PARALLEL_FROM_BYTES: usize = 1 << 20;
+
+/// How many threads share the records of `bytes` bytes.
+fn threads_for(bytes: usize) -> usize {
+    if bytes < PARALLEL_FROM_BYTES {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+}
+
+/// `f` of each item, in order, computed on up to `threads` threads, each
+/// taking a contiguous run of items of about equal `weight`.
+fn map_in_runs<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    weight: impl Fn(&T) -> usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    if threads <= 1 || items.len() < 2 {
+        return items.iter().map(f).collect();
+    }
+    let total: usize = items.iter().map(&weight).sum();
+    let mut runs = Vec::with_capacity(threads);
+    let (mut start, mut seen) = (0, 0);
+    for (n, item) in items.iter().enumerate() {
+        seen += weight(item);
+        if seen * threads >= total * (runs.len() + 1) && runs.len() + 1 < threads {
+            runs.push(&items[start..=n]);
+            start = n + 1;
+        }
+    }
+    runs.push(&items[start..]);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let others: Vec<_> = runs[1..].iter().map(|run| scope.spawn(move || run.iter().map(f).collect::<Vec<R>>())).collect();
+        let mut out: Vec<R> = runs[0].iter().map(f).collect();
+        for other in others {
+            out.extend(other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        out
+    })
 }
 
 /// Writes the header in front of a payload that starts at `HEADER_LEN`.
@@ -235,48 +342,85 @@ pub fn checksum(bytes: &[u8]) -> Option<u32> {
     (bytes.starts_with(&MAGIC)).then(|| u32::from_le_bytes(field.try_into().expect("4 bytes")))
 }
 
-/// Checks the envelope and decodes the payload.
+/// Checks the envelope and decodes the payload, the project records on
+/// several threads when they are many.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
     let payload = verify(bytes)?;
-    match postcard::take_from_bytes::<Snapshot>(payload) {
-        Ok((snapshot, [])) => Ok(snapshot),
-        Ok((_, rest)) => Err(SnapshotError::TrailingBytes { extra: rest.len() as u64 }),
-        Err(e) => Err(SnapshotError::Payload(e.to_string())),
+    let (seq, rest) = take::<u64>(payload)?;
+    let (taken_at, rest) = take::<Millis>(rest)?;
+    let (count, mut rest) = take::<usize>(rest)?;
+    let mut records: Vec<&[u8]> = Vec::with_capacity(count.min(rest.len()));
+    for _ in 0..count {
+        let (len, after) = take::<usize>(rest)?;
+        if len > after.len() {
+            return Err(SnapshotError::Payload(format!("project record {} runs past the end", records.len() + 1)));
+        }
+        records.push(&after[..len]);
+        rest = &after[len..];
     }
+    let (tail, rest) = take::<Tail>(rest)?;
+    if !rest.is_empty() {
+        return Err(SnapshotError::TrailingBytes { extra: rest.len() as u64 });
+    }
+    let threads = threads_for(records.iter().map(|r| r.len()).sum());
+    let projects = map_in_runs(&records, threads, |r| r.len(), |r| match postcard::take_from_bytes::<ProjectRecord>(r) {
+        Ok((record, [])) => Ok(record),
+        Ok((record, extra)) => {
+            Err(SnapshotError::Payload(format!("project record {}: {} unexpected bytes at its end", record.key, extra.len())))
+        }
+        Err(e) => Err(SnapshotError::Payload(format!("a project record: {e}"))),
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    let Tail { watermarks, jobs, definitions, activations } = tail;
+    Ok(Snapshot { seq, taken_at, projects, watermarks, jobs, definitions, activations })
+}
+
+/// One postcard value from the front of `bytes`, and the bytes after it.
+fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), SnapshotError> {
+    postcard::take_from_bytes(bytes).map_err(|e| SnapshotError::Payload(e.to_string()))
 }
 
 /// Checks the envelope only (magic, version, length, checksum) and returns
 /// the payload: cheaper than `decode` when the content is not needed.
 pub fn verify(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
-    let magic_len = bytes.len().min(MAGIC.len());
-    if bytes[..magic_len] != MAGIC[..magic_len] || bytes.is_empty() {
-        return Err(SnapshotError::NotASnapshot);
-    }
-    if bytes.len() < 12 {
-        return Err(SnapshotError::Truncated { expected: HEADER_LEN as u64, found: bytes.len() as u64 });
-    }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
-        return Err(SnapshotError::UnknownVersion { found: version });
-    }
-    if bytes.len() < HEADER_LEN {
-        return Err(SnapshotError::Truncated { expected: HEADER_LEN as u64, found: bytes.len() as u64 });
-    }
-    let payload_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
-    let expected_crc = u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes"));
+    let expected_crc = verify_header(&bytes[..bytes.len().min(HEADER_LEN)], bytes.len() as u64)?;
     let payload = &bytes[HEADER_LEN..];
-    let found_len = payload.len() as u64;
-    if found_len < payload_len {
-        return Err(SnapshotError::Truncated { expected: HEADER_LEN as u64 + payload_len, found: bytes.len() as u64 });
-    }
-    if found_len > payload_len {
-        return Err(SnapshotError::TrailingBytes { extra: found_len - payload_len });
-    }
     let found_crc = crc32fast::hash(payload);
     if found_crc != expected_crc {
         return Err(SnapshotError::Checksum { expected: expected_crc, found: found_crc });
     }
     Ok(payload)
+}
+
+/// Checks what the start of a snapshot (its first `HEADER_LEN` bytes, or
+/// all of a shorter file) says against the file's length: magic, version,
+/// payload length. Catches a foreign or truncated file without reading the
+/// payload; returns the payload checksum the header records.
+pub fn verify_header(head: &[u8], file_len: u64) -> Result<u32, SnapshotError> {
+    let magic_len = head.len().min(MAGIC.len());
+    if head[..magic_len] != MAGIC[..magic_len] || head.is_empty() {
+        return Err(SnapshotError::NotASnapshot);
+    }
+    if head.len() < 12 {
+        return Err(SnapshotError::Truncated { expected: HEADER_LEN as u64, found: file_len });
+    }
+    let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+    if version != FORMAT_VERSION {
+        return Err(SnapshotError::UnknownVersion { found: version });
+    }
+    if head.len() < HEADER_LEN {
+        return Err(SnapshotError::Truncated { expected: HEADER_LEN as u64, found: file_len });
+    }
+    let payload_len = u64::from_le_bytes(head[12..20].try_into().expect("8 bytes"));
+    let found_len = file_len - HEADER_LEN as u64;
+    if found_len < payload_len {
+        return Err(SnapshotError::Truncated { expected: HEADER_LEN as u64 + payload_len, found: file_len });
+    }
+    if found_len > payload_len {
+        return Err(SnapshotError::TrailingBytes { extra: found_len - payload_len });
+    }
+    Ok(u32::from_le_bytes(head[20..24].try_into().expect("4 bytes")))
 }
 
 /// [`ProjectRecord`] borrowed from the store: the same encoding, no copy.
@@ -336,44 +480,34 @@ impl Encoder {
     /// The snapshot as bytes, identical to [`encode`] of the same content.
     /// Returns how many projects had to be encoded anew.
     pub fn encode(&mut self, parts: &SnapshotParts<'_>) -> (Vec<u8>, usize) {
-        let mut fresh = 0;
         let mut records = HashMap::with_capacity(parts.projects.len());
+        let mut fresh = Vec::new();
         for (key, data) in parts.projects {
-            let reused = self.records.remove(key).filter(|(held, _)| std::ptr::eq(held.as_ptr(), Arc::as_ptr(data)));
-            let bytes = match reused {
-                Some((_, bytes)) => bytes,
-                None => {
-                    fresh += 1;
-                    let record = ProjectRecordRef {
-                        key,
-                        last_harvest: data.last_harvest.map(|t| t.timestamp_millis()),
-                        definitions_version: &data.definitions_version,
-                        weeks: &data.aggregates,
-                        teams: &data.teams,
-                    };
-                    postcard::to_stdvec(&record).expect("encoding into a Vec cannot fail")
+            match self.records.remove(key).filter(|(held, _)| std::ptr::eq(held.as_ptr(), Arc::as_ptr(data))) {
+                Some(reused) => {
+                    records.insert(key.clone(), reused);
                 }
+                None => fresh.push((key, data)),
+            }
+        }
+        let weigh = |(_, data): &(&String, &Arc<ProjectData>)| weight(&data.aggregates, &data.teams);
+        let encoded = map_in_runs(&fresh, threads_for(fresh.iter().map(weigh).sum()), weigh, |(key, data)| {
+            let record = ProjectRecordRef {
+                key,
+                last_harvest: data.last_harvest.map(|t| t.timestamp_millis()),
+                definitions_version: &data.definitions_version,
+                weeks: &data.aggregates,
+                teams: &data.teams,
             };
-            records.insert(key.clone(), (Arc::downgrade(data), bytes));
+            postcard::to_stdvec(&record).expect("encoding into a Vec cannot fail")
+        });
+        for ((key, data), bytes) in fresh.iter().zip(encoded) {
+            records.insert((*key).clone(), (Arc::downgrade(data), bytes));
         }
         self.records = records;
-
-        let project_bytes: usize = self.records.values().map(|(_, b)| b.len()).sum();
-        let mut out = Vec::with_capacity(HEADER_LEN + project_bytes + 4096);
-        out.resize(HEADER_LEN, 0);
-        // The fields of `Snapshot` in order; a list is its length, then its
-        // items.
-        out = append(out, &parts.seq);
-        out = append(out, &parts.taken_at);
-        out = append(out, &parts.projects.len());
-        for (key, _) in parts.projects {
-            out.extend_from_slice(&self.records[key].1);
-        }
-        out = append(out, parts.watermarks);
-        out = append(out, parts.jobs);
-        out = append(out, parts.definitions);
-        out = append(out, parts.activations);
-        (seal(out), fresh)
+        let ordered: Vec<&[u8]> = parts.projects.iter().map(|(key, _)| self.records[key].1.as_slice()).collect();
+        let tail = TailRef { watermarks: parts.watermarks, jobs: parts.jobs, definitions: parts.definitions, activations: parts.activations };
+        (assemble(parts.seq, parts.taken_at, &ordered, &tail), fresh.len())
     }
 }
 
@@ -462,14 +596,14 @@ mod tests {
     /// the serde layout of an aggregate or sketch). Bump `FORMAT_VERSION`,
     /// then update the expected values.
     #[test]
-    fn the_encoding_is_pinned_to_format_version_4() {
+    fn the_encoding_is_pinned_to_format_version_5() {
         let bytes = encode(&sample());
-        assert_eq!(FORMAT_VERSION, 4);
+        assert_eq!(FORMAT_VERSION, 5);
         assert_eq!((bytes.len(), checksum(&bytes).unwrap()), (PINNED_LEN, PINNED_CRC), "format changed: bump FORMAT_VERSION");
     }
 
-    const PINNED_LEN: usize = 1456;
-    const PINNED_CRC: u32 = 3_192_470_809;
+    const PINNED_LEN: usize = 1458;
+    const PINNED_CRC: u32 = 1_351_633_999;
 
     fn check(bytes: &[u8], expected: impl Fn(&SnapshotError) -> bool) {
         let e = decode(bytes).expect_err("must be rejected");
@@ -504,7 +638,7 @@ mod tests {
         let mut future = bytes.clone();
         future[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         check(&future, |e| *e == SnapshotError::UnknownVersion { found: FORMAT_VERSION + 1 });
-        assert!(decode(&future).unwrap_err().to_string().contains("format version 5 is unknown"));
+        assert!(decode(&future).unwrap_err().to_string().contains(&format!("format version {} is unknown", FORMAT_VERSION + 1)));
         let mut longer = bytes.clone();
         longer.extend_from_slice(b"junk");
         check(&longer, |e| *e == SnapshotError::TrailingBytes { extra: 4 });
@@ -545,6 +679,39 @@ mod tests {
         s.projects.truncate(1);
         let (bytes, fresh) = encoder.encode(&s.parts(&projects[..1]));
         assert_eq!((decode(&bytes).unwrap(), fresh), (s, 0));
+    }
+
+    #[test]
+    fn a_project_record_longer_than_the_payload_is_rejected() {
+        let mut out = vec![0u8; HEADER_LEN];
+        // seq 1, taken_at 0, one project of 200 bytes, then 3 bytes.
+        out.extend_from_slice(&[1, 0, 1, 200, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        check(&seal(out), |e| matches!(e, SnapshotError::Payload(m) if m.contains("runs past the end")));
+    }
+
+    #[test]
+    fn runs_on_several_threads_keep_the_order() {
+        let items: Vec<usize> = (0..101).collect();
+        for threads in [1, 2, 3, 8, 200] {
+            let out = map_in_runs(&items, threads, |n| 1 + n % 7, |n| n * 2);
+            assert_eq!(out, items.iter().map(|n| n * 2).collect::<Vec<_>>(), "{threads} threads");
+        }
+    }
+
+    /// Large enough to be encoded and decoded on several threads.
+    #[test]
+    fn a_large_snapshot_survives_encoding_on_several_threads() {
+        let mut s = sample();
+        let template = s.projects[0].clone();
+        for n in 0..1500 {
+            s.projects.push(ProjectRecord { key: format!("P{n}"), ..template.clone() });
+        }
+        let bytes = encode(&s);
+        assert!(bytes.len() > PARALLEL_FROM_BYTES, "{} bytes", bytes.len());
+        assert_eq!(decode(&bytes).unwrap(), s);
+        let shared: Vec<(String, Arc<ProjectData>)> =
+            s.projects.iter().cloned().map(ProjectRecord::into_data).map(|(k, d)| (k, Arc::new(d))).collect();
+        assert_eq!(Encoder::new().encode(&s.parts(&shared)), (bytes, s.projects.len()));
     }
 
     #[test]

@@ -10,8 +10,11 @@
 //! (it is removed at the next start).
 //!
 //! Loading decodes the current file and, only if that fails, the previous
-//! one (which is always older); a previous file next to a valid current one
-//! has its envelope checked, not decoded. A file that fails is moved aside
+//! one (which is always older). A previous file next to a valid current one
+//! is not read: its header is checked against its length, which catches a
+//! torn, truncated or foreign file at the start; a bit flip inside its
+//! payload is caught by the checksum when it is needed, and it is then
+//! rejected like any other. A file that fails is moved aside
 //! as `*.rejected` for inspection (so it never becomes the fallback) and
 //! reported; nothing valid means an empty start, never a failed one.
 //!
@@ -24,7 +27,7 @@
 //! files only.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -145,6 +148,18 @@ impl SnapshotDir {
         let mut loaded = Loaded::default();
         for slot in [Slot::Current, Slot::Previous] {
             let path = self.path(slot);
+            if loaded.snapshot.is_some() {
+                match check_header(&path) {
+                    Ok(()) => {}
+                    Err(Fallback::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(Fallback::Io(e)) => loaded.rejected.push(Rejected { slot, reason: format!("cannot be read: {e}") }),
+                    Err(Fallback::Bad(e)) => {
+                        loaded.rejected.push(Rejected { slot, reason: e.to_string() });
+                        set_aside(&path, &e);
+                    }
+                }
+                continue;
+            }
             let bytes = match fs::read(&path) {
                 Ok(b) => b,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -153,10 +168,8 @@ impl SnapshotDir {
                     continue;
                 }
             };
-            let checked = if loaded.snapshot.is_some() { snapshot::verify(&bytes).map(|_| None) } else { snapshot::decode(&bytes).map(Some) };
-            match checked {
-                Ok(Some(s)) => loaded.snapshot = Some((s, slot, snapshot::checksum(&bytes).unwrap_or_default())),
-                Ok(None) => {}
+            match snapshot::decode(&bytes) {
+                Ok(s) => loaded.snapshot = Some((s, slot, snapshot::checksum(&bytes).unwrap_or_default())),
                 Err(e) => {
                     loaded.rejected.push(Rejected { slot, reason: e.to_string() });
                     set_aside(&path, &e);
@@ -165,6 +178,21 @@ impl SnapshotDir {
         }
         loaded
     }
+}
+
+/// Why a fallback file's header does not pass.
+enum Fallback {
+    Io(io::Error),
+    Bad(SnapshotError),
+}
+
+/// Checks a file's header against its length, reading only the header.
+fn check_header(path: &Path) -> Result<(), Fallback> {
+    let file = File::open(path).map_err(Fallback::Io)?;
+    let len = file.metadata().map_err(Fallback::Io)?.len();
+    let mut head = Vec::with_capacity(snapshot::HEADER_LEN);
+    file.take(snapshot::HEADER_LEN as u64).read_to_end(&mut head).map_err(Fallback::Io)?;
+    snapshot::verify_header(&head, len).map(|_| ()).map_err(Fallback::Bad)
 }
 
 /// Moves a rejected file out of the way (best effort), so the next write
