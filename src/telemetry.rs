@@ -83,10 +83,35 @@ fn describe() {
     );
 }
 
+/// A gRPC code's name as the label spells it (`Ok`, `InvalidArgument`…),
+/// without formatting it on every RPC.
+fn code_label(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "Ok",
+        Cancelled => "Cancelled",
+        Unknown => "Unknown",
+        InvalidArgument => "InvalidArgument",
+        DeadlineExceeded => "DeadlineExceeded",
+        NotFound => "NotFound",
+        AlreadyExists => "AlreadyExists",
+        PermissionDenied => "PermissionDenied",
+        ResourceExhausted => "ResourceExhausted",
+        FailedPrecondition => "FailedPrecondition",
+        Aborted => "Aborted",
+        OutOfRange => "OutOfRange",
+        Unimplemented => "Unimplemented",
+        Internal => "Internal",
+        Unavailable => "Unavailable",
+        DataLoss => "DataLoss",
+        Unauthenticated => "Unauthenticated",
+    }
+}
+
 /// One RPC answered.
 pub fn rpc(method: &'static str, code: tonic::Code, elapsed: Duration) {
-    let code = format!("{code:?}");
-    counter!("dora_rpc_requests_total", "method" => method, "code" => code.clone()).increment(1);
+    let code = code_label(code);
+    counter!("dora_rpc_requests_total", "method" => method, "code" => code).increment(1);
     histogram!("dora_rpc_duration_seconds", "method" => method, "code" => code).record(elapsed.as_secs_f64());
 }
 
@@ -148,9 +173,11 @@ pub fn definitions_version(previous: Option<&str>, version: &str) {
     gauge!("dora_definitions_info", "version" => version.to_owned()).set(1.0);
 }
 
-/// A lookup in an answer cache, with the cache's figures after it.
-pub fn answer_cache(cache: &'static str, hit: bool, stats: crate::store::answers::AnswerStats) {
-    counter!("dora_answer_cache_lookups_total", "cache" => cache, "result" => if hit { "hit" } else { "miss" }).increment(1);
+/// An answer cache's lookups since the start and the bytes it holds now
+/// (read when `/metrics` is scraped).
+pub fn answer_cache(cache: &'static str, stats: crate::store::answers::AnswerStats) {
+    counter!("dora_answer_cache_lookups_total", "cache" => cache, "result" => "hit").absolute(stats.hits);
+    counter!("dora_answer_cache_lookups_total", "cache" => cache, "result" => "miss").absolute(stats.misses);
     gauge!("dora_answer_cache_hit_ratio", "cache" => cache).set(stats.hit_ratio());
     gauge!("dora_answer_cache_bytes", "cache" => cache).set(stats.bytes as f64);
 }
@@ -188,7 +215,14 @@ pub fn endpoint_template(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::endpoint_template;
+    use super::{code_label, endpoint_template};
+
+    #[test]
+    fn code_labels_are_the_codes_names() {
+        for code in (0..=16).map(tonic::Code::from_i32) {
+            assert_eq!(code_label(code), format!("{code:?}"));
+        }
+    }
 
     #[test]
     fn endpoint_templates_hide_ids_and_keys() {

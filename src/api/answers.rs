@@ -6,11 +6,11 @@
 //! everything when the store's version moves.
 //!
 //! Freshness is not remembered: ages change by the second, so it is
-//! appended to every answer (`with_freshness`). A protobuf message may
+//! sent after every answer (`Answer`). A protobuf message may
 //! carry its fields in any order, and a field absent from the remembered
 //! bytes and appended after them decodes as if it had been there all along.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use chrono::{Datelike, NaiveDate};
 use prost::Message;
 
@@ -36,13 +36,17 @@ const FRESHNESS_FIELD: u32 = 7;
 /// The encoded answer remembered for `question` at store `version`
 /// (without freshness).
 pub fn recall(store: &Store, version: u64, question: &[u8]) -> Option<Bytes> {
-    let cache = store.answers();
-    if !cache.enabled() {
-        return None;
+    store.answers().get(version, question)
+}
+
+/// The answer caches' figures, for `/metrics` (counted by the caches
+/// themselves: recording each lookup would cost more than the lookup).
+pub fn sample(store: &Store) {
+    for (name, cache) in [("answers", store.answers()), ("ai_impact", store.parts())] {
+        if cache.enabled() {
+            telemetry::answer_cache(name, cache.stats());
+        }
     }
-    let found = cache.get(version, question);
-    telemetry::answer_cache("answers", found.is_some(), cache.stats());
-    found
 }
 
 /// Remembers an encoded answer without freshness for `question`.
@@ -52,12 +56,34 @@ pub fn remember(store: &Store, version: u64, question: Bytes, answer: Bytes) {
     }
 }
 
-/// An encoded answer without freshness, with `freshness` appended.
-pub fn with_freshness(answer: &[u8], freshness: &Freshness) -> Bytes {
-    let mut out = BytesMut::with_capacity(answer.len() + freshness.encoded_len() + 8);
-    out.put_slice(answer);
-    prost::encoding::message::encode(FRESHNESS_FIELD, freshness, &mut out);
-    out.freeze()
+/// A `GetMetrics` answer as sent: the encoded answer without freshness
+/// (remembered, or just computed) and the encoded freshness of this
+/// moment, which goes after it. The remembered bytes are shared, never
+/// copied to append the freshness.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    remembered: Bytes,
+    freshness: Bytes,
+}
+
+impl Answer {
+    /// `answer` (without freshness) with `freshness` after it.
+    pub fn new(answer: Bytes, freshness: &Freshness) -> Self {
+        let mut out = BytesMut::with_capacity(freshness.encoded_len() + 8);
+        prost::encoding::message::encode(FRESHNESS_FIELD, freshness, &mut out);
+        Self { remembered: answer, freshness: out.freeze() }
+    }
+
+    /// The encoded message, as one buffer without a copy.
+    pub fn as_buf(&self) -> impl Buf + '_ {
+        self.remembered.chunk().chain(self.freshness.chunk())
+    }
+
+    /// Writes the encoded message (one copy of each part).
+    pub fn write_to(&self, dst: &mut impl BufMut) {
+        dst.put_slice(&self.remembered);
+        dst.put_slice(&self.freshness);
+    }
 }
 
 /// The AI impact section for these projects (or one team within them),
@@ -89,7 +115,6 @@ pub fn ai_impact(
         key.extend_from_slice(team.as_bytes());
     }
     let found = cache.get(version, &key);
-    telemetry::answer_cache("ai_impact", found.is_some(), cache.stats());
     if let Some(impact) = found.and_then(|bytes| AiImpact::decode(bytes).ok()) {
         return impact;
     }
@@ -110,8 +135,11 @@ mod tests {
             projects: vec![ProjectFreshness { project_key: "OPS".into(), age_seconds: Some(42), ..Default::default() }],
             definitions_version: "abc".into(),
         };
-        let bytes = with_freshness(&answer.encode_to_vec(), &freshness);
+        let sent = Answer::new(answer.encode_to_vec().into(), &freshness);
+        let mut written = Vec::new();
+        sent.write_to(&mut written);
         let whole = GetMetricsResponse { freshness: Some(freshness), ..answer };
-        assert_eq!(GetMetricsResponse::decode(bytes).unwrap(), whole);
+        assert_eq!(GetMetricsResponse::decode(sent.as_buf()).unwrap(), whole);
+        assert_eq!(GetMetricsResponse::decode(&written[..]).unwrap(), whole);
     }
 }

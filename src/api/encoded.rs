@@ -11,12 +11,12 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use bytes::{BufMut, Bytes};
 use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::server::{Grpc, UnaryService};
 use tonic::Status;
 use tonic_web::GrpcWebLayer;
 
+use super::answers::Answer;
 use super::codec::ProtoDecoder;
 use super::service::Service;
 use crate::proto::GetMetricsRequest;
@@ -38,8 +38,8 @@ async fn get_metrics(State((service, max_request_bytes)): State<(Arc<Service>, u
 struct GetMetrics(Arc<Service>);
 
 impl UnaryService<GetMetricsRequest> for GetMetrics {
-    type Response = Bytes;
-    type Future = std::pin::Pin<Box<dyn Future<Output = Result<tonic::Response<Bytes>, Status>> + Send>>;
+    type Response = Answer;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<tonic::Response<Answer>, Status>> + Send>>;
 
     fn call(&mut self, request: tonic::Request<GetMetricsRequest>) -> Self::Future {
         let service = Arc::clone(&self.0);
@@ -52,7 +52,7 @@ impl UnaryService<GetMetricsRequest> for GetMetrics {
 struct AnswerCodec;
 
 impl Codec for AnswerCodec {
-    type Encode = Bytes;
+    type Encode = Answer;
     type Decode = GetMetricsRequest;
     type Encoder = Verbatim;
     type Decoder = ProtoDecoder<GetMetricsRequest>;
@@ -70,11 +70,11 @@ impl Codec for AnswerCodec {
 struct Verbatim;
 
 impl Encoder for Verbatim {
-    type Item = Bytes;
+    type Item = Answer;
     type Error = Status;
 
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
+    fn encode(&mut self, item: Answer, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.write_to(dst);
         Ok(())
     }
 }

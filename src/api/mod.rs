@@ -10,6 +10,7 @@
 mod answers;
 pub mod auth;
 pub mod codec;
+mod coalesce;
 mod convert;
 pub mod dashboard;
 mod definitions;
@@ -27,6 +28,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use anyhow::Context;
@@ -94,6 +96,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let metrics_enabled = service.config.metrics_enabled;
+    let store = Arc::clone(&service.store);
     let guard = Arc::new(http_guard::HttpGuard {
         loopback_hosts_only: !service.access.enabled(),
         tls: tls.is_some(),
@@ -113,7 +116,8 @@ pub async fn serve(
         .merge(json::router(service))
         .merge(dashboard::router());
     if metrics_enabled {
-        routes = routes.merge(prometheus::router(Arc::clone(&access_for_metrics)));
+        let sample: prometheus::Sample = Arc::new(move || answers::sample(&store));
+        routes = routes.merge(prometheus::router(Arc::clone(&access_for_metrics), sample));
     }
     let routes = routes
         .fallback(json::not_found)
@@ -126,8 +130,12 @@ pub async fn serve(
     builder
         .add_routes(Routes::from(routes))
         // Small answers go out at once: without TCP_NODELAY, Nagle and delayed
-        // ACKs add ~40 ms to every answer written in several pieces.
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
+        // ACKs add ~40 ms to every answer written in several pieces. Answers
+        // finished together leave in one write (`coalesce`).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)).map(|accepted| accepted.map(coalesce::Coalesce::new)),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

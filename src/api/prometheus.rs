@@ -24,16 +24,23 @@ use super::auth::Access;
 use crate::config::Role;
 use crate::telemetry;
 
-/// `GET /metrics` in the Prometheus text format.
-pub fn router(access: Arc<Access>) -> Router {
-    Router::new().route("/metrics", get(scrape)).with_state(access)
+/// Records figures that are read when `/metrics` is scraped rather than
+/// recorded as they change (the answer caches' counts move with every
+/// request, too often to record each).
+pub type Sample = Arc<dyn Fn() + Send + Sync>;
+
+/// `GET /metrics` in the Prometheus text format; `sample` runs before each
+/// rendering.
+pub fn router(access: Arc<Access>, sample: Sample) -> Router {
+    Router::new().route("/metrics", get(scrape)).with_state((access, sample))
 }
 
-async fn scrape(State(access): State<Arc<Access>>, headers: HeaderMap) -> Response {
+async fn scrape(State((access, sample)): State<(Arc<Access>, Sample)>, headers: HeaderMap) -> Response {
     let role = match access.authenticate(&MetadataMap::from_headers(headers)) {
         Ok(role) => role,
         Err(refused) => return super::json::error_response(&refused.into()),
     };
+    sample();
     let text = telemetry::handle().render();
     // Project keys are as confidential as the projects: per-project series
     // for the admin role (or anyone when authentication is off), sums over

@@ -162,9 +162,9 @@ impl Service {
 
     /// `GetMetrics`, answered as the encoded response: remembered by the
     /// store's answer cache or computed (and remembered), with the
-    /// freshness of this moment appended (`answers::with_freshness`). The
-    /// gRPC route sends these bytes as they are.
-    pub async fn get_metrics_encoded(&self, request: Request<GetMetricsRequest>) -> Result<Bytes, Status> {
+    /// freshness of this moment after it (`answers::Answer`). The gRPC
+    /// route sends these bytes as they are.
+    pub(super) async fn get_metrics_encoded(&self, request: Request<GetMetricsRequest>) -> Result<answers::Answer, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let req = request.into_inner();
         let other_text = [("ai_rollout_date", req.ai_rollout_date.as_deref())];
@@ -193,7 +193,7 @@ impl Service {
         };
         let question = answers::question(&req, now.with_timezone(&tz).date_naive());
         if let Some(answer) = answers::recall(&self.store, version, &question) {
-            return Ok(answers::with_freshness(&answer, &freshness));
+            return Ok(answers::Answer::new(answer, &freshness));
         }
         let aggs: Vec<&ProjectAggregates> = match team {
             None => data.iter().map(|d| &d.aggregates).collect(),
@@ -243,7 +243,7 @@ impl Service {
         };
         let answer: Bytes = response.encode_to_vec().into();
         answers::remember(&self.store, version, question, answer.clone());
-        Ok(answers::with_freshness(&answer, &freshness))
+        Ok(answers::Answer::new(answer, &freshness))
     }
 
     /// Whether the caller may see a job: a forwarded viewer only a job all
@@ -351,9 +351,9 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchRefreshResponse, Status
 #[tonic::async_trait]
 impl DoraMetrics for Service {
     async fn get_metrics(&self, request: Request<GetMetricsRequest>) -> Result<Response<GetMetricsResponse>, Status> {
-        let bytes = self.get_metrics_encoded(request).await?;
+        let answer = self.get_metrics_encoded(request).await?;
         // Encoded by this service a moment ago: it decodes.
-        let response = GetMetricsResponse::decode(bytes).expect("an answer this service encoded");
+        let response = GetMetricsResponse::decode(answer.as_buf()).expect("an answer this service encoded");
         Ok(Response::new(response))
     }
 
