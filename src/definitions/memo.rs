@@ -38,27 +38,35 @@ pub struct Plan {
     pub lengths_only: Vec<Vec<usize>>,
 }
 
-/// FNV-1a: keys are short and not attacker-chosen in bulk (they are bounded
-/// per hook), so a fast hash beats SipHash here.
-#[derive(Clone, Copy)]
-pub struct Fnv(u64);
+/// The hash of cache keys: FxHash, a word at a time. Keys are short and
+/// not attacker-chosen in bulk (they are bounded per hook), so a fast hash
+/// beats SipHash here.
+#[derive(Clone, Copy, Default)]
+pub struct KeyHasher(u64);
 
-impl Default for Fnv {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
+impl KeyHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 
-impl Hasher for Fnv {
+impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.add(u64::from_le_bytes(word.try_into().unwrap_or_default()));
         }
+        let rest = words.remainder();
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
     }
 }
+
+type KeyMap<V> = HashMap<Box<str>, V, BuildHasherDefault<KeyHasher>>;
 
 /// A hook's answer, checked: a bool as 0 or 1, a window in days as itself.
 pub type Answer = u8;
@@ -66,7 +74,7 @@ pub type Answer = u8;
 /// The cache of one hook.
 #[derive(Debug, Default)]
 pub struct HookCache {
-    answers: RwLock<HashMap<Box<str>, Answer, BuildHasherDefault<Fnv>>>,
+    answers: RwLock<KeyMap<Answer>>,
 }
 
 impl HookCache {
@@ -95,7 +103,7 @@ impl HookCache {
 /// hook.
 #[derive(Debug, Default)]
 pub struct RecordCache {
-    records: RwLock<HashMap<Box<str>, Record, BuildHasherDefault<Fnv>>>,
+    records: RwLock<KeyMap<Record>>,
 }
 
 /// Each hook's answer for one record, in `HOOKS` order, when known.
@@ -122,7 +130,7 @@ impl RecordCache {
 /// The cached answers of the `teams` hook: checked names, shared.
 #[derive(Debug, Default)]
 pub struct TeamsCache {
-    answers: RwLock<HashMap<Box<str>, Teams, BuildHasherDefault<Fnv>>>,
+    answers: RwLock<KeyMap<Teams>>,
 }
 
 impl TeamsCache {

@@ -23,7 +23,7 @@ use super::properties::{self, Kind, Value, ISSUE, ISSUE_NAMES, TRANSITION, TRANS
 use super::hooks::{HookSpec, Input, HOOKS, HOOK_COUNT};
 use super::problems::DefinitionFile;
 use crate::domain::classify::{IssueView, TransitionView, VersionView};
-use crate::domain::facts::{FieldValue, Name, StatusCategory};
+use crate::domain::facts::{FieldValue, Millis, Name, StatusCategory};
 
 /// A set of property indices, as bits.
 pub(super) type Needed = u16;
@@ -33,41 +33,46 @@ fn has(needed: Needed, property: usize) -> bool {
     needed & (1 << property) != 0
 }
 
-/// A property's value, owned: strings and arrays are copied only when
-/// needed (empty otherwise), everything else always.
+/// A copied string: inline when short (status, type and priority names
+/// are), so that preparing a status change allocates nothing.
+type Text = smartstring::alias::String;
+
+/// A property's value, owned. Only the properties some hook reads are
+/// copied; the others are `Absent`, so that preparing an issue whose
+/// answers are all known copies nothing.
 #[derive(Debug)]
 enum Owned {
-    Text(String),
+    Absent,
+    Text(Text),
     Texts(Vec<Name>),
     Bool(bool),
     Int(i64),
     OptionalInt(Option<i64>),
     Category(StatusCategory),
     OptionalDate(Option<NaiveDate>),
-    OptionalText(Option<String>),
+    OptionalText(Option<Text>),
     Fields(Vec<(Arc<str>, Option<FieldValue>)>),
 }
 
 impl Owned {
-    fn of(value: Value<'_>, needed: bool) -> Self {
+    fn of(value: Value<'_>) -> Self {
         match value {
-            Value::Text(s) => Owned::Text(if needed { s.to_owned() } else { String::new() }),
-            Value::Labels(items) => Owned::Texts(if needed { items.to_vec() } else { Vec::new() }),
-            Value::Names(items) => {
-                Owned::Texts(if needed { items.iter().map(|s| Name::from(*s)).collect() } else { Vec::new() })
-            }
+            Value::Text(s) => Owned::Text(s.into()),
+            Value::Labels(items) => Owned::Texts(items.to_vec()),
+            Value::Names(items) => Owned::Texts(items.iter().map(|s| Name::from(*s)).collect()),
             Value::Bool(b) => Owned::Bool(b),
             Value::Int(n) => Owned::Int(n),
             Value::OptionalInt(n) => Owned::OptionalInt(n),
             Value::Category(c) => Owned::Category(c),
             Value::OptionalDate(d) => Owned::OptionalDate(d),
-            Value::OptionalText(s) => Owned::OptionalText(s.filter(|_| needed).map(str::to_owned)),
-            Value::Fields(fields) => Owned::Fields(if needed { fields.to_vec() } else { Vec::new() }),
+            Value::OptionalText(s) => Owned::OptionalText(s.map(Text::from)),
+            Value::Fields(fields) => Owned::Fields(fields.to_vec()),
         }
     }
 
-    fn value(&self) -> Value<'_> {
-        match self {
+    fn value(&self) -> Option<Value<'_>> {
+        Some(match self {
+            Owned::Absent => return None,
             Owned::Text(s) => Value::Text(s),
             Owned::Texts(items) => Value::Labels(items),
             Owned::Bool(b) => Value::Bool(*b),
@@ -77,20 +82,25 @@ impl Owned {
             Owned::OptionalDate(d) => Value::OptionalDate(*d),
             Owned::OptionalText(s) => Value::OptionalText(s.as_deref()),
             Owned::Fields(fields) => Value::Fields(fields),
-        }
+        })
     }
 }
 
-/// The map of the needed properties of `values`.
-fn map_of(values: &[Owned], names: &[&'static str], needed: Needed) -> Map {
-    (0..values.len()).filter(|&p| has(needed, p)).map(|p| (names[p].into(), values[p].value().dynamic())).collect()
+/// Property `p`, read by `read` and copied when `needed` holds it.
+fn copied<'v>(needed: Needed, p: usize, read: impl FnOnce() -> Value<'v>) -> Owned {
+    if has(needed, p) { Owned::of(read()) } else { Owned::Absent }
 }
 
-/// An issue, owned, for the hooks: the needed properties only.
+/// The map of the copied properties of `values`.
+fn map_of(values: &[Owned], names: &[&'static str]) -> Map {
+    values.iter().zip(names).filter_map(|(value, &name)| Some((name.into(), value.value()?.dynamic()))).collect()
+}
+
+/// An issue, owned, for the hooks: the needed properties only, and none
+/// at all (no allocation) when every answer is already known.
 #[derive(Debug)]
 pub struct PreparedIssue {
-    needed: Needed,
-    values: [Owned; ISSUE.len()],
+    values: Option<Box<[Owned; ISSUE.len()]>>,
     map: OnceLock<Map>,
     /// Answers of the issue hooks already known for this issue's record.
     pub(super) answers: Cell<memo::Record>,
@@ -99,47 +109,67 @@ pub struct PreparedIssue {
 impl PreparedIssue {
     pub(super) fn new(v: &IssueView<'_>, needed: Needed) -> Self {
         Self {
-            needed,
-            values: std::array::from_fn(|p| Owned::of((ISSUE[p].read)(v), has(needed, p))),
+            values: (needed != 0)
+                .then(|| Box::new(std::array::from_fn(|p| copied(needed, p, || properties::issue(v, p))))),
             map: OnceLock::new(),
             answers: Cell::new([None; HOOK_COUNT]),
         }
     }
 
-    fn value(&self, property: usize) -> Value<'_> {
-        self.values[property].value()
+    fn value(&self, property: usize) -> Option<Value<'_>> {
+        self.values.as_ref()?[property].value()
     }
 
     /// The map the hooks receive (built on first use).
     pub fn map(&self) -> Map {
-        self.map.get_or_init(|| map_of(&self.values, &ISSUE_NAMES, self.needed)).clone()
+        self.map.get_or_init(|| self.values.as_ref().map(|v| map_of(&v[..], &ISSUE_NAMES)).unwrap_or_default()).clone()
     }
 }
 
-/// A status change, owned, for the hooks: the needed properties only.
+/// A status change, owned, for the hooks: its names copied only when a
+/// hook reads them (inline when short), the rest always (copying them costs
+/// nothing), so that preparing one allocates nothing.
 #[derive(Debug)]
 pub struct PreparedTransition {
     needed: Needed,
-    values: [Owned; TRANSITION.len()],
-    map: OnceLock<Map>,
+    from: Text,
+    to: Text,
+    from_category: StatusCategory,
+    to_category: StatusCategory,
+    by_app: bool,
+    at: Millis,
 }
 
 impl PreparedTransition {
     pub(super) fn new(t: &TransitionView<'_>, needed: Needed) -> Self {
+        let text = |p: usize, s: &str| if has(needed, p) { Text::from(s) } else { Text::new() };
         Self {
             needed,
-            values: std::array::from_fn(|p| Owned::of((TRANSITION[p].read)(t), has(needed, p))),
-            map: OnceLock::new(),
+            from: text(0, t.from),
+            to: text(1, t.to),
+            from_category: t.from_category,
+            to_category: t.to_category,
+            by_app: t.by_app,
+            at: t.at,
         }
     }
 
-    fn value(&self, property: usize) -> Value<'_> {
-        self.values[property].value()
+    /// Property `property` in the order of `properties::TRANSITION` (a
+    /// test compares the map with the table's), when copied.
+    fn value(&self, property: usize) -> Option<Value<'_>> {
+        has(self.needed, property).then(|| match property {
+            0 => Value::Text(&self.from),
+            1 => Value::Text(&self.to),
+            2 => Value::Category(self.from_category),
+            3 => Value::Category(self.to_category),
+            4 => Value::Bool(self.by_app),
+            _ => Value::Int(self.at),
+        })
     }
 
-    /// The map the hooks receive (built on first use).
+    /// The map the hooks receive: the copied properties.
     pub fn map(&self) -> Map {
-        self.map.get_or_init(|| map_of(&self.values, &TRANSITION_NAMES, self.needed)).clone()
+        (0..TRANSITION.len()).filter_map(|p| Some((TRANSITION_NAMES[p].into(), self.value(p)?.dynamic()))).collect()
     }
 }
 
@@ -163,8 +193,8 @@ fn read<'a>(
 ) -> Option<Value<'a>> {
     match (spec.input, param) {
         (Input::Version, _) => version.map(|v| properties::version(v, property)),
-        (_, 0) => issue.map(|i| i.value(property)),
-        _ => t.map(|t| t.value(property)),
+        (_, 0) => issue.and_then(|i| i.value(property)),
+        _ => t.and_then(|t| t.value(property)),
     }
 }
 
