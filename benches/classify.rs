@@ -76,7 +76,7 @@ fn main() {
     let started = Instant::now();
     let facts = harvested(fake_jira::demo::large_site(projects, per_project, 7));
     let issues: usize = facts.iter().map(|p| p.issues.len()).sum();
-    let changes: usize = facts.iter().flat_map(|p| &p.issues).map(|i| i.changes.len()).sum();
+    let changes: usize = facts.iter().flat_map(|p| &p.issues).map(|i| i.changes().len()).sum();
     println!(
         "site: {projects} projects, {issues} issues, {changes} status changes (generated in {:.1} s)",
         started.elapsed().as_secs_f64()

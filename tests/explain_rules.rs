@@ -151,7 +151,7 @@ fn site(key: &str, seed: u64, issues: usize, versions: usize) -> ProjectFacts {
                 status = status_ref("10"); // done without a change into done
             }
             let status_category = category(&status.id);
-            Arc::new(IssueFacts {
+            IssueDraft {
                 id: IssueId(1000 + n as u64),
                 key: IssueKey { project: key.into(), number: n as u32 + 1 },
                 project: key.into(),
@@ -169,10 +169,10 @@ fn site(key: &str, seed: u64, issues: usize, versions: usize) -> ProjectFacts {
                 priority: None,
                 fields: [].into(),
                 changes: changes.into(),
-            })
+            }
         })
-        .collect();
-    ProjectFacts { key: key.into(), issues, versions, statuses: statuses() }
+        .collect::<Vec<_>>();
+    ProjectFacts::new(key, issues, versions, statuses())
 }
 
 fn count(explained: &Explained) -> u64 {
@@ -338,8 +338,8 @@ fn t(s: &str) -> Millis {
     DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
 }
 
-fn issue(key: &str, kind: &str, created: &str) -> IssueFacts {
-    IssueFacts {
+fn issue(key: &str, kind: &str, created: &str) -> IssueDraft {
+    IssueDraft {
         id: IssueId(u64::from(issue_key(key).number)),
         key: issue_key(key),
         project: "PAY".into(),
@@ -377,12 +377,8 @@ fn a_failed_deployment_names_the_failures_that_failed_it_and_how() {
     let incident = issue("PAY-12", "Incident", "2026-01-15T09:00:00Z");
     let mut fix = issue("PAY-9", "Incident", "2026-01-13T09:00:00Z");
     fix.fix_versions = ["2".into()].into();
-    let facts = ProjectFacts {
-        key: "PAY".into(),
-        issues: [bug, incident, fix].into_iter().map(Arc::new).collect(),
-        versions: vec![version("1", "2.0", "2026-01-12"), version("2", "2.1", "2026-01-14"), version("3", "2.2", "2026-01-16")],
-        statuses: statuses(),
-    };
+    let versions = vec![version("1", "2.0", "2026-01-12"), version("2", "2.1", "2026-01-14"), version("3", "2.2", "2026-01-16")];
+    let facts = ProjectFacts::new("PAY", [bug, incident, fix], versions, statuses());
     let period = Period::of_weeks(IsoWeek::parse("2026-W03").unwrap(), 1);
     let explained = explain_project(&facts, &DefaultRules, chrono_tz::UTC, &period, Figure::Deployments, None).unwrap();
     type Row<'a> = (&'a str, bool, bool, Vec<(&'a str, Attribution)>);

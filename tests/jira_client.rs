@@ -3,12 +3,11 @@
 //! minimal-fields promise.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use jira_dora::domain::facts::{FieldValue, IssueFacts, IssueId, StatusCategory, StatusChange};
+use jira_dora::domain::facts::{FieldValue, IssueDraft, IssueId, StatusCategory, StatusChange};
 use fake_jira::{
     FakeJira, Fault, Site, SiteField, SiteFlavor, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser,
     SiteVersion,
@@ -163,11 +162,11 @@ fn paths(fake: &FakeJira, prefix: &str) -> usize {
     fake.requests().iter().filter(|r| r.path.starts_with(prefix)).count()
 }
 
-fn dc_or_cloud_apps(f: &IssueFacts) -> [bool; 3] {
+fn dc_or_cloud_apps(f: &IssueDraft) -> [bool; 3] {
     [f.changes[0].by_app, f.changes[1].by_app, f.changes[2].by_app]
 }
 
-fn assert_complete(issues: &[Arc<IssueFacts>], expected: usize, long_every: usize) {
+fn assert_complete(issues: &[IssueDraft], expected: usize, long_every: usize) {
     assert_eq!(issues.len(), expected);
     for f in issues {
         let n = f.id.0 as usize - 20_000;
@@ -416,8 +415,8 @@ async fn credentials_never_show_in_debug_or_errors() {
 
 /// Every field of the facts, named: adding author data to a fact type
 /// breaks this test at compile time.
-fn assert_no_author_fields(f: &IssueFacts) {
-    let IssueFacts {
+fn assert_no_author_fields(f: &IssueDraft) {
+    let IssueDraft {
         id: _, key: _, project: _, issue_type: _, is_subtask: _, labels: _, created: _, updated: _, resolved: _,
         status: _, status_category: _, fix_versions: _, affected_versions: _, components: _, priority: _, fields: _,
         changes,
@@ -427,7 +426,7 @@ fn assert_no_author_fields(f: &IssueFacts) {
     }
 }
 
-async fn full_fetch(fake: &FakeJira, flavor: Flavor) -> Vec<Arc<IssueFacts>> {
+async fn full_fetch(fake: &FakeJira, flavor: Flavor) -> Vec<IssueDraft> {
     let c = client(JiraConfig { extra_fields: vec!["team".into(), "Story points".into()], ..config(fake, flavor) });
     c.projects().await.unwrap();
     c.statuses().await.unwrap();

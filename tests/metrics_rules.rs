@@ -44,11 +44,11 @@ fn push<T: Clone>(list: &mut Box<[T]>, item: T) {
 /// A small issue builder: `issue("Story", "2026-01-05T10:00:00Z")` then
 /// `.go("3", at)` for each status change.
 #[derive(Clone)]
-struct I(IssueFacts);
+struct I(IssueDraft);
 
 fn issue(kind: &str, created: &str) -> I {
     let id = fastrand::u64(..);
-    I(IssueFacts {
+    I(IssueDraft {
         id: IssueId(id),
         key: IssueKey { project: "P".into(), number: id as u32 },
         project: "P".into(),
@@ -121,7 +121,7 @@ fn version(id: &str, released: bool, date: Option<&str>) -> VersionFacts {
 }
 
 fn project(issues: Vec<I>, versions: Vec<VersionFacts>) -> ProjectFacts {
-    ProjectFacts { key: "P".into(), issues: issues.into_iter().map(|i| std::sync::Arc::new(i.0)).collect(), versions, statuses: statuses() }
+    ProjectFacts::new("P", issues.into_iter().map(|i| i.0), versions, statuses())
 }
 
 fn aggregates(issues: Vec<I>, versions: Vec<VersionFacts>, tz: Tz) -> ProjectAggregates {

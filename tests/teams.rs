@@ -7,7 +7,6 @@
 //! deployments; checked over generated sites.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -50,7 +49,7 @@ fn category(id: &str) -> StatusCategory {
 
 /// An issue of project `P`: created at `created`, moved through `path`
 /// (status ids, one day apart).
-fn issue(n: usize, kind: &str, created: Millis, path: &[&str]) -> IssueFacts {
+fn issue(n: usize, kind: &str, created: Millis, path: &[&str]) -> IssueDraft {
     let mut from = status_ref("1");
     let mut changes = Vec::new();
     for (i, to) in path.iter().enumerate() {
@@ -58,7 +57,7 @@ fn issue(n: usize, kind: &str, created: Millis, path: &[&str]) -> IssueFacts {
         changes.push(StatusChange { at: created + (i as i64 + 1) * DAY, from: from.clone(), to: to.clone(), by_app: false });
         from = to;
     }
-    IssueFacts {
+    IssueDraft {
         id: IssueId(10_000 + n as u64),
         key: IssueKey { project: "P".into(), number: n as u32 },
         project: "P".into(),
@@ -83,8 +82,8 @@ fn version(id: &str, day: Option<NaiveDate>) -> VersionFacts {
     VersionFacts { id: id.into(), name: format!("v{id}"), released: day.is_some(), release_date: day, archived: false }
 }
 
-fn project(issues: Vec<IssueFacts>, versions: Vec<VersionFacts>) -> ProjectFacts {
-    ProjectFacts { key: "P".into(), issues: issues.into_iter().map(Arc::new).collect(), versions, statuses: statuses() }
+fn project(issues: Vec<IssueDraft>, versions: Vec<VersionFacts>) -> ProjectFacts {
+    ProjectFacts::new("P", issues, versions, statuses())
 }
 
 fn files(extra: &[(&str, &str)]) -> Vec<DefinitionFile> {
@@ -208,12 +207,12 @@ fn expected_flags(facts: &ProjectFacts, set: &DefinitionSet, versions: &HashSet<
             if class.excluded {
                 continue;
             }
-            let attributed = class.failure && issue.affected_versions.iter().any(|v| deployments.contains(v.as_str()));
+            let attributed = class.failure && issue.affected_versions().iter().any(|v| deployments.contains(v.as_str()));
             if class.failure {
-                failed.extend(issue.affected_versions.iter().map(Name::as_str));
+                failed.extend(issue.affected_versions().iter().map(Name::as_str));
             }
             if class.incident || attributed {
-                rework.extend(issue.fix_versions.iter().map(Name::as_str));
+                rework.extend(issue.fix_versions().iter().map(Name::as_str));
             }
         }
     });
@@ -244,19 +243,19 @@ proptest! {
         prop_assert_eq!(&build.weeks, &build_project(&facts, &set, UTC).unwrap());
         prop_assert_eq!(build.dropped_teams, 0);
         for team in TEAM_NAMES {
-            let mine: Vec<&Arc<IssueFacts>> = facts.issues.iter().filter(|i| i.components.iter().any(|c| c == team)).collect();
+            let mine: Vec<&IssueFacts> = facts.issues.iter().filter(|i| i.components().iter().any(|c| c == team)).collect();
             let team_weeks = build.teams.get(team);
             prop_assert_eq!(team_weeks.is_some(), !mine.is_empty(), "a team exists exactly when an issue names it");
             let Some(team_weeks) = team_weeks else { continue };
             // Its versions: those its non-excluded issues ship.
             let shipped: HashSet<&str> = mine
                 .iter()
-                .filter(|i| !i.labels.iter().any(|l| l == "dora-exclude") && i.issue_type != "Epic")
-                .flat_map(|i| i.fix_versions.iter().map(Name::as_str))
+                .filter(|i| !i.labels().iter().any(|l| l == "dora-exclude") && i.issue_type != "Epic")
+                .flat_map(|i| i.fix_versions().iter().map(Name::as_str))
                 .collect();
             let sub = ProjectFacts {
                 key: facts.key.clone(),
-                issues: mine.iter().map(|i| Arc::clone(i)).collect(),
+                issues: mine.iter().map(|&i| i.clone()).collect(),
                 versions: facts.versions.iter().filter(|v| shipped.contains(v.id.as_str())).cloned().collect(),
                 statuses: facts.statuses.clone(),
             };
@@ -280,7 +279,7 @@ fn monday(week_offset: u64) -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 1, 5).unwrap() + chrono::Days::new(7 * week_offset)
 }
 
-fn done_story(n: usize, team: &str, fixes: &str) -> IssueFacts {
+fn done_story(n: usize, team: &str, fixes: &str) -> IssueDraft {
     let mut i = issue(n, "Story", T0, &["3", "10"]);
     i.components = [team.into()].into();
     i.fix_versions = [fixes.into()].into();
@@ -350,7 +349,7 @@ fn without_a_teams_hook_no_issue_has_a_team() {
 
 #[test]
 fn a_project_keeps_at_most_its_limit_of_teams_and_counts_the_rest() {
-    let issues: Vec<IssueFacts> = (0..MAX_TEAMS_PER_PROJECT + 7).map(|n| done_story(n, &format!("team-{n:04}"), "100")).collect();
+    let issues: Vec<IssueDraft> = (0..MAX_TEAMS_PER_PROJECT + 7).map(|n| done_story(n, &format!("team-{n:04}"), "100")).collect();
     let build = build_project_teams(&project(issues, vec![]), &by_component(), UTC).unwrap();
     assert_eq!((build.teams.len(), build.dropped_teams), (MAX_TEAMS_PER_PROJECT, 7));
     assert!(build.teams.contains_key("team-0000") && !build.teams.contains_key(&format!("team-{MAX_TEAMS_PER_PROJECT:04}")));

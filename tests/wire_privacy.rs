@@ -215,12 +215,12 @@ fn check(fake: &FakeJira, expected: &[(&str, &[&str])]) {
 fn assert_nothing_kept(h: &Harvester, store: &Store) -> usize {
     let facts = h.project_facts("OPS").expect("facts of OPS");
     assert_eq!(facts.issues.len(), 30);
-    assert_eq!(facts.issues.iter().map(|i| i.changes.len()).sum::<usize>(), 61, "every status change arrived");
+    assert_eq!(facts.issues.iter().map(|i| i.changes().len()).sum::<usize>(), 61, "every status change arrived");
     let kept = format!("{facts:?} {:?}", store.get("OPS"));
     for m in ALL {
         assert!(!kept.contains(m), "{m} survived parsing");
     }
-    facts.issues.iter().flat_map(|i| &i.changes).filter(|c| c.by_app).count()
+    facts.issues.iter().flat_map(|i| i.changes()).filter(|c| c.by_app).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,9 +3,10 @@
 //! project's current issues, and one lock per project so that a harvest
 //! and a recompute of the same project never interleave.
 //!
-//! Facts are shared as `Arc`s (the project's and each issue's), so an
-//! incremental refresh, a recompute or a preview never copies every issue.
-//! They never leave memory: a snapshot keeps the watermarks as records
+//! A project's facts are shared as an `Arc`, so a recompute or a preview
+//! never copies them; an incremental refresh builds the project's few
+//! arrays anew from them and the changed issues
+//! (`ProjectFacts::merged`). They never leave memory: a snapshot keeps the watermarks as records
 //! only, and a restored watermark without its facts does not make the next
 //! refresh incremental.
 //!

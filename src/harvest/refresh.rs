@@ -439,27 +439,25 @@ impl Harvester {
             _ => statuses.get_or_try_init(|| self.client.statuses()).await?.clone(),
         };
         let versions = self.client.versions(key).await?;
-        // The issues in memory, shared, by id.
-        let mut issues: BTreeMap<IssueId, Arc<IssueFacts>> = previous
-            .iter()
-            .flat_map(|facts| facts.issues.iter().map(|i| (i.id, Arc::clone(i))))
-            .collect();
-        drop(previous);
+        // The issues in memory that stay, by id.
+        let mut kept: BTreeMap<IssueId, &IssueFacts> =
+            previous.iter().flat_map(|facts| facts.issues.iter().map(|i| (i.id, i))).collect();
         if watermark.is_some() && reconcile {
             // Reconcile deletions and moves: keep only issues still in the
             // project.
             let current: HashSet<String> = self.client.issue_ids(key, counters).await?.into_iter().collect();
-            issues.retain(|id, _| current.contains(&id.to_string()));
+            kept.retain(|id, _| current.contains(&id.to_string()));
         }
-        let known: HashMap<IssueId, Millis> = issues.iter().map(|(id, issue)| (*id, issue.updated)).collect();
+        let known: HashMap<IssueId, Millis> = kept.iter().map(|(id, issue)| (*id, issue.updated)).collect();
         let fetched = self.client.search_changed_issues(key, watermark, &known, counters).await?;
-        let mut new_watermark = watermark;
-        for issue in fetched {
-            new_watermark = Some(new_watermark.map_or(issue.updated, |w: Millis| w.max(issue.updated)));
-            issues.insert(issue.id, issue);
-        }
-        let facts =
-            Arc::new(ProjectFacts { key: key.to_owned(), issues: issues.into_values().collect(), versions, statuses });
+        let new_watermark = match (watermark, fetched.newest_update()) {
+            (Some(w), Some(u)) => Some(w.max(u)),
+            (w, u) => w.or(u),
+        };
+        // The project's arrays are built anew from the kept issues and the
+        // fetched ones; the previous ones go when nothing reads them.
+        let facts = Arc::new(ProjectFacts::merged(key, kept.into_values(), fetched, versions, statuses));
+        drop(previous);
         let definitions = self.definitions();
         let (tz, defs, all) = (self.tz, Arc::clone(&definitions), Arc::clone(&facts));
         let build = tokio::task::spawn_blocking(move || build_project_teams(&all, &*defs, tz))
@@ -485,9 +483,8 @@ impl Harvester {
 pub async fn fetch_project(client: &JiraClient, key: &str) -> Result<ProjectFacts, JiraError> {
     let statuses = client.statuses().await?;
     let versions = client.versions(key).await?;
-    let mut issues = client.search_issues(key, None, &FetchCounters::default()).await?;
-    issues.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(ProjectFacts { key: key.to_owned(), issues, versions, statuses })
+    let issues = client.search_changed_issues(key, None, &HashMap::new(), &FetchCounters::default()).await?;
+    Ok(ProjectFacts::merged(key, [], issues, versions, statuses))
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use super::wire::{
 use super::convert::ExtraField;
 use super::report::{Attempts, FetchCounters, JiraError, RequestName};
 use super::settings::{CloudChangelogs, Flavor, JiraAuth, JiraConfig, SecretString};
-use crate::domain::facts::{Interner, IssueFacts, IssueId, Millis, StatusChange, StatusFacts, VersionFacts};
+use crate::domain::facts::{Interner, IssueBatch, IssueDraft, IssueId, Millis, StatusChange, StatusFacts, VersionFacts};
 
 /// The only fields a search asks for (metrics-spec §2), besides the
 /// allow-listed custom fields.
@@ -600,32 +600,33 @@ impl JiraClient {
     /// expand changelogs (it has no bulk endpoint), and an issue whose
     /// changelog came back cut is fetched again on its own.
     ///
-    /// Each issue is built once, in its `Arc`, and the missing changelogs
-    /// are completed [`BULK_IDS`] issues at a time: the wire form of a page
-    /// or of a chunk of changelogs is all that is held besides the facts.
+    /// Each issue goes into an [`IssueBatch`] as it arrives, and the
+    /// missing changelogs are completed [`BULK_IDS`] issues at a time: the
+    /// wire form of a page or of a chunk of changelogs is all that is held
+    /// besides the batch's few arrays.
     pub async fn search_issues(
         &self,
         project: &str,
         since: Option<Millis>,
         counters: &FetchCounters,
-    ) -> Result<Vec<Arc<IssueFacts>>, JiraError> {
-        self.search_changed_issues(project, since, &HashMap::new(), counters).await
+    ) -> Result<Vec<IssueDraft>, JiraError> {
+        Ok(self.search_changed_issues(project, since, &HashMap::new(), counters).await?.into_drafts())
     }
 
     /// [`Self::search_issues`] without the issues already `known` (id →
     /// `updated`) with the same `updated`: any change to an issue moves its
     /// `updated`, so those are unchanged, and their changelogs are not
     /// fetched again (the watermark's overlap finds some on every
-    /// incremental refresh).
+    /// incremental refresh). An issue updated while paging can show up
+    /// twice: the batch keeps the last.
     pub async fn search_changed_issues(
         &self,
         project: &str,
         since: Option<Millis>,
         known: &HashMap<IssueId, Millis>,
         counters: &FetchCounters,
-    ) -> Result<Vec<Arc<IssueFacts>>, JiraError> {
-        let mut issues: Vec<Arc<IssueFacts>> = Vec::new();
-        let mut index: HashMap<IssueId, usize> = HashMap::new();
+    ) -> Result<IssueBatch, JiraError> {
+        let mut issues = IssueBatch::default();
         let mut incomplete: Vec<IssueId> = Vec::new();
         let (segments, cloud): (&[&str], bool) = match self.inner.flavor {
             Flavor::Cloud => (&["search", "jql"], true),
@@ -661,14 +662,7 @@ impl JiraClient {
                 if !complete {
                     incomplete.push(facts.id);
                 }
-                // An issue updated while paging can show up twice: keep the last.
-                match index.get(&facts.id) {
-                    Some(&i) => issues[i] = Arc::new(facts),
-                    None => {
-                        index.insert(facts.id, issues.len());
-                        issues.push(Arc::new(facts));
-                    }
-                }
+                issues.push(facts);
             }
             Ok(())
         })
@@ -678,9 +672,8 @@ impl JiraClient {
         for chunk in incomplete.chunks(BULK_IDS) {
             let mut full = self.complete_changelogs(chunk, counters).await?;
             for id in chunk {
-                if let (Some(changes), Some(&i)) = (full.remove(id), index.get(id)) {
-                    // Never shared yet: `make_mut` does not copy.
-                    Arc::make_mut(&mut issues[i]).changes = changes.into_boxed_slice();
+                if let Some(changes) = full.remove(id) {
+                    issues.set_changes(*id, changes);
                 }
             }
         }

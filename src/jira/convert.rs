@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use super::wire::{StrOrNum, WireCustomValue, WireField, WireHistory, WireIssue, WireStatusEntry, WireVersion};
 use crate::domain::facts::{
-    FieldValue, Interner, IssueFacts, IssueId, IssueKey, Millis, Name, StatusCategory, StatusChange, StatusFacts, VersionFacts,
+    FieldValue, Interner, IssueDraft, IssueId, IssueKey, Millis, Name, StatusCategory, StatusChange, StatusFacts, VersionFacts,
 };
 
 /// A value in a well-formed response that does not mean what it must.
@@ -134,7 +134,7 @@ pub fn issue_facts(
     changes: Vec<StatusChange>,
     extra: &[ExtraField],
     names: &Interner,
-) -> Result<IssueFacts, ConvertError> {
+) -> Result<IssueDraft, ConvertError> {
     let f = issue.fields;
     let missing = |field| ConvertError { field, problem: "is missing" };
     let created = required_time(f.created.as_ref().ok_or(missing("fields.created"))?, "fields.created")?;
@@ -155,7 +155,7 @@ pub fn issue_facts(
     let all = |v: Option<Vec<String>>| v.unwrap_or_default().iter().map(|s| names.name(s)).collect::<Box<[Name]>>();
     let key = issue.key.filter(|k| !k.is_empty()).ok_or(missing("key"))?;
     let key = IssueKey::parse(&key, names).ok_or(ConvertError { field: "key", problem: "is not a Jira issue key" })?;
-    Ok(IssueFacts {
+    Ok(IssueDraft {
         id,
         key,
         project: names.name(f.project.and_then(|p| p.key).as_deref().unwrap_or(project)),
@@ -344,7 +344,7 @@ mod tests {
         assert!(changes.is_empty());
         let facts = issue_facts(issue, "XX", changes, &[], &Interner::default()).unwrap();
         assert_eq!(facts.id, IssueId(12338));
-        assert_eq!(facts.key(), "AR-86");
+        assert_eq!(facts.key.to_string(), "AR-86");
         assert_eq!(facts.project, "AR");
         assert_eq!(facts.issue_type, "Task");
         assert_eq!(facts.status, StatusRef::new("10000", "Ready"));
@@ -536,7 +536,7 @@ mod tests {
         let ok: super::super::wire::WireIssue =
             serde_json::from_value(serde_json::json!({"id": 10_200, "key": "MY_P2-1234", "fields": fields})).unwrap();
         let facts = issue_facts(ok, "P", Vec::new(), &[], &names).unwrap();
-        assert_eq!((facts.id.to_string(), facts.key()), ("10200".to_owned(), "MY_P2-1234".to_owned()));
+        assert_eq!((facts.id.to_string(), facts.key.to_string()), ("10200".to_owned(), "MY_P2-1234".to_owned()));
     }
 
     #[test]

@@ -178,7 +178,7 @@ fn resolve_issue<'a>(
     };
     let names = |ids: &'a [Name]| ids.iter().filter_map(|id| version_names.get(id.as_str()).copied()).collect();
     let transitions = issue
-        .changes
+        .changes()
         .iter()
         .map(|c| {
             let (from, from_category) = statuses.resolve(&c.from);
@@ -192,17 +192,17 @@ fn resolve_issue<'a>(
             project: &issue.project,
             issue_type: &issue.issue_type,
             is_subtask: issue.is_subtask,
-            labels: &issue.labels,
+            labels: issue.labels(),
             status,
             status_category,
             created: issue.created,
             resolved: issue.resolved,
-            fix_versions: names(&issue.fix_versions),
-            affected_versions: names(&issue.affected_versions),
-            app_changes: issue.changes.iter().filter(|c| c.by_app).count() as u32,
-            components: &issue.components,
+            fix_versions: names(issue.fix_versions()),
+            affected_versions: names(issue.affected_versions()),
+            app_changes: issue.changes().iter().filter(|c| c.by_app).count() as u32,
+            components: issue.components(),
             priority: issue.priority.as_deref(),
-            fields: &issue.fields,
+            fields: issue.fields(),
             transitions,
         },
     }
@@ -446,7 +446,7 @@ pub fn project_items<'f, H: Hooks>(
             continue;
         }
         if !class.teams.is_empty() {
-            for id in &issue.fix_versions {
+            for id in issue.fix_versions() {
                 let listed = version_teams.entry(id.as_str()).or_default();
                 for team in class.teams.iter() {
                     if !listed.contains(team) {
@@ -586,9 +586,9 @@ fn attribute_failures<'a>(deployments: &mut [Deployment<'a>], failures: &[Failur
         .iter()
         .map(|failure| {
             let issue = failure.issue;
-            if !issue.affected_versions.is_empty() {
+            if !issue.affected_versions().is_empty() {
                 let mut attributed = None;
-                for id in &issue.affected_versions {
+                for id in issue.affected_versions() {
                     if let Some(&i) = version_deployments.get(id.as_str()) {
                         deployments[i].failed_by_version = true;
                         deployments[i].caused_by(issue, Attribution::ByVersion);
@@ -604,7 +604,7 @@ fn attribute_failures<'a>(deployments: &mut [Deployment<'a>], failures: &[Failur
             let first_day = created_day - Duration::days(i64::from(failure.window_days) - 1);
             let is_candidate = |d: &Deployment<'_>| match d.source {
                 // A hotfix for the failure is not its cause.
-                Source::Version(v) => !issue.fix_versions.iter().any(|fix| fix.as_str() == v.id),
+                Source::Version(v) => !issue.fix_versions().iter().any(|fix| fix.as_str() == v.id),
                 Source::Transition(_, at) => at <= issue.created,
             };
             let start = by_day.partition_point(|&i| deployments[i].day < first_day);
@@ -633,7 +633,7 @@ fn attribute_failures<'a>(deployments: &mut [Deployment<'a>], failures: &[Failur
 fn mark_rework<'a>(deployments: &mut [Deployment<'a>], fixing: impl Iterator<Item = &'a IssueFacts>) {
     let mut fixed: HashMap<&str, Vec<&'a IssueFacts>> = HashMap::new();
     for issue in fixing {
-        for id in &issue.fix_versions {
+        for id in issue.fix_versions() {
             fixed.entry(id.as_str()).or_default().push(issue);
         }
     }

@@ -4,6 +4,13 @@
 //! These types are the hand-over point between the Jira client (which builds
 //! them from wire JSON) and everything downstream. They live in memory only;
 //! snapshots never contain them.
+//!
+//! The client reads each issue as an [`IssueDraft`] and adds it to an
+//! [`IssueBatch`]; a project's [`ProjectFacts`] hold fixed-size
+//! [`IssueFacts`] records whose lists (status changes; labels, versions and
+//! components; custom fields) sit in three arrays the project's issues
+//! share, so that a project is a few large allocations: no holes between
+//! small ones for the allocator to keep.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -248,16 +255,15 @@ pub struct StatusChange {
     pub by_app: bool,
 }
 
-/// An issue, minimised. Its strings are [`Name`]s shared through the
-/// site's [`Interner`] and its lists are boxed slices, so that a 100 000
-/// issue site fits in a few tens of MiB.
+/// An issue as read from Jira, before it joins its project's facts: what
+/// the Jira client builds, and what tests write by hand. Its strings are
+/// [`Name`]s shared through the site's [`Interner`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssueFacts {
+pub struct IssueDraft {
     /// Jira's issue id: identity for incremental updates, in memory only.
     pub id: IssueId,
-    /// Jira's issue key (`PAY-123`): names the issue in the lists behind a
-    /// figure, in memory only (never in a snapshot, a log or an error).
-    /// Read it through [`IssueFacts::key`], so its representation may change.
+    /// Jira's issue key (`PAY-123`), in memory only (never in a snapshot,
+    /// a log or an error).
     pub key: IssueKey,
     pub project: Name,
     pub issue_type: Name,
@@ -281,9 +287,302 @@ pub struct IssueFacts {
     /// Every allow-listed custom field (`jira.extra_fields`), by the name
     /// the configuration gives it, in configuration order; `None` when the
     /// issue has no value.
-    pub fields: Box<[(Arc<str>, Option<FieldValue>)]>,
+    pub fields: Box<[Field]>,
     /// Status changes, oldest first.
     pub changes: Box<[StatusChange]>,
+}
+
+/// An allow-listed custom field of an issue: its configured name and the
+/// issue's value, if any.
+pub type Field = (Arc<str>, Option<FieldValue>);
+
+/// The lists of many issues, each kind in one array: their status changes;
+/// their labels, fix versions, affected versions and components (in that
+/// order, issue after issue); their custom fields. An issue holds the
+/// arrays (shared) and where its parts are in them.
+#[derive(Default)]
+struct IssueLists {
+    changes: Vec<StatusChange>,
+    names: Vec<Name>,
+    fields: Vec<Field>,
+}
+
+/// Where one issue's lists are in its [`IssueLists`]: `names` bounds its
+/// labels, fix versions, affected versions and components, one after the
+/// other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Spans {
+    changes: [u32; 2],
+    names: [u32; 5],
+    fields: [u32; 2],
+}
+
+fn at(n: usize) -> u32 {
+    u32::try_from(n).expect("fewer than 2^32 list entries in one project")
+}
+
+impl IssueLists {
+    /// Appends one issue's lists; where they are.
+    fn push(
+        &mut self,
+        changes: impl IntoIterator<Item = StatusChange>,
+        names: [&mut dyn Iterator<Item = Name>; 4],
+        fields: impl IntoIterator<Item = Field>,
+    ) -> Spans {
+        let first_change = at(self.changes.len());
+        self.changes.extend(changes);
+        let mut bounds = [at(self.names.len()); 5];
+        for (i, list) in names.into_iter().enumerate() {
+            self.names.extend(list);
+            bounds[i + 1] = at(self.names.len());
+        }
+        let first_field = at(self.fields.len());
+        self.fields.extend(fields);
+        Spans { changes: [first_change, at(self.changes.len())], names: bounds, fields: [first_field, at(self.fields.len())] }
+    }
+
+    /// Appends the lists `spans` marks in `other`; where they are now.
+    fn copy(&mut self, other: &IssueLists, spans: &Spans) -> Spans {
+        let names = |i: usize| other.names[spans.names[i] as usize..spans.names[i + 1] as usize].iter().cloned();
+        self.push(
+            other.changes(spans).iter().cloned(),
+            [&mut names(0), &mut names(1), &mut names(2), &mut names(3)],
+            other.fields(spans).iter().cloned(),
+        )
+    }
+
+    fn changes(&self, spans: &Spans) -> &[StatusChange] {
+        &self.changes[spans.changes[0] as usize..spans.changes[1] as usize]
+    }
+
+    fn names(&self, spans: &Spans, list: usize) -> &[Name] {
+        &self.names[spans.names[list] as usize..spans.names[list + 1] as usize]
+    }
+
+    fn fields(&self, spans: &Spans) -> &[Field] {
+        &self.fields[spans.fields[0] as usize..spans.fields[1] as usize]
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.changes.shrink_to_fit();
+        self.names.shrink_to_fit();
+        self.fields.shrink_to_fit();
+    }
+}
+
+/// An issue of a project's facts, minimised: a fixed-size record whose
+/// lists (labels, versions, components, fields, status changes) are in
+/// arrays its project's issues share, so that a project's facts are a few
+/// large allocations rather than several small ones per issue. Built by
+/// [`ProjectFacts::new`], [`ProjectFacts::merged`] or an [`IssueBatch`];
+/// its lists are read through its methods.
+#[derive(Clone)]
+pub struct IssueFacts {
+    /// Jira's issue id: identity for incremental updates, in memory only.
+    pub id: IssueId,
+    /// Jira's issue key (`PAY-123`): names the issue in the lists behind a
+    /// figure, in memory only (never in a snapshot, a log or an error).
+    /// Read it through [`IssueFacts::key`], so its representation may change.
+    pub key: IssueKey,
+    pub project: Name,
+    pub issue_type: Name,
+    pub is_subtask: bool,
+    pub created: Millis,
+    pub updated: Millis,
+    pub resolved: Option<Millis>,
+    /// Current status.
+    pub status: Status,
+    /// Current status category, as the issue itself reports it.
+    pub status_category: StatusCategory,
+    /// Priority name.
+    pub priority: Option<Name>,
+    lists: Arc<IssueLists>,
+    spans: Spans,
+}
+
+impl IssueFacts {
+    /// The issue's key (`PAY-123`).
+    pub fn key(&self) -> String {
+        self.key.to_string()
+    }
+
+    pub fn labels(&self) -> &[Name] {
+        self.lists.names(&self.spans, 0)
+    }
+
+    /// Fix version ids.
+    pub fn fix_versions(&self) -> &[Name] {
+        self.lists.names(&self.spans, 1)
+    }
+
+    /// Affected version ids.
+    pub fn affected_versions(&self) -> &[Name] {
+        self.lists.names(&self.spans, 2)
+    }
+
+    /// Component names.
+    pub fn components(&self) -> &[Name] {
+        self.lists.names(&self.spans, 3)
+    }
+
+    /// Every allow-listed custom field (`jira.extra_fields`), by the name
+    /// the configuration gives it, in configuration order; `None` when the
+    /// issue has no value.
+    pub fn fields(&self) -> &[Field] {
+        self.lists.fields(&self.spans)
+    }
+
+    /// Status changes, oldest first.
+    pub fn changes(&self) -> &[StatusChange] {
+        self.lists.changes(&self.spans)
+    }
+
+    /// The issue as a draft, its lists copied out.
+    pub fn to_draft(&self) -> IssueDraft {
+        IssueDraft {
+            id: self.id,
+            key: self.key.clone(),
+            project: self.project.clone(),
+            issue_type: self.issue_type.clone(),
+            is_subtask: self.is_subtask,
+            labels: self.labels().into(),
+            created: self.created,
+            updated: self.updated,
+            resolved: self.resolved,
+            status: self.status.clone(),
+            status_category: self.status_category,
+            fix_versions: self.fix_versions().into(),
+            affected_versions: self.affected_versions().into(),
+            components: self.components().into(),
+            priority: self.priority.clone(),
+            fields: self.fields().into(),
+            changes: self.changes().into(),
+        }
+    }
+
+    /// Splits a draft into a record (its lists not yet placed) and the
+    /// lists, appended to `lists`.
+    fn from_draft(draft: IssueDraft, lists: &mut IssueLists, placeholder: &Arc<IssueLists>) -> Self {
+        let spans = lists.push(
+            draft.changes.into_vec(),
+            [
+                &mut draft.labels.into_vec().into_iter(),
+                &mut draft.fix_versions.into_vec().into_iter(),
+                &mut draft.affected_versions.into_vec().into_iter(),
+                &mut draft.components.into_vec().into_iter(),
+            ],
+            draft.fields.into_vec(),
+        );
+        Self {
+            id: draft.id,
+            key: draft.key,
+            project: draft.project,
+            issue_type: draft.issue_type,
+            is_subtask: draft.is_subtask,
+            created: draft.created,
+            updated: draft.updated,
+            resolved: draft.resolved,
+            status: draft.status,
+            status_category: draft.status_category,
+            priority: draft.priority,
+            lists: Arc::clone(placeholder),
+            spans,
+        }
+    }
+}
+
+/// Compares what an issue says, not where its lists are held.
+impl PartialEq for IssueFacts {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.key == other.key
+            && self.project == other.project
+            && self.issue_type == other.issue_type
+            && self.is_subtask == other.is_subtask
+            && self.created == other.created
+            && self.updated == other.updated
+            && self.resolved == other.resolved
+            && self.status == other.status
+            && self.status_category == other.status_category
+            && self.priority == other.priority
+            && self.labels() == other.labels()
+            && self.fix_versions() == other.fix_versions()
+            && self.affected_versions() == other.affected_versions()
+            && self.components() == other.components()
+            && self.fields() == other.fields()
+            && self.changes() == other.changes()
+    }
+}
+
+impl Eq for IssueFacts {}
+
+impl std::fmt::Debug for IssueFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.to_draft(), f)
+    }
+}
+
+/// Issues as a search returns them, each turned into a record as it
+/// arrives and its lists appended to a few growing arrays (no allocation
+/// of its own), until [`ProjectFacts::merged`] places them. A later issue
+/// with the same id replaces the earlier one.
+#[derive(Default)]
+pub struct IssueBatch {
+    issues: Vec<IssueFacts>,
+    lists: IssueLists,
+    index: std::collections::HashMap<IssueId, usize>,
+    /// What the records point at until they are placed.
+    placeholder: Arc<IssueLists>,
+    /// Whether the arrays hold lists no issue points at any more (an
+    /// issue or its changes replaced).
+    stale: bool,
+}
+
+impl IssueBatch {
+    /// Adds an issue, replacing the one with the same id if any.
+    pub fn push(&mut self, draft: IssueDraft) {
+        let issue = IssueFacts::from_draft(draft, &mut self.lists, &self.placeholder);
+        match self.index.get(&issue.id) {
+            Some(&i) => {
+                self.issues[i] = issue;
+                self.stale = true;
+            }
+            None => {
+                self.index.insert(issue.id, self.issues.len());
+                self.issues.push(issue);
+            }
+        }
+    }
+
+    /// Replaces the status changes of the issue with this id (returns
+    /// whether there is one).
+    pub fn set_changes(&mut self, id: IssueId, changes: Vec<StatusChange>) -> bool {
+        let Some(&i) = self.index.get(&id) else { return false };
+        let first = at(self.lists.changes.len());
+        self.lists.changes.extend(changes);
+        let old = std::mem::replace(&mut self.issues[i].spans.changes, [first, at(self.lists.changes.len())]);
+        self.stale |= old[0] != old[1];
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.issues.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.issues.is_empty()
+    }
+
+    /// The latest `updated` of the issues.
+    pub fn newest_update(&self) -> Option<Millis> {
+        self.issues.iter().map(|i| i.updated).max()
+    }
+
+    /// The issues as drafts, in the order they came.
+    pub fn into_drafts(self) -> Vec<IssueDraft> {
+        let lists = Arc::new(self.lists);
+        self.issues.into_iter().map(|i| IssueFacts { lists: Arc::clone(&lists), ..i }.to_draft()).collect()
+    }
 }
 
 /// Jira's id of an issue: a number (Jira sends it as a string of digits),
@@ -336,13 +635,6 @@ impl std::fmt::Display for IssueId {
 impl std::fmt::Debug for IssueId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Debug::fmt(&self.0.to_string(), f)
-    }
-}
-
-impl IssueFacts {
-    /// The issue's key (`PAY-123`).
-    pub fn key(&self) -> String {
-        self.key.to_string()
     }
 }
 
@@ -419,11 +711,86 @@ pub struct VersionFacts {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProjectFacts {
     pub key: String,
-    /// Shared, so that merging a refresh into the facts in memory, a
-    /// recompute or a preview never copies every issue.
-    pub issues: Vec<Arc<IssueFacts>>,
+    /// Each issue's lists are in arrays shared by the project's issues;
+    /// records from other facts may be mixed in (each knows its arrays).
+    pub issues: Vec<IssueFacts>,
     pub versions: Vec<VersionFacts>,
     pub statuses: Vec<StatusFacts>,
+}
+
+impl ProjectFacts {
+    /// A project's facts from its issues, in the order given.
+    pub fn new(
+        key: impl Into<String>,
+        issues: impl IntoIterator<Item = IssueDraft>,
+        versions: Vec<VersionFacts>,
+        statuses: Vec<StatusFacts>,
+    ) -> Self {
+        let mut lists = IssueLists::default();
+        let placeholder = Arc::default();
+        let issues = issues.into_iter().map(|d| IssueFacts::from_draft(d, &mut lists, &placeholder)).collect();
+        Self { key: key.into(), issues: placed(issues, lists), versions, statuses }
+    }
+
+    /// A project's facts after a refresh: the issues `kept` from before,
+    /// replaced by the `fetched` ones with the same id, ordered by id. The
+    /// lists of all are copied into new arrays of exactly the size needed
+    /// (one each), so that replaced issues leave nothing behind and the
+    /// project's issues are a few allocations however they came; a first
+    /// harvest (nothing kept, nothing replaced) keeps the batch's arrays,
+    /// trimmed, without a copy.
+    pub fn merged<'a>(
+        key: impl Into<String>,
+        kept: impl IntoIterator<Item = &'a IssueFacts>,
+        fetched: IssueBatch,
+        versions: Vec<VersionFacts>,
+        statuses: Vec<StatusFacts>,
+    ) -> Self {
+        let mut kept = kept.into_iter().peekable();
+        if kept.peek().is_none() && !fetched.stale {
+            // A full harvest: the batch's arrays hold exactly its issues'
+            // lists already (in another order, which costs nothing).
+            let IssueBatch { mut issues, lists, .. } = fetched;
+            issues.sort_unstable_by_key(|i| i.id);
+            return Self { key: key.into(), issues: placed(issues, lists), versions, statuses };
+        }
+        let mut order: std::collections::BTreeMap<IssueId, (&IssueFacts, &IssueLists)> =
+            kept.map(|i| (i.id, (i, &*i.lists))).collect();
+        for issue in &fetched.issues {
+            order.insert(issue.id, (issue, &fetched.lists));
+        }
+        let mut sizes = [0usize; 3];
+        for (issue, _) in order.values() {
+            let s = &issue.spans;
+            sizes[0] += (s.changes[1] - s.changes[0]) as usize;
+            sizes[1] += (s.names[4] - s.names[0]) as usize;
+            sizes[2] += (s.fields[1] - s.fields[0]) as usize;
+        }
+        let mut lists = IssueLists {
+            changes: Vec::with_capacity(sizes[0]),
+            names: Vec::with_capacity(sizes[1]),
+            fields: Vec::with_capacity(sizes[2]),
+        };
+        let placeholder = Arc::default();
+        let mut issues: Vec<IssueFacts> = Vec::with_capacity(order.len());
+        for (issue, from) in order.into_values() {
+            let spans = lists.copy(from, &issue.spans);
+            issues.push(IssueFacts { lists: Arc::clone(&placeholder), spans, ..issue.clone() });
+        }
+        drop(fetched);
+        Self { key: key.into(), issues: placed(issues, lists), versions, statuses }
+    }
+}
+
+/// The records pointed at their arrays, every array no larger than it holds.
+fn placed(mut issues: Vec<IssueFacts>, mut lists: IssueLists) -> Vec<IssueFacts> {
+    lists.shrink_to_fit();
+    issues.shrink_to_fit();
+    let lists = Arc::new(lists);
+    for issue in &mut issues {
+        issue.lists = Arc::clone(&lists);
+    }
+    issues
 }
 
 #[cfg(test)]
@@ -456,6 +823,92 @@ mod tests {
         names.forget_unused();
         assert!(names.is_empty());
         assert_eq!(format!("{names:?}"), "Interner { names: 0, .. }");
+    }
+
+    fn draft(id: u64, labels: &[&str], fixes: &[&str], changes: usize) -> IssueDraft {
+        let names = Interner::default();
+        let (todo, done) = (names.status("1", "To Do"), names.status("3", "Done"));
+        IssueDraft {
+            id: IssueId(id),
+            key: IssueKey { project: "P".into(), number: id as u32 },
+            project: "P".into(),
+            issue_type: "Story".into(),
+            is_subtask: false,
+            labels: labels.iter().map(|&l| Name::from(l)).collect(),
+            created: id as Millis,
+            updated: id as Millis + 1,
+            resolved: None,
+            status: done.clone(),
+            status_category: StatusCategory::Done,
+            fix_versions: fixes.iter().map(|&v| Name::from(v)).collect(),
+            affected_versions: [].into(),
+            components: ["Billing".into()].into(),
+            priority: None,
+            fields: [("Team".into(), Some(FieldValue::Options(["a".into(), "b".into()].into())))].into(),
+            changes: (0..changes).map(|n| StatusChange { at: n as Millis, from: todo.clone(), to: done.clone(), by_app: n % 2 == 0 }).collect(),
+        }
+    }
+
+    /// The drafts the facts hold, in order.
+    fn drafts(facts: &ProjectFacts) -> Vec<IssueDraft> {
+        facts.issues.iter().map(IssueFacts::to_draft).collect()
+    }
+
+    #[test]
+    fn a_projects_issues_share_one_set_of_arrays_and_read_as_their_drafts() {
+        let given = vec![draft(9, &["x"], &["100", "101"], 3), draft(10, &[], &[], 0), draft(2, &["y", "z"], &["100"], 1)];
+        let facts = ProjectFacts::new("P", given.clone(), Vec::new(), Vec::new());
+        assert_eq!(drafts(&facts), given, "in the order given, every list intact");
+        assert!(facts.issues.iter().all(|i| Arc::ptr_eq(&i.lists, &facts.issues[0].lists)));
+        let lists = &facts.issues[0].lists;
+        assert_eq!((lists.changes.len(), lists.names.len(), lists.fields.len()), (4, 9, 3));
+        assert_eq!(facts.issues[2].labels(), ["y", "z"]);
+        assert_eq!(facts.issues[0].fix_versions(), ["100", "101"]);
+        assert_eq!(facts.issues[1].components(), ["Billing"]);
+        assert!(facts.issues[1].changes().is_empty() && facts.issues[1].affected_versions().is_empty());
+    }
+
+    #[test]
+    fn a_merge_keeps_what_was_not_fetched_again_replaces_what_was_and_orders_by_id() {
+        let before = ProjectFacts::new("P", vec![draft(1, &["a"], &[], 2), draft(2, &[], &["100"], 1), draft(3, &[], &[], 4)], Vec::new(), Vec::new());
+        let mut fetched = IssueBatch::default();
+        fetched.push(draft(2, &["changed"], &[], 0));
+        fetched.push(draft(10, &[], &["101"], 1));
+        fetched.push(draft(2, &["changed again"], &[], 0));
+        assert!(fetched.set_changes(IssueId(2), draft(2, &[], &[], 5).changes.into_vec()));
+        assert!(!fetched.set_changes(IssueId(77), Vec::new()));
+        assert_eq!((fetched.len(), fetched.newest_update()), (2, Some(11)));
+        // Issue 3 was deleted: not kept.
+        let kept = before.issues.iter().filter(|i| i.id != IssueId(3));
+        let after = ProjectFacts::merged("P", kept, fetched, Vec::new(), Vec::new());
+        let two = draft(2, &["changed again"], &[], 5);
+        assert_eq!(drafts(&after), vec![draft(1, &["a"], &[], 2), draft(10, &[], &["101"], 1), two], "ids order as their text");
+        assert!(after.issues.iter().all(|i| Arc::ptr_eq(&i.lists, &after.issues[0].lists)), "one set of arrays");
+        let lists = &after.issues[0].lists;
+        assert_eq!((lists.changes.len(), lists.changes.capacity()), (8, 8), "exactly what the issues hold");
+        assert_eq!(lists.names.len(), 6, "a label or a fix version and a component each");
+        assert_eq!(before.issues.len(), 3, "the facts merged from are untouched");
+    }
+
+    #[test]
+    fn a_first_harvest_keeps_its_batchs_arrays_unless_they_hold_replaced_lists() {
+        for replaced in [false, true] {
+            let mut batch = IssueBatch::default();
+            for id in [30, 4, 200] {
+                batch.push(draft(id, &["l"], &[], 2));
+            }
+            if replaced {
+                batch.push(draft(4, &[], &[], 1));
+            }
+            let facts = ProjectFacts::merged("P", [], batch, Vec::new(), Vec::new());
+            let ids: Vec<u64> = facts.issues.iter().map(|i| i.id.0).collect();
+            assert_eq!(ids, [200, 30, 4]);
+            let four = if replaced { draft(4, &[], &[], 1) } else { draft(4, &["l"], &[], 2) };
+            assert_eq!(facts.issues[2].to_draft(), four);
+            let lists = &facts.issues[0].lists;
+            let changes = if replaced { 5 } else { 6 };
+            assert_eq!((lists.changes.len(), lists.changes.capacity()), (changes, changes), "replaced: {replaced}");
+        }
     }
 
     #[test]
