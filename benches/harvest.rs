@@ -1,9 +1,12 @@
 //! Harvest throughput against the loopback fake Jira.
 //!
 //! Harvests a large generated site with the real client, harvester and the
-//! shipped definitions, then measures side by side, in the same process: a
-//! plain reqwest loop that downloads the same search and changelog pages the
-//! client fetched and parses them into `serde_json::Value` (the floor any
+//! shipped definitions in a child process (the service's parts alone, so
+//! that its RSS before and after the harvest is the service's: the
+//! generated site and the fake Jira stay in this one), and prints what the
+//! harvest held and its peak. Then it harvests again in this process and
+//! measures side by side: a plain reqwest loop that downloads the same
+//! search and changelog pages the client fetched and parses them into `serde_json::Value` (the floor any
 //! harvest has to pay), the client alone (download, parse, conversion to
 //! facts), and classification plus aggregation alone over those facts.
 //!
@@ -14,10 +17,13 @@
 //!
 //! Last, what refreshes cost Jira: after nine edits, the requests of an
 //! incremental refresh without the reconciliation of deletions and moves
-//! and of one with it, next to the full harvest's.
+//! and of one with it, next to the full harvest's; how long those
+//! refreshes took, and how long rebuilding the largest project's arrays
+//! from the facts in memory and nine changed issues takes.
 //!
 //! `cargo bench --bench harvest`; `HARVEST_BENCH_ISSUES` sets the total
-//! number of issues (default 100 000, over 10 projects).
+//! number of issues (default 100 000, over 10 projects);
+//! `HARVEST_BENCH_MEMORY_ONLY=1` stops after the memory figures.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
@@ -28,7 +34,7 @@ use chrono::{TimeZone, Utc};
 use jira_dora::definitions::DefinitionSet;
 use fake_jira::demo::large_site;
 use jira_dora::domain::aggregate::build_project;
-use jira_dora::domain::facts::ProjectFacts;
+use jira_dora::domain::facts::{IssueBatch, ProjectFacts};
 use fake_jira::{FakeJira, LoggedResponse};
 use jira_dora::harvest::{Harvester, JobState, JobView};
 use jira_dora::jira::{CloudChangelogs, FetchCounters, JiraClient, JiraConfig};
@@ -158,11 +164,66 @@ async fn full_harvest(
     (harvester, view, store, took)
 }
 
+/// Set (to the fake Jira's address) in the child process that harvests
+/// as the service alone; its projects in `HARVEST_BENCH_KEYS`.
+const SERVICE_ENV: &str = "HARVEST_BENCH_SERVICE";
+const KEYS_ENV: &str = "HARVEST_BENCH_KEYS";
+/// Set to stop after the memory figures.
+const MEMORY_ONLY_ENV: &str = "HARVEST_BENCH_MEMORY_ONLY";
+
 fn main() {
     let total: usize = std::env::var("HARVEST_BENCH_ISSUES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let per_project = (total / PROJECTS).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    runtime.block_on(run(per_project));
+    match std::env::var(SERVICE_ENV) {
+        Ok(base) => runtime.block_on(service_alone(base)),
+        Err(_) => runtime.block_on(run(per_project)),
+    }
+}
+
+/// The memory of a full harvest in a process of its own: KiB of RSS
+/// before, at the peak and after, and of heap before, at the peak and
+/// after.
+#[derive(Debug, Clone, Copy)]
+struct HarvestMemory {
+    rss: [u64; 3],
+    heap: [u64; 3],
+}
+
+/// The child process: the service's parts alone (no generated site, no
+/// fake Jira) harvest the site of the fake Jira at `base`, then print what
+/// the harvest took, on one line.
+async fn service_alone(base: String) {
+    let keys: Vec<String> = std::env::var(KEYS_ENV).expect("keys").split(',').map(str::to_owned).collect();
+    let cfg = JiraConfig { retry_base: Duration::from_millis(1), ..JiraConfig::new(base) };
+    let definitions = Arc::new(DefinitionSet::shipped());
+    let rss_before = proc_status_kib("VmRSS:");
+    let heap_before = heap_kib();
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+    let (harvester, _, store, _) = full_harvest(cfg, &keys, &definitions, chrono_tz::Europe::Berlin).await;
+    let m = HarvestMemory {
+        rss: [rss_before, proc_status_kib("VmHWM:"), proc_status_kib("VmRSS:")],
+        heap: [heap_before, (PEAK.load(Ordering::Relaxed) / 1024) as u64, heap_kib()],
+    };
+    println!("{} {} {} {} {} {}", m.rss[0], m.rss[1], m.rss[2], m.heap[0], m.heap[1], m.heap[2]);
+    drop((harvester, store));
+}
+
+/// Runs [`service_alone`] in a child process against `fake`.
+fn harvest_in_child(fake: &FakeJira, keys: &[String]) -> HarvestMemory {
+    let out = std::process::Command::new(std::env::current_exe().expect("this benchmark"))
+        .env(SERVICE_ENV, fake.base_url())
+        .env(KEYS_ENV, keys.join(","))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("the child harvest runs");
+    assert!(out.status.success(), "the child harvest failed");
+    let n: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|v| v.parse().expect("a number"))
+        .collect();
+    assert_eq!(n.len(), 6, "six figures");
+    HarvestMemory { rss: [n[0], n[1], n[2]], heap: [n[3], n[4], n[5]] }
 }
 
 async fn run(per_project: usize) {
@@ -181,16 +242,38 @@ async fn run(per_project: usize) {
     let definitions = Arc::new(DefinitionSet::shipped());
     let tz = chrono_tz::Europe::Berlin;
 
-    // 1. The harvest: client + harvester + shipped definitions.
+    // 1. The harvest: client + harvester + shipped definitions, first in a
+    // process of its own (the service's parts alone: what it holds is the
+    // service's, not the generated site's or the fake Jira's), then in
+    // this one for the comparisons below.
     fake.clear_requests();
-    let rss_before = proc_status_kib("VmRSS:");
-    let heap_before = heap_kib();
-    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+    let alone = harvest_in_child(&fake, &keys);
+    fake.clear_requests();
+    // The memory figures first: what follows takes long on a large site.
+    let per_100k = |kib: u64| mib(kib) * 100_000.0 / issues as f64;
+    let [_, rss_peak, rss_held] = alone.rss.map(|kib| kib.saturating_sub(alone.rss[0]));
+    let [_, heap_peak, heap_held] = alone.heap.map(|kib| kib.saturating_sub(alone.heap[0]));
+    let ratio = rss_peak as f64 / rss_held.max(1) as f64;
+    println!();
+    println!("| memory of the harvest (service alone)     | value            |");
+    println!("|-------------------------------------------|------------------|");
+    println!("| VmRSS before the harvest                  | {:>12.1} MiB |", mib(alone.rss[0]));
+    println!("| RSS held after the harvest, per 100k      | {:>12.1} MiB |", per_100k(rss_held));
+    println!("| RSS peak during the harvest, per 100k     | {:>12.1} MiB |", per_100k(rss_peak));
+    println!("| ratio peak / held                         | {ratio:>16.2} |");
+    println!("| heap held after the harvest, per 100k     | {:>12.1} MiB |", per_100k(heap_held));
+    println!("| heap peak during the harvest, per 100k    | {:>12.1} MiB |", per_100k(heap_peak));
+    println!("(held and peak: above the RSS or heap before the harvest)");
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    println!("target: RSS held <= 40 MiB per 100 000 issues: {}", met(per_100k(rss_held) <= 40.0));
+    println!("target: RSS peak / held <= 2: {}", met(ratio <= 2.0));
+    println!();
+    if std::env::var(MEMORY_ONLY_ENV).is_ok() {
+        fake.shutdown().await;
+        return;
+    }
+
     let (harvester, view, store, harvest) = full_harvest(cfg.clone(), &keys, &definitions, tz).await;
-    let hwm_after = proc_status_kib("VmHWM:");
-    let rss_after = proc_status_kib("VmRSS:");
-    let heap_peak = (PEAK.load(Ordering::Relaxed) / 1024) as u64;
-    let heap_after = heap_kib();
     let fetched: u64 = view.projects.iter().map(|p| p.issues_fetched).sum();
     let pages: u64 = view.projects.iter().map(|p| p.pages).sum();
     let requests: Vec<_> = fake
@@ -199,43 +282,6 @@ async fn run(per_project: usize) {
         .filter(|r| r.path.contains("/search") || r.path.contains("/changelog"))
         .collect();
     let after = Traffic::of(&fake.responses());
-    // The fake Jira's log of the requests it answered is in this process
-    // too, but not in the service's: its bytes are left out of the figures.
-    let with_log = heap_kib();
-    fake.clear_requests();
-    let fake_log = with_log.saturating_sub(heap_kib());
-    let (rss_after, heap_after) = (rss_after.saturating_sub(fake_log), heap_after.saturating_sub(fake_log));
-    // The memory figures first: the comparisons below take long on a large site.
-    let per_100k = |kib: u64| mib(kib) * 100_000.0 / issues as f64;
-    println!();
-    println!("| memory of the harvest                     | value            |");
-    println!("|-------------------------------------------|------------------|");
-    println!("| VmRSS before harvest (site + fake)        | {:>12.1} MiB |", mib(rss_before));
-    println!("| VmRSS after harvest                       | {:>12.1} MiB |", mib(rss_after));
-    println!("| VmHWM after harvest                       | {:>12.1} MiB |", mib(hwm_after));
-    println!(
-        "| harvest peak above start, per 100k issues | {:>12.1} MiB |",
-        per_100k(hwm_after.saturating_sub(rss_before))
-    );
-    println!(
-        "| held after harvest, per 100k issues       | {:>12.1} MiB |",
-        per_100k(rss_after.saturating_sub(rss_before))
-    );
-    println!("| fake Jira's request log, left out of held | {:>12.1} MiB |", mib(fake_log));
-    println!(
-        "| ratio peak / held (RSS above start)       | {:>16.2} |",
-        hwm_after.saturating_sub(rss_before) as f64 / rss_after.saturating_sub(rss_before).max(1) as f64
-    );
-    println!(
-        "| heap peak above start, per 100k issues    | {:>12.1} MiB |",
-        per_100k(heap_peak.saturating_sub(heap_before))
-    );
-    println!(
-        "| heap held after harvest, per 100k issues  | {:>12.1} MiB |",
-        per_100k(heap_after.saturating_sub(heap_before))
-    );
-    println!();
-
     // The same harvest with changelogs expanded in the searches, as before
     // bulkfetch: what it received, and the same figures.
     fake.clear_requests();
@@ -288,8 +334,8 @@ async fn run(per_project: usize) {
         fetches.spawn(async move {
             let counters = FetchCounters::default();
             let versions = client.versions(&key).await.expect("versions");
-            let issues = client.search_issues(&key, None, &counters).await.expect("search");
-            ProjectFacts { key, issues, versions, statuses }
+            let issues = client.search_changed_issues(&key, None, &Default::default(), &counters).await.expect("search");
+            ProjectFacts::merged(key, [], issues, versions, statuses)
         });
     }
     let mut facts = Vec::new();
@@ -386,11 +432,14 @@ async fn refresh_costs(fake: &FakeJira, harvester: &Arc<Harvester>, full: &JobVi
         }
     };
     let mut measured = Vec::new();
+    let mut took = Vec::new();
     for (round, interval) in [Duration::from_secs(3600), Duration::ZERO].into_iter().enumerate() {
         edit(round);
         harvester.set_reconcile_interval(interval);
         fake.clear_requests();
+        let t = Instant::now();
         let view = refresh(harvester, false).await;
+        took.push(t.elapsed());
         assert_eq!(requests(&view), fake.request_count() as u64, "the job counts what Jira saw");
         let reconciled = view.projects.iter().all(|p| p.reconciled == Some(true));
         assert_eq!(reconciled, interval.is_zero());
@@ -405,7 +454,44 @@ async fn refresh_costs(fake: &FakeJira, harvester: &Arc<Harvester>, full: &JobVi
     println!("| incremental refresh, no reconciliation               | {quiet:>8} |  <= 30 |");
     println!("| incremental refresh with reconciliation              | {reconciling:>8} | <= 150 |");
     println!("| of which id-only pages (as large as Jira answers)    | {id_pages:>8} |      — |");
+    println!();
+    println!("| incremental refresh of every project, no reconciliation | {:>9.0} ms |", took[0].as_secs_f64() * 1e3);
+    println!("| incremental refresh with reconciliation                  | {:>9.0} ms |", took[1].as_secs_f64() * 1e3);
+    rebuild_cost(harvester);
     let met = |ok: bool| if ok { "met" } else { "NOT met" };
     println!("target: incremental without reconciliation <= 30 requests: {}", met(quiet <= 30));
     println!("target: incremental with reconciliation <= 150 requests: {}", met(reconciling <= 150));
+}
+
+/// What an incremental refresh pays to keep a project's facts in a few
+/// arrays: the arrays built anew from the facts in memory plus nine
+/// changed issues (the largest project; the median of 5 runs).
+fn rebuild_cost(harvester: &Arc<Harvester>) {
+    let facts = harvester
+        .memory()
+        .keys()
+        .iter()
+        .filter_map(|k| harvester.project_facts(k))
+        .max_by_key(|f| f.issues.len())
+        .expect("a project");
+    let mut runs: Vec<Duration> = (0..5)
+        .map(|_| {
+            let mut changed = IssueBatch::default();
+            for issue in facts.issues.iter().step_by(facts.issues.len() / 9 + 1) {
+                changed.push(issue.to_draft());
+            }
+            let t = Instant::now();
+            let rebuilt = ProjectFacts::merged(facts.key.clone(), &facts.issues, changed, facts.versions.clone(), facts.statuses.clone());
+            let took = t.elapsed();
+            assert_eq!(rebuilt.issues.len(), facts.issues.len());
+            drop(rebuilt);
+            took
+        })
+        .collect();
+    runs.sort();
+    println!(
+        "| rebuild of one project's arrays ({} issues, 9 changed) | {:>9.1} ms |",
+        facts.issues.len(),
+        runs[2].as_secs_f64() * 1e3
+    );
 }
