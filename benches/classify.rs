@@ -7,9 +7,9 @@
 //! Run with `cargo bench --bench classify`. Sizes can be changed with
 //! `CLASSIFY_PROJECTS` and `CLASSIFY_ISSUES_PER_PROJECT`.
 //!
-//! Last figure (default size, 2-core AMD EPYC VM, shared, load average about
-//! 9.8): Rust 198.2 ms, rhai memoised 284.1 ms cold, ratio 1.43 (target
-//! ≤ 1.5); see `docs/performance.md`.
+//! Last figure (default size, 2-core AMD EPYC VM with nothing else running):
+//! Rust 77.7 ms, rhai memoised 97.6 ms cold, 98.4 ms warm, ratio 1.26
+//! (target ≤ 1.5); see `docs/performance.md`.
 
 use std::time::{Duration, Instant};
 
