@@ -20,7 +20,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::RwLock;
 
 use crate::domain::classify::Teams;
@@ -38,35 +37,10 @@ pub struct Plan {
     pub lengths_only: Vec<Vec<usize>>,
 }
 
-/// The hash of cache keys: FxHash, a word at a time. Keys are short and
-/// not attacker-chosen in bulk (they are bounded per hook), so a fast hash
-/// beats SipHash here.
-#[derive(Clone, Copy, Default)]
-pub struct KeyHasher(u64);
-
-impl KeyHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            self.add(u64::from_le_bytes(word.try_into().unwrap_or_default()));
-        }
-        let rest = words.remainder();
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
-    }
-}
-
-type KeyMap<V> = HashMap<Box<str>, V, BuildHasherDefault<KeyHasher>>;
+/// Cache keys hashed by `ahash` (already in the tree through rhai): keys
+/// are short and not attacker-chosen in bulk (they are bounded per hook),
+/// so a fast hash that reads a word at a time beats SipHash here.
+type KeyMap<V> = HashMap<Box<str>, V, ahash::RandomState>;
 
 /// A hook's answer, checked: a bool as 0 or 1, a window in days as itself.
 pub type Answer = u8;
