@@ -18,7 +18,7 @@ use crate::api::permission::PermissionChecker;
 use crate::api::{self, Service};
 use crate::cluster;
 use crate::config::Config;
-use crate::definitions::{DefinitionFile, DefinitionSet};
+use crate::definitions::{DefinitionFile, DefinitionSet, DefinitionsLoadError};
 use crate::harvest::{Harvester, Persistence};
 use crate::jira::{JiraClient, JiraError};
 use crate::store::Store;
@@ -35,20 +35,15 @@ pub struct Running {
 /// the definitions built into the binary are used.
 pub fn load_definitions(config: &Config) -> anyhow::Result<DefinitionSet> {
     let field_names = extra_fields(config);
-    let set = if config.defs_dir == std::path::Path::new(crate::config::DEFAULT_DEFS_DIR) && !config.defs_dir.exists() {
+    let complete = definitions_files(config);
+    if config.defs_dir == std::path::Path::new(crate::config::DEFAULT_DEFS_DIR) && !config.defs_dir.exists() {
         info!("no metrics-defs folder here: using the built-in default definitions");
-        DefinitionSet::compile_for(DefinitionSet::shipped_files(), &field_names)
-            .map_err(|e| anyhow::anyhow!("the built-in definitions do not load: {e:?}"))?
-    } else {
-        DefinitionSet::load_dir(&config.defs_dir, &field_names)
-            .with_context(|| format!("the metric definitions in {} are not usable", config.defs_dir.display()))?
-    };
-    let files = definitions_files(config)(set.files().to_vec());
-    if files.len() == set.files().len() {
-        return Ok(set);
+        return DefinitionSet::compile_for(complete(DefinitionSet::shipped_files()), &field_names)
+            .map_err(|e| anyhow::anyhow!("the built-in definitions do not load: {e:?}"));
     }
-    DefinitionSet::compile_for(files, set.field_names())
-        .map_err(|e| anyhow::anyhow!("the demo's teams do not load with the shipped definitions: {e:?}"))
+    DefinitionSet::read_dir(&config.defs_dir)
+        .and_then(|files| DefinitionSet::compile_for(complete(files), &field_names).map_err(DefinitionsLoadError::Invalid))
+        .with_context(|| format!("the metric definitions in {} are not usable", config.defs_dir.display()))
 }
 
 /// What the service makes of the files of its definitions folder, at start

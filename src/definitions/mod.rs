@@ -188,6 +188,12 @@ impl DefinitionSet {
     /// Loads every `*.rhai` file of `dir` (other files are ignored) and
     /// compiles them for issues with the custom fields `field_names`.
     pub fn load_dir(dir: impl AsRef<Path>, field_names: &[String]) -> Result<DefinitionSet, DefinitionsLoadError> {
+        Self::compile_for(Self::read_dir(dir)?, field_names).map_err(DefinitionsLoadError::Invalid)
+    }
+
+    /// The `.rhai` files of `dir`, by name, without compiling them: what
+    /// [`Self::load_dir`] compiles.
+    pub fn read_dir(dir: impl AsRef<Path>) -> Result<Vec<DefinitionFile>, DefinitionsLoadError> {
         let dir = dir.as_ref();
         let read_dir_error = |source| DefinitionsLoadError::ReadDir { path: dir.to_owned(), source };
         let mut paths = Vec::new();
@@ -208,7 +214,7 @@ impl DefinitionSet {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             files.push(DefinitionFile { name, source });
         }
-        Self::compile_for(files, field_names).map_err(DefinitionsLoadError::Invalid)
+        Ok(files)
     }
 
     /// The allow-listed custom fields the set was compiled for; new

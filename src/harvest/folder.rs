@@ -1,5 +1,5 @@
-//! The definitions folder on disk: atomic writes of a new set, and reads
-//! of the `*.rhai` files it holds.
+//! The definitions folder on disk: atomic writes of a new set (reads are
+//! `DefinitionSet::read_dir`'s).
 //!
 //! Must not depend on anything but `definitions::DefinitionFile`.
 
@@ -34,19 +34,4 @@ pub fn write_files(dir: &Path, files: &[DefinitionFile]) -> std::io::Result<()> 
         let _ = handle.sync_all();
     }
     Ok(())
-}
-
-/// The `*.rhai` files of `dir`, in name order; `None` when the folder is
-/// missing, unreadable or empty (nothing to watch).
-pub fn read_files(dir: &Path) -> Option<Vec<DefinitionFile>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).ok()? {
-        let path = entry.ok()?.path();
-        if path.extension().is_some_and(|e| e == "rhai") && path.is_file() {
-            let name = path.file_name()?.to_string_lossy().into_owned();
-            files.push(DefinitionFile { name, source: std::fs::read_to_string(&path).ok()? });
-        }
-    }
-    files.sort_by(|a, b| a.name.cmp(&b.name));
-    (!files.is_empty()).then_some(files)
 }

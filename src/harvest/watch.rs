@@ -30,7 +30,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::folder::read_files;
 use super::in_force::Origin;
 use super::refresh::Harvester;
 use crate::definitions::{DefinitionFile, DefinitionSet, DefinitionsLoadError};
@@ -53,7 +52,7 @@ pub async fn watch(
             _ = shutdown.changed() => return,
         }
         let folder = dir.clone();
-        let Ok(Some(files)) = tokio::task::spawn_blocking(move || read_files(&folder)).await else {
+        let Ok(Some(files)) = tokio::task::spawn_blocking(move || DefinitionSet::read_dir(&folder).ok()).await else {
             seen = None;
             continue;
         };
