@@ -444,9 +444,10 @@ impl Harvester {
             previous.iter().flat_map(|facts| facts.issues.iter().map(|i| (i.id, i))).collect();
         if watermark.is_some() && reconcile {
             // Reconcile deletions and moves: keep only issues still in the
-            // project.
-            let current: HashSet<String> = self.client.issue_ids(key, counters).await?.into_iter().collect();
-            kept.retain(|id, _| current.contains(&id.to_string()));
+            // project. (An id that is not a number names no issue kept.)
+            let current: HashSet<IssueId> =
+                self.client.issue_ids(key, counters).await?.iter().filter_map(|id| IssueId::parse(id)).collect();
+            kept.retain(|id, _| current.contains(id));
         }
         let known: HashMap<IssueId, Millis> = kept.iter().map(|(id, issue)| (*id, issue.updated)).collect();
         let fetched = self.client.search_changed_issues(key, watermark, &known, counters).await?;
