@@ -52,6 +52,21 @@ async fn demo() -> DemoServer {
     server
 }
 
+/// A headless browser window of `width` × `height` with a fresh profile;
+/// keep the driver and the profile folder as long as the session.
+async fn browser(width: u32, height: u32) -> (Driver, tempfile::TempDir, Session) {
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let session = driver.session(profile.path(), width, height).await;
+    (driver, profile, session)
+}
+
+/// Opens the dashboard on `PROJECT`'s last 13 weeks and waits for them.
+async fn open_project(session: &Session, server: &DemoServer) {
+    session.goto(&server.url(&format!("/#projects={PROJECT}&weeks=13"))).await;
+    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT}|weeks=13"))).await;
+}
+
 /// Fails on any console message of level SEVERE (errors).
 async fn no_console_errors(session: &Session, when: &str) {
     let errors: Vec<_> = session.console().await.into_iter().filter(|(level, _)| level == "SEVERE").collect();
@@ -224,10 +239,8 @@ async fn markers_are_on_every_chart(session: &Session, markers: &[Marker]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
 async fn the_dashboard_shows_what_the_grpc_api_returns() {
-    let driver = Driver::start().await;
     let server = demo().await;
-    let profile = tempfile::tempdir().unwrap();
-    let session = driver.session(profile.path(), 1280, 900).await;
+    let (_driver, _profile, session) = browser(1280, 900).await;
 
     // The console capture works: a probe message comes back.
     session.goto(&server.url("/")).await;
@@ -304,11 +317,9 @@ async fn the_dashboard_shows_what_the_grpc_api_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
 async fn the_dashboard_says_what_to_do_without_data_or_service() {
-    let driver = Driver::start().await;
     let server = DemoServer::demo_empty().await;
     let _ = server.client().await;
-    let profile = tempfile::tempdir().unwrap();
-    let session = driver.session(profile.path(), 1280, 900).await;
+    let (_driver, _profile, session) = browser(1280, 900).await;
 
     // No project harvested yet: say so, and offer to try again.
     session.goto(&server.url("/")).await;
@@ -357,10 +368,8 @@ const FAULTS: &str = r#"(() => {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
 async fn the_dashboard_explains_denied_and_unreachable_answers() {
-    let driver = Driver::start().await;
     let server = demo().await;
-    let profile = tempfile::tempdir().unwrap();
-    let session = driver.session(profile.path(), 1280, 900).await;
+    let (_driver, _profile, session) = browser(1280, 900).await;
     session.before_every_page(FAULTS).await;
 
     // (fault, state shown, words that say what to do)
@@ -571,9 +580,7 @@ async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_ex
     let mut grpc = server.client().await;
     common::harvested(&mut grpc).await;
     csp_is_unchanged(&server).await;
-    let driver = Driver::start().await;
-    let profile = tempfile::tempdir().unwrap();
-    let session = driver.session(profile.path(), 1280, 900).await;
+    let (_driver, _profile, session) = browser(1280, 900).await;
     session.goto(&server.url("/")).await;
     session.wait_for("return document.body.dataset.loaded", json!("OPS|weeks=13")).await;
 
@@ -656,11 +663,8 @@ async fn the_dashboard_shows_months_from_presets_and_a_custom_range_by_month_or_
     use jira_dora::domain::time::{IsoWeek, Month};
     let server = demo().await;
     let mut grpc = server.client().await;
-    let driver = Driver::start().await;
-    let profile = tempfile::tempdir().unwrap();
-    let session = driver.session(profile.path(), 1280, 900).await;
-    session.goto(&server.url(&format!("/#projects={PROJECT}&weeks=13"))).await;
-    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT}|weeks=13"))).await;
+    let (_driver, _profile, session) = browser(1280, 900).await;
+    open_project(&session, &server).await;
     let loaded = |hash: String| json!(format!("{PROJECT}|{hash}"));
 
     // The month presets: the last 3, 12 and 6 complete months, by month.
@@ -768,11 +772,8 @@ async fn the_dashboard_shows_a_team_of_the_projects_picked_and_says_team_figures
     // The demo names one team per component.
     let server = demo().await;
     let mut grpc = server.client().await;
-    let driver = Driver::start().await;
-    let profile = tempfile::tempdir().unwrap();
-    let session = driver.session(profile.path(), 1280, 900).await;
-    session.goto(&server.url(&format!("/#projects={PROJECT}&weeks=13"))).await;
-    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT}|weeks=13"))).await;
+    let (_driver, _profile, session) = browser(1280, 900).await;
+    open_project(&session, &server).await;
     assert_eq!(session.script("return document.getElementById('team-note').hidden").await, json!(true));
 
     // The team list holds the teams of the project picked, from ListTeams.
@@ -860,12 +861,17 @@ async fn the_dashboard_shows_a_team_of_the_projects_picked_and_says_team_figures
     server.stop().await;
 }
 
-/// Makes `setTimeout(f, 5 minutes)` fire after 0.3 s, and records every
-/// delay asked for in `window.delays`.
-const FAST_CLOCK: &str = r#"(() => {
+/// Holds the wallboard's 5-minute refresh until the test calls
+/// `window.wake()` (so that nothing re-renders while the test reads the
+/// page), and records every delay asked for in `window.delays`.
+const HELD_REFRESH: &str = r#"(() => {
   const real = window.setTimeout.bind(window);
   window.delays = [];
-  window.setTimeout = (f, ms, ...rest) => { window.delays.push(ms); return real(f, ms === 300000 ? 300 : ms, ...rest); };
+  window.setTimeout = (f, ms, ...rest) => {
+    window.delays.push(ms);
+    if (ms === 300000) { window.wake = () => real(f, 0, ...rest); return 0; }
+    return real(f, ms, ...rest);
+  };
 })();"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -873,10 +879,8 @@ const FAST_CLOCK: &str = r#"(() => {
 async fn the_wallboard_shows_one_figure_with_its_level_and_trend_and_refreshes_every_five_minutes() {
     let server = demo().await;
     let mut grpc = server.client().await;
-    let driver = Driver::start().await;
-    let profile = tempfile::tempdir().unwrap();
-    let session = driver.session(profile.path(), 1280, 720).await;
-    session.before_every_page(FAST_CLOCK).await;
+    let (_driver, _profile, session) = browser(1280, 720).await;
+    session.before_every_page(HELD_REFRESH).await;
     session.goto(&server.url("/?wallboard=1&project=PAY&metric=lead_time")).await;
     session.wait_for("return document.body.dataset.state", json!("ready")).await;
 
@@ -901,7 +905,10 @@ async fn the_wallboard_shows_one_figure_with_its_level_and_trend_and_refreshes_e
 
     // It asks to be woken in 5 minutes, and then loads again.
     assert_eq!(session.script("return window.delays.includes(300000)").await, json!(true));
-    session.wait_for("return Number(document.body.dataset.refreshes) >= 3", json!(true)).await;
+    for refreshes in 2..=3 {
+        session.script("window.wake()").await;
+        session.wait_for(&format!("return Number(document.body.dataset.refreshes) >= {refreshes}"), json!(true)).await;
+    }
     session.wait_for("return document.body.dataset.state", json!("ready")).await;
     no_console_errors(&session, "on the wallboard").await;
 
@@ -939,11 +946,8 @@ async fn without_deployments_the_change_failure_card_shows_the_reopen_rate_as_a_
     assert_eq!(combined.deployments, 0, "the definitions leave no deployment");
     let reopen_rate = combined.reopen_rate.expect("completed work");
 
-    let driver = Driver::start().await;
-    let profile = tempfile::tempdir().unwrap();
-    let session = driver.session(profile.path(), 1280, 900).await;
-    session.goto(&server.url(&format!("/#projects={PROJECT}&weeks=13"))).await;
-    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT}|weeks=13"))).await;
+    let (_driver, _profile, session) = browser(1280, 900).await;
+    open_project(&session, &server).await;
     let card = "[data-key='change_failure_rate']";
     assert_eq!(session.text(&session.find(&format!("{card} .no-deployments")).await).await, "No deployments in the period");
     assert_eq!(session.text(&session.find(&format!("{card} .stand-in-label")).await).await, "Stand-in: re-open rate");
@@ -1011,10 +1015,8 @@ async fn close_panel(session: &Session, button: &str) {
 #[ignore = "needs headless Chromium and chromedriver (apt-get install chromium chromium-driver); run with `cargo test --test browser -- --ignored`, as .ci/run does"]
 async fn each_card_opens_a_panel_listing_what_explain_metrics_returns() {
     use jira_dora::proto::{AttributionKind, ExplainItem, ExplainMetricsRequest, Figure};
-    let driver = Driver::start().await;
     let server = demo().await;
-    let profile = tempfile::tempdir().unwrap();
-    let session = driver.session(profile.path(), 1280, 900).await;
+    let (_driver, _profile, session) = browser(1280, 900).await;
     session.goto(&server.url("/")).await;
     session.wait_for("return document.body.dataset.loaded", json!("OPS|weeks=13")).await;
 
