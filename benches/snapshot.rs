@@ -5,10 +5,18 @@
 //! size). Each figure is the median of several runs; "raw" writes the bytes
 //! to a file and fsyncs it, and reads a file of that size back, so the
 //! ratios show what encoding, checksum and the atomic replace cost on top of
-//! the I/O itself. Saves are measured twice: with every project encoded
-//! (the first snapshot after a start) and after a refresh changed one
-//! project (the encoder reuses the others' bytes), which is what the
-//! service writes in steady state.
+//! the I/O itself. Saves are measured three times: with every project
+//! encoded (the first snapshot after a start, or after a refresh of every
+//! project), after a refresh changed one project (the encoder reuses the
+//! others' bytes), which is what the service writes in steady state, and
+//! with nothing to encode (the files alone). The raw write is measured over
+//! the same file, as before, and into a new file each time as a save
+//! writes one: the two differ when the kernel has to find fresh pages for
+//! the new file (on a virtual machine that hands free memory back to its
+//! host, several times slower), so both are printed.
+//!
+//! `SNAPSHOT_BENCH_PROFILE=save` (or `load`) repeats only that, 20 times,
+//! for a profiler (`perf record --call-graph dwarf`).
 
 use std::fs;
 use std::io::Write;
@@ -59,23 +67,48 @@ fn main() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let dir = SnapshotDir::open(tmp.path()).expect("a writable directory");
 
-    let (encode, bytes) = time(|| snapshot::encode(&state));
     // The service's path: the store's data shared (no copy), encoded by an
     // `Encoder` — from scratch (the first snapshot after a start), then
     // with one project changed between two saves, as after a refresh.
     let mut shared: Vec<(String, Arc<ProjectData>)> =
         state.projects.iter().cloned().map(|r| r.into_data()).map(|(k, d)| (k, Arc::new(d))).collect();
-    let (encode_all, first) = time(|| Encoder::new().encode(&state.parts(&shared)).0);
-    assert_eq!(first, bytes, "the encoder writes the same bytes");
-    let (save, ()) = time(|| dir.write(&Encoder::new().encode(&state.parts(&shared)).0).expect("write"));
-    let mut encoder = Encoder::new();
-    encoder.encode(&state.parts(&shared));
+    if let Ok(what) = std::env::var("SNAPSHOT_BENCH_PROFILE") {
+        dir.write(&snapshot::encode(&state)).expect("write");
+        for _ in 0..20 {
+            match what.as_str() {
+                "save" => dir.write_pieces(&Encoder::new().encode(&state.parts(&shared)).0.pieces()).expect("write"),
+                "load" => assert!(dir.load().snapshot.is_some()),
+                other => panic!("SNAPSHOT_BENCH_PROFILE is save or load, not {other}"),
+            }
+        }
+        return;
+    }
+
+    let (encode, bytes) = time(|| snapshot::encode(&state));
+    let (encode_all, encoder) = time(|| {
+        let mut encoder = Encoder::new();
+        encoder.encode(&state.parts(&shared));
+        encoder
+    });
+    drop(encoder);
+    assert_eq!(Encoder::new().encode(&state.parts(&shared)).0.to_vec(), bytes, "the encoder writes the same bytes");
+    let (save, mut encoder) = time(|| {
+        let mut encoder = Encoder::new();
+        dir.write_pieces(&encoder.encode(&state.parts(&shared)).0.pieces()).expect("write");
+        encoder
+    });
+    // The same save with nothing to encode: what the files cost.
+    let (save_files, ()) = time(|| {
+        let (encoded, fresh) = encoder.encode(&state.parts(&shared));
+        assert_eq!(fresh, 0);
+        dir.write_pieces(&encoded.pieces()).expect("write");
+    });
     let mut changed = 0;
     let (save_changed, fresh) = time(|| {
         changed = (changed + 1) % shared.len();
         shared[changed].1 = Arc::new((*shared[changed].1).clone());
-        let (bytes, fresh) = encoder.encode(&state.parts(&shared));
-        dir.write(&bytes).expect("write");
+        let (encoded, fresh) = encoder.encode(&state.parts(&shared));
+        dir.write_pieces(&encoded.pieces()).expect("write");
         fresh
     });
     assert_eq!(fresh, 1, "only the changed project is encoded anew");
@@ -85,6 +118,19 @@ fn main() {
         f.write_all(&bytes).expect("write");
         f.sync_all().expect("fsync");
     });
+    // The same into a new file each time, as a save writes one (the
+    // truncation above frees pages of the cache that the write then
+    // reuses; a new file needs pages the kernel may have to fetch).
+    let mut n = 0;
+    let (raw_write_new, ()) = time(|| {
+        n += 1;
+        let mut f = fs::File::create_new(tmp.path().join(format!("raw-{n}.bin"))).expect("create");
+        f.write_all(&bytes).expect("write");
+        f.sync_all().expect("fsync");
+    });
+    for n in 1..=n {
+        fs::remove_file(tmp.path().join(format!("raw-{n}.bin"))).expect("remove");
+    }
     let (decode, decoded) = time(|| snapshot::decode(&bytes).expect("decode"));
     assert_eq!(decoded, state, "the state survives the round trip");
     let (load, loaded) = time(|| dir.load());
@@ -99,7 +145,9 @@ fn main() {
     println!("  size:  {} bytes ({:.1} MiB), {:.1} bytes per (project, week) aggregate", bytes.len(), bytes.len() as f64 / 1048576.0, bytes.len() as f64 / aggregates as f64);
     println!("  save:  {:8.1} ms  (every project encoded: {:.1} ms, `snapshot::encode` of a copied state {:.1} ms; write, fsync, rename, dir fsync)", ms(save), ms(encode_all), ms(encode));
     println!("  save after one project changed: {:8.1} ms  (the encoder reuses the other {} projects' bytes)", ms(save_changed), projects - 1);
+    println!("  save with nothing encoded:      {:8.1} ms  (the files alone: write, fsync, rename, dir fsync)", ms(save_files));
     println!("  raw write + fsync of the same bytes: {:8.1} ms  → save/raw = {:.2}× (all encoded), {:.2}× (one changed)", ms(raw_write), ms(save) / ms(raw_write), ms(save_changed) / ms(raw_write));
+    println!("  raw write + fsync into a new file:   {:8.1} ms  → save/raw = {:.2}× (all encoded), {:.2}× (one changed)", ms(raw_write_new), ms(save) / ms(raw_write_new), ms(save_changed) / ms(raw_write_new));
     println!(
         "  load:  {:8.1} ms  (read the current file and decode it: decode alone {:.1} ms; the previous file's header checked)",
         ms(load),

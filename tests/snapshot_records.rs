@@ -1,7 +1,7 @@
 //! What the snapshot keeps besides figures, over restarts of the real server
 //! on real files: the definitions version counter and the audit of
-//! activations survive a restart, and a periodic snapshot is not rewritten
-//! when nothing changed.
+//! activations survive a restart, and a periodic snapshot is rewritten only
+//! when something changed.
 
 mod common;
 
@@ -83,11 +83,12 @@ async fn the_definitions_version_counter_and_audit_survive_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_periodic_snapshot_is_not_rewritten_when_nothing_changed() {
+async fn a_periodic_snapshot_is_rewritten_only_when_something_changed() {
     let (data, defs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     shipped_into(defs.path());
-    let server = Server::start_in(config_in(data.path(), defs.path(), "[snapshot]\ninterval_ms = 100\n")).await;
-    let _ = server.client().await;
+    let toml = "[snapshot]\ninterval_ms = 100\n[definitions]\nallow_updates = true\nwatch_interval_ms = 0\n";
+    let server = Server::start_in(config_in(data.path(), defs.path(), toml)).await;
+    let mut client = server.client().await;
     let mut first = None;
     for _ in 0..100 {
         first = seq(data.path());
@@ -101,5 +102,19 @@ async fn a_periodic_snapshot_is_not_rewritten_when_nothing_changed() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(seq(data.path()), Some(first), "rewritten though nothing changed");
     assert_eq!(std::fs::metadata(data.path().join(CURRENT)).unwrap().modified().unwrap(), modified);
+
+    // New definitions change what the snapshot holds: it is written again.
+    client.update_definitions(UpdateDefinitionsRequest { files: edited(1) }).await.unwrap();
+    let mut after = None;
+    for _ in 0..100 {
+        after = seq(data.path()).filter(|s| *s > first);
+        if after.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = after.expect("a snapshot after the change");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(seq(data.path()), Some(after), "rewritten though nothing changed since");
     server.stop().await;
 }

@@ -24,7 +24,7 @@ use super::refresh::Harvester;
 use crate::config::{is_project_key, SnapshotSettings};
 use super::in_force::{DefinitionAudit, Origin};
 use crate::store::snapshot::{
-    self, ActivationOrigin, ActivationRecord, DefinitionsRecord, Encoder, ProjectRecord, Snapshot, SnapshotParts,
+    ActivationOrigin, ActivationRecord, DefinitionsRecord, Encoder, ProjectRecord, Snapshot, SnapshotParts,
 };
 use crate::store::snapshot_dir::{DataDirError, SnapshotDir};
 use crate::store::Store;
@@ -127,7 +127,7 @@ impl Persistence {
             }
         }
         let activations: Vec<ActivationRecord> = self.harvester.audit().iter().map(record_of).collect();
-        let mut parts = SnapshotParts {
+        let parts = SnapshotParts {
             seq: 0,
             taken_at: 0,
             projects: &projects,
@@ -137,31 +137,28 @@ impl Persistence {
             activations: &activations,
         };
         let mut encoder = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
-        // The content without its number and date (cheap: the projects'
-        // records are reused).
-        let (unnumbered, encoded) = encoder.encode(&parts);
-        let content = snapshot::checksum(&unnumbered);
+        let (mut encoded, fresh) = encoder.encode(&parts);
+        // The content without its number and date.
+        let content = Some(encoded.content_checksum());
         let mut last_written = self.last_written.lock().unwrap_or_else(|e| e.into_inner());
         if reason == PERIODIC && *last_written == content {
             debug!(reason, "snapshot unchanged; not rewritten");
             return Ok(());
         }
         let (seq, taken_at) = (self.next_seq.fetch_add(1, Ordering::Relaxed), Utc::now().timestamp_millis());
-        (parts.seq, parts.taken_at) = (seq, taken_at);
-        let bytes = encoder.encode(&parts).0;
-        drop(encoder);
-        let crc = snapshot::checksum(&bytes).unwrap_or_default();
-        debug!(seq, crc32 = crc, bytes = bytes.len(), reason, "snapshot writing");
-        match self.dir.write(&bytes) {
+        encoded.number(seq, taken_at);
+        let (crc, len) = (encoded.checksum(), encoded.file_len());
+        debug!(seq, crc32 = crc, bytes = len, reason, "snapshot writing");
+        match self.dir.write_pieces(&encoded.pieces()) {
             Ok(()) => {
                 *last_written = content;
-                crate::telemetry::snapshot(taken_at, bytes.len());
+                crate::telemetry::snapshot(taken_at, len);
                 info!(
                     seq,
                     crc32 = crc,
-                    bytes = bytes.len(),
+                    bytes = len,
                     projects = projects.len(),
-                    projects_encoded = encoded,
+                    projects_encoded = fresh,
                     took_ms = started.elapsed().as_millis() as u64,
                     reason,
                     "snapshot written"

@@ -27,7 +27,7 @@
 //! files only.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -131,8 +131,15 @@ impl SnapshotDir {
     /// Replaces the current snapshot with `bytes`, keeping the old one as the
     /// previous.
     pub fn write(&self, bytes: &[u8]) -> io::Result<()> {
+        self.write_pieces(&[bytes])
+    }
+
+    /// [`write`](Self::write) of the concatenation of `pieces`, without
+    /// making it: they go to the file in as few system calls as the kernel
+    /// allows.
+    pub fn write_pieces(&self, pieces: &[&[u8]]) -> io::Result<()> {
         let mut temp = tempfile::Builder::new().prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX).tempfile_in(&self.dir)?;
-        temp.write_all(bytes)?;
+        write_all_vectored(temp.as_file_mut(), pieces)?;
         temp.as_file().sync_all()?;
         match fs::rename(self.path(Slot::Current), self.path(Slot::Previous)) {
             Ok(()) => {}
@@ -178,6 +185,22 @@ impl SnapshotDir {
         }
         loaded
     }
+}
+
+/// Writes every byte of `pieces`, in order.
+fn write_all_vectored(file: &mut File, pieces: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|p| IoSlice::new(p)).collect();
+    let mut left = &mut slices[..];
+    IoSlice::advance_slices(&mut left, 0);
+    while !left.is_empty() {
+        match file.write_vectored(left) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut left, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Why a fallback file's header does not pass.
