@@ -6,10 +6,12 @@
 //! to a file and fsyncs it, and reads a file of that size back, so the
 //! ratios show what encoding, checksum and the atomic replace cost on top of
 //! the I/O itself. Saves are measured three times: with every project
-//! encoded (the first snapshot after a start, or after a refresh of every
-//! project), after a refresh changed one project (the encoder reuses the
-//! others' bytes), which is what the service writes in steady state, and
-//! with nothing to encode (the files alone). The raw write is measured over
+//! encoded, after a refresh changed one project (the encoder reuses the
+//! others' bytes), and with nothing to encode (the files alone). A refresh
+//! replaces the data of every project it refreshes (their last harvest
+//! time at least), so the save after a scheduled refresh, which refreshes
+//! every project, encodes every project, as does the first one after a
+//! start; a refresh of a few projects encodes those few. The raw write is measured over
 //! the same file, as before, and into a new file each time as a save
 //! writes one: the two differ when the kernel has to find fresh pages for
 //! the new file (on a virtual machine that hands free memory back to its
