@@ -9,6 +9,7 @@ use common::Server as DemoServer;
 use jira_dora::proto::*;
 use prost::Message;
 use serde_json::Value;
+use tonic::codec::CompressionEncoding;
 
 const SERVICE: &str = "/dora.v1.DoraMetrics";
 
@@ -39,6 +40,43 @@ fn without_age(mut r: GetMetricsResponse) -> GetMetricsResponse {
         p.age_seconds = None;
     }
     r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_accepts_gzip_gets_large_remembered_answers_compressed() {
+    let server = DemoServer::demo().await;
+    let large = GetMetricsRequest {
+        project_keys: vec!["SHOP".into(), "PAY".into(), "OPS".into()],
+        weeks: 52,
+        include_series: true,
+        ..Default::default()
+    };
+    let short = GetMetricsRequest { project_keys: vec!["SHOP".into()], weeks: 13, ..Default::default() };
+    let plain = server.client().await;
+    let gzip = server.client().await.accept_compressed(CompressionEncoding::Gzip);
+    let encoding = |r: &tonic::Response<GetMetricsResponse>| r.metadata().get("grpc-encoding").map(|v| v.to_str().unwrap().to_owned());
+
+    // Computed (and remembered) for a client without gzip, sent as it is.
+    let identity = plain.clone().get_metrics(large.clone()).await.unwrap();
+    assert_eq!(encoding(&identity), None);
+    let expected = without_age(identity.into_inner());
+    assert!(expected.encoded_len() > 16 * 1024, "{} bytes", expected.encoded_len());
+    // Remembered: deflated once, then sent compressed with fresh ages.
+    for _ in 0..3 {
+        let answer = gzip.clone().get_metrics(large.clone()).await.unwrap();
+        assert_eq!(encoding(&answer).as_deref(), Some("gzip"));
+        assert_eq!(without_age(answer.into_inner()), expected);
+    }
+    // Still the same for a client without gzip.
+    let again = plain.clone().get_metrics(large).await.unwrap();
+    assert_eq!(encoding(&again), None);
+    assert_eq!(without_age(again.into_inner()), expected);
+    // A short answer is not worth compressing.
+    for _ in 0..2 {
+        let answer = gzip.clone().get_metrics(short.clone()).await.unwrap();
+        assert_eq!(encoding(&answer), None);
+        assert!(answer.into_inner().combined.is_some());
+    }
 }
 
 /// A gRPC-Web unary call: one length-prefixed message out; data frames and a

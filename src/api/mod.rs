@@ -16,6 +16,7 @@ pub mod dashboard;
 mod definitions;
 mod encoded;
 mod explain;
+mod gzip;
 pub mod http_guard;
 mod impact;
 pub mod json;

@@ -164,7 +164,9 @@ impl Service {
     /// store's answer cache or computed (and remembered), with the
     /// freshness of this moment after it (`answers::Answer`). The gRPC
     /// route sends these bytes as they are.
-    pub(super) async fn get_metrics_encoded(&self, request: Request<GetMetricsRequest>) -> Result<answers::Answer, Status> {
+    /// The answer, encoded; a remembered one also deflated when `gzip` (the
+    /// client accepts it).
+    pub(super) async fn get_metrics_encoded(&self, request: Request<GetMetricsRequest>, gzip: bool) -> Result<answers::Answer, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let req = request.into_inner();
         let other_text = [("ai_rollout_date", req.ai_rollout_date.as_deref())];
@@ -193,7 +195,8 @@ impl Service {
         };
         let question = answers::question(&req, now.with_timezone(&tz).date_naive());
         if let Some(answer) = answers::recall(&self.store, version, &question) {
-            return Ok(answers::Answer::new(answer, &freshness));
+            let deflated = if gzip { answers::deflated(&self.store, version, &question, &answer) } else { None };
+            return Ok(answers::Answer::new(answer, &freshness).with_deflated(deflated));
         }
         let aggs: Vec<&ProjectAggregates> = match team {
             None => data.iter().map(|d| &d.aggregates).collect(),
@@ -351,7 +354,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchRefreshResponse, Status
 #[tonic::async_trait]
 impl DoraMetrics for Service {
     async fn get_metrics(&self, request: Request<GetMetricsRequest>) -> Result<Response<GetMetricsResponse>, Status> {
-        let answer = self.get_metrics_encoded(request).await?;
+        let answer = self.get_metrics_encoded(request, false).await?;
         // Encoded by this service a moment ago: it decodes.
         let response = GetMetricsResponse::decode(answer.as_buf()).expect("an answer this service encoded");
         Ok(Response::new(response))

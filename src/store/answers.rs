@@ -88,16 +88,22 @@ impl Answers {
 
     /// The answer remembered for `question` at `version`.
     pub fn get(&self, version: u64, question: &[u8]) -> Option<Bytes> {
+        let found = self.get_uncounted(version, question);
+        if self.enabled() {
+            let counter = if found.is_some() { &self.hits } else { &self.misses };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// As `get`, not counted among hits and misses: for another form of an
+    /// answer just counted (its compressed bytes, say).
+    pub fn get_uncounted(&self, version: u64, question: &[u8]) -> Option<Bytes> {
         if !self.enabled() {
             return None;
         }
-        let found = {
-            let held = self.held();
-            if held.version == version { held.map.get(question).cloned() } else { None }
-        };
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+        let held = self.held();
+        if held.version == version { held.map.get(question).cloned() } else { None }
     }
 
     /// Remembers `answer` for `question` at `version`; dropped when the
