@@ -264,6 +264,20 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_written_in_pieces_is_their_concatenation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::open(tmp.path()).unwrap();
+        // More pieces than one system call takes, some of them empty.
+        let owned: Vec<Vec<u8>> = (0..3000u32).map(|n| vec![n as u8; (n % 7) as usize * 300]).collect();
+        let pieces: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        dir.write_pieces(&pieces).unwrap();
+        assert_eq!(fs::read(dir.path(Slot::Current)).unwrap(), owned.concat());
+        dir.write_pieces(&[]).unwrap();
+        assert_eq!(fs::read(dir.path(Slot::Current)).unwrap(), b"");
+        assert_eq!(fs::read(dir.path(Slot::Previous)).unwrap(), owned.concat());
+    }
+
+    #[test]
     fn a_corrupt_current_file_falls_back_and_is_set_aside() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = SnapshotDir::open(tmp.path()).unwrap();
