@@ -11,8 +11,8 @@
 //! replaces the data of every project it refreshes (their last harvest
 //! time at least), so the save after a scheduled refresh, which refreshes
 //! every project, encodes every project, as does the first one after a
-//! start; a refresh of a few projects encodes those few. The raw write is measured over
-//! the same file, as before, and into a new file each time as a save
+//! start; a refresh of a few projects encodes those few. The raw write is
+//! measured over the same file, as before, and into a new file each time as a save
 //! writes one: the two differ when the kernel has to find fresh pages for
 //! the new file (on a virtual machine that hands free memory back to its
 //! host, several times slower), so both are printed.
@@ -70,8 +70,9 @@ fn main() {
     let dir = SnapshotDir::open(tmp.path()).expect("a writable directory");
 
     // The service's path: the store's data shared (no copy), encoded by an
-    // `Encoder` — from scratch (the first snapshot after a start), then
-    // with one project changed between two saves, as after a refresh.
+    // `Encoder`: from scratch (as after a start or a scheduled refresh),
+    // with nothing to encode, then with one project changed between two
+    // saves, as after a refresh of one project.
     let mut shared: Vec<(String, Arc<ProjectData>)> =
         state.projects.iter().cloned().map(|r| r.into_data()).map(|(k, d)| (k, Arc::new(d))).collect();
     if let Ok(what) = std::env::var("SNAPSHOT_BENCH_PROFILE") {
