@@ -25,8 +25,8 @@
 #      series' bytes costs without computing anything.
 # h2load counts gRPC errors as successes, so every run is also checked for
 # real answers: HTTP 200 for every request (but those in flight when a run
-# stops) and at least MIN_BYTES of
-# response data per request (a gRPC error answers with headers only).
+# stops) and at least 500 bytes of response data per GetMetrics (a gRPC
+# error answers with headers only).
 # Prints throughput, p50/p99 latency and the ratios to the floor
 # (targets: ≥ 0.8 for 13 × 1, ≥ 0.5 for 52 × 10, ≥ 0.3 with the series),
 # the series' bytes per second against a static file's,

@@ -100,7 +100,7 @@ pub fn deflated(store: &Store, version: u64, question: &[u8], answer: &[u8]) -> 
 #[derive(Debug, Clone)]
 pub struct Answer {
     /// `HEADROOM` bytes (for the gRPC prefix, and with gzip the gzip header
-    /// and a stored block's header, written by `grpc_frames`), then the
+    /// and a stored block's header, written by `grpc_message`), then the
     /// encoded freshness.
     head: BytesMut,
     remembered: Bytes,
