@@ -162,10 +162,9 @@ impl Service {
 
     /// `GetMetrics`, answered as the encoded response: remembered by the
     /// store's answer cache or computed (and remembered), with the
-    /// freshness of this moment after it (`answers::Answer`). The gRPC
-    /// route sends these bytes as they are.
-    /// The answer, encoded; a remembered one also deflated when `gzip` (the
-    /// client accepts it).
+    /// freshness of this moment (`answers::Answer`); a remembered answer is
+    /// also deflated when `gzip` (the client accepts it). The gRPC route
+    /// sends these bytes as they are.
     pub(super) async fn get_metrics_encoded(&self, request: Request<GetMetricsRequest>, gzip: bool) -> Result<answers::Answer, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let req = request.into_inner();
