@@ -191,7 +191,7 @@ printf '%-28s %12s   %s\n' "52w x 10, refresh running" "" "$(ratio "52w x 10, re
 python3 - "${rate[52w x 10 + series, cached]}" "${per[52w x 10 + series, cached]}" "$static_bytes" "${per[static file]}" <<'PY'
 import sys
 rate, size, static, static_size = map(float, sys.argv[1:])
-print(f"52w x 10 + series, cached: {rate * size / 1e9:.2f} GB/s of answers; a static file of {static_size / 1000:.0f} kB "
+print(f"52w x 10 + series, cached (its last run): {rate * size / 1e9:.2f} GB/s of answers; a static file of {static_size / 1000:.0f} kB "
       f"(the dashboard's script) on the same port: {static / 1e9:.2f} GB/s (series / static file: {rate * size / static:.2f})")
 PY
 echo "answer cache hit ratio (/metrics): $hits"
