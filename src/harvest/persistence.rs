@@ -116,16 +116,9 @@ impl Persistence {
         let started = Instant::now();
         let projects = self.store.entries();
         let (watermarks, jobs) = self.harvester.records();
-        let defs = self.harvester.definitions();
-        let mut definitions = vec![DefinitionsRecord {
-            version: defs.version().to_owned(),
-            files: defs.files().iter().map(|f| (f.name.clone(), f.source.clone())).collect(),
-        }];
-        for d in &self.restored_definitions {
-            if d.version != defs.version() && projects.iter().any(|(_, p)| p.definitions_version == d.version) {
-                definitions.push(d.clone());
-            }
-        }
+        let definitions = definitions_records(&self.harvester, &self.restored_definitions, |version| {
+            projects.iter().any(|(_, p)| p.definitions_version == version)
+        });
         let activations: Vec<ActivationRecord> = self.harvester.audit().iter().map(record_of).collect();
         let parts = SnapshotParts {
             seq: 0,
@@ -217,18 +210,22 @@ impl Persistence {
 pub fn collect(store: &Store, harvester: &Harvester, seq: u64, now: DateTime<Utc>, earlier: &[DefinitionsRecord]) -> Snapshot {
     let projects: Vec<ProjectRecord> = store.entries().iter().map(|(k, d)| ProjectRecord::of(k, d)).collect();
     let (watermarks, jobs) = harvester.records();
-    let defs = harvester.definitions();
-    let mut definitions = vec![DefinitionsRecord {
-        version: defs.version().to_owned(),
-        files: defs.files().iter().map(|f| (f.name.clone(), f.source.clone())).collect(),
-    }];
-    for d in earlier {
-        if d.version != defs.version() && projects.iter().any(|p| p.definitions_version == d.version) {
-            definitions.push(d.clone());
-        }
-    }
+    let definitions =
+        definitions_records(harvester, earlier, |version| projects.iter().any(|p| p.definitions_version == version));
     let activations = harvester.audit().iter().map(record_of).collect();
     Snapshot { seq, taken_at: now.timestamp_millis(), projects, watermarks, jobs, definitions, activations }
+}
+
+/// The definitions a snapshot records: those in force, and those of
+/// `earlier` that some project's figures were still computed with (`used`).
+fn definitions_records(harvester: &Harvester, earlier: &[DefinitionsRecord], used: impl Fn(&str) -> bool) -> Vec<DefinitionsRecord> {
+    let defs = harvester.definitions();
+    let in_force = DefinitionsRecord {
+        version: defs.version().to_owned(),
+        files: defs.files().iter().map(|f| (f.name.clone(), f.source.clone())).collect(),
+    };
+    let still_used = earlier.iter().filter(|d| d.version != defs.version() && used(&d.version)).cloned();
+    std::iter::once(in_force).chain(still_used).collect()
 }
 
 /// What [`apply`] put in place.
