@@ -117,7 +117,7 @@ async fn ended(term: &mut watch::Receiver<bool>) {
 }
 
 /// One fenced snapshot write; false when it should be retried.
-async fn write(cluster: &Cluster, epoch: u64, reason: &'static str) -> bool {
+async fn write(cluster: &Arc<Cluster>, epoch: u64, reason: &'static str) -> bool {
     if !cluster.permit.valid() {
         return true;
     }
@@ -131,9 +131,15 @@ async fn write(cluster: &Cluster, epoch: u64, reason: &'static str) -> bool {
     };
     let seq = newest.max(cluster.loaded().map_or(0, |l| l.seq)) + 1;
     let now = Utc::now();
-    let state = persistence::collect(&cluster.store, &cluster.harvester, seq, now, &[]);
-    let projects = state.projects.len();
-    let Ok(bytes) = tokio::task::spawn_blocking(move || snapshot::encode(&state)).await else { return false };
+    let this = Arc::clone(cluster);
+    let encoded = tokio::task::spawn_blocking(move || {
+        let mut encoder = this.encoder.lock().unwrap_or_else(|e| e.into_inner());
+        persistence::encode_state(&mut encoder, &this.store, &this.harvester, &[], |mut encoded, _| {
+            encoded.number(seq, now.timestamp_millis());
+            (encoded.to_vec(), encoded.projects())
+        })
+    });
+    let Ok((bytes, projects)) = encoded.await else { return false };
     match cluster.db.write_snapshot(epoch, seq, now, &bytes).await {
         Ok(()) => {
             cluster.set_loaded(seq, now, bytes.len());

@@ -20,7 +20,7 @@ use super::lease::{Permit, Role};
 use crate::config::{ClusterSettings, Config};
 use crate::definitions::{DefinitionFile, DefinitionSet};
 use crate::harvest::{persistence, Harvester, JobView, Origin};
-use crate::store::snapshot::{self, JobProjectRecord, JobRecord, RecordedState};
+use crate::store::snapshot::{self, Encoder, JobProjectRecord, JobRecord, RecordedState};
 use crate::store::Store;
 
 /// Why a request could not be served through the database.
@@ -62,6 +62,9 @@ pub struct Cluster {
     pub(super) role: watch::Sender<Role>,
     pub(super) permit: Arc<Permit>,
     loaded: Mutex<Option<LoadedSnapshot>>,
+    /// The leader's snapshot encoder: a write encodes only the projects
+    /// whose data changed since the last one.
+    pub(super) encoder: Mutex<Encoder>,
     /// Bumped when a job's record changed in the database.
     pub(super) jobs_changed: watch::Sender<u64>,
     /// Bumped when a refresh was queued.
@@ -119,6 +122,7 @@ impl Cluster {
             role: watch::channel(Role::Follower).0,
             permit: Arc::default(),
             loaded: Mutex::default(),
+            encoder: Mutex::default(),
             jobs_changed: watch::channel(0).0,
             refresh_queued: watch::channel(0).0,
             ready: watch::channel(false).0,

@@ -24,7 +24,7 @@ use super::refresh::Harvester;
 use crate::config::{is_project_key, SnapshotSettings};
 use super::in_force::{DefinitionAudit, Origin};
 use crate::store::snapshot::{
-    ActivationOrigin, ActivationRecord, DefinitionsRecord, Encoder, ProjectRecord, Snapshot, SnapshotParts,
+    ActivationOrigin, ActivationRecord, DefinitionsRecord, Encoded, Encoder, Snapshot, SnapshotParts,
 };
 use crate::store::snapshot_dir::{DataDirError, SnapshotDir};
 use crate::store::Store;
@@ -114,55 +114,41 @@ impl Persistence {
     /// last snapshot are encoded again (`snapshot::Encoder`).
     pub fn write_now(&self, reason: &'static str) -> io::Result<()> {
         let started = Instant::now();
-        let projects = self.store.entries();
-        let (watermarks, jobs) = self.harvester.records();
-        let definitions = definitions_records(&self.harvester, &self.restored_definitions, |version| {
-            projects.iter().any(|(_, p)| p.definitions_version == version)
-        });
-        let activations: Vec<ActivationRecord> = self.harvester.audit().iter().map(record_of).collect();
-        let parts = SnapshotParts {
-            seq: 0,
-            taken_at: 0,
-            projects: &projects,
-            watermarks: &watermarks,
-            jobs: &jobs,
-            definitions: &definitions,
-            activations: &activations,
-        };
         let mut encoder = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut encoded, fresh) = encoder.encode(&parts);
-        // The content without its number and date.
-        let content = Some(encoded.content_checksum());
-        let mut last_written = self.last_written.lock().unwrap_or_else(|e| e.into_inner());
-        if reason == PERIODIC && *last_written == content {
-            debug!(reason, "snapshot unchanged; not rewritten");
-            return Ok(());
-        }
-        let (seq, taken_at) = (self.next_seq.fetch_add(1, Ordering::Relaxed), Utc::now().timestamp_millis());
-        encoded.number(seq, taken_at);
-        let (crc, len) = (encoded.checksum(), encoded.file_len());
-        debug!(seq, crc32 = crc, bytes = len, reason, "snapshot writing");
-        match self.dir.write_pieces(&encoded.pieces()) {
-            Ok(()) => {
-                *last_written = content;
-                crate::telemetry::snapshot(taken_at, len);
-                info!(
-                    seq,
-                    crc32 = crc,
-                    bytes = len,
-                    projects = projects.len(),
-                    projects_encoded = fresh,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    reason,
-                    "snapshot written"
-                );
-                Ok(())
+        encode_state(&mut encoder, &self.store, &self.harvester, &self.restored_definitions, |mut encoded, fresh| {
+            // The content without its number and date.
+            let content = Some(encoded.content_checksum());
+            let mut last_written = self.last_written.lock().unwrap_or_else(|e| e.into_inner());
+            if reason == PERIODIC && *last_written == content {
+                debug!(reason, "snapshot unchanged; not rewritten");
+                return Ok(());
             }
-            Err(e) => {
-                warn!(error = %e, seq, reason, "snapshot not written; the previous one stays");
-                Err(e)
+            let (seq, taken_at) = (self.next_seq.fetch_add(1, Ordering::Relaxed), Utc::now().timestamp_millis());
+            encoded.number(seq, taken_at);
+            let (crc, len) = (encoded.checksum(), encoded.file_len());
+            debug!(seq, crc32 = crc, bytes = len, reason, "snapshot writing");
+            match self.dir.write_pieces(&encoded.pieces()) {
+                Ok(()) => {
+                    *last_written = content;
+                    crate::telemetry::snapshot(taken_at, len);
+                    info!(
+                        seq,
+                        crc32 = crc,
+                        bytes = len,
+                        projects = encoded.projects(),
+                        projects_encoded = fresh,
+                        took_ms = started.elapsed().as_millis() as u64,
+                        reason,
+                        "snapshot written"
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    warn!(error = %e, seq, reason, "snapshot not written; the previous one stays");
+                    Err(e)
+                }
             }
-        }
+        })
     }
 
     async fn write_blocking(self: &Arc<Self>, reason: &'static str) {
@@ -204,16 +190,35 @@ impl Persistence {
     }
 }
 
-/// The state of `store` and `harvester` as snapshot number `seq`: the
-/// definitions in force, and those of `earlier` that some project's
-/// figures were still computed with.
-pub fn collect(store: &Store, harvester: &Harvester, seq: u64, now: DateTime<Utc>, earlier: &[DefinitionsRecord]) -> Snapshot {
-    let projects: Vec<ProjectRecord> = store.entries().iter().map(|(k, d)| ProjectRecord::of(k, d)).collect();
+/// The state of `store` and `harvester`, encoded by `encoder` (only the
+/// projects whose data changed since its last use are encoded anew) and
+/// not yet numbered (`Encoded::number`), handed to `then` with how many
+/// projects were encoded anew. The snapshot records the definitions in
+/// force, and those of `earlier` that some project's figures were still
+/// computed with.
+pub fn encode_state<R>(
+    encoder: &mut Encoder,
+    store: &Store,
+    harvester: &Harvester,
+    earlier: &[DefinitionsRecord],
+    then: impl FnOnce(Encoded<'_>, usize) -> R,
+) -> R {
+    let projects = store.entries();
     let (watermarks, jobs) = harvester.records();
     let definitions =
-        definitions_records(harvester, earlier, |version| projects.iter().any(|p| p.definitions_version == version));
-    let activations = harvester.audit().iter().map(record_of).collect();
-    Snapshot { seq, taken_at: now.timestamp_millis(), projects, watermarks, jobs, definitions, activations }
+        definitions_records(harvester, earlier, |version| projects.iter().any(|(_, p)| p.definitions_version == version));
+    let activations: Vec<ActivationRecord> = harvester.audit().iter().map(record_of).collect();
+    let parts = SnapshotParts {
+        seq: 0,
+        taken_at: 0,
+        projects: &projects,
+        watermarks: &watermarks,
+        jobs: &jobs,
+        definitions: &definitions,
+        activations: &activations,
+    };
+    let (encoded, fresh) = encoder.encode(&parts);
+    then(encoded, fresh)
 }
 
 /// The definitions a snapshot records: those in force, and those of

@@ -316,6 +316,11 @@ impl<'a> Encoded<'a> {
         self.content.clone().finalize()
     }
 
+    /// How many projects it holds.
+    pub fn projects(&self) -> usize {
+        self.records.len()
+    }
+
     /// The file's length in bytes.
     pub fn file_len(&self) -> usize {
         HEADER_LEN + self.numbers.len() + self.content.total_len() as usize
