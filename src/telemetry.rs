@@ -12,7 +12,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets, seconds.
@@ -22,7 +22,27 @@ const HARVEST_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 
 /// Jira requests per project refresh.
 const REQUEST_BUCKETS: &[f64] = &[5.0, 10.0, 30.0, 100.0, 150.0, 300.0, 1000.0, 3000.0, 10000.0];
 
-/// The process-wide exporter, installed on first use.
+/// How often recorded histogram samples are folded into their buckets.
+/// The exporter keeps every sample until then (or until `/metrics` is
+/// scraped): without it, memory grows with every RPC.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The RPCs timed by [`rpc`], as their `method` label spells them.
+pub const RPC_METHODS: [&str; 10] = [
+    "GetMetrics",
+    "ExplainMetrics",
+    "ListProjects",
+    "ListTeams",
+    "Refresh",
+    "GetRefreshStatus",
+    "WatchRefresh",
+    "GetDefinitions",
+    "ValidateDefinitions",
+    "UpdateDefinitions",
+];
+
+/// The process-wide exporter, installed on first use, with a thread that
+/// runs its upkeep every [`UPKEEP_INTERVAL`].
 pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
@@ -37,6 +57,14 @@ pub fn handle() -> &'static PrometheusHandle {
         // program); then this handle renders nothing, which is harmless.
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                upkeep.run_upkeep();
+            })
+            .expect("a thread for the metrics' upkeep");
         handle
     })
 }
@@ -108,11 +136,27 @@ fn code_label(code: tonic::Code) -> &'static str {
     }
 }
 
-/// One RPC answered.
+/// One RPC answered; `method` is one of [`RPC_METHODS`]. The series of each method and code
+/// are registered once, at their first RPC, not looked up by their labels
+/// on every one.
 pub fn rpc(method: &'static str, code: tonic::Code, elapsed: Duration) {
-    let code = code_label(code);
-    counter!("dora_rpc_requests_total", "method" => method, "code" => code).increment(1);
-    histogram!("dora_rpc_duration_seconds", "method" => method, "code" => code).record(elapsed.as_secs_f64());
+    const CODES: usize = tonic::Code::Unauthenticated as usize + 1;
+    static SERIES: [[OnceLock<(Counter, Histogram)>; CODES]; RPC_METHODS.len()] =
+        [const { [const { OnceLock::new() }; CODES] }; RPC_METHODS.len()];
+    let register = || {
+        handle();
+        let label = code_label(code);
+        (
+            counter!("dora_rpc_requests_total", "method" => method, "code" => label),
+            histogram!("dora_rpc_duration_seconds", "method" => method, "code" => label),
+        )
+    };
+    let (requests, duration) = match RPC_METHODS.iter().position(|m| *m == method) {
+        Some(m) => SERIES[m][code as usize].get_or_init(register),
+        None => &register(),
+    };
+    requests.increment(1);
+    duration.record(elapsed.as_secs_f64());
 }
 
 /// One project harvested (or failed to).

@@ -120,10 +120,12 @@ pub async fn serve(
         let sample: prometheus::Sample = Arc::new(move || answers::sample(&store));
         routes = routes.merge(prometheus::router(Arc::clone(&access_for_metrics), sample));
     }
-    let routes = routes
-        .fallback(json::not_found)
-        .layer(axum::middleware::from_fn(prometheus::observe))
-        .layer(axum::middleware::from_fn_with_state(guard, http_guard::guard));
+    let mut routes = routes.fallback(json::not_found);
+    if metrics_enabled {
+        // RPCs are timed only when `/metrics` shows it.
+        routes = routes.layer(axum::middleware::from_fn(prometheus::observe));
+    }
+    let routes = routes.layer(axum::middleware::from_fn_with_state(guard, http_guard::guard));
     let mut builder = Server::builder().accept_http1(true).http2_max_header_list_size(MAX_METADATA_BYTES);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls_config(tls)?)?;

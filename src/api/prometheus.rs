@@ -116,20 +116,8 @@ fn summed_over_projects(text: &str) -> String {
 
 /// The RPC a path names, on gRPC, gRPC-Web or the JSON mapping.
 fn rpc_name(path: &str) -> Option<&'static str> {
-    const METHODS: [&str; 10] = [
-        "GetMetrics",
-        "ExplainMetrics",
-        "ListProjects",
-        "ListTeams",
-        "Refresh",
-        "GetRefreshStatus",
-        "WatchRefresh",
-        "GetDefinitions",
-        "ValidateDefinitions",
-        "UpdateDefinitions",
-    ];
     if let Some(method) = path.strip_prefix("/dora.v1.DoraMetrics/") {
-        return METHODS.iter().find(|m| **m == method).copied();
+        return telemetry::RPC_METHODS.iter().find(|m| **m == method).copied();
     }
     Some(match path {
         "/v1/metrics" | "/v1/metrics:get" => "GetMetrics",
