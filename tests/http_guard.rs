@@ -143,6 +143,41 @@ async fn a_body_that_is_not_protobuf_is_invalid_argument() {
     server.stop().await;
 }
 
+/// A GetMetrics request over plain gRPC, as raw HTTP/2 with `headers`:
+/// the HTTP status and the `grpc-status` of the answer (in its headers when
+/// refused at once, else in its trailers; `None` for an answer whose
+/// trailers carry OK).
+async fn grpc_get_metrics(server: &Server, headers: &[(&str, &str)]) -> (u16, Option<String>) {
+    use prost::Message;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let message = jira_dora::proto::GetMetricsRequest { project_keys: vec!["PAY".into()], weeks: 4, ..Default::default() }.encode_to_vec();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    let mut request = h2.post(server.url("/dora.v1.DoraMetrics/GetMetrics")).header("content-type", "application/grpc").header("te", "trailers");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let r = request.body(body).send().await.unwrap();
+    (r.status().as_u16(), r.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_metrics_over_plain_grpc_passes_the_same_checks() {
+    // Answered before the router (the hot path), yet refused as any request.
+    let server = open_server("").await;
+    let own = format!("http://{}", server.addr);
+    let port = server.addr.port();
+    let foreign_host = format!("attacker.example:{port}");
+    assert_eq!(grpc_get_metrics(&server, &[("origin", "https://evil.example")]).await, (200, Some("7".into())), "a foreign origin");
+    assert_eq!(grpc_get_metrics(&server, &[("host", &foreign_host)]).await, (200, Some("7".into())), "a rebinding host");
+    // The own origin passes: nothing harvested yet, the handler answers
+    // that it holds no such project (NOT_FOUND).
+    assert_eq!(grpc_get_metrics(&server, &[("origin", &own)]).await, (200, Some("5".into())));
+    server.stop().await;
+}
+
 const ADMIN_KEY: &str = "admin-key-0123456789abcdef0123456789abcdef";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

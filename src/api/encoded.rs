@@ -1,36 +1,47 @@
 //! `GetMetrics` over gRPC (and gRPC-Web) with the answer sent as the bytes
 //! `Service::get_metrics_encoded` returns: a remembered answer goes out as
 //! it is, never decoded, encoded or copied again (tonic's encoder would copy
-//! it into a fresh buffer for every answer). The route sits in front of the
-//! generated `DoraMetrics` service for this one method; the request is
-//! decoded by tonic, size-limited and refused exactly as by the generated
-//! code, and errors are sent as tonic sends them; only the answer's body is
-//! written here: the message (`Answer::grpc_message`), then the trailers.
-//! A client that accepts gzip (`grpc-accept-encoding`) gets a large
-//! remembered answer compressed, from bytes deflated once (`gzip`).
+//! it into a fresh buffer for every answer). The request is decoded by
+//! tonic, size-limited and refused exactly as by the generated code, and
+//! errors are sent as tonic sends them; only the answer's body is written
+//! here: the message (`Answer::grpc_message`), then the trailers. A client
+//! that accepts gzip (`grpc-accept-encoding`) gets a large remembered answer
+//! compressed, from bytes deflated once (`gzip`).
+//!
+//! Two ways in, one answer: [`Front`] sits before the router and answers
+//! plain gRPC requests the port's checks let through (the common, hot case:
+//! the router and its middleware cost more than the answer itself);
+//! [`router`] is the route for everything else that names the method
+//! (gRPC-Web, other content types, refusals), behind the port's middleware
+//! like every route.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue};
+use http::{header, HeaderMap, HeaderValue, Method};
 use http_body::Frame;
+use tonic::body::Body;
 use tonic::codec::Streaming;
+use tonic::codegen::{BoxFuture, Service as TowerService, StdError};
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 use tonic_web::GrpcWebLayer;
 
 use super::answers::{Answer, GrpcMessage};
 use super::codec::ProtoDecoder;
+use super::http_guard::HttpGuard;
 use super::service::Service;
 use crate::proto::GetMetricsRequest;
+use crate::telemetry;
 
 /// The path of the method.
 const PATH: &str = "/dora.v1.DoraMetrics/GetMetrics";
@@ -42,6 +53,88 @@ pub fn router(service: Arc<Service>, max_request_bytes: usize) -> Router {
 }
 
 async fn get_metrics(State((service, max_request_bytes)): State<(Arc<Service>, usize)>, request: Request) -> Response {
+    answer(&service, max_request_bytes, request).await.map(axum::body::Body::new)
+}
+
+/// Before the router (see the module): a `POST` of `application/grpc` to the
+/// method that [`HttpGuard`] lets through is answered here, timed as the
+/// `observe` middleware times RPCs when `timed`; every other request goes
+/// to `inner`, the router, unchanged.
+#[derive(Clone)]
+pub struct Front<S> {
+    pub inner: S,
+    pub service: Arc<Service>,
+    pub guard: Arc<HttpGuard>,
+    pub timed: bool,
+    pub max_request_bytes: usize,
+}
+
+impl<S> Front<S> {
+    fn answers_here<B>(&self, request: &http::Request<B>) -> bool {
+        request.uri().path() == PATH
+            && request.method() == Method::POST
+            && request.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == "application/grpc")
+            && self.guard.refusal(request).is_none()
+    }
+}
+
+impl<S> TowerService<http::Request<Body>> for Front<S>
+where
+    S: TowerService<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = FrontFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if !self.answers_here(&request) {
+            return FrontFuture::Router { future: self.inner.call(request) };
+        }
+        let (service, max_request_bytes, timed) = (Arc::clone(&self.service), self.max_request_bytes, self.timed);
+        FrontFuture::Here {
+            future: Box::pin(async move {
+                let started = Instant::now();
+                let response = answer(&service, max_request_bytes, request).await;
+                if timed {
+                    telemetry::rpc("GetMetrics", super::prometheus::code_of(&response), started.elapsed());
+                }
+                Ok(response)
+            }),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`Front`], or of the router.
+    #[project = FrontFutureProj]
+    pub enum FrontFuture<F> {
+        Router { #[pin] future: F },
+        Here { future: BoxFuture<http::Response<Body>, Infallible> },
+    }
+}
+
+impl<F: Future<Output = Result<http::Response<Body>, Infallible>>> Future for FrontFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        match self.project() {
+            FrontFutureProj::Router { future } => future.poll(cx),
+            FrontFutureProj::Here { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The gRPC answer to one request: the message and `grpc-status: 0`, or
+/// the error as tonic sends it.
+async fn answer<B>(service: &Service, max_request_bytes: usize, request: http::Request<B>) -> http::Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<StdError> + Send,
+{
     let gzip = accepts_gzip(request.headers());
     let answer = match decode(request, max_request_bytes).await {
         Ok(request) => service.get_metrics_encoded(request, gzip).await.and_then(Answer::grpc_message),
@@ -49,7 +142,7 @@ async fn get_metrics(State((service, max_request_bytes)): State<(Arc<Service>, u
     };
     match answer {
         Ok(GrpcMessage { pieces, encoding }) => {
-            let mut response = Response::new(Body::new(Message { pieces, trailers: true }));
+            let mut response = http::Response::new(Body::new(Message { pieces, trailers: true }));
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
             if let Some(encoding) = encoding {
@@ -73,7 +166,11 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 /// The request as tonic's generated server decodes it: no compression
 /// accepted, at most `max_request_bytes`, exactly one message.
-async fn decode(request: Request, max_request_bytes: usize) -> Result<tonic::Request<GetMetricsRequest>, Status> {
+async fn decode<B>(request: http::Request<B>, max_request_bytes: usize) -> Result<tonic::Request<GetMetricsRequest>, Status>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<StdError> + Send,
+{
     if let Some(encoding) = request.headers().get("grpc-encoding").filter(|e| *e != "identity") {
         return Err(Status::unimplemented(format!(
             "Content is compressed with `{}` which isn't supported",

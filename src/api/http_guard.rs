@@ -78,7 +78,7 @@ fn is_port(text: &str) -> bool {
 
 /// The `Host` a request was sent to: the header (HTTP/1.1), else the
 /// URI's authority (HTTP/2's `:authority`).
-fn host_of(request: &Request) -> Option<&str> {
+fn host_of<B>(request: &http::Request<B>) -> Option<&str> {
     match request.headers().get(header::HOST) {
         Some(v) => v.to_str().ok(),
         None => request.uri().authority().map(|a| a.as_str()),
@@ -87,7 +87,7 @@ fn host_of(request: &Request) -> Option<&str> {
 
 impl HttpGuard {
     /// Why `request` is refused, if it is.
-    fn refusal(&self, request: &Request) -> Option<(StatusCode, Refused)> {
+    pub(super) fn refusal<B>(&self, request: &http::Request<B>) -> Option<(StatusCode, Refused)> {
         if header_block_size(request.headers()) > MAX_METADATA_BYTES as usize {
             return Some((StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Refused::HeadersTooLarge(MAX_METADATA_BYTES)));
         }

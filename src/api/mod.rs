@@ -104,6 +104,7 @@ pub async fn serve(
         allowed_origins: service.config.allowed_origins.clone(),
     });
     let service = Arc::new(service);
+    let service_for_front = Arc::clone(&service);
     let dora = DoraMetricsServer::from_arc(Arc::clone(&service)).max_decoding_message_size(MAX_REQUEST_BYTES);
     // gRPC-Web per service, never on the whole server (it would turn every
     // other HTTP/1.1 request into a 400); reflection streams both ways, which
@@ -125,12 +126,21 @@ pub async fn serve(
         // RPCs are timed only when `/metrics` shows it.
         routes = routes.layer(axum::middleware::from_fn(prometheus::observe));
     }
-    let routes = routes.layer(axum::middleware::from_fn_with_state(guard, http_guard::guard));
+    let routes = routes.layer(axum::middleware::from_fn_with_state(Arc::clone(&guard), http_guard::guard));
+    // GetMetrics over plain gRPC, the hot path, is answered before the router.
+    let front = tower_layer::layer_fn(move |inner| encoded::Front {
+        inner,
+        service: Arc::clone(&service_for_front),
+        guard: Arc::clone(&guard),
+        timed: metrics_enabled,
+        max_request_bytes: MAX_REQUEST_BYTES,
+    });
     let mut builder = Server::builder().accept_http1(true).http2_max_header_list_size(MAX_METADATA_BYTES);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls_config(tls)?)?;
     }
     builder
+        .layer(front)
         .add_routes(Routes::from(routes))
         // Small answers go out at once: without TCP_NODELAY, Nagle and delayed
         // ACKs add ~40 ms to every answer written in several pieces. Answers

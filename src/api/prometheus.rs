@@ -2,7 +2,8 @@
 //! configured; behind an API key of any role when authentication is on,
 //! with per-project series for the admin role only and sums over projects
 //! for the others), and the middleware that times every RPC on every
-//! transport.
+//! transport (but `GetMetrics` over plain gRPC, timed where it is answered,
+//! `encoded::Front`, the same way).
 //!
 //! Must not depend on the handlers, the store or the harvester; it only
 //! renders `telemetry`.
@@ -137,7 +138,7 @@ fn rpc_name(path: &str) -> Option<&'static str> {
 /// The gRPC code of a response: `grpc-status` in the headers (an error
 /// answers trailers-only), else the HTTP status of the JSON mapping, else OK
 /// (a successful gRPC answer sends its status in the trailers).
-fn code_of(response: &Response) -> Code {
+pub(super) fn code_of<B>(response: &http::Response<B>) -> Code {
     if let Some(code) = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()) {
         return Code::from_i32(code);
     }
