@@ -136,9 +136,9 @@ fn code_label(code: tonic::Code) -> &'static str {
     }
 }
 
-/// One RPC answered; `method` is one of [`RPC_METHODS`]. The series of each method and code
-/// are registered once, at their first RPC, not looked up by their labels
-/// on every one.
+/// One RPC answered; `method` is one of [`RPC_METHODS`]. The series of
+/// each method and code are registered once, at their first RPC, not looked
+/// up by their labels on every one.
 pub fn rpc(method: &'static str, code: tonic::Code, elapsed: Duration) {
     const CODES: usize = tonic::Code::Unauthenticated as usize + 1;
     static SERIES: [[OnceLock<(Counter, Histogram)>; CODES]; RPC_METHODS.len()] =
