@@ -261,6 +261,29 @@ pub fn endpoint_template(path: &str) -> String {
 mod tests {
     use super::{code_label, endpoint_template};
 
+    /// Without its upkeep the exporter keeps every histogram sample until a
+    /// scrape, which never comes with metrics off.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_exporter_runs_its_upkeep_on_its_own_thread() {
+        super::handle();
+        let threads = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .expect("the process's threads")
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect()
+        };
+        // A new thread names itself once it runs.
+        for _ in 0..100 {
+            if threads().iter().any(|name| name == "metrics-upkeep") {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("no upkeep thread among {:?}", threads());
+    }
+
     #[test]
     fn code_labels_are_the_codes_names() {
         for code in (0..=16).map(tonic::Code::from_i32) {
