@@ -9,9 +9,14 @@
 //! than [`DIRECT_WRITE`] are copied into a buffer, and a flush with bytes
 //! waiting is deferred once — the connection's task is woken at once, so the
 //! tasks that finished answers meanwhile add theirs and the next flush (or
-//! read) sends them all. Large writes go straight to the socket after what
-//! waits (no copy of a large answer). Nothing stays buffered past the next
-//! poll of the connection, and shutting down sends what waits first.
+//! read) sends them all, at most [`MAX_WAITING`] bytes a call. HTTP/2's
+//! DATA frames (at most 16 KiB unless the client allows more) are copied
+//! too: the frames of a large answer then leave several per call instead
+//! of one per call (the 123 kB series question: 68 → 57 µs of the
+//! service's CPU per answer). Only writes of [`DIRECT_WRITE`] or more go
+//! straight to the socket, after what waits. Nothing stays buffered past
+//! the next poll of the connection, and shutting down sends what waits
+//! first.
 //!
 //! Knows nothing of HTTP or of the service: bytes in, bytes out.
 
@@ -23,7 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tonic::transport::server::Connected;
 
 /// Writes at least this large are not copied: they follow what waits.
-pub const DIRECT_WRITE: usize = 16 * 1024;
+pub const DIRECT_WRITE: usize = MAX_WAITING;
 
 /// Most bytes held back; a write that would pass it sends what waits first.
 pub const MAX_WAITING: usize = 64 * 1024;
