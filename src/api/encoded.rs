@@ -20,7 +20,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -41,7 +40,6 @@ use super::codec::ProtoDecoder;
 use super::http_guard::HttpGuard;
 use super::service::Service;
 use crate::proto::GetMetricsRequest;
-use crate::telemetry;
 
 /// The path of the method.
 const PATH: &str = "/dora.v1.DoraMetrics/GetMetrics";
@@ -97,12 +95,8 @@ where
         let (service, max_request_bytes, timed) = (Arc::clone(&self.service), self.max_request_bytes, self.timed);
         FrontFuture::Here {
             future: Box::pin(async move {
-                let started = Instant::now();
-                let response = answer(&service, max_request_bytes, request).await;
-                if timed {
-                    telemetry::rpc("GetMetrics", super::prometheus::code_of(&response), started.elapsed());
-                }
-                Ok(response)
+                let answer = answer(&service, max_request_bytes, request);
+                Ok(if timed { super::prometheus::timed("GetMetrics", answer).await } else { answer.await })
             }),
         }
     }

@@ -2,13 +2,14 @@
 //! configured; behind an API key of any role when authentication is on,
 //! with per-project series for the admin role only and sums over projects
 //! for the others), and the middleware that times every RPC on every
-//! transport (but `GetMetrics` over plain gRPC, timed where it is answered,
-//! `encoded::Front`, the same way).
+//! transport ([`timed`]: also by `encoded::Front`, where `GetMetrics` over
+//! plain gRPC is answered).
 //!
 //! Must not depend on the handlers, the store or the harvester; it only
 //! renders `telemetry`.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -138,7 +139,7 @@ fn rpc_name(path: &str) -> Option<&'static str> {
 /// The gRPC code of a response: `grpc-status` in the headers (an error
 /// answers trailers-only), else the HTTP status of the JSON mapping, else OK
 /// (a successful gRPC answer sends its status in the trailers).
-pub(super) fn code_of<B>(response: &http::Response<B>) -> Code {
+fn code_of<B>(response: &http::Response<B>) -> Code {
     if let Some(code) = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()) {
         return Code::from_i32(code);
     }
@@ -156,11 +157,16 @@ pub(super) fn code_of<B>(response: &http::Response<B>) -> Code {
 
 /// Counts and times each RPC by method and code.
 pub async fn observe(request: Request, next: Next) -> Response {
-    let Some(method) = rpc_name(request.uri().path()) else {
-        return next.run(request).await;
-    };
+    match rpc_name(request.uri().path()) {
+        Some(method) => timed(method, next.run(request)).await,
+        None => next.run(request).await,
+    }
+}
+
+/// The response of `rpc`, counted and timed as `method` with its code.
+pub(super) async fn timed<B>(method: &'static str, rpc: impl Future<Output = http::Response<B>>) -> http::Response<B> {
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = rpc.await;
     telemetry::rpc(method, code_of(&response), started.elapsed());
     response
 }
