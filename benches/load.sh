@@ -22,7 +22,11 @@
 #      the whole projects, to compare serving a team with serving a project
 #   5. 1 and 2 again while a full refresh of every project runs (once)
 #   6. a static file of the dashboard over the same port: what moving the
-#      series' bytes costs without computing anything.
+#      series' bytes costs without computing anything;
+#   7. when nghttpd is installed (apt-get install nghttp2-server), the
+#      series' answer, byte for byte, from nghttpd — nghttp2's own HTTP/2
+#      server in C, reading it from a file — with the same client
+#      settings: what the fastest server at hand reaches for those bytes.
 # h2load counts gRPC errors as successes, so every run is also checked for
 # real answers: HTTP 200 for every request (but those in flight when a run
 # stops) and at least 500 bytes of response data per GetMetrics (a gRPC
@@ -136,11 +140,11 @@ M=/dora.v1.DoraMetrics/GetMetrics
 # REPEATS times; the ratio is the median of the pairs' ratios.
 declare -A ratios
 printf '\n%-34s %10s %10s %6s %8s %8s %11s\n' "run" "floor req/s" "req/s" "ratio" "p50 ms" "p99 ms" "bytes/resp"
-measure() { # name service body [header]
+measure() { # name service body [header]; AT=path instead of GetMetrics
   local name=$1 list=()
   for _ in $(seq "$REPEATS"); do
     run floor cached /grpc.health.v1.Health/Check health.bin 7
-    run "$name" "$2" $M "$3" 500 "${4:-}"
+    run "$name" "$2" "${AT:-$M}" "$3" 500 "${4:-}"
     local r
     r=$(python3 -c 'import sys; print(f"{float(sys.argv[1]) / float(sys.argv[2]):.3f}")' "${rate[$name]}" "${rate[floor]}")
     list+=("$r")
@@ -160,6 +164,18 @@ done
 # dashboard, sent as it is, in bytes per second against the series'.
 run "static file" cached /app.js "" 1000
 static_bytes=$(python3 -c 'import sys; print(f"{float(sys.argv[1]) * float(sys.argv[2]):.0f}")' "${rate[static file]}" "${per[static file]}")
+# The same bytes from another server (7).
+if command -v nghttpd >/dev/null; then
+  mkdir -p "$work/www"
+  nghttp -d "$work/metrics-52x10-series.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
+    "http://${addrs[cached]}$M" > "$work/www/series"
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  nghttpd --no-tls -d "$work/www" "$port" > /dev/null 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  addrs[nghttpd]=127.0.0.1:$port
+  AT=/series measure "52w x 10 + series, nghttpd" nghttpd metrics-52x10-series.bin
+fi
 addr=${addrs[cached]}
 target/release/jira-dora refresh --full --addr "http://$addr" > "$work/job"
 REPEATS=1 measure "13w x 1, refresh running, cached" cached metrics-13x1.bin
@@ -186,6 +202,11 @@ for row in "13w x 1:13w x 1 project" "52w x 10:52w x 10 projects"; do
   on=$(team_ratio "$team team, cached" "$project, cached")
   printf '%-28s %12s   %s %s\n' "$team team / project" "$(team_ratio "$team team, uncached" "$project, uncached")" "$on" "$(verdict "$on" 0.9)"
 done
+if [ -n "${ratios[52w x 10 + series, nghttpd]:-}" ]; then
+  printf '%-28s %12s   %s (the same bytes from nghttpd; the service reaches %.2f of it)\n' "52w x 10 + series, nghttpd" "" \
+    "$(ratio "52w x 10 + series, nghttpd")" "$(python3 -c 'import sys; print(float(sys.argv[1]) / float(sys.argv[2]))' \
+    "${ratios[52w x 10 + series, cached]}" "${ratios[52w x 10 + series, nghttpd]}")"
+fi
 printf '%-28s %12s   %s\n' "13w x 1, refresh running" "" "$(ratio "13w x 1, refresh running, cached")"
 printf '%-28s %12s   %s\n' "52w x 10, refresh running" "" "$(ratio "52w x 10, refresh running, cached")"
 python3 - "${rate[52w x 10 + series, cached]}" "${per[52w x 10 + series, cached]}" "$static_bytes" "${per[static file]}" <<'PY'
