@@ -51,9 +51,12 @@ async fn scrape(State((access, sample)): State<(Arc<Access>, Sample)>, headers: 
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
-/// A sample line split into its name, its labels (`key`, quoted value as
-/// written) and its value; `None` for comments and blank lines.
-fn sample(line: &str) -> Option<(&str, Vec<(&str, &str)>, &str)> {
+/// A sample line: its name, its labels (`key`, quoted value as written) and
+/// its value.
+type SampleLine<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+
+/// A sample line split into its parts; `None` for comments and blank lines.
+fn sample(line: &str) -> Option<SampleLine<'_>> {
     if line.starts_with('#') || line.trim().is_empty() {
         return None;
     }

@@ -176,7 +176,7 @@ impl PreparedTransition {
 /// Appends a read property to a key: its length when only its length is
 /// used (and it has one), else its value.
 fn push(key: &mut String, value: Value<'_>, length_only: bool) {
-    match value.len() {
+    match value.script_len() {
         Some(len) if length_only => memo::push_int(key, len as i64),
         _ => value.push_key(key),
     }

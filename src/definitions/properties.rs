@@ -112,7 +112,7 @@ impl Value<'_> {
 
     /// What `.len()` answers in a script, for a string or an array; `None`
     /// for other values (a date or `()` is keyed by value instead).
-    pub fn len(self) -> Option<usize> {
+    pub fn script_len(self) -> Option<usize> {
         match self {
             Value::Text(s) => Some(s.chars().count()),
             Value::Labels(items) => Some(items.len()),

@@ -17,6 +17,12 @@ use super::{Fault, LoggedRequest, LoggedResponse, SiteFlavor, SiteHistory, SiteI
 
 type Shared = Arc<Mutex<SiteState>>;
 
+/// One history of one issue: (project, issue, history) positions.
+type HistoryAt = (u32, u32, u32);
+
+/// A bulk changelog request: (issue ids or keys, field ids).
+type ChangelogQuery = (Vec<String>, Vec<String>);
+
 /// What the fake computes once and serves page by page: each query's hits
 /// in order, each bulk changelog request's entries, and the issues by
 /// numeric id. Valid for one version of the site only.
@@ -26,7 +32,7 @@ pub(crate) struct Cache {
     /// By JQL text: positions in the project's issue list.
     searches: Vec<(String, Arc<[u32]>)>,
     /// By (issue ids or keys, field ids): (project, issue, history).
-    changelogs: Vec<((Vec<String>, Vec<String>), Arc<[(u32, u32, u32)]>)>,
+    changelogs: Vec<(ChangelogQuery, Arc<[HistoryAt]>)>,
     /// (numeric id, project, position) of every issue, by id.
     by_id: Option<Arc<[(u64, u32, u32)]>>,
 }
@@ -697,7 +703,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -764,8 +770,8 @@ fn bulkfetch(st: &SiteState, body: &[u8]) -> Answer {
 /// (project, issue, history) of each history of the issues `ids` names
 /// that has an item `only` asks for, in bulkfetch's order: by time, then
 /// issue id.
-fn changelog_entries(st: &SiteState, ids: &[String], only: Option<&[String]>) -> Vec<(u32, u32, u32)> {
-    let mut entries: Vec<(DateTime<Utc>, u64, (u32, u32, u32))> = Vec::new();
+fn changelog_entries(st: &SiteState, ids: &[String], only: Option<&[String]>) -> Vec<HistoryAt> {
+    let mut entries: Vec<(DateTime<Utc>, u64, HistoryAt)> = Vec::new();
     for (p, i) in st.issues_named(ids) {
         let issue = &st.site.projects[p as usize].issues[i as usize];
         for (h, history) in issue.histories.iter().enumerate() {
