@@ -38,7 +38,8 @@ fn classify_all<H: Hooks>(facts: &[ProjectFacts], hooks: &H, limit: usize) -> (D
             let started = Instant::now();
             for view in views {
                 let class = classify_issue(hooks, view).expect("the hooks answer");
-                checksum += usize::from(class.excluded) + class.work_start.unwrap_or(0) + usize::from(class.ai_involved);
+                checksum +=
+                    usize::from(class.excluded) + class.work_start.unwrap_or(0) + usize::from(class.ai_involved);
             }
             took += started.elapsed();
         });

@@ -31,11 +31,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use jira_dora::definitions::DefinitionSet;
 use fake_jira::demo::large_site;
+use fake_jira::{FakeJira, LoggedResponse};
+use jira_dora::definitions::DefinitionSet;
 use jira_dora::domain::aggregate::build_project;
 use jira_dora::domain::facts::{IssueBatch, ProjectFacts};
-use fake_jira::{FakeJira, LoggedResponse};
 use jira_dora::harvest::{Harvester, JobState, JobView};
 use jira_dora::jira::{CloudChangelogs, FetchCounters, JiraClient, JiraConfig};
 use jira_dora::store::Store;
@@ -218,10 +218,8 @@ fn harvest_in_child(fake: &FakeJira, keys: &[String]) -> HarvestMemory {
         .output()
         .expect("the child harvest runs");
     assert!(out.status.success(), "the child harvest failed");
-    let n: Vec<u64> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(|v| v.parse().expect("a number"))
-        .collect();
+    let n: Vec<u64> =
+        String::from_utf8_lossy(&out.stdout).split_whitespace().map(|v| v.parse().expect("a number")).collect();
     assert_eq!(n.len(), 6, "six figures");
     HarvestMemory { rss: [n[0], n[1], n[2]], heap: [n[3], n[4], n[5]] }
 }
@@ -276,11 +274,8 @@ async fn run(per_project: usize) {
     let (harvester, view, store, harvest) = full_harvest(cfg.clone(), &keys, &definitions, tz).await;
     let fetched: u64 = view.projects.iter().map(|p| p.issues_fetched).sum();
     let pages: u64 = view.projects.iter().map(|p| p.pages).sum();
-    let requests: Vec<_> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.contains("/search") || r.path.contains("/changelog"))
-        .collect();
+    let requests: Vec<_> =
+        fake.requests().into_iter().filter(|r| r.path.contains("/search") || r.path.contains("/changelog")).collect();
     let after = Traffic::of(&fake.responses());
     // The same harvest with changelogs expanded in the searches, as before
     // bulkfetch: what it received, and the same figures.
@@ -305,7 +300,8 @@ async fn run(per_project: usize) {
     let mut set = tokio::task::JoinSet::new();
     for r in requests.iter().cloned() {
         let (http, limit) = (http.clone(), Arc::clone(&limit));
-        let url = if r.query.is_empty() { format!("{base}{}", r.path) } else { format!("{base}{}?{}", r.path, r.query) };
+        let url =
+            if r.query.is_empty() { format!("{base}{}", r.path) } else { format!("{base}{}?{}", r.path, r.query) };
         set.spawn(async move {
             let _permit = limit.acquire().await.expect("semaphore");
             let rb = if r.method == "POST" {
@@ -334,7 +330,8 @@ async fn run(per_project: usize) {
         fetches.spawn(async move {
             let counters = FetchCounters::default();
             let versions = client.versions(&key).await.expect("versions");
-            let issues = client.search_changed_issues(&key, None, &Default::default(), &counters).await.expect("search");
+            let issues =
+                client.search_changed_issues(&key, None, &Default::default(), &counters).await.expect("search");
             ProjectFacts::merged(key, [], issues, versions, statuses)
         });
     }
@@ -445,7 +442,11 @@ async fn refresh_costs(fake: &FakeJira, harvester: &Arc<Harvester>, full: &JobVi
         assert_eq!(requests(&view), fake.request_count() as u64, "the job counts what Jira saw");
         let reconciled = view.projects.iter().all(|p| p.reconciled == Some(true));
         assert_eq!(reconciled, interval.is_zero());
-        let id_pages = fake.requests().iter().filter(|r| r.path.contains("/search") && r.query_decoded.contains("fields=id&")).count();
+        let id_pages = fake
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/search") && r.query_decoded.contains("fields=id&"))
+            .count();
         measured.push((requests(&view), id_pages));
     }
     let ((quiet, _), (reconciling, id_pages)) = (measured[0], measured[1]);
@@ -483,7 +484,13 @@ fn rebuild_cost(harvester: &Arc<Harvester>) {
                 changed.push(issue.to_draft());
             }
             let t = Instant::now();
-            let rebuilt = ProjectFacts::merged(facts.key.clone(), &facts.issues, changed, facts.versions.clone(), facts.statuses.clone());
+            let rebuilt = ProjectFacts::merged(
+                facts.key.clone(),
+                &facts.issues,
+                changed,
+                facts.versions.clone(),
+                facts.statuses.clone(),
+            );
             let took = t.elapsed();
             assert_eq!(rebuilt.issues.len(), facts.issues.len());
             drop(rebuilt);

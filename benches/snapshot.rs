@@ -30,9 +30,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_jira::demo::large_aggregates;
+use jira_dora::store::ProjectData;
 use jira_dora::store::snapshot::{self, Encoder, ProjectRecord, Snapshot};
 use jira_dora::store::snapshot_dir::{Slot, SnapshotDir};
-use jira_dora::store::ProjectData;
 
 const WEEKS: usize = 260;
 const RUNS: usize = 5;
@@ -65,7 +65,13 @@ fn main() {
         taken_at: 1_767_571_200_000,
         projects: large_aggregates(projects, WEEKS, 0x5EED)
             .into_iter()
-            .map(|(key, weeks)| ProjectRecord { key, last_harvest: Some(1_767_571_000_000), definitions_version: "0123456789abcdef".into(), weeks, teams: Default::default() })
+            .map(|(key, weeks)| ProjectRecord {
+                key,
+                last_harvest: Some(1_767_571_000_000),
+                definitions_version: "0123456789abcdef".into(),
+                weeks,
+                teams: Default::default(),
+            })
             .collect(),
         ..Default::default()
     };
@@ -152,25 +158,66 @@ fn main() {
     assert_eq!(raw.len(), bytes.len());
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let load_average = fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default();
-    println!("snapshot benchmark: {projects} projects × {WEEKS} weeks = {aggregates} weekly aggregates, median of {RUNS} runs");
-    println!("  {threads} hardware threads (large snapshots are encoded and decoded on up to 8); load average {load_average}");
-    println!("  size:  {} bytes ({:.1} MiB), {:.1} bytes per (project, week) aggregate", bytes.len(), bytes.len() as f64 / 1048576.0, bytes.len() as f64 / aggregates as f64);
-    println!("  save:  {:8.1} ms  (every project encoded: {:.1} ms, `snapshot::encode` of a copied state {:.1} ms; write, fsync, rename, dir fsync)", ms(save), ms(encode_all), ms(encode));
-    println!("  save after one project changed: {:8.1} ms  (the encoder reuses the other {} projects' bytes)", ms(save_changed), projects - 1);
-    println!("  save with nothing encoded:      {:8.1} ms  (the files alone: write, fsync, rename, dir fsync)", ms(save_files));
-    println!("  raw write + fsync of the same bytes: {:8.1} ms  → save/raw = {:.2}× (all encoded), {:.2}× (one changed)", ms(raw_write), ms(save) / ms(raw_write), ms(save_changed) / ms(raw_write));
-    println!("  raw write + fsync into a new file:   {:8.1} ms  → save/raw = {:.2}× (all encoded), {:.2}× (one changed)", ms(raw_write_new), ms(save) / ms(raw_write_new), ms(save_changed) / ms(raw_write_new));
+    let load_average = fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    println!(
+        "snapshot benchmark: {projects} projects × {WEEKS} weeks = {aggregates} weekly aggregates, median of {RUNS} runs"
+    );
+    println!(
+        "  {threads} hardware threads (large snapshots are encoded and decoded on up to 8); load average {load_average}"
+    );
+    println!(
+        "  size:  {} bytes ({:.1} MiB), {:.1} bytes per (project, week) aggregate",
+        bytes.len(),
+        bytes.len() as f64 / 1048576.0,
+        bytes.len() as f64 / aggregates as f64
+    );
+    println!(
+        "  save:  {:8.1} ms  (every project encoded: {:.1} ms, `snapshot::encode` of a copied state {:.1} ms; write, fsync, rename, dir fsync)",
+        ms(save),
+        ms(encode_all),
+        ms(encode)
+    );
+    println!(
+        "  save after one project changed: {:8.1} ms  (the encoder reuses the other {} projects' bytes)",
+        ms(save_changed),
+        projects - 1
+    );
+    println!(
+        "  save with nothing encoded:      {:8.1} ms  (the files alone: write, fsync, rename, dir fsync)",
+        ms(save_files)
+    );
+    println!(
+        "  raw write + fsync of the same bytes: {:8.1} ms  → save/raw = {:.2}× (all encoded), {:.2}× (one changed)",
+        ms(raw_write),
+        ms(save) / ms(raw_write),
+        ms(save_changed) / ms(raw_write)
+    );
+    println!(
+        "  raw write + fsync into a new file:   {:8.1} ms  → save/raw = {:.2}× (all encoded), {:.2}× (one changed)",
+        ms(raw_write_new),
+        ms(save) / ms(raw_write_new),
+        ms(save_changed) / ms(raw_write_new)
+    );
     println!(
         "  load:  {:8.1} ms  (read the current file and decode it: decode alone {:.1} ms; the previous file's header checked)",
         ms(load),
         ms(decode)
     );
-    println!("  raw read of the same bytes:          {:8.1} ms  → load/raw = {:.2}×", ms(raw_read), ms(load) / ms(raw_read));
+    println!(
+        "  raw read of the same bytes:          {:8.1} ms  → load/raw = {:.2}×",
+        ms(raw_read),
+        ms(load) / ms(raw_read)
+    );
     println!(
         "  the same state copied in memory:     {:8.1} ms  → load/copy = {:.2}× (a deep copy on one thread: the structures alone, nothing read or decoded)",
         ms(copy),
         ms(load) / ms(copy)
     );
-    println!("  throughput: save {:.0} MiB/s, load {:.0} MiB/s", bytes.len() as f64 / 1048576.0 / save.as_secs_f64(), bytes.len() as f64 / 1048576.0 / load.as_secs_f64());
+    println!(
+        "  throughput: save {:.0} MiB/s, load {:.0} MiB/s",
+        bytes.len() as f64 / 1048576.0 / save.as_secs_f64(),
+        bytes.len() as f64 / 1048576.0 / load.as_secs_f64()
+    );
 }

@@ -21,15 +21,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use fake_jira::demo::{demo_ai_rollout, large_site};
 use fake_jira::FakeJira;
+use fake_jira::demo::{demo_ai_rollout, large_site};
 use jira_dora::definitions::{DefinitionFile, DefinitionSet};
 use jira_dora::harvest::{Harvester, JobState};
 use jira_dora::jira::{JiraClient, JiraConfig};
 use jira_dora::proto::GetMetricsRequest;
+use jira_dora::store::Store;
 use jira_dora::store::snapshot::{self, ProjectRecord, Snapshot};
 use jira_dora::store::snapshot_dir::SnapshotDir;
-use jira_dora::store::Store;
 use prost::Message;
 
 /// A gRPC frame: uncompressed flag, big-endian length, message.
@@ -58,7 +58,10 @@ async fn main() -> anyhow::Result<()> {
     // Teams by component: every issue of the site has one (`Billing` is
     // one of five).
     let mut files = DefinitionSet::shipped_files();
-    files.push(DefinitionFile { name: "teams.rhai".into(), source: "fn teams(issue) {\n    issue.components\n}\n".into() });
+    files.push(DefinitionFile {
+        name: "teams.rhai".into(),
+        source: "fn teams(issue) {\n    issue.components\n}\n".into(),
+    });
     std::fs::create_dir_all(dir.join("defs"))?;
     for file in &files {
         std::fs::write(dir.join("defs").join(&file.name), &file.source)?;

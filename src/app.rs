@@ -42,7 +42,9 @@ pub fn load_definitions(config: &Config) -> anyhow::Result<DefinitionSet> {
             .map_err(|e| anyhow::anyhow!("the built-in definitions do not load: {e:?}"));
     }
     DefinitionSet::read_dir(&config.defs_dir)
-        .and_then(|files| DefinitionSet::compile_for(complete(files), &field_names).map_err(DefinitionsLoadError::Invalid))
+        .and_then(|files| {
+            DefinitionSet::compile_for(complete(files), &field_names).map_err(DefinitionsLoadError::Invalid)
+        })
         .with_context(|| format!("the metric definitions in {} are not usable", config.defs_dir.display()))
 }
 
@@ -137,8 +139,9 @@ pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Rec
         return run_replica(db, config, listener, shutdown, store, harvester, access).await;
     }
     // The newest snapshot is served before any refresh runs.
-    let persistence = Persistence::restore(&config.data_dir, config.snapshot.clone(), Arc::clone(&store), Arc::clone(&harvester))
-        .context("snapshots need a writable data directory (data_dir, DORA_DATA_DIR)")?;
+    let persistence =
+        Persistence::restore(&config.data_dir, config.snapshot.clone(), Arc::clone(&store), Arc::clone(&harvester))
+            .context("snapshots need a writable data directory (data_dir, DORA_DATA_DIR)")?;
     // A project no longer configured is not kept: dropped from memory now
     // and so from the next snapshot.
     let dropped = store.retain_projects(&config.harvest.projects);
@@ -163,7 +166,13 @@ pub async fn run(config: Config, listener: TcpListener, mut shutdown: watch::Rec
     ));
     let defs_watch = config.definitions.watch_interval.map(|interval| {
         let complete = definitions_files(&config);
-        tokio::spawn(crate::harvest::watch::watch(Arc::clone(&harvester), config.defs_dir.clone(), complete, interval, shutdown.clone()))
+        tokio::spawn(crate::harvest::watch::watch(
+            Arc::clone(&harvester),
+            config.defs_dir.clone(),
+            complete,
+            interval,
+            shutdown.clone(),
+        ))
     });
 
     let config = Arc::new(config);

@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use tonic::Request;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
-use tonic::Request;
 
 use crate::proto::dora_metrics_client::DoraMetricsClient;
 use crate::proto::{
@@ -43,7 +43,8 @@ impl Target {
     fn request<T>(&self, message: T) -> anyhow::Result<Request<T>> {
         let mut request = Request::new(message);
         if let Some(key) = &self.api_key {
-            let value: MetadataValue<_> = format!("Bearer {key}").parse().context("the API key has characters a header cannot carry")?;
+            let value: MetadataValue<_> =
+                format!("Bearer {key}").parse().context("the API key has characters a header cannot carry")?;
             request.metadata_mut().insert("authorization", value);
         }
         Ok(request)
@@ -81,13 +82,17 @@ pub async fn refresh(target: &Target, projects: Vec<String>, full: bool, watch: 
         let Some(job) = update.job else { continue };
         for p in &job.projects {
             let bar = by_project.entry(p.project_key.clone()).or_insert_with(|| {
-                let b = bars.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(p.project_key.clone()));
+                let b =
+                    bars.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(p.project_key.clone()));
                 b.enable_steady_tick(Duration::from_millis(120));
                 b
             });
             let state = state_name(p.state);
             let requests = p.jira_requests.map_or_else(String::new, |n| format!(", {n} Jira requests"));
-            bar.set_message(format!("{state}: {} issues, {} pages{requests}, {} retries {}", p.issues_fetched, p.pages, p.retries, p.error));
+            bar.set_message(format!(
+                "{state}: {} issues, {} pages{requests}, {} retries {}",
+                p.issues_fetched, p.pages, p.retries, p.error
+            ));
             if matches!(JobState::try_from(p.state), Ok(JobState::Succeeded | JobState::Failed)) {
                 bar.finish();
             }
@@ -101,8 +106,12 @@ pub async fn refresh(target: &Target, projects: Vec<String>, full: bool, watch: 
             Ok(())
         }
         _ => {
-            let failed: Vec<String> =
-                job.projects.iter().filter(|p| !p.error.is_empty()).map(|p| format!("{}: {}", p.project_key, p.error)).collect();
+            let failed: Vec<String> = job
+                .projects
+                .iter()
+                .filter(|p| !p.error.is_empty())
+                .map(|p| format!("{}: {}", p.project_key, p.error))
+                .collect();
             bail!("job {job_id} {}: {}", state_name(job.state), failed.join("; "))
         }
     }
@@ -129,18 +138,20 @@ pub enum Period {
 
 /// `metrics`: the four keys with their levels, as a table or JSON; of one
 /// team within the projects when `team` is given.
-pub async fn metrics(target: &Target, projects: Vec<String>, team: Option<String>, period: Period, json: bool) -> anyhow::Result<()> {
+pub async fn metrics(
+    target: &Target,
+    projects: Vec<String>,
+    team: Option<String>,
+    period: Period,
+    json: bool,
+) -> anyhow::Result<()> {
     let mut client = target.client().await?;
     let shown_team = team.as_deref().map(|t| t.trim().to_owned());
     let request = match period {
         Period::Weeks(weeks) => GetMetricsRequest { project_keys: projects, weeks, team, ..Default::default() },
         Period::Months(months) => GetMetricsRequest { project_keys: projects, months, team, ..Default::default() },
     };
-    let response = client
-        .get_metrics(target.request(request)?)
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    let response = client.get_metrics(target.request(request)?).await.map_err(status_error)?.into_inner();
     if json {
         let mut summary = summary_json(&response);
         if let Some(team) = shown_team {
@@ -174,9 +185,17 @@ fn keys(f: &PeriodFigures) -> [(&'static str, String, &'static str); 4] {
     let restore = f.time_to_restore.as_ref().and_then(|d| d.median_hours);
     let cfr = f.change_failure.as_ref().and_then(|c| c.rate);
     [
-        ("deployment frequency", format!("{:.2}/week ({} days)", f.deployments_per_week, f.deployment_days), level_name(levels.deployment_frequency)),
+        (
+            "deployment frequency",
+            format!("{:.2}/week ({} days)", f.deployments_per_week, f.deployment_days),
+            level_name(levels.deployment_frequency),
+        ),
         ("lead time (median)", hours(lead), level_name(levels.lead_time)),
-        ("change failure rate", cfr.map_or_else(|| "—".to_owned(), |r| format!("{:.1} %", r * 100.0)), level_name(levels.change_failure_rate)),
+        (
+            "change failure rate",
+            cfr.map_or_else(|| "—".to_owned(), |r| format!("{:.1} %", r * 100.0)),
+            level_name(levels.change_failure_rate),
+        ),
         ("time to restore (median)", hours(restore), level_name(levels.time_to_restore)),
     ]
 }
@@ -193,7 +212,8 @@ pub fn table(r: &GetMetricsResponse) -> String {
             _ => out.push_str(&format!("{} to {} ({} weeks, {})\n", p.from_week, p.to_week, p.weeks, p.report_tz)),
         }
     }
-    let mut rows: Vec<(String, &PeriodFigures)> = r.projects.iter().filter_map(|p| Some((p.project_key.clone(), p.figures.as_ref()?))).collect();
+    let mut rows: Vec<(String, &PeriodFigures)> =
+        r.projects.iter().filter_map(|p| Some((p.project_key.clone(), p.figures.as_ref()?))).collect();
     if let Some(c) = r.combined.as_ref().filter(|_| r.projects.len() > 1) {
         rows.push(("combined".into(), c));
     }
@@ -324,7 +344,10 @@ pub fn explain_table(r: &ExplainMetricsResponse, figure: FigureName) -> String {
     let name = |i: &ExplainItem| if i.issue_key.is_empty() { i.version_name.clone() } else { i.issue_key.clone() };
     let mut out = format!("{} item(s)\n", r.total);
     if figure == FigureName::Deployments {
-        out.push_str(&format!("{:<9} {:<24} {:<16} {:<7} {:<7} {}\n", "week", "deployment", "at", "failed", "rework", "because of"));
+        out.push_str(&format!(
+            "{:<9} {:<24} {:<16} {:<7} {:<7} {}\n",
+            "week", "deployment", "at", "failed", "rework", "because of"
+        ));
         for i in &r.items {
             let causes: Vec<String> =
                 i.attributions.iter().map(|a| format!("{} ({})", a.issue_key, attribution_name(a.kind))).collect();
@@ -341,7 +364,10 @@ pub fn explain_table(r: &ExplainMetricsResponse, figure: FigureName) -> String {
             ));
         }
     } else {
-        out.push_str(&format!("{:<9} {:<14} {:<16} {:<16} {:>9}  {}\n", "week", "issue", "start", "end", "hours", "link"));
+        out.push_str(&format!(
+            "{:<9} {:<14} {:<16} {:<16} {:>9}  {}\n",
+            "week", "issue", "start", "end", "hours", "link"
+        ));
         for i in &r.items {
             let hours = i.hours.map_or_else(String::new, |h| format!("{h:.1}"));
             out.push_str(&format!(

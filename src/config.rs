@@ -27,9 +27,9 @@ mod auth;
 mod cluster;
 mod env;
 
-pub use env::{Env, ProcessEnv};
 pub use auth::{ApiKey, AuthSettings, PermissionMode, Role, TlsSettings};
 pub use cluster::{ClusterSettings, DEFAULT_HEARTBEAT, DEFAULT_LEASE, DEFAULT_POLL};
+pub use env::{Env, ProcessEnv};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -334,7 +334,8 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
     });
 
     let data_dir = env.var("DORA_DATA_DIR").map(PathBuf::from).or(file.data_dir).unwrap_or_else(|| "data".into());
-    let defs_dir = env.var("DORA_DEFS_DIR").map(PathBuf::from).or(file.defs_dir).unwrap_or_else(|| DEFAULT_DEFS_DIR.into());
+    let defs_dir =
+        env.var("DORA_DEFS_DIR").map(PathBuf::from).or(file.defs_dir).unwrap_or_else(|| DEFAULT_DEFS_DIR.into());
     let log_format = match env.var("DORA_LOG_FORMAT").as_deref() {
         Some("json") => LogFormat::Json,
         Some("human") => LogFormat::Human,
@@ -409,8 +410,10 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
         }),
         None => file.unwrap_or(default),
     };
-    let snapshot_interval = millis("snapshot.interval_ms", "DORA_SNAPSHOT_INTERVAL_MS", file.snapshot.interval_ms, 300_000);
-    let snapshot_debounce = millis("snapshot.debounce_ms", "DORA_SNAPSHOT_DEBOUNCE_MS", file.snapshot.debounce_ms, 2_000);
+    let snapshot_interval =
+        millis("snapshot.interval_ms", "DORA_SNAPSHOT_INTERVAL_MS", file.snapshot.interval_ms, 300_000);
+    let snapshot_debounce =
+        millis("snapshot.debounce_ms", "DORA_SNAPSHOT_DEBOUNCE_MS", file.snapshot.debounce_ms, 2_000);
     let snapshot = SnapshotSettings {
         interval: (snapshot_interval > 0).then(|| Duration::from_millis(snapshot_interval)),
         debounce: Duration::from_millis(snapshot_debounce),
@@ -428,13 +431,16 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
     let watch_interval = match file.definitions.watch_interval_ms {
         Some(0) => None,
         Some(ms) if ms < 100 => {
-            problems.push(format!("definitions.watch_interval_ms: {ms} is too short; at least 100 (or 0 to turn watching off)"));
+            problems.push(format!(
+                "definitions.watch_interval_ms: {ms} is too short; at least 100 (or 0 to turn watching off)"
+            ));
             None
         }
         Some(ms) => Some(Duration::from_millis(ms)),
         None => Some(Duration::from_secs(2)),
     };
-    let definitions = DefinitionsSettings { allow_updates: file.definitions.allow_updates.unwrap_or(false), watch_interval };
+    let definitions =
+        DefinitionsSettings { allow_updates: file.definitions.allow_updates.unwrap_or(false), watch_interval };
     let answer_cache_bytes = match file.cache.answers_mib {
         Some(mib) if mib > MAX_ANSWER_CACHE_MIB => {
             problems.push(format!("cache.answers_mib: {mib} is more than {MAX_ANSWER_CACHE_MIB}"));
@@ -451,9 +457,9 @@ pub fn load(toml_text: Option<&str>, env: &dyn Env) -> Result<Config, ConfigErro
     };
     let allowed_origins: Vec<String> = allowed_origins.iter().map(|o| normalise_origin(o)).collect();
     for origin in &allowed_origins {
-        let plain = origin
-            .split_once("://")
-            .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' ']));
+        let plain = origin.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains(['/', '?', '#', '@', ' '])
+        });
         if !plain {
             problems.push(format!(
                 "http.allowed_origins (DORA_ALLOWED_ORIGINS): `{}` is not an origin like https://gateway.example.com",
@@ -510,7 +516,8 @@ fn markers(file: Vec<FileMarker>, problems: &mut Vec<String>) -> Vec<Marker> {
         let label = m.label.trim().to_owned();
         let chars = label.chars().count();
         if chars == 0 {
-            problems.push(format!("{at}.label: empty; say what happened in at most {MAX_MARKER_LABEL_CHARS} characters"));
+            problems
+                .push(format!("{at}.label: empty; say what happened in at most {MAX_MARKER_LABEL_CHARS} characters"));
         } else if chars > MAX_MARKER_LABEL_CHARS {
             problems.push(format!("{at}.label: {chars} characters; at most {MAX_MARKER_LABEL_CHARS}"));
         }
@@ -545,7 +552,8 @@ fn file_error(text: &str, e: &toml::de::Error) -> String {
             message.push(c);
         }
     }
-    if message.contains("unknown field") && ["token", "password", "secret", "email"].iter().any(|w| message.contains(w)) {
+    if message.contains("unknown field") && ["token", "password", "secret", "email"].iter().any(|w| message.contains(w))
+    {
         message.push_str("; credentials are read only from the environment or secret files (JIRA_EMAIL, JIRA_API_TOKEN, JIRA_BEARER_TOKEN, *_FILE)");
     }
     match e.span() {
@@ -572,7 +580,9 @@ fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> O
         other => other.map(drop),
     };
     if let Err(why) = checked {
-        problems.push(format!("jira.base_url (JIRA_BASE_URL): {why}; expected an http(s) URL like https://example.atlassian.net"));
+        problems.push(format!(
+            "jira.base_url (JIRA_BASE_URL): {why}; expected an http(s) URL like https://example.atlassian.net"
+        ));
     }
     let flavor = match env.var("JIRA_FLAVOR").or(file.flavor).as_deref() {
         None | Some("cloud") => Flavor::Cloud,
@@ -618,16 +628,22 @@ fn jira_settings(file: FileJira, env: &dyn Env, problems: &mut Vec<String>) -> O
         Some(v) => v,
         None => default,
     };
-    let max_concurrency = positive("max_concurrency", file.max_concurrency.map(|v| v as u64), defaults.max_concurrency as u64, problems);
-    let timeout = positive("request_timeout_secs", file.request_timeout_secs, defaults.request_timeout.as_secs(), problems);
-    let page_size = positive("page_size", file.page_size.map(u64::from), u64::from(defaults.page_size), problems).min(1000);
+    let max_concurrency =
+        positive("max_concurrency", file.max_concurrency.map(|v| v as u64), defaults.max_concurrency as u64, problems);
+    let timeout =
+        positive("request_timeout_secs", file.request_timeout_secs, defaults.request_timeout.as_secs(), problems);
+    let page_size =
+        positive("page_size", file.page_size.map(u64::from), u64::from(defaults.page_size), problems).min(1000);
     let dc_result_window = positive("dc_result_window", file.dc_result_window, defaults.dc_result_window, problems);
     let extra_fields: Vec<String> = match env.var("JIRA_EXTRA_FIELDS") {
         Some(names) => names.split(',').map(|name| name.trim().to_owned()).filter(|name| !name.is_empty()).collect(),
         None => file.extra_fields.iter().map(|name| name.trim().to_owned()).collect(),
     };
     if extra_fields.len() > MAX_EXTRA_FIELDS {
-        problems.push(format!("jira.extra_fields: {} fields named; at most {MAX_EXTRA_FIELDS} are allowed", extra_fields.len()));
+        problems.push(format!(
+            "jira.extra_fields: {} fields named; at most {MAX_EXTRA_FIELDS} are allowed",
+            extra_fields.len()
+        ));
     }
     for (i, name) in extra_fields.iter().enumerate() {
         if name.is_empty() {
@@ -697,9 +713,14 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once_naming_its_key() {
         let toml = "report_tz = \"Mars/Olympus\"\n[harvest]\nfull_refresh_hour = 25\n[ai]\nrollout_date = \"May 1\"\n";
-        let e = load(Some(toml), &env(&[("DORA_LISTEN", "nowhere"), ("JIRA_BASE_URL", "ftp://x"), ("JIRA_FLAVOR", "server")])).unwrap_err();
+        let e = load(
+            Some(toml),
+            &env(&[("DORA_LISTEN", "nowhere"), ("JIRA_BASE_URL", "ftp://x"), ("JIRA_FLAVOR", "server")]),
+        )
+        .unwrap_err();
         let text = e.to_string();
-        for key in ["report_tz", "full_refresh_hour", "ai.rollout_date", "DORA_LISTEN", "JIRA_BASE_URL", "JIRA_FLAVOR"] {
+        for key in ["report_tz", "full_refresh_hour", "ai.rollout_date", "DORA_LISTEN", "JIRA_BASE_URL", "JIRA_FLAVOR"]
+        {
             assert!(text.contains(key), "{key} missing from:\n{text}");
         }
         assert_eq!(e.problems.len(), 6);
@@ -707,15 +728,24 @@ mod tests {
 
     #[test]
     fn extra_fields_are_names_listed_once() {
-        let c = load(Some("[jira]\nbase_url = \"https://x.test\"\nextra_fields = [\"Team\", \" Severity \"]\n"), &env(&[])).unwrap();
+        let c =
+            load(Some("[jira]\nbase_url = \"https://x.test\"\nextra_fields = [\"Team\", \" Severity \"]\n"), &env(&[]))
+                .unwrap();
         assert_eq!(c.jira.unwrap().extra_fields, ["Team", "Severity"]);
-        let e = load(Some("[jira]\nbase_url = \"https://x.test\"\nextra_fields = [\"Team\", \"\", \"team\"]\n"), &env(&[])).unwrap_err();
+        let e =
+            load(Some("[jira]\nbase_url = \"https://x.test\"\nextra_fields = [\"Team\", \"\", \"team\"]\n"), &env(&[]))
+                .unwrap_err();
         let text = e.to_string();
         assert!(text.contains("a field name is empty") && text.contains("`team` is named twice"), "{text}");
         let many: Vec<String> = (0..=MAX_EXTRA_FIELDS).map(|i| format!("\"F{i}\"")).collect();
-        let e = load(Some(&format!("[jira]\nbase_url = \"https://x.test\"\nextra_fields = [{}]\n", many.join(","))), &env(&[])).unwrap_err();
+        let e = load(
+            Some(&format!("[jira]\nbase_url = \"https://x.test\"\nextra_fields = [{}]\n", many.join(","))),
+            &env(&[]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("at most 20"), "{e}");
-        let c = load(None, &env(&[("JIRA_BASE_URL", "https://x.test"), ("JIRA_EXTRA_FIELDS", "Team, Severity")])).unwrap();
+        let c =
+            load(None, &env(&[("JIRA_BASE_URL", "https://x.test"), ("JIRA_EXTRA_FIELDS", "Team, Severity")])).unwrap();
         assert_eq!(c.jira.unwrap().extra_fields, ["Team", "Severity"]);
     }
 
@@ -728,7 +758,10 @@ mod tests {
     #[test]
     fn snapshot_timing_comes_from_the_file_or_the_environment() {
         let c = load(None, &env(&[])).unwrap();
-        assert_eq!(c.snapshot, SnapshotSettings { interval: Some(Duration::from_secs(300)), debounce: Duration::from_secs(2) });
+        assert_eq!(
+            c.snapshot,
+            SnapshotSettings { interval: Some(Duration::from_secs(300)), debounce: Duration::from_secs(2) }
+        );
         let c = load(Some("[snapshot]\ninterval_ms = 0\ndebounce_ms = 50\n"), &env(&[])).unwrap();
         assert_eq!(c.snapshot, SnapshotSettings { interval: None, debounce: Duration::from_millis(50) });
         let c = load(Some("[snapshot]\ninterval_ms = 0\n"), &env(&[("DORA_SNAPSHOT_INTERVAL_MS", "250")])).unwrap();
@@ -742,7 +775,12 @@ mod tests {
         let jira = |toml: &str| load(Some(&format!("[jira]\nbase_url = \"https://x.test\"\n{toml}")), &env(&[]));
         assert_eq!(jira("").unwrap().jira.unwrap().dc_result_window, 10_000);
         assert_eq!(jira("dc_result_window = 5000\n").unwrap().jira.unwrap().dc_result_window, 5_000);
-        assert!(jira("dc_result_window = 0\n").unwrap_err().to_string().contains("jira.dc_result_window: must be at least 1"));
+        assert!(
+            jira("dc_result_window = 0\n")
+                .unwrap_err()
+                .to_string()
+                .contains("jira.dc_result_window: must be at least 1")
+        );
     }
 
     #[test]
@@ -772,11 +810,21 @@ mod tests {
     fn the_database_url_comes_only_from_the_environment_and_never_shows() {
         assert_eq!(load(None, &env(&[])).unwrap().cluster, None);
         let url = "postgres://dora:pw-secret-77@db.internal:5432/dora";
-        let c = load(None, &env(&[("DORA_DATABASE_URL", url), ("DORA_CLUSTER_LEASE_MS", "3000"), ("DORA_CLUSTER_HEARTBEAT_MS", "1000")]))
-            .unwrap();
+        let c = load(
+            None,
+            &env(&[
+                ("DORA_DATABASE_URL", url),
+                ("DORA_CLUSTER_LEASE_MS", "3000"),
+                ("DORA_CLUSTER_HEARTBEAT_MS", "1000"),
+            ]),
+        )
+        .unwrap();
         let cluster = c.cluster.as_ref().unwrap();
         assert_eq!(cluster.database_url.expose(), url);
-        assert_eq!((cluster.lease, cluster.heartbeat, cluster.poll), (Duration::from_secs(3), Duration::from_secs(1), DEFAULT_POLL));
+        assert_eq!(
+            (cluster.lease, cluster.heartbeat, cluster.poll),
+            (Duration::from_secs(3), Duration::from_secs(1), DEFAULT_POLL)
+        );
         assert!(!format!("{c:?}").contains("pw-secret-77"), "the password shows in Debug output");
         for toml in [format!("database_url = \"{url}\"\n"), format!("[cluster]\ndatabase_url = \"{url}\"\n")] {
             let e = load(Some(&toml), &env(&[])).unwrap_err().to_string();
@@ -785,7 +833,8 @@ mod tests {
         }
         let e = load(None, &env(&[("DORA_DATABASE_URL", "mysql://u:pw-secret-77@h/d")])).unwrap_err().to_string();
         assert!(e.contains("DORA_DATABASE_URL") && !e.contains("pw-secret-77"), "{e}");
-        let e = load(Some("[cluster]\nlease_ms = 1000\nheartbeat_ms = 900\n"), &env(&[("DORA_DATABASE_URL", url)])).unwrap_err();
+        let e = load(Some("[cluster]\nlease_ms = 1000\nheartbeat_ms = 900\n"), &env(&[("DORA_DATABASE_URL", url)]))
+            .unwrap_err();
         assert!(e.to_string().contains("cluster.heartbeat_ms"), "{e}");
     }
 
@@ -805,7 +854,10 @@ mod tests {
         let m: Vec<_> = c.markers.iter().map(|m| (m.date.to_string(), m.label.as_str(), m.projects.clone())).collect();
         assert_eq!(
             m,
-            [("2026-01-12".to_owned(), "New on-call rota", vec![]), ("2026-03-02".to_owned(), "Trunk-based development", vec!["PAY".to_owned()])]
+            [
+                ("2026-01-12".to_owned(), "New on-call rota", vec![]),
+                ("2026-03-02".to_owned(), "Trunk-based development", vec!["PAY".to_owned()])
+            ]
         );
         assert!(c.markers[0].concerns(&["OPS".into()]));
         assert!(c.markers[1].concerns(&["OPS".into(), "PAY".into()]));
@@ -840,7 +892,8 @@ mod tests {
         assert_eq!(e.problems.len(), expected.len(), "{e}");
         assert!(!e.to_string().contains(&long), "{e}");
         // Exactly 50 markers of 60 characters are fine.
-        let ok: String = (0..50).map(|_| format!("[[markers]]\ndate = \"2026-03-02\"\nlabel = \"{}\"\n", "é".repeat(60))).collect();
+        let ok: String =
+            (0..50).map(|_| format!("[[markers]]\ndate = \"2026-03-02\"\nlabel = \"{}\"\n", "é".repeat(60))).collect();
         assert_eq!(load(Some(&ok), &env(&[])).unwrap().markers.len(), 50);
     }
 }

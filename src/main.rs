@@ -141,7 +141,9 @@ fn client(command: impl std::future::Future<Output = anyhow::Result<()>>) -> any
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     let text = match path {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading the configuration file {}", p.display()))?),
+        Some(p) => Some(
+            std::fs::read_to_string(p).with_context(|| format!("reading the configuration file {}", p.display()))?,
+        ),
         None => None,
     };
     Ok(config::load(text.as_deref(), &ProcessEnv)?)
@@ -164,7 +166,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (scheme, h2c) = if config.tls.is_some() { ("https", "") } else { ("http", " --http2-prior-knowledge") };
     println!("jira-dora listening on {addr} (gRPC; health and reflection on the same port)");
     println!("dashboard: {scheme}://{addr}/  JSON: {scheme}://{addr}/v1/projects  (gRPC-Web on the same port too)");
-    println!("try: buf curl --protocol grpc{h2c} --data '{{\"project_keys\":[\"SHOP\"]}}' {scheme}://{addr}/dora.v1.DoraMetrics/GetMetrics");
+    println!(
+        "try: buf curl --protocol grpc{h2c} --data '{{\"project_keys\":[\"SHOP\"]}}' {scheme}://{addr}/dora.v1.DoraMetrics/GetMetrics"
+    );
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         app::signal().await;
@@ -228,7 +232,8 @@ fn hash_key() -> anyhow::Result<()> {
 }
 
 fn purge(data_dir: &std::path::Path) -> anyhow::Result<()> {
-    let purged = jira_dora::store::retention::purge(data_dir).with_context(|| format!("purging {}", data_dir.display()))?;
+    let purged =
+        jira_dora::store::retention::purge(data_dir).with_context(|| format!("purging {}", data_dir.display()))?;
     for path in &purged.deleted {
         println!("deleted {}", path.display());
     }
@@ -267,7 +272,9 @@ fn main() -> ExitCode {
                 Some(months) => cli::Period::Months(months),
                 None => cli::Period::Weeks(weeks.unwrap_or(13)),
             };
-            return exit(client(async move { cli::explain(&target.target(), projects, figure, team, period, json).await }));
+            return exit(client(
+                async move { cli::explain(&target.target(), projects, figure, team, period, json).await },
+            ));
         }
         Command::HashKey => return exit(hash_key()),
         other => other,
@@ -282,7 +289,10 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Purge => purge(&config.data_dir),
         Command::CheckConfig => {
-            println!("configuration is valid ({})", if config.is_demo() { "demo: no Jira configured" } else { "Jira configured" });
+            println!(
+                "configuration is valid ({})",
+                if config.is_demo() { "demo: no Jira configured" } else { "Jira configured" }
+            );
             Ok(())
         }
         Command::CheckDefs { dir, preview } => {

@@ -12,7 +12,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram, Counter, Histogram};
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Latency buckets, seconds.
@@ -48,7 +48,9 @@ pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full("dora_rpc_duration_seconds".into()), LATENCY_BUCKETS)
-            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("dora_harvest_duration_seconds".into()), HARVEST_BUCKETS))
+            .and_then(|b| {
+                b.set_buckets_for_metric(Matcher::Full("dora_harvest_duration_seconds".into()), HARVEST_BUCKETS)
+            })
             .and_then(|b| b.set_buckets_for_metric(Matcher::Full("dora_harvest_jira_requests".into()), REQUEST_BUCKETS))
             .expect("bucket lists are not empty");
         let recorder = builder.build_recorder();
@@ -60,9 +62,11 @@ pub fn handle() -> &'static PrometheusHandle {
         let upkeep = handle.clone();
         std::thread::Builder::new()
             .name("metrics-upkeep".into())
-            .spawn(move || loop {
-                std::thread::sleep(UPKEEP_INTERVAL);
-                upkeep.run_upkeep();
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
             })
             .expect("a thread for the metrics' upkeep");
         handle
@@ -71,8 +75,16 @@ pub fn handle() -> &'static PrometheusHandle {
 
 fn describe() {
     metrics::describe_counter!("dora_rpc_requests_total", "RPCs answered, by method and gRPC status code");
-    metrics::describe_histogram!("dora_rpc_duration_seconds", metrics::Unit::Seconds, "RPC latency, by method and code");
-    metrics::describe_histogram!("dora_harvest_duration_seconds", metrics::Unit::Seconds, "Duration of a project's harvest");
+    metrics::describe_histogram!(
+        "dora_rpc_duration_seconds",
+        metrics::Unit::Seconds,
+        "RPC latency, by method and code"
+    );
+    metrics::describe_histogram!(
+        "dora_harvest_duration_seconds",
+        metrics::Unit::Seconds,
+        "Duration of a project's harvest"
+    );
     metrics::describe_counter!("dora_harvests_total", "Project harvests, by project and outcome");
     metrics::describe_gauge!("dora_harvest_issues", "Issues held for a project after its last harvest");
     metrics::describe_counter!("dora_jira_requests_total", "Requests to Jira, by endpoint template and HTTP status");
@@ -80,14 +92,24 @@ fn describe() {
         "dora_harvest_jira_requests",
         "Requests a project's refresh sent to Jira (retries included), by project and kind (full, incremental, reconciling: incremental with the check for deleted and moved issues)"
     );
-    metrics::describe_gauge!("dora_harvest_last_jira_requests", "Requests the last refresh of a project sent to Jira, by project and kind");
-    metrics::describe_counter!("dora_jira_retries_total", "Jira requests retried, by reason (429, 5xx, timeout, connection)");
+    metrics::describe_gauge!(
+        "dora_harvest_last_jira_requests",
+        "Requests the last refresh of a project sent to Jira, by project and kind"
+    );
+    metrics::describe_counter!(
+        "dora_jira_retries_total",
+        "Jira requests retried, by reason (429, 5xx, timeout, connection)"
+    );
     metrics::describe_gauge!(
         "dora_snapshot_timestamp_seconds",
         metrics::Unit::Seconds,
         "Unix time of the snapshot last written or loaded (its age is time() minus this)"
     );
-    metrics::describe_gauge!("dora_snapshot_bytes", metrics::Unit::Bytes, "Size of the snapshot last written or loaded");
+    metrics::describe_gauge!(
+        "dora_snapshot_bytes",
+        metrics::Unit::Bytes,
+        "Size of the snapshot last written or loaded"
+    );
     metrics::describe_gauge!("dora_definitions_info", "Always 1; the label names the definitions version in force");
     metrics::describe_counter!("dora_classification_errors_total", "Definition hooks that failed, by hook");
     metrics::describe_gauge!("dora_teams", "Teams held for a project after its last build (names are never labels)");
@@ -101,8 +123,14 @@ fn describe() {
     );
     metrics::describe_gauge!("dora_answer_cache_hit_ratio", "Hits per lookup of an answer cache since the start");
     metrics::describe_gauge!("dora_answer_cache_bytes", metrics::Unit::Bytes, "Bytes an answer cache holds now");
-    metrics::describe_gauge!("dora_cluster_role", "With PostgreSQL: 1 for this instance's role (leader or follower), 0 for the other");
-    metrics::describe_gauge!("dora_cluster_epoch", "With PostgreSQL: the leader epoch this instance holds (0 when following)");
+    metrics::describe_gauge!(
+        "dora_cluster_role",
+        "With PostgreSQL: 1 for this instance's role (leader or follower), 0 for the other"
+    );
+    metrics::describe_gauge!(
+        "dora_cluster_epoch",
+        "With PostgreSQL: the leader epoch this instance holds (0 when following)"
+    );
     metrics::describe_gauge!("dora_snapshot_seq", "Sequence number of the snapshot last written or loaded");
     metrics::describe_gauge!(
         "dora_snapshot_age_seconds",
@@ -178,7 +206,8 @@ pub fn harvest_requests(project: &str, kind: &'static str, requests: u64) {
 
 /// One request answered by Jira (`status` 0: no answer).
 pub fn jira_request(path: &str, status: u16) {
-    counter!("dora_jira_requests_total", "endpoint" => endpoint_template(path), "status" => status.to_string()).increment(1);
+    counter!("dora_jira_requests_total", "endpoint" => endpoint_template(path), "status" => status.to_string())
+        .increment(1);
 }
 
 /// One Jira request retried.

@@ -4,13 +4,13 @@
 
 use chrono::NaiveDate;
 use jira_dora::domain::aggregate::{ProjectAggregates, WeeklyAggregate};
-use jira_dora::domain::impact::{ai_impact, windows, AiImpact, Comparison, Window};
+use jira_dora::domain::impact::{AiImpact, Comparison, Window, ai_impact, windows};
 use jira_dora::domain::period::Period;
 use jira_dora::domain::stats::{StatTest, TestOutcome};
 use jira_dora::domain::time::IsoWeek;
 use jira_dora::domain::verdict::{
-    self, judge, overall, trend, Framing, Metric, Outcome, Side, Trend, Verdict, CHANGE_FAILURE_RATE,
-    COMPLETED_PER_WEEK, DEPLOYMENTS_PER_WEEK, LEAD_TIME_MEDIAN, REOPEN_RATE, TIME_TO_RESTORE_MEDIAN,
+    self, CHANGE_FAILURE_RATE, COMPLETED_PER_WEEK, DEPLOYMENTS_PER_WEEK, Framing, LEAD_TIME_MEDIAN, Metric, Outcome,
+    REOPEN_RATE, Side, TIME_TO_RESTORE_MEDIAN, Trend, Verdict, judge, overall, trend,
 };
 
 use Framing::{BeforeAfter, OtherVsAi};
@@ -69,22 +69,78 @@ fn row(
 #[test]
 fn not_enough_data_says_what_is_missing() {
     check(&[
-        row(LEAD_TIME_MEDIAN, BeforeAfter, (52.0, 40), (30.0, 7), None, NotEnoughData,
-            "Not enough data to compare lead time (median): 7 values after the rollout, at least 10 are needed."),
-        row(TIME_TO_RESTORE_MEDIAN, BeforeAfter, (3.0, 3), (2.0, 1), None, NotEnoughData,
-            "Not enough data to compare time to restore (median): 3 values before the rollout and 1 value after the rollout, at least 10 are needed on each side."),
-        row(CHANGE_FAILURE_RATE, BeforeAfter, (0.1, 9), (0.2, 30), None, NotEnoughData,
-            "Not enough data to compare change failure rate: 9 deployments before the rollout, at least 10 are needed."),
-        row(REOPEN_RATE, BeforeAfter, (0.1, 40), (0.0, 1), None, NotEnoughData,
-            "Not enough data to compare re-open rate: 1 completed item after the rollout, at least 10 are needed."),
-        row(DEPLOYMENTS_PER_WEEK, BeforeAfter, (2.0, 3), (3.0, 3), None, NotEnoughData,
-            "Not enough data to compare deployments per week: 3 weeks on each side of the rollout, at least 4 are needed."),
-        row(COMPLETED_PER_WEEK, BeforeAfter, (2.0, 1), (3.0, 1), None, NotEnoughData,
-            "Not enough data to compare completed items per week: 1 week on each side of the rollout, at least 4 are needed."),
-        row(LEAD_TIME_MEDIAN, OtherVsAi, (40.0, 25), (20.0, 6), None, NotEnoughData,
-            "Not enough data to compare lead time (median) of AI-involved and other items: 6 AI-involved items, at least 10 are needed."),
-        row(REOPEN_RATE, OtherVsAi, (0.1, 9), (0.2, 1), None, NotEnoughData,
-            "Not enough data to compare re-open rate of AI-involved and other items: 1 AI-involved item and 9 other items, at least 10 are needed on each side."),
+        row(
+            LEAD_TIME_MEDIAN,
+            BeforeAfter,
+            (52.0, 40),
+            (30.0, 7),
+            None,
+            NotEnoughData,
+            "Not enough data to compare lead time (median): 7 values after the rollout, at least 10 are needed.",
+        ),
+        row(
+            TIME_TO_RESTORE_MEDIAN,
+            BeforeAfter,
+            (3.0, 3),
+            (2.0, 1),
+            None,
+            NotEnoughData,
+            "Not enough data to compare time to restore (median): 3 values before the rollout and 1 value after the rollout, at least 10 are needed on each side.",
+        ),
+        row(
+            CHANGE_FAILURE_RATE,
+            BeforeAfter,
+            (0.1, 9),
+            (0.2, 30),
+            None,
+            NotEnoughData,
+            "Not enough data to compare change failure rate: 9 deployments before the rollout, at least 10 are needed.",
+        ),
+        row(
+            REOPEN_RATE,
+            BeforeAfter,
+            (0.1, 40),
+            (0.0, 1),
+            None,
+            NotEnoughData,
+            "Not enough data to compare re-open rate: 1 completed item after the rollout, at least 10 are needed.",
+        ),
+        row(
+            DEPLOYMENTS_PER_WEEK,
+            BeforeAfter,
+            (2.0, 3),
+            (3.0, 3),
+            None,
+            NotEnoughData,
+            "Not enough data to compare deployments per week: 3 weeks on each side of the rollout, at least 4 are needed.",
+        ),
+        row(
+            COMPLETED_PER_WEEK,
+            BeforeAfter,
+            (2.0, 1),
+            (3.0, 1),
+            None,
+            NotEnoughData,
+            "Not enough data to compare completed items per week: 1 week on each side of the rollout, at least 4 are needed.",
+        ),
+        row(
+            LEAD_TIME_MEDIAN,
+            OtherVsAi,
+            (40.0, 25),
+            (20.0, 6),
+            None,
+            NotEnoughData,
+            "Not enough data to compare lead time (median) of AI-involved and other items: 6 AI-involved items, at least 10 are needed.",
+        ),
+        row(
+            REOPEN_RATE,
+            OtherVsAi,
+            (0.1, 9),
+            (0.2, 1),
+            None,
+            NotEnoughData,
+            "Not enough data to compare re-open rate of AI-involved and other items: 1 AI-involved item and 9 other items, at least 10 are needed on each side.",
+        ),
     ]);
 }
 
@@ -92,26 +148,74 @@ fn not_enough_data_says_what_is_missing() {
 fn held_steady_under_ten_percent_and_from_zero_to_zero() {
     check(&[
         // No caution on held steady, whatever p is.
-        row(LEAD_TIME_MEDIAN, BeforeAfter, (50.0, 40), (46.0, 38), Some((MannWhitneyU, 0.6)), HeldSteady,
-            "Lead time (median) held steady after the rollout: 50.0 h before, 46.0 h after (-8.0 %; 40 values before, 38 after)."),
-        row(TIME_TO_RESTORE_MEDIAN, BeforeAfter, (100.0, 12), (90.1, 12), Some((MannWhitneyU, 0.7)), HeldSteady,
-            "Time to restore (median) held steady after the rollout: 100.0 h before, 90.1 h after (-9.9 %; 12 values before, 12 after)."),
-        row(CHANGE_FAILURE_RATE, BeforeAfter, (0.0, 20), (0.0, 25), Some((FisherExact, 1.0)), HeldSteady,
-            "Change failure rate held steady after the rollout: 0.0 % before, 0.0 % after (no change; 20 deployments before, 25 after)."),
-        row(DEPLOYMENTS_PER_WEEK, BeforeAfter, (0.0, 6), (0.0, 6), Some((MannWhitneyU, 1.0)), HeldSteady,
-            "Deployments per week held steady after the rollout: 0.00 before, 0.00 after (no change; 6 weeks before, 6 after)."),
+        row(
+            LEAD_TIME_MEDIAN,
+            BeforeAfter,
+            (50.0, 40),
+            (46.0, 38),
+            Some((MannWhitneyU, 0.6)),
+            HeldSteady,
+            "Lead time (median) held steady after the rollout: 50.0 h before, 46.0 h after (-8.0 %; 40 values before, 38 after).",
+        ),
+        row(
+            TIME_TO_RESTORE_MEDIAN,
+            BeforeAfter,
+            (100.0, 12),
+            (90.1, 12),
+            Some((MannWhitneyU, 0.7)),
+            HeldSteady,
+            "Time to restore (median) held steady after the rollout: 100.0 h before, 90.1 h after (-9.9 %; 12 values before, 12 after).",
+        ),
+        row(
+            CHANGE_FAILURE_RATE,
+            BeforeAfter,
+            (0.0, 20),
+            (0.0, 25),
+            Some((FisherExact, 1.0)),
+            HeldSteady,
+            "Change failure rate held steady after the rollout: 0.0 % before, 0.0 % after (no change; 20 deployments before, 25 after).",
+        ),
+        row(
+            DEPLOYMENTS_PER_WEEK,
+            BeforeAfter,
+            (0.0, 6),
+            (0.0, 6),
+            Some((MannWhitneyU, 1.0)),
+            HeldSteady,
+            "Deployments per week held steady after the rollout: 0.00 before, 0.00 after (no change; 6 weeks before, 6 after).",
+        ),
     ]);
 }
 
 #[test]
 fn from_zero_has_no_relative_change_and_follows_the_direction() {
     check(&[
-        row(CHANGE_FAILURE_RATE, BeforeAfter, (0.0, 20), (0.2, 25), Some((FisherExact, 0.03)), Worsened,
-            "Change failure rate worsened after the rollout: 0.0 % before, 20.0 % after (up from zero; 20 deployments before, 25 after)."),
-        row(COMPLETED_PER_WEEK, BeforeAfter, (0.0, 4), (1.5, 4), Some((MannWhitneyU, 0.01)), Improved,
-            "Completed items per week improved after the rollout: 0.00 before, 1.50 after (up from zero; 4 weeks before, 4 after)."),
+        row(
+            CHANGE_FAILURE_RATE,
+            BeforeAfter,
+            (0.0, 20),
+            (0.2, 25),
+            Some((FisherExact, 0.03)),
+            Worsened,
+            "Change failure rate worsened after the rollout: 0.0 % before, 20.0 % after (up from zero; 20 deployments before, 25 after).",
+        ),
+        row(
+            COMPLETED_PER_WEEK,
+            BeforeAfter,
+            (0.0, 4),
+            (1.5, 4),
+            Some((MannWhitneyU, 0.01)),
+            Improved,
+            "Completed items per week improved after the rollout: 0.00 before, 1.50 after (up from zero; 4 weeks before, 4 after).",
+        ),
     ]);
-    let j = judge(&CHANGE_FAILURE_RATE, BeforeAfter, Side { value: Some(0.0), n: 20 }, Side { value: Some(0.2), n: 25 }, None);
+    let j = judge(
+        &CHANGE_FAILURE_RATE,
+        BeforeAfter,
+        Side { value: Some(0.0), n: 20 },
+        Side { value: Some(0.2), n: 25 },
+        None,
+    );
     assert_eq!(j.relative_change, None);
 }
 
@@ -119,13 +223,34 @@ fn from_zero_has_no_relative_change_and_follows_the_direction() {
 fn exactly_ten_percent_is_a_move() {
     check(&[
         // 10 of 100 failed, then 11 of 100: the rates as the comparison computes them.
-        row(CHANGE_FAILURE_RATE, BeforeAfter, (10.0 / 100.0, 100), (11.0 / 100.0, 100), Some((TwoProportionZ, 0.001)), Worsened,
-            "Change failure rate worsened after the rollout: 10.0 % before, 11.0 % after (+10.0 %; 100 deployments before, 100 after)."),
-        row(LEAD_TIME_MEDIAN, BeforeAfter, (10.0, 30), (9.0, 30), Some((MannWhitneyU, 0.01)), Improved,
-            "Lead time (median) improved after the rollout: 10.0 h before, 9.0 h after (-10.0 %; 30 values before, 30 after)."),
+        row(
+            CHANGE_FAILURE_RATE,
+            BeforeAfter,
+            (10.0 / 100.0, 100),
+            (11.0 / 100.0, 100),
+            Some((TwoProportionZ, 0.001)),
+            Worsened,
+            "Change failure rate worsened after the rollout: 10.0 % before, 11.0 % after (+10.0 %; 100 deployments before, 100 after).",
+        ),
+        row(
+            LEAD_TIME_MEDIAN,
+            BeforeAfter,
+            (10.0, 30),
+            (9.0, 30),
+            Some((MannWhitneyU, 0.01)),
+            Improved,
+            "Lead time (median) improved after the rollout: 10.0 h before, 9.0 h after (-10.0 %; 30 values before, 30 after).",
+        ),
         // 10 deployments in 4 weeks, then 11.
-        row(DEPLOYMENTS_PER_WEEK, BeforeAfter, (10.0 / 4.0, 4), (11.0 / 4.0, 4), Some((MannWhitneyU, 0.01)), Improved,
-            "Deployments per week improved after the rollout: 2.50 before, 2.75 after (+10.0 %; 4 weeks before, 4 after)."),
+        row(
+            DEPLOYMENTS_PER_WEEK,
+            BeforeAfter,
+            (10.0 / 4.0, 4),
+            (11.0 / 4.0, 4),
+            Some((MannWhitneyU, 0.01)),
+            Improved,
+            "Deployments per week improved after the rollout: 2.50 before, 2.75 after (+10.0 %; 4 weeks before, 4 after).",
+        ),
     ]);
 }
 
@@ -133,38 +258,115 @@ fn exactly_ten_percent_is_a_move() {
 fn improved_and_worsened_follow_each_metrics_good_direction() {
     check(&[
         // Lower is better.
-        row(LEAD_TIME_MEDIAN, BeforeAfter, (52.0, 120), (31.5, 134), Some((MannWhitneyU, 0.001)), Improved,
-            "Lead time (median) improved after the rollout: 52.0 h before, 31.5 h after (-39.4 %; 120 values before, 134 after)."),
-        row(REOPEN_RATE, BeforeAfter, (0.05, 200), (0.12, 150), Some((TwoProportionZ, 0.02)), Worsened,
-            "Re-open rate worsened after the rollout: 5.0 % before, 12.0 % after (+140.0 %; 200 completed items before, 150 after)."),
+        row(
+            LEAD_TIME_MEDIAN,
+            BeforeAfter,
+            (52.0, 120),
+            (31.5, 134),
+            Some((MannWhitneyU, 0.001)),
+            Improved,
+            "Lead time (median) improved after the rollout: 52.0 h before, 31.5 h after (-39.4 %; 120 values before, 134 after).",
+        ),
+        row(
+            REOPEN_RATE,
+            BeforeAfter,
+            (0.05, 200),
+            (0.12, 150),
+            Some((TwoProportionZ, 0.02)),
+            Worsened,
+            "Re-open rate worsened after the rollout: 5.0 % before, 12.0 % after (+140.0 %; 200 completed items before, 150 after).",
+        ),
         // Higher is better.
-        row(DEPLOYMENTS_PER_WEEK, BeforeAfter, (2.5, 8), (4.0, 8), Some((MannWhitneyU, 0.004)), Improved,
-            "Deployments per week improved after the rollout: 2.50 before, 4.00 after (+60.0 %; 8 weeks before, 8 after)."),
-        row(COMPLETED_PER_WEEK, BeforeAfter, (10.0, 6), (7.25, 6), Some((MannWhitneyU, 0.01)), Worsened,
-            "Completed items per week worsened after the rollout: 10.00 before, 7.25 after (-27.5 %; 6 weeks before, 6 after)."),
+        row(
+            DEPLOYMENTS_PER_WEEK,
+            BeforeAfter,
+            (2.5, 8),
+            (4.0, 8),
+            Some((MannWhitneyU, 0.004)),
+            Improved,
+            "Deployments per week improved after the rollout: 2.50 before, 4.00 after (+60.0 %; 8 weeks before, 8 after).",
+        ),
+        row(
+            COMPLETED_PER_WEEK,
+            BeforeAfter,
+            (10.0, 6),
+            (7.25, 6),
+            Some((MannWhitneyU, 0.01)),
+            Worsened,
+            "Completed items per week worsened after the rollout: 10.00 before, 7.25 after (-27.5 %; 6 weeks before, 6 after).",
+        ),
         // AI-involved against other items; other plays the before role.
-        row(LEAD_TIME_MEDIAN, OtherVsAi, (40.0, 80), (28.0, 40), Some((MannWhitneyU, 0.003)), Improved,
-            "Lead time (median) is better for AI-involved items: 28.0 h against 40.0 h for other items (-30.0 %; 40 AI-involved and 80 other items)."),
-        row(REOPEN_RATE, OtherVsAi, (0.1, 80), (0.2, 40), Some((TwoProportionZ, 0.01)), Worsened,
-            "Re-open rate is worse for AI-involved items: 20.0 % against 10.0 % for other items (+100.0 %; 40 AI-involved and 80 other items)."),
-        row(REOPEN_RATE, OtherVsAi, (0.1, 80), (0.105, 40), Some((TwoProportionZ, 0.9)), HeldSteady,
-            "Re-open rate is about the same for AI-involved items: 10.5 % against 10.0 % for other items (+5.0 %; 40 AI-involved and 80 other items)."),
+        row(
+            LEAD_TIME_MEDIAN,
+            OtherVsAi,
+            (40.0, 80),
+            (28.0, 40),
+            Some((MannWhitneyU, 0.003)),
+            Improved,
+            "Lead time (median) is better for AI-involved items: 28.0 h against 40.0 h for other items (-30.0 %; 40 AI-involved and 80 other items).",
+        ),
+        row(
+            REOPEN_RATE,
+            OtherVsAi,
+            (0.1, 80),
+            (0.2, 40),
+            Some((TwoProportionZ, 0.01)),
+            Worsened,
+            "Re-open rate is worse for AI-involved items: 20.0 % against 10.0 % for other items (+100.0 %; 40 AI-involved and 80 other items).",
+        ),
+        row(
+            REOPEN_RATE,
+            OtherVsAi,
+            (0.1, 80),
+            (0.105, 40),
+            Some((TwoProportionZ, 0.9)),
+            HeldSteady,
+            "Re-open rate is about the same for AI-involved items: 10.5 % against 10.0 % for other items (+5.0 %; 40 AI-involved and 80 other items).",
+        ),
     ]);
 }
 
 #[test]
 fn a_move_that_could_be_chance_carries_a_caution_naming_the_test() {
     check(&[
-        row(LEAD_TIME_MEDIAN, BeforeAfter, (52.0, 12), (31.5, 11), Some((MannWhitneyU, 0.231)), Improved,
-            "Lead time (median) improved after the rollout: 52.0 h before, 31.5 h after (-39.4 %; 12 values before, 11 after). The difference could be chance: the Mann-Whitney U test gives p = 0.231, not below 0.05."),
-        row(CHANGE_FAILURE_RATE, BeforeAfter, (0.1, 10), (0.3, 10), Some((FisherExact, 0.5820)), Worsened,
-            "Change failure rate worsened after the rollout: 10.0 % before, 30.0 % after (+200.0 %; 10 deployments before, 10 after). The difference could be chance: Fisher's exact test gives p = 0.582, not below 0.05."),
+        row(
+            LEAD_TIME_MEDIAN,
+            BeforeAfter,
+            (52.0, 12),
+            (31.5, 11),
+            Some((MannWhitneyU, 0.231)),
+            Improved,
+            "Lead time (median) improved after the rollout: 52.0 h before, 31.5 h after (-39.4 %; 12 values before, 11 after). The difference could be chance: the Mann-Whitney U test gives p = 0.231, not below 0.05.",
+        ),
+        row(
+            CHANGE_FAILURE_RATE,
+            BeforeAfter,
+            (0.1, 10),
+            (0.3, 10),
+            Some((FisherExact, 0.5820)),
+            Worsened,
+            "Change failure rate worsened after the rollout: 10.0 % before, 30.0 % after (+200.0 %; 10 deployments before, 10 after). The difference could be chance: Fisher's exact test gives p = 0.582, not below 0.05.",
+        ),
         // p = 0.05 exactly is not below 0.05.
-        row(REOPEN_RATE, BeforeAfter, (0.2, 100), (0.1, 100), Some((TwoProportionZ, 0.05)), Improved,
-            "Re-open rate improved after the rollout: 20.0 % before, 10.0 % after (-50.0 %; 100 completed items before, 100 after). The difference could be chance: the two-proportion z-test gives p = 0.050, not below 0.05."),
+        row(
+            REOPEN_RATE,
+            BeforeAfter,
+            (0.2, 100),
+            (0.1, 100),
+            Some((TwoProportionZ, 0.05)),
+            Improved,
+            "Re-open rate improved after the rollout: 20.0 % before, 10.0 % after (-50.0 %; 100 completed items before, 100 after). The difference could be chance: the two-proportion z-test gives p = 0.050, not below 0.05.",
+        ),
         // Just below: no caution.
-        row(REOPEN_RATE, BeforeAfter, (0.2, 100), (0.1, 100), Some((TwoProportionZ, 0.0499)), Improved,
-            "Re-open rate improved after the rollout: 20.0 % before, 10.0 % after (-50.0 %; 100 completed items before, 100 after)."),
+        row(
+            REOPEN_RATE,
+            BeforeAfter,
+            (0.2, 100),
+            (0.1, 100),
+            Some((TwoProportionZ, 0.0499)),
+            Improved,
+            "Re-open rate improved after the rollout: 20.0 % before, 10.0 % after (-50.0 %; 100 completed items before, 100 after).",
+        ),
     ]);
 }
 
@@ -190,19 +392,49 @@ fn overall_line_for_each_trend() {
     let o = |verdict: Verdict, p: f64| Outcome { verdict, p_value: (verdict != NotEnoughData).then_some(p) };
     let nothing = o(NotEnoughData, 0.0);
     let cases = [
-        ([o(Improved, 0.01), o(HeldSteady, 0.4)], [o(Worsened, 0.01), nothing], Trend::Better, Trend::Worse,
-            "Overall: speed (deployments per week, lead time) got better; stability (change failure rate, time to restore) got worse."),
-        ([o(Improved, 0.01), o(Worsened, 0.01)], [o(HeldSteady, 0.5), o(HeldSteady, 0.9)], Trend::Mixed, Trend::Unchanged,
-            "Overall: speed (deployments per week, lead time) is mixed, one measure improved and one worsened; stability (change failure rate, time to restore) held steady."),
-        ([nothing, o(HeldSteady, 0.3)], [nothing, nothing], Trend::Unchanged, Trend::NotEnoughData,
-            "Overall: speed (deployments per week, lead time) held steady; stability (change failure rate, time to restore) has not enough data."),
-        ([o(Worsened, 0.001), nothing], [o(Improved, 0.002), o(Improved, 0.003)], Trend::Worse, Trend::Better,
-            "Overall: speed (deployments per week, lead time) got worse; stability (change failure rate, time to restore) got better."),
-        ([nothing, nothing], [nothing, nothing], Trend::NotEnoughData, Trend::NotEnoughData,
-            "Overall: not enough data to judge speed or stability."),
+        (
+            [o(Improved, 0.01), o(HeldSteady, 0.4)],
+            [o(Worsened, 0.01), nothing],
+            Trend::Better,
+            Trend::Worse,
+            "Overall: speed (deployments per week, lead time) got better; stability (change failure rate, time to restore) got worse.",
+        ),
+        (
+            [o(Improved, 0.01), o(Worsened, 0.01)],
+            [o(HeldSteady, 0.5), o(HeldSteady, 0.9)],
+            Trend::Mixed,
+            Trend::Unchanged,
+            "Overall: speed (deployments per week, lead time) is mixed, one measure improved and one worsened; stability (change failure rate, time to restore) held steady.",
+        ),
+        (
+            [nothing, o(HeldSteady, 0.3)],
+            [nothing, nothing],
+            Trend::Unchanged,
+            Trend::NotEnoughData,
+            "Overall: speed (deployments per week, lead time) held steady; stability (change failure rate, time to restore) has not enough data.",
+        ),
+        (
+            [o(Worsened, 0.001), nothing],
+            [o(Improved, 0.002), o(Improved, 0.003)],
+            Trend::Worse,
+            Trend::Better,
+            "Overall: speed (deployments per week, lead time) got worse; stability (change failure rate, time to restore) got better.",
+        ),
+        (
+            [nothing, nothing],
+            [nothing, nothing],
+            Trend::NotEnoughData,
+            Trend::NotEnoughData,
+            "Overall: not enough data to judge speed or stability.",
+        ),
         // A move that could be chance is flagged.
-        ([o(Improved, 0.2), o(HeldSteady, 0.01)], [o(HeldSteady, 0.6), nothing], Trend::Better, Trend::Unchanged,
-            "Overall: speed (deployments per week, lead time) got better; stability (change failure rate, time to restore) held steady. Some of these moves could be chance."),
+        (
+            [o(Improved, 0.2), o(HeldSteady, 0.01)],
+            [o(HeldSteady, 0.6), nothing],
+            Trend::Better,
+            Trend::Unchanged,
+            "Overall: speed (deployments per week, lead time) got better; stability (change failure rate, time to restore) held steady. Some of these moves could be chance.",
+        ),
     ];
     for (speed, stability, want_speed, want_stability, sentence) in cases {
         let got = overall(speed, stability);
@@ -254,7 +486,9 @@ fn rollout_week_ending_after_the_period_is_not_enough_data() {
     let p = period("2026-W06", "2026-W17");
     let r = ai_impact(&[], &p, date("2026-04-22"));
     assert_eq!((r.before, r.after), (None, None));
-    assert!(r.before_after.iter().chain(&r.ai_vs_other).all(|c| c.verdict == NotEnoughData && c.test == StatTest::None));
+    assert!(
+        r.before_after.iter().chain(&r.ai_vs_other).all(|c| c.verdict == NotEnoughData && c.test == StatTest::None)
+    );
     assert_eq!(
         r.before_after[0].sentence,
         "Not enough data to compare deployments per week: no week of the period starts after the rollout on 2026-04-22."
@@ -340,20 +574,16 @@ fn shifted() -> AiImpact {
     };
     let noise = W { deployments: 50, failed: 50, lead: &[900.0; 20], ..W::default() };
     let b_week = W { deployments: 1, lead: &[30.0, 70.0], ..W::default() };
-    let a = project(
-        (1..=16)
-            .map(|n| week(&format!("2026-W{n:02}")))
-            .map(|w| {
-                let agg = if w < week("2026-W09") {
-                    before_a.aggregate()
-                } else if w == week("2026-W09") {
-                    noise.aggregate()
-                } else {
-                    after_a.aggregate()
-                };
-                (w, agg)
-            }),
-    );
+    let a = project((1..=16).map(|n| week(&format!("2026-W{n:02}"))).map(|w| {
+        let agg = if w < week("2026-W09") {
+            before_a.aggregate()
+        } else if w == week("2026-W09") {
+            noise.aggregate()
+        } else {
+            after_a.aggregate()
+        };
+        (w, agg)
+    }));
     let b = project((1..=16).map(|n| (week(&format!("2026-W{n:02}")), b_week.aggregate())));
     ai_impact(&[&a, &b], &p, date("2026-03-01"))
 }
@@ -467,11 +697,17 @@ fn same_inputs_give_byte_identical_words() {
 
 #[test]
 fn metric_labels_are_the_api_identifiers() {
-    let ids: Vec<&str> =
-        [DEPLOYMENTS_PER_WEEK, LEAD_TIME_MEDIAN, CHANGE_FAILURE_RATE, TIME_TO_RESTORE_MEDIAN, REOPEN_RATE, COMPLETED_PER_WEEK]
-            .iter()
-            .map(|m| m.id)
-            .collect();
+    let ids: Vec<&str> = [
+        DEPLOYMENTS_PER_WEEK,
+        LEAD_TIME_MEDIAN,
+        CHANGE_FAILURE_RATE,
+        TIME_TO_RESTORE_MEDIAN,
+        REOPEN_RATE,
+        COMPLETED_PER_WEEK,
+    ]
+    .iter()
+    .map(|m| m.id)
+    .collect();
     assert_eq!(
         ids,
         [
@@ -485,4 +721,3 @@ fn metric_labels_are_the_api_identifiers() {
     );
     assert_eq!(verdict::test_name(StatTest::FisherExact), "Fisher's exact test");
 }
-

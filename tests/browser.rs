@@ -24,8 +24,11 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use common::Server as DemoServer;
-use jira_dora::proto::{DurationSummary, GetMetricsRequest, Granularity, Level, ListTeamsRequest, Marker, MonthFigures, PeriodFigures, WeekFigures};
-use serde_json::{json, Value};
+use jira_dora::proto::{
+    DurationSummary, GetMetricsRequest, Granularity, Level, ListTeamsRequest, Marker, MonthFigures, PeriodFigures,
+    WeekFigures,
+};
+use serde_json::{Value, json};
 use webdriver::{Driver, Session};
 
 const PROJECT: &str = "PAY";
@@ -215,7 +218,9 @@ async fn rolling_medians_are_the_apis(session: &Session, series: &[Point<'_>]) {
         let expected: Vec<Value> =
             series.iter().map(|p| json!([p.name, read(p).map(|v| v.to_string()).unwrap_or_default()])).collect();
         assert_eq!(shown, Value::from(expected), "{chart}");
-        let lines = session.script(&format!("return document.querySelectorAll(\"[data-chart='{chart}'] svg .rolling-mark\").length")).await;
+        let lines = session
+            .script(&format!("return document.querySelectorAll(\"[data-chart='{chart}'] svg .rolling-mark\").length"))
+            .await;
         assert!(lines.as_u64().unwrap() >= 1, "{chart}: no rolling median drawn");
     }
 }
@@ -246,11 +251,15 @@ async fn the_dashboard_shows_what_the_grpc_api_returns() {
     session.goto(&server.url("/")).await;
     session.script("console.error('probe')").await;
     let probe = session.console().await;
-    assert!(probe.iter().any(|(level, m)| level == "SEVERE" && m.contains("probe")), "console log not captured: {probe:?}");
+    assert!(
+        probe.iter().any(|(level, m)| level == "SEVERE" && m.contains("probe")),
+        "console log not captured: {probe:?}"
+    );
 
     // The page loads the browsable projects and shows the first one.
     session.wait_for("return document.body.dataset.state", json!("ready")).await;
-    let options = session.script("return Array.from(document.querySelectorAll('#project-list input')).map(o => o.value)").await;
+    let options =
+        session.script("return Array.from(document.querySelectorAll('#project-list input')).map(o => o.value)").await;
     assert_eq!(options, json!(["OPS", "PAY", "SHOP"]));
     session.wait_for("return document.body.dataset.loaded", json!("OPS|weeks=13")).await;
 
@@ -260,7 +269,12 @@ async fn the_dashboard_shows_what_the_grpc_api_returns() {
     session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT}|weeks={WEEKS}"))).await;
 
     let mut grpc = server.client().await;
-    let request = GetMetricsRequest { project_keys: vec![PROJECT.into()], weeks: WEEKS, include_series: true, ..Default::default() };
+    let request = GetMetricsRequest {
+        project_keys: vec![PROJECT.into()],
+        weeks: WEEKS,
+        include_series: true,
+        ..Default::default()
+    };
     let answer = grpc.get_metrics(request).await.unwrap().into_inner();
     let combined = answer.combined.unwrap();
 
@@ -297,7 +311,9 @@ async fn the_dashboard_shows_what_the_grpc_api_returns() {
     let ai = answer.ai_impact.unwrap();
     let overall = session.text(&session.find("#ai-overall-sentence").await).await;
     assert_eq!(overall, ai.overall.unwrap().sentence);
-    let sentences = session.script("return Array.from(document.querySelectorAll('#ai-comparisons .sentence')).map(p => p.textContent)").await;
+    let sentences = session
+        .script("return Array.from(document.querySelectorAll('#ai-comparisons .sentence')).map(p => p.textContent)")
+        .await;
     let expected: Vec<Value> = ai.comparisons.iter().map(|c| Value::from(c.sentence.clone())).collect();
     assert_eq!(sentences, Value::from(expected));
     session.full_page_screenshot(1280, &screenshot("ai-impact.png")).await;
@@ -374,7 +390,11 @@ async fn the_dashboard_explains_denied_and_unreachable_answers() {
 
     // (fault, state shown, words that say what to do)
     let cases = [
-        ("permission-denied", "permission-denied", "Pick another project, or ask a Jira administrator for the Browse Projects permission"),
+        (
+            "permission-denied",
+            "permission-denied",
+            "Pick another project, or ask a Jira administrator for the Browse Projects permission",
+        ),
         ("jira-unreachable", "unavailable", "try again in a few minutes"),
         ("unauthenticated", "unauthenticated", "Paste the key you were given"),
     ];
@@ -383,8 +403,13 @@ async fn the_dashboard_explains_denied_and_unreachable_answers() {
         session.wait_for("return document.body.dataset.state", json!(state)).await;
         let text = session.text(&session.find("#notice").await).await;
         assert!(text.contains(words), "{fault}: {text}");
-        assert_eq!(session.script("return document.getElementById('content').hidden").await, json!(true), "{fault}: no stale figures");
-        let asks_key = session.script("return getComputedStyle(document.getElementById('notice-key')).display !== 'none'").await;
+        assert_eq!(
+            session.script("return document.getElementById('content').hidden").await,
+            json!(true),
+            "{fault}: no stale figures"
+        );
+        let asks_key =
+            session.script("return getComputedStyle(document.getElementById('notice-key')).display !== 'none'").await;
         assert_eq!(asks_key, json!(fault == "unauthenticated"), "{fault}: the API key field");
         session.full_page_screenshot(390, &screenshot(&format!("{fault}-phone.png"))).await;
     }
@@ -468,7 +493,8 @@ async fn charts_show_the_points(session: &Session, series: &[Point<'_>]) {
 /// The cards show the API's combined figures and levels.
 async fn cards_are_the_apis(session: &Session, combined: &PeriodFigures) {
     for (key, expected, level) in cards(combined) {
-        let raw = session.attribute(&session.find(&format!("[data-key='{key}'] .value")).await, "data-raw").await.unwrap();
+        let raw =
+            session.attribute(&session.find(&format!("[data-key='{key}'] .value")).await, "data-raw").await.unwrap();
         assert_eq!(raw.parse::<f64>().ok(), expected, "{key}");
         let badge = session.text(&session.find(&format!("[data-key='{key}'] .level")).await).await;
         assert_eq!(badge, format!("DORA level: {}", level_name(level)), "{key}");
@@ -489,18 +515,41 @@ fn csv_matches(csv: &str, keys: &str, team: &str, unit: &str, series: &[Point<'_
     assert_eq!(
         header,
         [
-            "projects", "team", unit, "weeks", "deployments", "deployment_days", "deployments_per_week", "lead_time_median_hours",
-            "lead_time_count", "lead_time_rolling_median_hours", "lead_time_rolling_count", "change_failure_failed",
-            "change_failure_deployments", "change_failure_rate", "time_to_restore_median_hours", "time_to_restore_count",
-            "time_to_restore_rolling_median_hours", "time_to_restore_rolling_count", "incidents", "open_incidents", "completed",
-            "reopened", "reopen_rate", "rework_deployments", "rework_rate", "ai_involved", "ai_share",
+            "projects",
+            "team",
+            unit,
+            "weeks",
+            "deployments",
+            "deployment_days",
+            "deployments_per_week",
+            "lead_time_median_hours",
+            "lead_time_count",
+            "lead_time_rolling_median_hours",
+            "lead_time_rolling_count",
+            "change_failure_failed",
+            "change_failure_deployments",
+            "change_failure_rate",
+            "time_to_restore_median_hours",
+            "time_to_restore_count",
+            "time_to_restore_rolling_median_hours",
+            "time_to_restore_rolling_count",
+            "incidents",
+            "open_incidents",
+            "completed",
+            "reopened",
+            "reopen_rate",
+            "rework_deployments",
+            "rework_rate",
+            "ai_involved",
+            "ai_share",
         ]
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), series.len());
     for (row, point) in rows.iter().zip(series) {
         let f = point.figures;
-        let (lt, cf, ttr, rw) = (f.lead_time.unwrap(), f.change_failure.unwrap(), f.time_to_restore.unwrap(), f.rework.unwrap());
+        let (lt, cf, ttr, rw) =
+            (f.lead_time.unwrap(), f.change_failure.unwrap(), f.time_to_restore.unwrap(), f.rework.unwrap());
         let (rlt, rttr) = (point.rolling_lead_time, point.rolling_time_to_restore);
         assert_eq!((row[0], row[1], row[2], row[3]), (keys, team, point.name, point.weeks.to_string().as_str()));
         let numbers: Vec<Option<f64>> = row[4..].iter().map(|f| csv_number(f)).collect();
@@ -538,7 +587,8 @@ fn csv_matches(csv: &str, keys: &str, team: &str, unit: &str, series: &[Point<'_
 /// line's.
 async fn png_shows_the_chart(session: &Session, png: &[u8]) {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
-    let (width, height) = (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
+    let (width, height) =
+        (u32::from_be_bytes(png[16..20].try_into().unwrap()), u32::from_be_bytes(png[20..24].try_into().unwrap()));
     assert_eq!((width, height), (720, 380));
     let data = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png));
     let seen = session
@@ -575,8 +625,11 @@ async fn png_shows_the_chart(session: &Session, png: &[u8]) {
 async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_exports_what_it_shows() {
     let today = chrono::Utc::now().date_naive();
     let marker_day = (today - chrono::Duration::weeks(5)).to_string();
-    let toml = format!("[harvest]\ninterval_minutes = 0\n[definitions]\nwatch_interval_ms = 0\n[[markers]]\ndate = \"{marker_day}\"\nlabel = \"New on-call rota\"\n");
-    let server = DemoServer::start(jira_dora::config::load(Some(&toml), &std::collections::HashMap::new()).unwrap()).await;
+    let toml = format!(
+        "[harvest]\ninterval_minutes = 0\n[definitions]\nwatch_interval_ms = 0\n[[markers]]\ndate = \"{marker_day}\"\nlabel = \"New on-call rota\"\n"
+    );
+    let server =
+        DemoServer::start(jira_dora::config::load(Some(&toml), &std::collections::HashMap::new()).unwrap()).await;
     let mut grpc = server.client().await;
     common::harvested(&mut grpc).await;
     csp_is_unchanged(&server).await;
@@ -591,7 +644,8 @@ async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_ex
     assert_eq!(session.text(&session.find("#project-summary").await).await, "PAY, SHOP");
     let answer = grpc.get_metrics(metrics_request(&["PAY", "SHOP"], 13, None)).await.unwrap().into_inner();
     for (key, expected, level) in cards(&answer.combined.unwrap()) {
-        let raw = session.attribute(&session.find(&format!("[data-key='{key}'] .value")).await, "data-raw").await.unwrap();
+        let raw =
+            session.attribute(&session.find(&format!("[data-key='{key}'] .value")).await, "data-raw").await.unwrap();
         assert_eq!(raw.parse::<f64>().ok(), expected, "{key}");
         let badge = session.text(&session.find(&format!("[data-key='{key}'] .level")).await).await;
         assert_eq!(badge, format!("DORA level: {}", level_name(level)), "{key}");
@@ -604,7 +658,11 @@ async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_ex
     let (from, to) = (this_week.plus(-8).to_string(), this_week.plus(-3).to_string());
     pick_period(&session, "custom-weeks").await;
     assert_eq!(session.script("return document.getElementById('range').hidden").await, json!(false));
-    session.script(&format!("document.getElementById('from').value = '{from}'; document.getElementById('to').value = '{to}';")).await;
+    session
+        .script(&format!(
+            "document.getElementById('from').value = '{from}'; document.getElementById('to').value = '{to}';"
+        ))
+        .await;
     session.click(&session.find("#apply-range").await).await;
     session.wait_for("return document.body.dataset.loaded", json!(format!("PAY,SHOP|from={from}&to={to}"))).await;
     let answer = grpc.get_metrics(metrics_request(&["PAY", "SHOP"], 0, Some((&from, &to)))).await.unwrap().into_inner();
@@ -612,12 +670,16 @@ async fn the_dashboard_combines_projects_over_a_custom_range_with_markers_and_ex
     assert!(period.starts_with(&format!("From {from} to {to} (6 weeks")), "{period}");
     let combined = answer.combined.unwrap();
     for (key, expected, _) in cards(&combined) {
-        let raw = session.attribute(&session.find(&format!("[data-key='{key}'] .value")).await, "data-raw").await.unwrap();
+        let raw =
+            session.attribute(&session.find(&format!("[data-key='{key}'] .value")).await, "data-raw").await.unwrap();
         assert_eq!(raw.parse::<f64>().ok(), expected, "{key}");
     }
     rolling_medians_are_the_apis(&session, &weekly(&answer.series)).await;
     // The configured marker is on every chart.
-    assert_eq!(answer.markers.iter().map(|m| (m.date.as_str(), m.label.as_str())).collect::<Vec<_>>(), [(marker_day.as_str(), "New on-call rota")]);
+    assert_eq!(
+        answer.markers.iter().map(|m| (m.date.as_str(), m.label.as_str())).collect::<Vec<_>>(),
+        [(marker_day.as_str(), "New on-call rota")]
+    );
     markers_are_on_every_chart(&session, &answer.markers).await;
     level_zones_are_labelled(&session).await;
     no_console_errors(&session, "with two projects over a custom range").await;
@@ -675,7 +737,10 @@ async fn the_dashboard_shows_months_from_presets_and_a_custom_range_by_month_or_
         let period = answer.period.clone().unwrap();
         let text = session.text(&session.find("#period").await).await;
         let (from, to) = (period.from_month.unwrap(), period.to_month.unwrap());
-        let words = format!("From {from} to {to} ({months} months: {} to {}, {} weeks", period.from_week, period.to_week, period.weeks);
+        let words = format!(
+            "From {from} to {to} ({months} months: {} to {}, {} weeks",
+            period.from_week, period.to_week, period.weeks
+        );
         assert!(text.starts_with(&words), "{text}");
         assert_eq!(session.script("return document.getElementById('granularity').value").await, json!("month"));
         assert_eq!(session.text(&session.find("#trends-title").await).await, "Monthly trends");
@@ -690,7 +755,8 @@ async fn the_dashboard_shows_months_from_presets_and_a_custom_range_by_month_or_
             assert_eq!(answer.markers.iter().map(|m| m.label.as_str()).collect::<Vec<_>>(), ["AI rollout"]);
             markers_are_on_every_chart(&session, &answer.markers).await;
             level_zones_are_labelled(&session).await;
-            let heading = session.script("return document.querySelector(\"[data-chart='lead_time'] thead\").textContent").await;
+            let heading =
+                session.script("return document.querySelector(\"[data-chart='lead_time'] thead\").textContent").await;
             assert_eq!(heading, json!("MonthLead time (median)4-month rolling median"));
         }
     }
@@ -708,9 +774,15 @@ async fn the_dashboard_shows_months_from_presets_and_a_custom_range_by_month_or_
         .await;
     let six = grpc.get_metrics(months_request(&[PROJECT], 6, None)).await.unwrap().into_inner().period.unwrap();
     assert_eq!(fields, json!([false, "month", "month", six.from_month, six.to_month]));
-    session.script(&format!("document.getElementById('from').value = '{from}'; document.getElementById('to').value = '{to}';")).await;
+    session
+        .script(&format!(
+            "document.getElementById('from').value = '{from}'; document.getElementById('to').value = '{to}';"
+        ))
+        .await;
     session.click(&session.find("#apply-range").await).await;
-    session.wait_for("return document.body.dataset.loaded", loaded(format!("from_month={from}&to_month={to}&by=month"))).await;
+    session
+        .wait_for("return document.body.dataset.loaded", loaded(format!("from_month={from}&to_month={to}&by=month")))
+        .await;
     let answer = grpc.get_metrics(months_request(&[PROJECT], 0, Some((&from, &to)))).await.unwrap().into_inner();
     let text = session.text(&session.find("#period").await).await;
     assert!(text.starts_with(&format!("From {from} to {to} (4 months: ")), "{text}");
@@ -727,7 +799,10 @@ async fn the_dashboard_shows_months_from_presets_and_a_custom_range_by_month_or_
     // per week.
     pick_granularity(&session, "week").await;
     session.wait_for("return document.body.dataset.loaded", loaded(format!("from_month={from}&to_month={to}"))).await;
-    let by_week = GetMetricsRequest { granularity: Granularity::Week as i32, ..months_request(&[PROJECT], 0, Some((&from, &to))) };
+    let by_week = GetMetricsRequest {
+        granularity: Granularity::Week as i32,
+        ..months_request(&[PROJECT], 0, Some((&from, &to)))
+    };
     let answer = grpc.get_metrics(by_week).await.unwrap().into_inner();
     assert_eq!(session.text(&session.find("#trends-title").await).await, "Weekly trends");
     charts_show_the_points(&session, &weekly(&answer.series)).await;
@@ -754,14 +829,18 @@ async fn the_dashboard_shows_months_from_presets_and_a_custom_range_by_month_or_
 }
 
 /// The team names ListTeams gives for `keys`.
-async fn team_names(grpc: &mut jira_dora::proto::dora_metrics_client::DoraMetricsClient<tonic::transport::Channel>, keys: &[&str]) -> Vec<String> {
+async fn team_names(
+    grpc: &mut jira_dora::proto::dora_metrics_client::DoraMetricsClient<tonic::transport::Channel>,
+    keys: &[&str],
+) -> Vec<String> {
     let request = ListTeamsRequest { project_keys: keys.iter().map(|k| k.to_string()).collect() };
     grpc.list_teams(request).await.unwrap().into_inner().teams.into_iter().map(|t| t.name).collect()
 }
 
 /// The team list shows "All teams" and then exactly `names`.
 async fn team_list_is(session: &Session, names: &[String]) {
-    let options = session.script("return Array.from(document.querySelectorAll('#team option')).map(o => o.value)").await;
+    let options =
+        session.script("return Array.from(document.querySelectorAll('#team option')).map(o => o.value)").await;
     let expected: Vec<&str> = std::iter::once("").chain(names.iter().map(String::as_str)).collect();
     assert_eq!(options, json!(expected));
 }
@@ -790,7 +869,12 @@ async fn the_dashboard_shows_a_team_of_the_projects_picked_and_says_team_figures
     let answer = grpc.get_metrics(request).await.unwrap().into_inner();
     let project = grpc.get_metrics(metrics_request(&[PROJECT], 13, None)).await.unwrap().into_inner();
     let (figures, whole) = (answer.combined.unwrap(), project.combined.unwrap());
-    assert!(figures.completed < whole.completed, "the team is part of the project: {} of {}", figures.completed, whole.completed);
+    assert!(
+        figures.completed < whole.completed,
+        "the team is part of the project: {} of {}",
+        figures.completed,
+        whole.completed
+    );
     cards_are_the_apis(&session, &figures).await;
     for (key, _, _) in cards(&figures) {
         let scope = session.text(&session.find(&format!("[data-key='{key}'] .scope")).await).await;
@@ -825,7 +909,9 @@ async fn the_dashboard_shows_a_team_of_the_projects_picked_and_says_team_figures
     pick_projects(&session, &["SHOP"], &[]).await;
     let both = team_names(&mut grpc, &[PROJECT, "SHOP"]).await;
     assert!(both.contains(&team), "{both:?}");
-    session.wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT},SHOP|weeks=13&team={team}"))).await;
+    session
+        .wait_for("return document.body.dataset.loaded", json!(format!("{PROJECT},SHOP|weeks=13&team={team}")))
+        .await;
     team_list_is(&session, &both).await;
     let request = GetMetricsRequest { team: Some(team.clone()), ..metrics_request(&[PROJECT, "SHOP"], 13, None) };
     cards_are_the_apis(&session, &grpc.get_metrics(request).await.unwrap().into_inner().combined.unwrap()).await;
@@ -843,9 +929,15 @@ async fn the_dashboard_shows_a_team_of_the_projects_picked_and_says_team_figures
     // The wallboard of a team.
     session.goto(&server.url(&format!("/?wallboard=1&project={PROJECT}&metric=lead_time&team={team}"))).await;
     session.wait_for("return document.body.dataset.state", json!("ready")).await;
-    assert_eq!(session.text(&session.find("#wallboard .wall-title").await).await, format!("Lead time for changes — {PROJECT}, team {team}"));
+    assert_eq!(
+        session.text(&session.find("#wallboard .wall-title").await).await,
+        format!("Lead time for changes — {PROJECT}, team {team}")
+    );
     let value = session.find("#wallboard .wall-value").await;
-    assert_eq!(session.attribute(&value, "data-raw").await.unwrap().parse::<f64>().ok(), figures.lead_time.unwrap().median_hours);
+    assert_eq!(
+        session.attribute(&value, "data-raw").await.unwrap().parse::<f64>().ok(),
+        figures.lead_time.unwrap().median_hours
+    );
     assert!(session.text(&session.find("#wallboard .team-note").await).await.contains("need not add up"));
     no_console_errors(&session, "with teams").await;
 
@@ -855,7 +947,8 @@ async fn the_dashboard_shows_a_team_of_the_projects_picked_and_says_team_figures
     session.wait_for("return document.body.dataset.state", json!("no-team-work")).await;
     let text = session.text(&session.find("#notice").await).await;
     assert!(text.contains(&format!("No issue of {PROJECT} belongs to team Nobody")), "{text}");
-    let unexpected: Vec<_> = session.console().await.into_iter().filter(|(level, m)| level == "SEVERE" && !m.contains("404")).collect();
+    let unexpected: Vec<_> =
+        session.console().await.into_iter().filter(|(level, m)| level == "SEVERE" && !m.contains("404")).collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
     session.close().await;
     server.stop().await;
@@ -896,11 +989,22 @@ async fn the_wallboard_shows_one_figure_with_its_level_and_trend_and_refreshes_e
     assert_eq!(level, format!("DORA level: {}", level_name(now.levels.unwrap().lead_time)));
     let trend = session.text(&session.find("#wallboard .change").await).await;
     let (m, p) = (median.unwrap(), previous.unwrap());
-    let words = if (m - p).abs() / p < 0.005 { "Same as" } else if m > p { "Up " } else { "Down " };
+    let words = if (m - p).abs() / p < 0.005 {
+        "Same as"
+    } else if m > p {
+        "Up "
+    } else {
+        "Down "
+    };
     assert!(trend.contains(words) && trend.contains("the previous 13 weeks"), "{trend} (now {m}, before {p})");
     // Its chart, with the level zones, and nothing else of the dashboard.
     assert_eq!(session.script("return document.querySelectorAll('#wallboard figure[data-chart=\"lead_time\"] g[data-level]').length > 0").await, json!(true));
-    assert_eq!(session.script("return document.getElementById('content').hidden && document.getElementById('pickers').hidden").await, json!(true));
+    assert_eq!(
+        session
+            .script("return document.getElementById('content').hidden && document.getElementById('pickers').hidden")
+            .await,
+        json!(true)
+    );
     session.full_page_screenshot(1280, &screenshot("wallboard.png")).await;
 
     // It asks to be woken in 5 minutes, and then loads again.
@@ -949,7 +1053,10 @@ async fn without_deployments_the_change_failure_card_shows_the_reopen_rate_as_a_
     let (_driver, _profile, session) = browser(1280, 900).await;
     open_project(&session, &server).await;
     let card = "[data-key='change_failure_rate']";
-    assert_eq!(session.text(&session.find(&format!("{card} .no-deployments")).await).await, "No deployments in the period");
+    assert_eq!(
+        session.text(&session.find(&format!("{card} .no-deployments")).await).await,
+        "No deployments in the period"
+    );
     assert_eq!(session.text(&session.find(&format!("{card} .stand-in-label")).await).await, "Stand-in: re-open rate");
     let value = session.find(&format!("{card} .stand-in-value")).await;
     assert_eq!(session.attribute(&value, "data-raw").await.unwrap().parse::<f64>().ok(), Some(reopen_rate));
@@ -998,7 +1105,12 @@ async fn open_panel(session: &Session, button: &str, list: &str) {
     let b = session.find(button).await;
     session.script(&format!("document.querySelector(\"{button}\").focus()")).await;
     session.keys(&b, "\u{E007}").await;
-    session.wait_for("const d = document.getElementById('explain'); return !!d && d.open && d.dataset.state", json!("ready")).await;
+    session
+        .wait_for(
+            "const d = document.getElementById('explain'); return !!d && d.open && d.dataset.state",
+            json!("ready"),
+        )
+        .await;
     assert_eq!(session.script("return document.getElementById('explain').dataset.list").await, json!(list));
 }
 
@@ -1022,7 +1134,13 @@ async fn each_card_opens_a_panel_listing_what_explain_metrics_returns() {
 
     let mut grpc = server.client().await;
     let mut list = async |figure: Figure| -> (Vec<ExplainItem>, jira_dora::proto::DataQuality) {
-        let request = ExplainMetricsRequest { project_keys: vec!["OPS".into()], weeks: 13, figure: figure as i32, page_size: 1000, ..Default::default() };
+        let request = ExplainMetricsRequest {
+            project_keys: vec!["OPS".into()],
+            weeks: 13,
+            figure: figure as i32,
+            page_size: 1000,
+            ..Default::default()
+        };
         let r = grpc.explain_metrics(request).await.unwrap().into_inner();
         assert!(r.next_page_token.is_empty());
         (r.items, r.data_quality.unwrap())
@@ -1030,10 +1148,19 @@ async fn each_card_opens_a_panel_listing_what_explain_metrics_returns() {
 
     // The data-quality line under the cards says what ExplainMetrics says.
     let (deployments, quality) = list(Figure::Deployments).await;
-    session.wait_for("return (document.getElementById('data-quality') || {}).textContent.startsWith('Data quality:')", json!(true)).await;
+    session
+        .wait_for(
+            "return (document.getElementById('data-quality') || {}).textContent.startsWith('Data quality:')",
+            json!(true),
+        )
+        .await;
     let line = session.text(&session.find("#data-quality").await).await;
     let failures = quality.failures_by_version + quality.failures_by_time + quality.failures_unattributed;
-    assert!(line.contains(&format!("Of {failures} failure")) && line.contains(&format!("{} by time", quality.failures_by_time)), "{line}");
+    assert!(
+        line.contains(&format!("Of {failures} failure"))
+            && line.contains(&format!("{} by time", quality.failures_by_time)),
+        "{line}"
+    );
     assert!(line.contains(&format!("{} issue", quality.excluded)), "{line}");
 
     // Deployment frequency: every deployment, in the API's order.
@@ -1064,14 +1191,21 @@ async fn each_card_opens_a_panel_listing_what_explain_metrics_returns() {
                 AttributionKind::ByTransition => "rolled back",
                 _ => "fixed here",
             };
-            assert!(because.contains(&format!("{} ({how})", a.issue_key)), "{name}: `{because}` lacks {} {how}", a.issue_key);
+            assert!(
+                because.contains(&format!("{} ({how})", a.issue_key)),
+                "{name}: `{because}` lacks {} {how}",
+                a.issue_key
+            );
         }
     }
     let links = session.script("return Array.from(document.querySelectorAll('#explain tbody a')).map(a => [a.textContent, a.href, a.target, a.rel])").await;
     let links: Vec<(String, String, String, String)> = serde_json::from_value(links).unwrap();
     assert!(!links.is_empty());
     for (key, href, target, rel) in &links {
-        assert!(href.ends_with(&format!("/browse/{key}")) && target == "_blank" && rel == "noopener noreferrer", "{key} {href}");
+        assert!(
+            href.ends_with(&format!("/browse/{key}")) && target == "_blank" && rel == "noopener noreferrer",
+            "{key} {href}"
+        );
     }
     close_panel(&session, button).await;
 

@@ -4,11 +4,15 @@ mod common;
 
 use std::process::Command;
 
-use common::{demo_config, demo_config_unwatched, harvested, Server};
+use common::{Server, demo_config, demo_config_unwatched, harvested};
 
 fn run(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_jira-dora")).args(args).env_remove("DORA_API_KEY").output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +50,10 @@ async fn metrics_prints_the_four_keys_as_a_table_or_json() {
     .unwrap();
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert!(v["period"]["from_month"].is_string() && (12..=15).contains(&v["period"]["weeks"].as_u64().unwrap()), "{json}");
+    assert!(
+        v["period"]["from_month"].is_string() && (12..=15).contains(&v["period"]["weeks"].as_u64().unwrap()),
+        "{json}"
+    );
     let (ok, _, err) = tokio::task::spawn_blocking({
         let (addr, key) = (addr.clone(), key.clone());
         move || run(&["metrics", &key, "--months", "3", "--weeks", "4", "--addr", &addr])
@@ -118,8 +125,15 @@ async fn explain_lists_a_figures_items_as_a_table_or_json() {
     assert!(part > 0 && part < whole, "{part} of {whole}");
     let items = v["items"].as_array().unwrap();
     assert_eq!(v["total"].as_str().unwrap().parse::<usize>().unwrap(), items.len());
-    assert!(!items.is_empty() && items.iter().all(|i| i["issueKey"].as_str().unwrap().starts_with("PAY-") && i["hours"].is_number()), "{json}");
-    let (ok, _, err) = tokio::task::spawn_blocking(move || run(&["explain", "PAY", "--figure", "speed", "--addr", &addr])).await.unwrap();
+    assert!(
+        !items.is_empty()
+            && items.iter().all(|i| i["issueKey"].as_str().unwrap().starts_with("PAY-") && i["hours"].is_number()),
+        "{json}"
+    );
+    let (ok, _, err) =
+        tokio::task::spawn_blocking(move || run(&["explain", "PAY", "--figure", "speed", "--addr", &addr]))
+            .await
+            .unwrap();
     assert!(!ok && err.contains("lead-time"), "{err}");
     server.stop().await;
 }

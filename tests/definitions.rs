@@ -720,7 +720,10 @@ fn hostile_failure_windows_on_the_new_properties_are_stopped_at_call_time() {
             assert!(started.elapsed() < Duration::from_secs(5), "{what}");
             assert_eq!(err.hook, "failure_window_days", "{what}");
             // On a busy machine the time budget may stop a body first.
-            assert!(err.message.contains(expected) || err.message.contains("limit exceeded"), "{what}: expected {expected:?} in {err}");
+            assert!(
+                err.message.contains(expected) || err.message.contains("limit exceeded"),
+                "{what}: expected {expected:?} in {err}"
+            );
             assert!(!err.message.contains("HOSTILE"), "{what}: the error quotes the issue: {err}");
         }
         assert_eq!(classify_issue(&set, &normal).unwrap().failure_window_days, 14, "{what}");
@@ -759,7 +762,10 @@ fn hooks_read_components_priority_and_allow_listed_fields() {
     let view = IssueView { fields: &fields, ..incident.view() };
     assert_eq!(classify_issue(&set, &view).unwrap().failure_window_days, 30);
     let errors = compile_errors(indexed);
-    assert!(errors.iter().any(|e| e.hook.as_deref() == Some("failure_window_days") && e.message.contains("Team")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.hook.as_deref() == Some("failure_window_days") && e.message.contains("Team")),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -962,7 +968,10 @@ fn the_worked_examples_of_the_admin_guide_compile_and_are_cached() {
     let teams_of = |name: &str, view: IssueView<'_>| -> Vec<String> {
         compiled(name).teams(&view).unwrap().iter().map(|t| t.to_string()).collect()
     };
-    assert_eq!(teams_of("teams-components", IssueView { components: &components, ..story.view() }), ["Payments", "Search"]);
+    assert_eq!(
+        teams_of("teams-components", IssueView { components: &components, ..story.view() }),
+        ["Payments", "Search"]
+    );
     assert_eq!(teams_of("teams-labels", story.view()), ["payments"]);
     assert_eq!(teams_of("teams-field", IssueView { fields: &team, ..story.view() }), ["Checkout"]);
     assert!(teams_of("teams-field", IssueView { fields: &no_team, ..story.view() }).is_empty());
@@ -971,7 +980,13 @@ fn the_worked_examples_of_the_admin_guide_compile_and_are_cached() {
     let set = DefinitionSet::compile(shipped_with(&statuses)).unwrap();
     let mut i = issue("Story");
     i.transitions.push(change("Done", "Deployed", StatusCategory::Done, StatusCategory::Done, T0 + 11 * HOUR));
-    i.transitions.push(change("Deployed", "Rolled Back", StatusCategory::Done, StatusCategory::Indeterminate, T0 + 12 * HOUR));
+    i.transitions.push(change(
+        "Deployed",
+        "Rolled Back",
+        StatusCategory::Done,
+        StatusCategory::Indeterminate,
+        T0 + 12 * HOUR,
+    ));
     let class = classify_issue(&set, &i.view()).unwrap();
     assert_eq!((class.deployment_transitions, class.failure_transitions), (vec![2], vec![3]));
 }

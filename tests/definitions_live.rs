@@ -11,13 +11,13 @@ use std::time::Duration;
 mod common;
 
 use common::Server;
+use fake_jira::{FakeJira, SiteFlavor};
 use jira_dora::config;
 use jira_dora::definitions::DefinitionSet;
-use fake_jira::{FakeJira, SiteFlavor};
 use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
 use jira_dora::proto::*;
-use tonic::transport::Channel;
 use tonic::Code;
+use tonic::transport::Channel;
 
 const STATUS_DEPLOYS: &str = "fn is_deployment(version) { version.released && version.release_date != () }\n\
     fn is_deployment_transition(issue, t) {\n    t.to.to_lower() == \"done\"\n}\n";
@@ -93,10 +93,7 @@ impl Service {
 fn files_with(name: &str, source: &str) -> Vec<DefinitionFile> {
     DefinitionSet::shipped_files()
         .into_iter()
-        .map(|f| DefinitionFile {
-            source: if f.name == name { source.to_owned() } else { f.source },
-            name: f.name,
-        })
+        .map(|f| DefinitionFile { source: if f.name == name { source.to_owned() } else { f.source }, name: f.name })
         .collect()
 }
 
@@ -110,7 +107,10 @@ fn write(dir: &Path, name: &str, source: &str) {
 async fn validation_returns_located_errors_and_a_side_by_side_preview() {
     let mut s = Service::start(false).await;
 
-    let broken = files_with("work.rhai", "fn is_work_start(issue, t) {\n    t.to_category ==\n}\nfn is_ai_involved(issue) { false }\n");
+    let broken = files_with(
+        "work.rhai",
+        "fn is_work_start(issue, t) {\n    t.to_category ==\n}\nfn is_ai_involved(issue) { false }\n",
+    );
     let r = s.client.validate_definitions(ValidateDefinitionsRequest { files: broken }).await.unwrap().into_inner();
     assert!(!r.valid);
     assert!(r.previews.is_empty());
@@ -120,7 +120,10 @@ async fn validation_returns_located_errors_and_a_side_by_side_preview() {
 
     let arity = files_with("work.rhai", "fn is_work_start(issue) { true }\nfn is_ai_involved(issue) { false }\n");
     let r = s.client.validate_definitions(ValidateDefinitionsRequest { files: arity }).await.unwrap().into_inner();
-    assert!(r.errors.iter().any(|e| e.hook == "is_work_start" && e.line == 1 && e.message.contains("parameter")), "{r:?}");
+    assert!(
+        r.errors.iter().any(|e| e.hook == "is_work_start" && e.line == 1 && e.message.contains("parameter")),
+        "{r:?}"
+    );
 
     let bad_name = vec![DefinitionFile { name: "../evil.rhai".into(), source: "fn x() { 1 }".into() }];
     let r = s.client.validate_definitions(ValidateDefinitionsRequest { files: bad_name }).await.unwrap().into_inner();
@@ -203,7 +206,11 @@ async fn updates_and_file_edits_take_effect_at_once_without_jira() {
     assert_eq!((again.0, again.1.as_str()), (before, v3.as_str()));
 
     // A broken edit is rejected; the definitions in force stay.
-    write(s.defs.path(), "deployment.rhai", "fn is_deployment(version) {\n    version.nope\n}\nfn is_deployment_transition(issue, t) { false }\n");
+    write(
+        s.defs.path(),
+        "deployment.rhai",
+        "fn is_deployment(version) {\n    version.nope\n}\nfn is_deployment_transition(issue, t) { false }\n",
+    );
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     assert_eq!(s.version().await, v3);
 
@@ -222,8 +229,8 @@ async fn updates_and_file_edits_take_effect_at_once_without_jira() {
 async fn a_holder_of_the_previous_definitions_finishes_on_them() {
     use jira_dora::domain::aggregate::build_project;
     use jira_dora::harvest::Harvester;
-    use jira_dora::jira::{JiraClient, JiraConfig};
     use jira_dora::harvest::Origin;
+    use jira_dora::jira::{JiraClient, JiraConfig};
 
     let today = chrono::Utc::now().date_naive();
     let fake = FakeJira::try_start(fake_jira::demo::demo_site(today), SiteFlavor::Cloud).await.unwrap();

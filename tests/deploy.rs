@@ -81,7 +81,10 @@ fn check_environment(what: &str, env: &BTreeMap<String, String>, files: &BTreeMa
                 path.display().to_string()
             }
             None => {
-                assert!(!name.ends_with("_FILE") && name != "DORA_CONFIG", "{what}: {name} names {value}, which nothing provides");
+                assert!(
+                    !name.ends_with("_FILE") && name != "DORA_CONFIG",
+                    "{what}: {name} names {value}, which nothing provides"
+                );
                 value.clone()
             }
         };
@@ -98,8 +101,13 @@ fn check_environment(what: &str, env: &BTreeMap<String, String>, files: &BTreeMa
         );
     }
     assert!(config.cluster.is_some(), "{what}: replicas need the database (DORA_DATABASE_URL_FILE)");
-    let out = Command::new(env!("CARGO_BIN_EXE_jira-dora")).arg("check-config").env_clear().envs(&vars).output().unwrap();
-    assert!(out.status.success(), "{what}: the binary refuses the environment: {}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_jira-dora")).arg("check-config").env_clear().envs(&vars).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: the binary refuses the environment: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     config
 }
 
@@ -143,7 +151,12 @@ fn the_kubernetes_files_match_the_service() {
     let mut files = BTreeMap::new();
     for mount in container["volumeMounts"].as_vec().unwrap() {
         let name = text(&mount["name"]);
-        let volume = pod["spec"]["volumes"].as_vec().unwrap().iter().find(|v| text(&v["name"]) == name).expect("a volume per mount");
+        let volume = pod["spec"]["volumes"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .find(|v| text(&v["name"]) == name)
+            .expect("a volume per mount");
         let dir = text(&mount["mountPath"]);
         if !volume["configMap"].is_badvalue() {
             assert_eq!(text(&volume["configMap"]["name"]), text(&config_map["metadata"]["name"]));
@@ -163,7 +176,8 @@ fn the_kubernetes_files_match_the_service() {
     let config = check_environment("deployment", &env, &files);
     let port = i64::from(config.listen.port());
 
-    let grpc_port = container["ports"].as_vec().unwrap().iter().find(|p| text(&p["name"]) == "grpc").expect("a port named grpc");
+    let grpc_port =
+        container["ports"].as_vec().unwrap().iter().find(|p| text(&p["name"]) == "grpc").expect("a port named grpc");
     assert_eq!(int(&grpc_port["containerPort"]), port, "the container port is the one the service listens on");
     let readiness = &container["readinessProbe"]["grpc"];
     assert_eq!(int(&readiness["port"]), port);
@@ -171,7 +185,11 @@ fn the_kubernetes_files_match_the_service() {
     assert_eq!(int(&container["livenessProbe"]["grpc"]["port"]), port);
     let service_port = &service["spec"]["ports"][0];
     assert_eq!(text(&service_port["targetPort"]), "grpc");
-    assert_eq!(text(&pod["metadata"]["annotations"]["prometheus.io/port"]), port.to_string(), "Prometheus scrapes the service port");
+    assert_eq!(
+        text(&pod["metadata"]["annotations"]["prometheus.io/port"]),
+        port.to_string(),
+        "Prometheus scrapes the service port"
+    );
     let toml = files.values().find(|f| f.contains("[cluster]")).expect("the configuration file");
     assert!(config::load(Some(toml), &HashMap::<&str, &str>::new()).is_ok(), "the ConfigMap's file alone is valid too");
 }
@@ -204,7 +222,11 @@ fn the_compose_file_runs_two_replicas_on_postgres() {
         for mapping in replica["ports"].as_vec().unwrap() {
             let mapping = text(mapping);
             let parts: Vec<&str> = mapping.rsplitn(3, ':').collect();
-            assert_eq!(parts[0].parse::<u16>().unwrap(), config.listen.port(), "{name}: {mapping} maps the port it listens on");
+            assert_eq!(
+                parts[0].parse::<u16>().unwrap(),
+                config.listen.port(),
+                "{name}: {mapping} maps the port it listens on"
+            );
             assert!(host_ports.insert(parts[1].to_owned()), "{name}: host port {} used twice", parts[1]);
             assert_eq!(parts.get(2), Some(&"127.0.0.1"), "{name}: published on loopback only");
         }

@@ -82,7 +82,11 @@ fn explain(keys: &[&str], figure: Figure) -> ExplainMetricsRequest {
 }
 
 /// Every page of a list, `page_size` items at a time.
-async fn all_pages(client: &mut DoraMetricsClient<Channel>, mut request: ExplainMetricsRequest, page_size: u32) -> (Vec<ExplainItem>, ExplainMetricsResponse) {
+async fn all_pages(
+    client: &mut DoraMetricsClient<Channel>,
+    mut request: ExplainMetricsRequest,
+    page_size: u32,
+) -> (Vec<ExplainItem>, ExplainMetricsResponse) {
     request.page_size = page_size;
     let mut items = Vec::new();
     loop {
@@ -115,7 +119,9 @@ async fn every_list_agrees_with_its_figure_page_after_page() {
     assert_eq!(deployments.len() as u64, f.deployments);
     assert_eq!(deployments.iter().filter(|d| d.failed).count() as u64, cf.failed);
     assert_eq!(deployments.iter().filter(|d| d.rework).count() as u64, f.rework.unwrap().rework);
-    let by = |kind: AttributionKind| deployments.iter().filter(|d| d.attributions.iter().any(|a| a.kind == kind as i32)).count() as u64;
+    let by = |kind: AttributionKind| {
+        deployments.iter().filter(|d| d.attributions.iter().any(|a| a.kind == kind as i32)).count() as u64
+    };
     assert_eq!(by(AttributionKind::ByVersion), cf.failed_by_version);
     assert_eq!(by(AttributionKind::ByTime), cf.failed_by_time);
     assert!(deployments.iter().all(|d| !d.version_name.is_empty() && d.url.is_empty() && d.end.is_some()));
@@ -136,7 +142,9 @@ async fn every_list_agrees_with_its_figure_page_after_page() {
     let base = fake.base_url();
     for item in &lead {
         assert_eq!(item.url, format!("{base}/browse/{}", item.issue_key));
-        assert!(item.issue_key.starts_with(&format!("{}-", item.project_key)) && item.start.is_some() && item.end.is_some());
+        assert!(
+            item.issue_key.starts_with(&format!("{}-", item.project_key)) && item.start.is_some() && item.end.is_some()
+        );
     }
 
     let counts = [
@@ -160,14 +168,16 @@ async fn every_list_agrees_with_its_figure_page_after_page() {
     let json: serde_json::Value =
         reqwest::Client::new().get(url).bearer_auth(SERVICE_KEY).send().await.unwrap().json().await.unwrap();
     assert_eq!(json["total"], serde_json::json!(f.deployments.to_string()));
-    let names: Vec<&str> = json["items"].as_array().unwrap().iter().map(|i| i["versionName"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        json["items"].as_array().unwrap().iter().map(|i| i["versionName"].as_str().unwrap()).collect();
     assert_eq!(names, deployments.iter().map(|d| d.version_name.as_str()).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_lists_only_projects_it_may_browse() {
     let (_fake, _server, mut client) = start().await;
-    let viewer = [("authorization", "Bearer gateway-key-0123456789abcdef0123456789abcdef"), ("x-jira-authorization", VIEWER)];
+    let viewer =
+        [("authorization", "Bearer gateway-key-0123456789abcdef0123456789abcdef"), ("x-jira-authorization", VIEWER)];
     let ok = client.explain_metrics(with(explain(&["P0"], Figure::Completed), &viewer)).await.unwrap().into_inner();
     assert!(ok.total > 0 && ok.items.iter().all(|i| i.project_key == "P0"));
     for keys in [&["P1"][..], &["P0", "P1"], &["NOPE"]] {
@@ -186,7 +196,11 @@ async fn page_tokens_are_bound_to_their_request_and_data_and_bad_fields_are_name
     assert!(first.total > 5 && !first.next_page_token.is_empty());
 
     // Another request with this token.
-    let other = ExplainMetricsRequest { figure: Figure::LeadTime as i32, page_token: first.next_page_token.clone(), ..request.clone() };
+    let other = ExplainMetricsRequest {
+        figure: Figure::LeadTime as i32,
+        page_token: first.next_page_token.clone(),
+        ..request.clone()
+    };
     let e = client.explain_metrics(with(other, &service())).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().starts_with("page_token:"), "{e:?}");
@@ -206,9 +220,15 @@ async fn page_tokens_are_bound_to_their_request_and_data_and_bad_fields_are_name
     }
 
     // After a refresh, the token of the first page is refused.
-    let job = client.refresh(with(RefreshRequest { project_keys: vec!["P0".into()], full: false }, &service())).await.unwrap().into_inner().job_id;
+    let job = client
+        .refresh(with(RefreshRequest { project_keys: vec!["P0".into()], full: false }, &service()))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
     for _ in 0..600 {
-        let r = client.get_refresh_status(with(GetRefreshStatusRequest { job_id: job.clone() }, &service())).await.unwrap();
+        let r =
+            client.get_refresh_status(with(GetRefreshStatusRequest { job_id: job.clone() }, &service())).await.unwrap();
         if r.into_inner().job.unwrap().finished.is_some() {
             break;
         }
@@ -228,9 +248,15 @@ async fn a_teams_lists_agree_with_its_figures_and_an_unknown_team_is_not_found()
     let server = Server::start(common::demo_config()).await;
     let mut client = server.client().await;
     common::harvested(&mut client).await;
-    let teams = client.list_teams(ListTeamsRequest { project_keys: vec!["SHOP".into()] }).await.unwrap().into_inner().teams;
+    let teams =
+        client.list_teams(ListTeamsRequest { project_keys: vec!["SHOP".into()] }).await.unwrap().into_inner().teams;
     let team = teams.first().expect("the demo has teams").name.clone();
-    let metrics = GetMetricsRequest { project_keys: vec!["SHOP".into()], weeks: 26, team: Some(team.clone()), ..Default::default() };
+    let metrics = GetMetricsRequest {
+        project_keys: vec!["SHOP".into()],
+        weeks: 26,
+        team: Some(team.clone()),
+        ..Default::default()
+    };
     let f = client.get_metrics(metrics).await.unwrap().into_inner().combined.unwrap();
     let request = |figure: Figure| ExplainMetricsRequest {
         project_keys: vec!["SHOP".into()],
@@ -240,7 +266,11 @@ async fn a_teams_lists_agree_with_its_figures_and_an_unknown_team_is_not_found()
         page_size: 1000,
         ..Default::default()
     };
-    let whole = client.explain_metrics(ExplainMetricsRequest { team: None, ..request(Figure::Completed) }).await.unwrap().into_inner();
+    let whole = client
+        .explain_metrics(ExplainMetricsRequest { team: None, ..request(Figure::Completed) })
+        .await
+        .unwrap()
+        .into_inner();
     let counts = [
         (Figure::Deployments, f.deployments),
         (Figure::LeadTime, f.lead_time.unwrap().count),
@@ -252,15 +282,32 @@ async fn a_teams_lists_agree_with_its_figures_and_an_unknown_team_is_not_found()
         let r = client.explain_metrics(request(figure)).await.unwrap().into_inner();
         assert_eq!(r.total, count, "{team} {figure:?}");
     }
-    assert!(f.completed > 0 && f.completed < whole.total, "a team is a part of the project: {} of {}", f.completed, whole.total);
+    assert!(
+        f.completed > 0 && f.completed < whole.total,
+        "a team is a part of the project: {} of {}",
+        f.completed,
+        whole.total
+    );
     let failed = client.explain_metrics(request(Figure::Deployments)).await.unwrap().into_inner();
     assert_eq!(failed.items.iter().filter(|d| d.failed).count() as u64, f.change_failure.unwrap().failed);
 
-    let e = client.explain_metrics(ExplainMetricsRequest { team: Some("No Such Team".into()), ..request(Figure::Completed) }).await.unwrap_err();
+    let e = client
+        .explain_metrics(ExplainMetricsRequest { team: Some("No Such Team".into()), ..request(Figure::Completed) })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
     // A token is bound to its team too.
-    let first = client.explain_metrics(ExplainMetricsRequest { page_size: 2, ..request(Figure::Completed) }).await.unwrap().into_inner();
-    let other = ExplainMetricsRequest { page_size: 2, team: None, page_token: first.next_page_token, ..request(Figure::Completed) };
+    let first = client
+        .explain_metrics(ExplainMetricsRequest { page_size: 2, ..request(Figure::Completed) })
+        .await
+        .unwrap()
+        .into_inner();
+    let other = ExplainMetricsRequest {
+        page_size: 2,
+        team: None,
+        page_token: first.next_page_token,
+        ..request(Figure::Completed)
+    };
     assert_eq!(client.explain_metrics(other).await.unwrap_err().code(), Code::InvalidArgument);
     server.stop().await;
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate};
 use chrono_tz::Tz;
-use jira_dora::domain::aggregate::{build_project_teams, Attribution, ProjectAggregates};
+use jira_dora::domain::aggregate::{Attribution, ProjectAggregates, build_project_teams};
 use jira_dora::domain::classify::{DefaultRules, HookError, Hooks, IssueView, Teams, TransitionView, VersionView};
-use jira_dora::domain::explain::{explain_project, Explained, Figure};
+use jira_dora::domain::explain::{Explained, Figure, explain_project};
 use jira_dora::domain::facts::*;
 use jira_dora::domain::period::{Period, PeriodFigures, Totals};
 use jira_dora::domain::time::IsoWeek;
@@ -201,7 +201,13 @@ fn same_median(listed: Option<f64>, figure: Option<f64>) -> bool {
 
 /// Every figure of `projects` (or of one team of theirs) over `period`, and
 /// each list, side by side.
-fn check_lists_agree(projects: &[ProjectFacts], rules: Rules, tz: Tz, period: &Period, team: Option<&str>) -> Result<(), TestCaseError> {
+fn check_lists_agree(
+    projects: &[ProjectFacts],
+    rules: Rules,
+    tz: Tz,
+    period: &Period,
+    team: Option<&str>,
+) -> Result<(), TestCaseError> {
     let aggs: Vec<ProjectAggregates> = projects
         .iter()
         .map(|p| {
@@ -241,7 +247,12 @@ fn check_lists_agree(projects: &[ProjectFacts], rules: Rules, tz: Tz, period: &P
     let restore = list(Figure::TimeToRestore);
     prop_assert_eq!(count(&restore), f.time_to_restore.count);
     if exact {
-        prop_assert!(same_median(median_hours(&lead), f.lead_time.median_hours), "lead time {:?} {:?}", median_hours(&lead), f.lead_time.median_hours);
+        prop_assert!(
+            same_median(median_hours(&lead), f.lead_time.median_hours),
+            "lead time {:?} {:?}",
+            median_hours(&lead),
+            f.lead_time.median_hours
+        );
         prop_assert!(same_median(median_hours(&restore), f.time_to_restore.median_hours));
     }
     prop_assert_eq!(count(&list(Figure::Incidents)), f.incidents);
@@ -317,7 +328,9 @@ fn the_generated_sites_hold_every_kind_of_item() {
     ] {
         let mut listed = Explained::default();
         for seed in 0..10 {
-            listed.merge(explain_project(&site("PAY", seed, 60, 8), &rules, chrono_tz::UTC, &period, figure, None).unwrap());
+            listed.merge(
+                explain_project(&site("PAY", seed, 60, 8), &rules, chrono_tz::UTC, &period, figure, None).unwrap(),
+            );
         }
         counts.push((figure, listed.items.len()));
         if figure == Figure::Deployments {
@@ -329,7 +342,10 @@ fn the_generated_sites_hold_every_kind_of_item() {
         assert!(all.items.iter().any(|d| d.attributions.iter().any(|a| a.1 == how)), "no deployment with {how:?}");
     }
     let q = all.quality;
-    assert!(q.failures_by_version > 0 && q.failures_by_time > 0 && q.failures_unattributed > 0 && q.undated_versions > 0, "{q:?}");
+    assert!(
+        q.failures_by_version > 0 && q.failures_by_time > 0 && q.failures_unattributed > 0 && q.undated_versions > 0,
+        "{q:?}"
+    );
 }
 
 // ------------------------------------------------------ hand-computed cases
@@ -377,7 +393,8 @@ fn a_failed_deployment_names_the_failures_that_failed_it_and_how() {
     let incident = issue("PAY-12", "Incident", "2026-01-15T09:00:00Z");
     let mut fix = issue("PAY-9", "Incident", "2026-01-13T09:00:00Z");
     fix.fix_versions = ["2".into()].into();
-    let versions = vec![version("1", "2.0", "2026-01-12"), version("2", "2.1", "2026-01-14"), version("3", "2.2", "2026-01-16")];
+    let versions =
+        vec![version("1", "2.0", "2026-01-12"), version("2", "2.1", "2026-01-14"), version("3", "2.2", "2026-01-16")];
     let facts = ProjectFacts::new("PAY", [bug, incident, fix], versions, statuses());
     let period = Period::of_weeks(IsoWeek::parse("2026-W03").unwrap(), 1);
     let explained = explain_project(&facts, &DefaultRules, chrono_tz::UTC, &period, Figure::Deployments, None).unwrap();
@@ -385,7 +402,14 @@ fn a_failed_deployment_names_the_failures_that_failed_it_and_how() {
     let rows: Vec<Row<'_>> = explained
         .items
         .iter()
-        .map(|i| (i.version_name.as_str(), i.failed, i.rework, i.attributions.iter().map(|(k, a)| (k.as_str(), *a)).collect()))
+        .map(|i| {
+            (
+                i.version_name.as_str(),
+                i.failed,
+                i.rework,
+                i.attributions.iter().map(|(k, a)| (k.as_str(), *a)).collect(),
+            )
+        })
         .collect();
     assert_eq!(
         rows,

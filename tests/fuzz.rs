@@ -14,11 +14,11 @@ use jira_dora::harvest::Harvester;
 use jira_dora::jira::convert::{self, AppRule};
 use jira_dora::jira::wire::{BulkChangelogPage, PagedValues, SearchPage, WireHistory, WireStatusEntry, WireVersion};
 use jira_dora::jira::{ExtraField, FieldKind, JiraClient, JiraConfig};
-use jira_dora::proto::dora_metrics_server::DoraMetrics;
 use jira_dora::proto::GetMetricsRequest;
+use jira_dora::proto::dora_metrics_server::DoraMetrics;
 use jira_dora::store::{ProjectData, Store};
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 use tonic::Code;
 
 fn cases(n: u32) -> ProptestConfig {
@@ -42,7 +42,13 @@ fn service() -> Service {
     store.put("OPS", ProjectData::default());
     // An address nothing listens on: a call would fail, not hang.
     let client = JiraClient::new(JiraConfig::new("http://127.0.0.1:9")).unwrap();
-    let harvester = Arc::new(Harvester::new(client, Arc::clone(&store), Arc::new(DefinitionSet::shipped()), chrono_tz::UTC, Vec::new()));
+    let harvester = Arc::new(Harvester::new(
+        client,
+        Arc::clone(&store),
+        Arc::new(DefinitionSet::shipped()),
+        chrono_tz::UTC,
+        Vec::new(),
+    ));
     let config = Arc::new(config::load(None, &std::collections::HashMap::new()).unwrap());
     Service { store, harvester, config, now: chrono::Utc::now, access: Arc::new(Access::open()), cluster: None }
 }
@@ -70,7 +76,16 @@ fn request() -> impl Strategy<Value = GetMetricsRequest> {
         prop::option::of(text()),
     )
         .prop_map(
-            |(project_keys, from_week, to_week, weeks, include_series, ai_rollout_date, (from_month, to_month, months, granularity), team)| {
+            |(
+                project_keys,
+                from_week,
+                to_week,
+                weeks,
+                include_series,
+                ai_rollout_date,
+                (from_month, to_month, months, granularity),
+                team,
+            )| {
                 GetMetricsRequest {
                     project_keys,
                     from_week,

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use jira_dora::definitions::DefinitionSet;
 use fake_jira::demo::large_site;
 use fake_jira::{FakeJira, Fault, SiteFlavor, SiteIssue, SiteUser, SiteVersion};
+use jira_dora::definitions::DefinitionSet;
 use jira_dora::harvest::{Harvester, JobState, JobView};
 use jira_dora::jira::{CloudChangelogs, Flavor, JiraClient, JiraConfig};
 use jira_dora::store::Store;
@@ -329,7 +329,8 @@ async fn incremental_equals_full(case: Case) {
     let (b, store_b) = harvester(cfg);
     assert_succeeded(&refresh(&a, true).await, &format!("{case:?}: first harvest"));
 
-    let mut editor = Editor { fake: &fake, rng: fastrand::Rng::with_seed(case.seed), clock: start, overlap: case.overlap };
+    let mut editor =
+        Editor { fake: &fake, rng: fastrand::Rng::with_seed(case.seed), clock: start, overlap: case.overlap };
     let mut log: Vec<String> = Vec::new();
     for batch in 0..5 {
         for _ in 0..editor.rng.usize(1..8) {

@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::Server;
+use fake_jira::FakeJira;
 use jira_dora::config;
 use jira_dora::definitions::DefinitionSet;
-use fake_jira::FakeJira;
 use jira_dora::proto::*;
 
 /// A label of real issues; the hooks below only know its prefix.
@@ -43,7 +43,11 @@ fn logs() -> &'static Captured {
     LOGS.get_or_init(|| {
         let captured = Captured::default();
         let writer = captured.clone();
-        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_ansi(false).with_writer(move || writer.clone()).init();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
         captured
     })
 }
@@ -117,10 +121,18 @@ async fn validation_and_update_errors_say_where_and_what_kind_never_the_value() 
     let mut client = server.client().await;
 
     for (body, kind) in LEAKS {
-        let answer = client.validate_definitions(ValidateDefinitionsRequest { files: leaking(body) }).await.unwrap().into_inner();
+        let answer = client
+            .validate_definitions(ValidateDefinitionsRequest { files: leaking(body) })
+            .await
+            .unwrap()
+            .into_inner();
         assert!(!answer.valid, "{body}: the hook fails on P0's facts");
         assert!(!format!("{answer:?}").contains(MARKER), "{body}: {answer:#?}");
-        let e = answer.errors.iter().find(|e| e.hook == "is_excluded").unwrap_or_else(|| panic!("{body}: {:#?}", answer.errors));
+        let e = answer
+            .errors
+            .iter()
+            .find(|e| e.hook == "is_excluded")
+            .unwrap_or_else(|| panic!("{body}: {:#?}", answer.errors));
         assert_eq!((e.file.as_str(), e.line), ("exclusion.rhai", 5), "{body}: {e:?}");
         assert!(e.message.to_lowercase().contains(kind), "{body}: `{}` does not say {kind}", e.message);
 
@@ -147,15 +159,27 @@ async fn a_harvest_under_leaking_definitions_reports_no_issue_data() {
     for f in leaking("throw \"bad label \" + label;") {
         std::fs::write(defs.path().join(&f.name), f.source).unwrap();
     }
-    let mut config = config_for(&fake, "[harvest]\non_start = false\ninterval_minutes = 0\n[definitions]\nwatch_interval_ms = 0\n");
+    let mut config =
+        config_for(&fake, "[harvest]\non_start = false\ninterval_minutes = 0\n[definitions]\nwatch_interval_ms = 0\n");
     config.defs_dir = defs.path().to_owned();
     let server = Server::start(config).await;
     let mut client = server.client().await;
 
-    let job_id = client.refresh(RefreshRequest { project_keys: vec!["P0".into()], full: true }).await.unwrap().into_inner().job_id;
+    let job_id = client
+        .refresh(RefreshRequest { project_keys: vec!["P0".into()], full: true })
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
     let mut job = None;
     for _ in 0..600 {
-        let j = client.get_refresh_status(GetRefreshStatusRequest { job_id: job_id.clone() }).await.unwrap().into_inner().job.unwrap();
+        let j = client
+            .get_refresh_status(GetRefreshStatusRequest { job_id: job_id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .job
+            .unwrap();
         if j.finished.is_some() {
             job = Some(j);
             break;
@@ -196,13 +220,19 @@ async fn a_teams_hook_failing_on_real_facts_says_where_and_what_kind_never_the_v
         ("return label;", "expected an array of team names"),
     ];
     for (body, kind) in LEAKS.iter().chain(invalid_names) {
-        let answer = client.validate_definitions(ValidateDefinitionsRequest { files: teams_doing(body) }).await.unwrap().into_inner();
+        let answer = client
+            .validate_definitions(ValidateDefinitionsRequest { files: teams_doing(body) })
+            .await
+            .unwrap()
+            .into_inner();
         assert!(!answer.valid, "{body}: the hook fails on P0's facts");
         assert!(!format!("{answer:?}").contains(MARKER), "{body}: {answer:#?}");
-        let e = answer.errors.iter().find(|e| e.hook == "teams").unwrap_or_else(|| panic!("{body}: {:#?}", answer.errors));
+        let e =
+            answer.errors.iter().find(|e| e.hook == "teams").unwrap_or_else(|| panic!("{body}: {:#?}", answer.errors));
         assert_eq!(e.file, "teams.rhai", "{body}: {e:?}");
         assert!(e.message.to_lowercase().contains(kind), "{body}: `{}` does not say {kind}", e.message);
-        let refused = client.update_definitions(UpdateDefinitionsRequest { files: teams_doing(body) }).await.unwrap_err();
+        let refused =
+            client.update_definitions(UpdateDefinitionsRequest { files: teams_doing(body) }).await.unwrap_err();
         assert!(!refused.message().contains(MARKER), "{body}: {}", refused.message());
     }
     server.stop().await;
@@ -225,7 +255,10 @@ async fn team_names_reach_the_answers_but_no_log_error_or_metric_label() {
 
     // The name is the label: that is what these definitions asked for.
     let teams = client.list_teams(ListTeamsRequest::default()).await.unwrap().into_inner();
-    assert_eq!(teams.teams.iter().map(|t| (t.name.as_str(), t.project_keys.clone())).collect::<Vec<_>>(), [(LABEL, vec!["P0".to_owned()])]);
+    assert_eq!(
+        teams.teams.iter().map(|t| (t.name.as_str(), t.project_keys.clone())).collect::<Vec<_>>(),
+        [(LABEL, vec!["P0".to_owned()])]
+    );
     let request = |keys: &[&str], team: &str| GetMetricsRequest {
         project_keys: keys.iter().map(|k| k.to_string()).collect(),
         team: Some(team.to_owned()),

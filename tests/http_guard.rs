@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 
 /// The demo, not harvested: nothing runs unless a request starts it.
 async fn open_server(toml: &str) -> Server {
-    let config = config::load(Some(&format!("[harvest]\non_start = false\ninterval_minutes = 0\n{toml}")), &HashMap::new()).unwrap();
+    let config =
+        config::load(Some(&format!("[harvest]\non_start = false\ninterval_minutes = 0\n{toml}")), &HashMap::new())
+            .unwrap();
     Server::start(config).await
 }
 
@@ -50,7 +52,13 @@ async fn a_state_changing_json_request_must_be_application_json() {
     assert_eq!(r.status(), 415, "no content type at all");
     assert!(!any_refresh_started(&server).await, "a refused request started a refresh");
 
-    let r = http.post(server.url("/v1/refresh")).header("content-type", "application/json; charset=utf-8").body("{}").send().await.unwrap();
+    let r = http
+        .post(server.url("/v1/refresh"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     server.stop().await;
 }
@@ -67,7 +75,13 @@ async fn a_foreign_origin_is_refused_and_the_own_or_allowed_ones_pass() {
         (own.as_str(), true),
         ("https://gateway.example.com", true),
     ] {
-        let post = http.post(server.url("/v1/refresh")).header("origin", origin).json(&serde_json::json!({})).send().await.unwrap();
+        let post = http
+            .post(server.url("/v1/refresh"))
+            .header("origin", origin)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
         let get = http.get(server.url("/v1/projects")).header("origin", origin).send().await.unwrap();
         if allowed {
             assert_eq!((post.status().as_u16(), get.status().as_u16()), (200, 200), "{origin}");
@@ -151,11 +165,16 @@ async fn grpc_get_metrics(server: &Server, headers: &[(&str, &str)]) -> (u16, Op
     use prost::Message;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
-    let message = jira_dora::proto::GetMetricsRequest { project_keys: vec!["PAY".into()], weeks: 4, ..Default::default() }.encode_to_vec();
+    let message =
+        jira_dora::proto::GetMetricsRequest { project_keys: vec!["PAY".into()], weeks: 4, ..Default::default() }
+            .encode_to_vec();
     let mut body = vec![0u8];
     body.extend_from_slice(&(message.len() as u32).to_be_bytes());
     body.extend_from_slice(&message);
-    let mut request = h2.post(server.url("/dora.v1.DoraMetrics/GetMetrics")).header("content-type", "application/grpc").header("te", "trailers");
+    let mut request = h2
+        .post(server.url("/dora.v1.DoraMetrics/GetMetrics"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -170,8 +189,16 @@ async fn get_metrics_over_plain_grpc_passes_the_same_checks() {
     let own = format!("http://{}", server.addr);
     let port = server.addr.port();
     let foreign_host = format!("attacker.example:{port}");
-    assert_eq!(grpc_get_metrics(&server, &[("origin", "https://evil.example")]).await, (200, Some("7".into())), "a foreign origin");
-    assert_eq!(grpc_get_metrics(&server, &[("host", &foreign_host)]).await, (200, Some("7".into())), "a rebinding host");
+    assert_eq!(
+        grpc_get_metrics(&server, &[("origin", "https://evil.example")]).await,
+        (200, Some("7".into())),
+        "a foreign origin"
+    );
+    assert_eq!(
+        grpc_get_metrics(&server, &[("host", &foreign_host)]).await,
+        (200, Some("7".into())),
+        "a rebinding host"
+    );
     // The own origin passes: nothing harvested yet, the handler answers
     // that it holds no such project (NOT_FOUND).
     assert_eq!(grpc_get_metrics(&server, &[("origin", &own)]).await, (200, Some("5".into())));
@@ -184,12 +211,17 @@ const ADMIN_KEY: &str = "admin-key-0123456789abcdef0123456789abcdef";
 async fn the_api_key_is_checked_before_the_body() {
     let keys: &'static str = format!("admin {}", hex::encode(Sha256::digest(ADMIN_KEY))).leak();
     let env = HashMap::from([("DORA_AUTH_ENABLED", "true"), ("DORA_API_KEYS", keys)]);
-    let config = config::load(Some("[harvest]\non_start = false\ninterval_minutes = 0\n[definitions]\nallow_updates = true\n"), &env).unwrap();
+    let config = config::load(
+        Some("[harvest]\non_start = false\ninterval_minutes = 0\n[definitions]\nallow_updates = true\n"),
+        &env,
+    )
+    .unwrap();
     let server = Server::start(config).await;
     let http = http();
     for path in ["/v1/definitions:update", "/v1/definitions:validate", "/v1/refresh", "/v1/metrics:get"] {
         for body in ["{\"files\": 7}", "not json", "{\"nope\": true}"] {
-            let r = http.post(server.url(path)).header("content-type", "application/json").body(body).send().await.unwrap();
+            let r =
+                http.post(server.url(path)).header("content-type", "application/json").body(body).send().await.unwrap();
             assert_eq!(r.status(), 401, "{path} {body}");
             let text = r.text().await.unwrap();
             assert!(!text.contains("request body"), "{path}: {text}");

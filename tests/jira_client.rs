@@ -7,23 +7,35 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use jira_dora::domain::facts::{FieldValue, IssueDraft, IssueId, StatusCategory, StatusChange};
 use fake_jira::{
     FakeJira, Fault, Site, SiteField, SiteFlavor, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteStatus, SiteUser,
     SiteVersion,
 };
+use jira_dora::domain::facts::{FieldValue, IssueDraft, IssueId, StatusCategory, StatusChange};
 use jira_dora::jira::{
     CloudChangelogs, FetchCounters, Flavor, JiraAuth, JiraClient, JiraConfig, JiraError, SecretString,
 };
 
 const MARKERS: &[&str] = &[
-    "MARKER-SUMMARY", "MARKER-DESCRIPTION", "MARKER-COMMENT", "Marker Assignee", "marker.person@example.com",
-    "MARKER-ITEM-TEXT", "marker-app-account", "MARKER-CUSTOM-TEXT", "MARKER-PERSON-FIELD",
+    "MARKER-SUMMARY",
+    "MARKER-DESCRIPTION",
+    "MARKER-COMMENT",
+    "Marker Assignee",
+    "marker.person@example.com",
+    "MARKER-ITEM-TEXT",
+    "marker-app-account",
+    "MARKER-CUSTOM-TEXT",
+    "MARKER-PERSON-FIELD",
 ];
 
 fn statuses() -> Vec<SiteStatus> {
     let s = |id: &str, name: &str, cat: &str| SiteStatus { id: id.into(), name: name.into(), category_key: cat.into() };
-    vec![s("1", "To Do", "new"), s("3", "In Progress", "indeterminate"), s("10001", "In Review", "indeterminate"), s("10002", "Done", "done")]
+    vec![
+        s("1", "To Do", "new"),
+        s("3", "In Progress", "indeterminate"),
+        s("10001", "In Review", "indeterminate"),
+        s("10002", "Done", "done"),
+    ]
 }
 
 fn person() -> SiteUser {
@@ -60,14 +72,17 @@ fn issue(project: &str, n: usize, histories: usize) -> SiteIssue {
         let next = (cur + 1) % st.len();
         let mut items = vec![SiteItem::status(&st[cur], &st[next])];
         if h == 0 {
-            items.insert(0, SiteItem {
-                field: "summary".into(),
-                field_id: Some("summary".into()),
-                from: None,
-                from_string: Some("MARKER-ITEM-TEXT old".into()),
-                to: None,
-                to_string: Some("MARKER-ITEM-TEXT new".into()),
-            });
+            items.insert(
+                0,
+                SiteItem {
+                    field: "summary".into(),
+                    field_id: Some("summary".into()),
+                    from: None,
+                    from_string: Some("MARKER-ITEM-TEXT old".into()),
+                    to: None,
+                    to_string: Some("MARKER-ITEM-TEXT new".into()),
+                },
+            );
         }
         hs.push(SiteHistory {
             id: format!("{}", 500_000 + n * 1000 + h),
@@ -129,7 +144,9 @@ fn site(issues: usize, long_every: usize) -> Site {
                 id: "10000".into(),
                 name: "Operations".into(),
                 versions,
-                issues: (0..issues).map(|n| issue("OPS", n, if long_every > 0 && n % long_every == 0 { 45 } else { 4 })).collect(),
+                issues: (0..issues)
+                    .map(|n| issue("OPS", n, if long_every > 0 && n % long_every == 0 { 45 } else { 4 }))
+                    .collect(),
             },
             SiteProject { key: "PAY".into(), id: "10001".into(), name: "Payments".into(), ..Default::default() },
         ],
@@ -219,7 +236,9 @@ async fn bulk_changelog_requests_name_at_most_1000_issues() {
         .requests()
         .iter()
         .filter(|r| r.path.ends_with("/bulkfetch"))
-        .map(|r| serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["issueIdsOrKeys"].as_array().unwrap().len())
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["issueIdsOrKeys"].as_array().unwrap().len()
+        })
         .collect();
     // 1000 issues × 4 histories in pages of 1000, then the last issue.
     assert_eq!(sizes, vec![1000, 1000, 1000, 1000, 1]);
@@ -391,7 +410,9 @@ async fn redirects_are_refused_and_never_followed() {
 
 #[tokio::test]
 async fn bad_configuration_is_rejected() {
-    for bad in ["", "ftp://jira.example.com", "https://user:pw@jira.example.com", "https://jira.example.com/?a=b", "not a url"] {
+    for bad in
+        ["", "ftp://jira.example.com", "https://user:pw@jira.example.com", "https://jira.example.com/?a=b", "not a url"]
+    {
         let err = JiraClient::new(JiraConfig::new(bad)).unwrap_err();
         assert!(matches!(err, JiraError::Config(_)), "{bad}: {err}");
         assert!(!err.to_string().contains("pw"), "{err}");
@@ -417,8 +438,22 @@ async fn credentials_never_show_in_debug_or_errors() {
 /// breaks this test at compile time.
 fn assert_no_author_fields(f: &IssueDraft) {
     let IssueDraft {
-        id: _, key: _, project: _, issue_type: _, is_subtask: _, labels: _, created: _, updated: _, resolved: _,
-        status: _, status_category: _, fix_versions: _, affected_versions: _, components: _, priority: _, fields: _,
+        id: _,
+        key: _,
+        project: _,
+        issue_type: _,
+        is_subtask: _,
+        labels: _,
+        created: _,
+        updated: _,
+        resolved: _,
+        status: _,
+        status_category: _,
+        fix_versions: _,
+        affected_versions: _,
+        components: _,
+        priority: _,
+        fields: _,
         changes,
     } = f;
     for c in changes {
@@ -467,15 +502,25 @@ async fn a_full_fetch_never_asks_for_text_or_people_and_keeps_none() {
     for r in &log {
         let seen = format!("{} {} {}", r.query_decoded, r.query, r.body).to_lowercase();
         for word in [
-            "summary", "description", "comment", "assignee", "reporter", "creator", "watchers", "*all", "*navigable",
-            "customfield_10014", "customfield_10015",
+            "summary",
+            "description",
+            "comment",
+            "assignee",
+            "reporter",
+            "creator",
+            "watchers",
+            "*all",
+            "*navigable",
+            "customfield_10014",
+            "customfield_10015",
         ] {
             assert!(!seen.contains(word), "{} {} asked for {word}: {seen}", r.method, r.path);
         }
     }
     // The allow-listed fields were asked for by id, and the field list once
     // per client.
-    let searches: Vec<_> = log.iter().filter(|r| format!("{} {}", r.query_decoded, r.body).contains("issuetype")).collect();
+    let searches: Vec<_> =
+        log.iter().filter(|r| format!("{} {}", r.query_decoded, r.body).contains("issuetype")).collect();
     assert!(!searches.is_empty());
     for r in searches {
         let seen = format!("{} {}", r.query_decoded, r.body);
@@ -599,7 +644,13 @@ async fn the_demo_site_harvests_completely_and_shows_the_ai_shift() {
         .projects
         .iter()
         .map(|p| {
-            let changes = p.issues.iter().flat_map(|i| &i.histories).flat_map(|h| &h.items).filter(|i| i.field == "status").count();
+            let changes = p
+                .issues
+                .iter()
+                .flat_map(|i| &i.histories)
+                .flat_map(|h| &h.items)
+                .filter(|i| i.field == "status")
+                .count();
             (p.key.clone(), p.issues.len(), changes)
         })
         .collect();
@@ -673,7 +724,10 @@ async fn permission_checks_ask_as_the_viewer_or_about_the_account() {
     assert_eq!(err.http_status(), Some(401));
     assert!(!err.to_string().contains("stranger"), "{err}");
     let asked = fake.requests().into_iter().find(|r| r.path == "/rest/api/3/mypermissions").unwrap();
-    assert!(asked.query_decoded.contains("projectKey=OPS") && asked.query_decoded.contains("permissions=BROWSE_PROJECTS"), "{asked:?}");
+    assert!(
+        asked.query_decoded.contains("projectKey=OPS") && asked.query_decoded.contains("permissions=BROWSE_PROJECTS"),
+        "{asked:?}"
+    );
 
     fake.grant_account("557058:viewer", &["OPS"]);
     let keys = vec!["OPS".to_string(), "NOPE".to_string()];

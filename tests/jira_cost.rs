@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use common::{harvested, Server};
+use common::{Server, harvested};
 use fake_jira::demo::large_site;
 use fake_jira::{FakeJira, LoggedRequest, SiteFlavor};
 use jira_dora::config;
@@ -68,7 +68,10 @@ async fn refresh(h: &Arc<Harvester>, full: bool) -> JobView {
 fn id_searches(requests: &[LoggedRequest]) -> Vec<&LoggedRequest> {
     requests
         .iter()
-        .filter(|r| r.path.contains("/search") && (r.query_decoded.contains("fields=id&") || r.query_decoded.contains("fields=created&")))
+        .filter(|r| {
+            r.path.contains("/search")
+                && (r.query_decoded.contains("fields=id&") || r.query_decoded.contains("fields=created&"))
+        })
         .collect()
 }
 
@@ -83,7 +86,10 @@ fn total_requests(view: &JobView) -> u64 {
 fn assert_same_figures(a: &Store, b: &Store, what: &str) {
     assert_eq!(a.keys(), b.keys(), "{what}: projects");
     for key in b.keys() {
-        assert!(a.get(&key).unwrap().aggregates == b.get(&key).unwrap().aggregates, "{what}: the figures of {key} differ");
+        assert!(
+            a.get(&key).unwrap().aggregates == b.get(&key).unwrap().aggregates,
+            "{what}: the figures of {key} differ"
+        );
     }
 }
 
@@ -125,8 +131,10 @@ async fn id_only_pages_are_as_large_as_jira_answers_and_read_from_the_answer() {
     dc.clear_requests();
     let view = refresh(&h, false).await;
     let requests = dc.requests();
-    let asked: Vec<(&str, &str)> =
-        id_searches(&requests).iter().map(|r| (query_param(r, "startAt").unwrap(), query_param(r, "maxResults").unwrap())).collect();
+    let asked: Vec<(&str, &str)> = id_searches(&requests)
+        .iter()
+        .map(|r| (query_param(r, "startAt").unwrap(), query_param(r, "maxResults").unwrap()))
+        .collect();
     assert_eq!(asked, [("0", "5000"), ("1000", "1000"), ("2000", "1000")]);
     assert_eq!(total_requests(&view), requests.len() as u64);
     dc.shutdown().await;
@@ -141,7 +149,11 @@ async fn reconciliation_runs_only_when_due_and_still_catches_deletions_and_moves
     fake.clear_requests();
     let view = refresh(&h, true).await;
     assert!(view.projects.iter().all(|p| p.reconciled == Some(true)), "a full refresh reconciles: {view:#?}");
-    assert_eq!(total_requests(&view), fake.request_count() as u64, "the first refresh's look-ups (time zone...) count too");
+    assert_eq!(
+        total_requests(&view),
+        fake.request_count() as u64,
+        "the first refresh's look-ups (time zone...) count too"
+    );
 
     // Within the hour: incremental refreshes search by watermark only.
     let held = |key: &str| h.project_facts(key).unwrap().issues.len();
@@ -164,7 +176,11 @@ async fn reconciliation_runs_only_when_due_and_still_catches_deletions_and_moves
     // request; the statuses are asked again only with a reconciliation.
     assert!(requests.iter().all(|r| r.path != "/rest/api/3/status"), "{requests:#?}");
     assert!(total_requests(&view) <= 7, "an incremental refresh of two quiet projects: {requests:#?}");
-    assert_eq!((held("P0"), held("P1")), (400, 401), "the deleted and the moved issue still count in P0 until reconciled");
+    assert_eq!(
+        (held("P0"), held("P1")),
+        (400, 401),
+        "the deleted and the moved issue still count in P0 until reconciled"
+    );
 
     // Once due, the next incremental refresh reconciles: the figures are
     // those of a full harvest again.
@@ -218,7 +234,13 @@ async fn refresh_status_and_metrics_tell_the_jira_requests_of_a_refresh() {
         .into_inner()
         .job_id;
     let job = loop {
-        let job = client.get_refresh_status(GetRefreshStatusRequest { job_id: job_id.clone() }).await.unwrap().into_inner().job.unwrap();
+        let job = client
+            .get_refresh_status(GetRefreshStatusRequest { job_id: job_id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .job
+            .unwrap();
         if job.finished.is_some() {
             break job;
         }
@@ -232,7 +254,8 @@ async fn refresh_status_and_metrics_tell_the_jira_requests_of_a_refresh() {
 
     let text = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
     let line = format!("dora_harvest_last_jira_requests{{project=\"{}\",kind=\"incremental\"}} {requests}", keys[0]);
-    let line_other_order = format!("dora_harvest_last_jira_requests{{kind=\"incremental\",project=\"{}\"}} {requests}", keys[0]);
+    let line_other_order =
+        format!("dora_harvest_last_jira_requests{{kind=\"incremental\",project=\"{}\"}} {requests}", keys[0]);
     assert!(text.lines().any(|l| l == line || l == line_other_order), "{line} missing from:\n{text}");
     assert!(text.contains("dora_harvest_jira_requests_count{"), "{text}");
     server.stop().await;
@@ -254,7 +277,12 @@ async fn a_data_center_project_past_the_result_window_harvests_completely() {
         .unwrap();
     assert_eq!(past.status(), 500);
     let body = past.text().await.unwrap();
-    assert!(body.contains("Search limit exceeded") && body.contains("requests 10,100 results") && body.contains("limit of 10,000"), "{body}");
+    assert!(
+        body.contains("Search limit exceeded")
+            && body.contains("requests 10,100 results")
+            && body.contains("limit of 10,000"),
+        "{body}"
+    );
 
     // Windowed: the client splits the search by creation time.
     let cfg = JiraConfig { page_size: 1000, ..config(&fake, Flavor::DataCenter) };
@@ -263,11 +291,14 @@ async fn a_data_center_project_past_the_result_window_harvests_completely() {
     let view = refresh(&h, true).await;
     assert!(fake.responses().iter().all(|r| r.status == 200), "no request past the window");
     let requests = fake.requests();
-    let windows = requests.iter().filter(|r| r.path.ends_with("/search") && query_param(r, "startAt") == Some("0")).count();
+    let windows =
+        requests.iter().filter(|r| r.path.ends_with("/search") && query_param(r, "startAt") == Some("0")).count();
     assert!(windows >= ISSUES / 10_000, "{windows} windows");
     for r in requests.iter().filter(|r| r.path.ends_with("/search")) {
-        let (start, max): (usize, usize) =
-            (query_param(r, "startAt").unwrap().parse().unwrap(), query_param(r, "maxResults").unwrap().parse().unwrap());
+        let (start, max): (usize, usize) = (
+            query_param(r, "startAt").unwrap().parse().unwrap(),
+            query_param(r, "maxResults").unwrap().parse().unwrap(),
+        );
         assert!(start + max <= 10_000, "{r:?}");
     }
     assert_eq!(h.project_facts("P0").unwrap().issues.len(), ISSUES);

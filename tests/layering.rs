@@ -46,7 +46,9 @@ fn references(module: &[String], code: &str) -> Vec<Vec<String>> {
         while let Some(i) = code[at..].find(start) {
             let begin = at + i;
             at = begin + start.len();
-            if begin > 0 && (bytes[begin - 1].is_ascii_alphanumeric() || bytes[begin - 1] == b'_' || bytes[begin - 1] == b':') {
+            if begin > 0
+                && (bytes[begin - 1].is_ascii_alphanumeric() || bytes[begin - 1] == b'_' || bytes[begin - 1] == b':')
+            {
                 continue;
             }
             let base: Vec<String> = match start {
@@ -55,14 +57,20 @@ fn references(module: &[String], code: &str) -> Vec<Vec<String>> {
                 _ => module.to_vec(),
             };
             let rest = &code[at..];
-            let path: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':' || *c == '{').collect();
+            let path: String =
+                rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':' || *c == '{').collect();
             let mut segments: Vec<String> = base;
             let mut group = None;
             for seg in path.split("::") {
                 if seg.starts_with('{') {
                     let end = rest.find('}').unwrap_or(rest.len());
                     let inner = &rest[rest.find('{').unwrap_or(0) + 1..end];
-                    group = Some(inner.split(',').map(|s| s.trim().split("::").next().unwrap_or("").to_owned()).collect::<Vec<_>>());
+                    group = Some(
+                        inner
+                            .split(',')
+                            .map(|s| s.trim().split("::").next().unwrap_or("").to_owned())
+                            .collect::<Vec<_>>(),
+                    );
                     break;
                 }
                 if seg.is_empty() {
@@ -100,7 +108,8 @@ fn the_modules_of_src_import_each_other_without_cycles() {
         let bare = children.filter(|child| {
             let name = format!("{}::", child.last().unwrap());
             code.match_indices(&name).any(|(i, _)| {
-                i == 0 || !code.as_bytes()[i - 1].is_ascii_alphanumeric() && !matches!(code.as_bytes()[i - 1], b'_' | b':')
+                i == 0
+                    || !code.as_bytes()[i - 1].is_ascii_alphanumeric() && !matches!(code.as_bytes()[i - 1], b'_' | b':')
             })
         });
         for path in bare.cloned().collect::<Vec<_>>().into_iter().chain(references(module, code)) {
@@ -141,5 +150,8 @@ fn the_modules_of_src_import_each_other_without_cycles() {
     }
     assert!(cycles.is_empty(), "import cycles among the modules of src/:\n{}", cycles.join("\n"));
     // The check sees the imports it must see.
-    assert!(edges[&vec!["harvest".to_owned(), "recompute".to_owned()]].contains(&vec!["harvest".to_owned(), "refresh".to_owned()]));
+    assert!(
+        edges[&vec!["harvest".to_owned(), "recompute".to_owned()]]
+            .contains(&vec!["harvest".to_owned(), "refresh".to_owned()])
+    );
 }

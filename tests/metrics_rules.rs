@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use jira_dora::domain::aggregate::{build_project, ProjectAggregates};
+use jira_dora::domain::aggregate::{ProjectAggregates, build_project};
 use jira_dora::domain::classify::{DefaultRules, HookError, Hooks, IssueView, TransitionView, VersionView};
 use jira_dora::domain::facts::*;
 use jira_dora::domain::period::*;
@@ -189,7 +189,8 @@ fn an_issue_not_in_done_now_is_not_completed() {
 fn excluded_issues_count_only_as_excluded_in_their_completion_week() {
     let epic = issue("Epic", "2026-01-05T09:00:00Z").go("10", "2026-01-06T09:00:00Z");
     let sub = issue("Sub-task", "2026-01-05T09:00:00Z").subtask().go("10", "2026-01-07T09:00:00Z");
-    let labelled = issue("Bug", "2026-01-05T09:00:00Z").label("DORA-Exclude").affects("v1").go("10", "2026-01-07T09:00:00Z");
+    let labelled =
+        issue("Bug", "2026-01-05T09:00:00Z").label("DORA-Exclude").affects("v1").go("10", "2026-01-07T09:00:00Z");
     let open_epic = issue("epic", "2026-01-05T09:00:00Z");
     let excluded_incident = issue("Incident", "2026-01-05T09:00:00Z").label("dora-exclude");
     let a = aggregates(
@@ -235,7 +236,10 @@ fn a_negative_lead_time_falls_back_to_created_and_clamps_at_zero() {
 
     // A work start after completion: the only indeterminate move happened
     // via a change recorded later than the resolution date used.
-    let j = issue("Story", "2026-01-05T00:00:00Z").go("3", "2026-01-06T00:00:00Z").now_in("10").resolved("2026-01-05T12:00:00Z");
+    let j = issue("Story", "2026-01-05T00:00:00Z")
+        .go("3", "2026-01-06T00:00:00Z")
+        .now_in("10")
+        .resolved("2026-01-05T12:00:00Z");
     let a = aggregates(vec![j], vec![], UTC);
     assert!(close(figures(&a, "2026-W02", "2026-W02").lead_time.median_hours, 12.0));
 
@@ -248,7 +252,9 @@ fn a_negative_lead_time_falls_back_to_created_and_clamps_at_zero() {
 #[test]
 fn lead_time_median_of_an_even_count_is_the_mean_of_the_middle_two() {
     let mk = |h: u32| {
-        issue("Story", "2026-01-05T00:00:00Z").go("3", "2026-01-05T00:00:00Z").go("10", &format!("2026-01-0{}T{:02}:00:00Z", 5 + h / 24, h % 24))
+        issue("Story", "2026-01-05T00:00:00Z")
+            .go("3", "2026-01-05T00:00:00Z")
+            .go("10", &format!("2026-01-0{}T{:02}:00:00Z", 5 + h / 24, h % 24))
     };
     let a = aggregates(vec![mk(2), mk(4), mk(10), mk(30)], vec![], UTC);
     let f = figures(&a, "2026-W02", "2026-W02");
@@ -266,7 +272,8 @@ fn reopened_means_a_change_out_of_done_and_counts_in_the_completion_week() {
         .go("10", "2026-01-06T00:00:00Z")
         .go("1", "2026-01-07T00:00:00Z")
         .go("10", "2026-01-13T00:00:00Z");
-    let closed_only = issue("Story", "2026-01-05T00:00:00Z").go("10", "2026-01-13T00:00:00Z").go("11", "2026-01-14T00:00:00Z");
+    let closed_only =
+        issue("Story", "2026-01-05T00:00:00Z").go("10", "2026-01-13T00:00:00Z").go("11", "2026-01-14T00:00:00Z");
     let a = aggregates(vec![reopened, closed_only], vec![], UTC);
     let f = figures(&a, "2026-W03", "2026-W03");
     assert_eq!((f.completed, f.reopened), (2, 1));
@@ -276,7 +283,9 @@ fn reopened_means_a_change_out_of_done_and_counts_in_the_completion_week() {
 
 #[test]
 fn ai_involved_means_an_app_status_change_the_ai_assisted_label_or_an_ai_task() {
-    let by_app = issue("Story", "2026-01-05T00:00:00Z").go_by("3", "2026-01-05T01:00:00Z", true).go("10", "2026-01-06T00:00:00Z");
+    let by_app = issue("Story", "2026-01-05T00:00:00Z")
+        .go_by("3", "2026-01-05T01:00:00Z", true)
+        .go("10", "2026-01-06T00:00:00Z");
     let labelled = issue("Task", "2026-01-05T00:00:00Z").label("AI-Assisted").go("10", "2026-01-06T00:00:00Z");
     let ai_task = issue("AI task", "2026-01-05T00:00:00Z").go("10", "2026-01-06T00:00:00Z");
     let human = issue("Task", "2026-01-05T00:00:00Z").go("10", "2026-01-06T00:00:00Z");
@@ -296,17 +305,15 @@ fn rates_over_nothing_are_undefined_not_zero() {
     assert_eq!(f.time_to_restore.median_hours, None);
     assert_eq!(f.deployments_per_week, 0.0);
     let l = f.levels;
-    assert_eq!(
-        [l.deployment_frequency, l.lead_time, l.change_failure_rate, l.time_to_restore],
-        [Level::Unknown; 4]
-    );
+    assert_eq!([l.deployment_frequency, l.lead_time, l.change_failure_rate, l.time_to_restore], [Level::Unknown; 4]);
 }
 
 // ------------------------------------------------------------- incidents
 
 #[test]
 fn incidents_are_not_work_items() {
-    let inc = issue("Incident", "2026-01-05T00:00:00Z").go("3", "2026-01-05T01:00:00Z").go("10", "2026-01-05T03:00:00Z");
+    let inc =
+        issue("Incident", "2026-01-05T00:00:00Z").go("3", "2026-01-05T01:00:00Z").go("10", "2026-01-05T03:00:00Z");
     let labelled = issue("Task", "2026-01-05T00:00:00Z").label("Incident").go("10", "2026-01-05T05:00:00Z");
     let a = aggregates(vec![inc, labelled], vec![], UTC);
     let f = figures(&a, "2026-W02", "2026-W02");
@@ -369,7 +376,11 @@ fn deployments_are_released_versions_with_a_date_in_the_date_s_own_week() {
 
 #[test]
 fn a_version_fails_when_a_failure_issue_affects_it_whenever_created() {
-    let versions = vec![version("v1", true, Some("2026-01-05")), version("v2", true, Some("2026-01-06")), version("v3", true, Some("2026-01-07"))];
+    let versions = vec![
+        version("v1", true, Some("2026-01-05")),
+        version("v2", true, Some("2026-01-06")),
+        version("v3", true, Some("2026-01-07")),
+    ];
     let issues = vec![
         // A bug filed a year later still fails v1.
         issue("Bug", "2027-01-05T00:00:00Z").affects("v1"),
@@ -519,10 +530,12 @@ fn the_window_is_whole_days_of_the_reporting_zone_ending_on_the_creation_day() {
     let berlin = aggregates(late(), versions(), chrono_tz::Europe::Berlin);
     assert_eq!(figures(&berlin, "2026-W02", "2026-W02").change_failure.part, 0);
     // A release on the creation day itself is in (a date has no time).
-    let a = aggregates(vec![issue("Incident", "2026-01-06T00:01:00Z")], vec![version("v1", true, Some("2026-01-06"))], UTC);
+    let a =
+        aggregates(vec![issue("Incident", "2026-01-06T00:01:00Z")], vec![version("v1", true, Some("2026-01-06"))], UTC);
     assert_eq!(figures(&a, "2026-W02", "2026-W02").change_failure.part, 1);
     // A release after the creation day is not.
-    let a = aggregates(vec![issue("Incident", "2026-01-05T23:59:00Z")], vec![version("v1", true, Some("2026-01-06"))], UTC);
+    let a =
+        aggregates(vec![issue("Incident", "2026-01-05T23:59:00Z")], vec![version("v1", true, Some("2026-01-06"))], UTC);
     assert_eq!(figures(&a, "2026-W02", "2026-W02").change_failure.part, 0);
 }
 
@@ -618,7 +631,11 @@ fn a_deployment_failed_in_several_ways_counts_once_as_failed_and_in_each_way() {
 
 #[test]
 fn excluded_failures_are_attributed_nowhere() {
-    let a = aggregates(vec![issue("Incident", "2026-01-14T10:00:00Z").label("dora-exclude")], vec![version("v1", true, Some("2026-01-12"))], UTC);
+    let a = aggregates(
+        vec![issue("Incident", "2026-01-14T10:00:00Z").label("dora-exclude")],
+        vec![version("v1", true, Some("2026-01-12"))],
+        UTC,
+    );
     assert_eq!(figures(&a, "2026-W03", "2026-W03").change_failure.part, 0);
 }
 
@@ -639,7 +656,10 @@ fn a_failure_window_out_of_range_is_a_classification_error() {
 #[test]
 fn transition_deployment_days_follow_the_reporting_zone() {
     // 23:30 UTC on Monday is Tuesday in Berlin: two deploys, one Berlin day.
-    let i = issue("Story", "2026-01-05T00:00:00Z").go("21", "2026-01-05T23:30:00Z").go("3", "2026-01-06T01:00:00Z").go("21", "2026-01-06T10:00:00Z");
+    let i = issue("Story", "2026-01-05T00:00:00Z")
+        .go("21", "2026-01-05T23:30:00Z")
+        .go("3", "2026-01-06T01:00:00Z")
+        .go("21", "2026-01-06T10:00:00Z");
     let facts = project(vec![i], vec![]);
     let utc = build_project(&facts, &STATUS_DEPLOYS, UTC).unwrap();
     let berlin = build_project(&facts, &STATUS_DEPLOYS, chrono_tz::Europe::Berlin).unwrap();
@@ -662,7 +682,15 @@ fn changelog_statuses_resolve_by_id_then_by_name() {
     // Status ids 99 (deleted) and 98 (renamed): 99's recorded name "Done"
     // finds the done category by name; an unknown name is undefined.
     let mut i = issue("Story", "2026-01-05T00:00:00Z");
-    push(&mut i.0.changes, StatusChange { at: t("2026-01-06T00:00:00Z"), from: status("1"), to: StatusRef::new("99", "done").into(), by_app: false });
+    push(
+        &mut i.0.changes,
+        StatusChange {
+            at: t("2026-01-06T00:00:00Z"),
+            from: status("1"),
+            to: StatusRef::new("99", "done").into(),
+            by_app: false,
+        },
+    );
     i.0.status = StatusRef::new("99", "Done").into();
     i.0.status_category = StatusCategory::Done;
     let a = aggregates(vec![i], vec![], UTC);
@@ -677,7 +705,10 @@ fn changelog_statuses_resolve_by_id_then_by_name() {
 fn the_default_period_is_the_last_13_complete_weeks() {
     let now: DateTime<Utc> = "2026-03-04T12:00:00Z".parse().unwrap(); // Wednesday of W10
     let p = resolve_period(None, None, 0, now, UTC).unwrap();
-    assert_eq!((p.first.to_string(), p.last().to_string(), p.weeks, p.partial), ("2025-W49".into(), "2026-W09".into(), 13, false));
+    assert_eq!(
+        (p.first.to_string(), p.last().to_string(), p.weeks, p.partial),
+        ("2025-W49".into(), "2026-W09".into(), 13, false)
+    );
     assert_eq!(p.previous().last().to_string(), "2025-W48");
     let p = resolve_period(None, None, 4, now, UTC).unwrap();
     assert_eq!(p.first.to_string(), "2026-W06");
@@ -710,12 +741,18 @@ fn the_last_complete_months_end_before_the_current_week_s_month() {
     let now: DateTime<Utc> = "2026-03-04T12:00:00Z".parse().unwrap(); // W10, whose Thursday is in March
     let p = months(None, None, 3).resolve(now, UTC).unwrap();
     // December 2025 (4 weeks), January 2026 (5: Thursdays 1 to 29), February (4).
-    assert_eq!((p.first.to_string(), p.last().to_string(), p.weeks, p.partial), ("2025-W49".into(), "2026-W09".into(), 13, false));
+    assert_eq!(
+        (p.first.to_string(), p.last().to_string(), p.weeks, p.partial),
+        ("2025-W49".into(), "2026-W09".into(), 13, false)
+    );
     let names: Vec<(String, u32)> = p.months().iter().map(|m| (m.month.to_string(), m.weeks)).collect();
     assert_eq!(names, [("2025-12".into(), 4), ("2026-01".into(), 5), ("2026-02".into(), 4)]);
     // The previous period is the three months before: September to November.
     let prev = p.previous();
-    assert_eq!((prev.first.to_string(), prev.last().to_string(), prev.weeks), ("2025-W36".into(), "2025-W48".into(), 13));
+    assert_eq!(
+        (prev.first.to_string(), prev.last().to_string(), prev.weeks),
+        ("2025-W36".into(), "2025-W48".into(), 13)
+    );
     // On Monday 2026-03-30 (W14, whose Thursday is in April) March is complete.
     let now: DateTime<Utc> = "2026-03-30T08:00:00Z".parse().unwrap();
     let p = months(None, None, 1).resolve(now, UTC).unwrap();
@@ -737,7 +774,8 @@ fn a_month_range_is_the_union_of_its_months_weeks_and_its_previous_has_as_many_m
     assert!(months(Some("2026-02"), Some("2026-03"), 0).resolve(now, UTC).unwrap().partial);
     // A period of weeks splits into the months its weeks belong to.
     let p = resolve_period(Some("2026-W04"), Some("2026-W07"), 0, now, UTC).unwrap();
-    let slices: Vec<(String, String, u32)> = p.months().iter().map(|m| (m.month.to_string(), m.first.to_string(), m.weeks)).collect();
+    let slices: Vec<(String, String, u32)> =
+        p.months().iter().map(|m| (m.month.to_string(), m.first.to_string(), m.weeks)).collect();
     assert_eq!(slices, [("2026-01".into(), "2026-W04".into(), 2), ("2026-02".into(), "2026-W06".into(), 2)]);
 }
 
@@ -758,13 +796,20 @@ fn bad_month_periods_are_refused_with_the_reason() {
     assert!(months(None, None, 120).resolve(now, UTC).is_ok());
     // Weeks and months exclude each other, whichever fields are used.
     check(PeriodRequest { weeks: 4, months: 3, ..PeriodRequest::default() }, &["weeks", "months", "not both"]);
-    check(PeriodRequest { from_week: Some("2026-W01"), to_week: Some("2026-W02"), months: 3, ..PeriodRequest::default() }, &["from_week", "months"]);
-    check(PeriodRequest { weeks: 4, from_month: Some("2026-01"), to_month: Some("2026-02"), ..PeriodRequest::default() }, &["weeks", "from_month"]);
+    check(
+        PeriodRequest { from_week: Some("2026-W01"), to_week: Some("2026-W02"), months: 3, ..PeriodRequest::default() },
+        &["from_week", "months"],
+    );
+    check(
+        PeriodRequest { weeks: 4, from_month: Some("2026-01"), to_month: Some("2026-02"), ..PeriodRequest::default() },
+        &["weeks", "from_month"],
+    );
 }
 
 #[test]
 fn deployments_per_week_divides_by_every_week_of_the_period() {
-    let a = aggregates(vec![], vec![version("v1", true, Some("2026-01-05")), version("v2", true, Some("2026-01-06"))], UTC);
+    let a =
+        aggregates(vec![], vec![version("v1", true, Some("2026-01-05")), version("v2", true, Some("2026-01-06"))], UTC);
     let f = figures(&a, "2026-W01", "2026-W04");
     assert_eq!((f.deployments, f.weeks), (2, 4));
     assert_eq!(f.deployments_per_week, 0.5);
@@ -776,7 +821,11 @@ fn deployments_per_week_divides_by_every_week_of_the_period() {
 fn projects_combine_by_summing_counts_merging_durations_and_uniting_days() {
     let mk = |h: u32| issue("Story", "2026-01-05T00:00:00Z").go("10", &format!("2026-01-05T{h:02}:00:00Z"));
     let a = aggregates(vec![mk(1)], vec![version("a1", true, Some("2026-01-05"))], UTC);
-    let b = aggregates(vec![mk(3), mk(5), mk(7)], vec![version("b1", true, Some("2026-01-05")), version("b2", true, Some("2026-01-06"))], UTC);
+    let b = aggregates(
+        vec![mk(3), mk(5), mk(7)],
+        vec![version("b1", true, Some("2026-01-05")), version("b2", true, Some("2026-01-06"))],
+        UTC,
+    );
     let w = week("2026-W02");
     let f = Totals::over(&[&a, &b], std::iter::once(w)).figures();
     assert_eq!((f.completed, f.deployments, f.deployment_days), (4, 3, 2));

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::Server;
-use jira_dora::config;
 use fake_jira::{FakeJira, Fault};
+use jira_dora::config;
 use jira_dora::proto::*;
 use sha2::{Digest, Sha256};
 use tonic::Request;
@@ -110,7 +110,9 @@ async fn logs_statuses_debug_output_and_stored_files_hold_no_secret() {
     let mut client = server.client().await;
 
     let admin = vec![("authorization", format!("Bearer {ADMIN_KEY}"))];
-    let viewer = |credential: String| vec![("authorization", format!("Bearer {GATEWAY_KEY}")), ("x-jira-authorization", credential)];
+    let viewer = |credential: String| {
+        vec![("authorization", format!("Bearer {GATEWAY_KEY}")), ("x-jira-authorization", credential)]
+    };
     for _ in 0..600 {
         let r = client.list_projects(with(ListProjectsRequest {}, &admin)).await.unwrap();
         if r.into_inner().projects.len() >= 2 {
@@ -126,10 +128,25 @@ async fn logs_statuses_debug_output_and_stored_files_hold_no_secret() {
             statuses.push(format!("{s:?}"));
         }
     };
-    record(client.get_metrics(with(metrics("P0"), &viewer(format!("Bearer {VIEWER_TOKEN}")))).await.map(|r| format!("{r:?}")));
-    record(client.get_metrics(with(metrics("P1"), &viewer(format!("Bearer {VIEWER_TOKEN}")))).await.map(|r| format!("{r:?}")));
+    record(
+        client
+            .get_metrics(with(metrics("P0"), &viewer(format!("Bearer {VIEWER_TOKEN}"))))
+            .await
+            .map(|r| format!("{r:?}")),
+    );
+    record(
+        client
+            .get_metrics(with(metrics("P1"), &viewer(format!("Bearer {VIEWER_TOKEN}"))))
+            .await
+            .map(|r| format!("{r:?}")),
+    );
     record(client.get_metrics(with(metrics("P1"), &viewer(viewer_basic.clone()))).await.map(|r| format!("{r:?}")));
-    record(client.get_metrics(with(metrics("P0"), &viewer(format!("Bearer {OTHER_VIEWER_TOKEN}")))).await.map(|r| format!("{r:?}")));
+    record(
+        client
+            .get_metrics(with(metrics("P0"), &viewer(format!("Bearer {OTHER_VIEWER_TOKEN}"))))
+            .await
+            .map(|r| format!("{r:?}")),
+    );
     // The items behind the figures: issue keys and version names in the
     // answers, nowhere else.
     let explain = |k: &str, figure: Figure| ExplainMetricsRequest {
@@ -141,19 +158,47 @@ async fn logs_statuses_debug_output_and_stored_files_hold_no_secret() {
     };
     let mut listed: Vec<String> = Vec::new();
     for (k, figure) in [("P0", Figure::Deployments), ("P0", Figure::LeadTime), ("P0", Figure::Incidents)] {
-        let r = client.explain_metrics(with(explain(k, figure), &viewer(format!("Bearer {VIEWER_TOKEN}")))).await.unwrap();
-        listed.extend(r.into_inner().items.into_iter().flat_map(|i| [i.issue_key, i.version_name]).filter(|n| !n.is_empty()));
+        let r =
+            client.explain_metrics(with(explain(k, figure), &viewer(format!("Bearer {VIEWER_TOKEN}")))).await.unwrap();
+        listed.extend(
+            r.into_inner().items.into_iter().flat_map(|i| [i.issue_key, i.version_name]).filter(|n| !n.is_empty()),
+        );
     }
     assert!(listed.iter().any(|n| n.starts_with("P0-")) && listed.iter().any(|n| !n.starts_with("P0-")), "{listed:?}");
-    record(client.explain_metrics(with(explain("P1", Figure::Deployments), &viewer(format!("Bearer {VIEWER_TOKEN}")))).await.map(|r| format!("{r:?}")));
-    record(client.list_projects(with(ListProjectsRequest {}, &[("authorization", format!("Bearer {WRONG_KEY}"))])).await.map(|r| format!("{r:?}")));
-    record(client.refresh(with(RefreshRequest::default(), &viewer(format!("Bearer {VIEWER_TOKEN}")))).await.map(|r| format!("{r:?}")));
+    record(
+        client
+            .explain_metrics(with(explain("P1", Figure::Deployments), &viewer(format!("Bearer {VIEWER_TOKEN}"))))
+            .await
+            .map(|r| format!("{r:?}")),
+    );
+    record(
+        client
+            .list_projects(with(ListProjectsRequest {}, &[("authorization", format!("Bearer {WRONG_KEY}"))]))
+            .await
+            .map(|r| format!("{r:?}")),
+    );
+    record(
+        client
+            .refresh(with(RefreshRequest::default(), &viewer(format!("Bearer {VIEWER_TOKEN}"))))
+            .await
+            .map(|r| format!("{r:?}")),
+    );
     fake.inject("/rest/api/3/mypermissions", 10, Fault::Status(503));
-    record(client.list_projects(with(ListProjectsRequest {}, &viewer(format!("Bearer {OTHER_VIEWER_TOKEN}")))).await.map(|r| format!("{r:?}")));
+    record(
+        client
+            .list_projects(with(ListProjectsRequest {}, &viewer(format!("Bearer {OTHER_VIEWER_TOKEN}"))))
+            .await
+            .map(|r| format!("{r:?}")),
+    );
     fake.clear_faults();
     // A refresh that fails half way, so errors get logged.
     fake.inject("/rest/api/3/search", 20, Fault::Status(500));
-    let job = client.refresh(with(RefreshRequest { project_keys: vec!["P0".into()], full: true }, &admin)).await.unwrap().into_inner().job_id;
+    let job = client
+        .refresh(with(RefreshRequest { project_keys: vec!["P0".into()], full: true }, &admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
     for _ in 0..600 {
         let r = client.get_refresh_status(with(GetRefreshStatusRequest { job_id: job.clone() }, &admin)).await.unwrap();
         let job = r.into_inner().job.unwrap();
@@ -184,7 +229,9 @@ async fn logs_statuses_debug_output_and_stored_files_hold_no_secret() {
     // Keys and version names that the lists named: whole words only
     // (`P0-1` is a part of `P0-12`).
     let words = |text: &str| -> std::collections::HashSet<String> {
-        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.')).map(|w| w.trim_matches('.').to_owned()).collect()
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+            .map(|w| w.trim_matches('.').to_owned())
+            .collect()
     };
     let (log_words, stored_words, status_words) = (words(&logs), words(&stored), words(&statuses.join(" ")));
     for name in &listed {
@@ -192,7 +239,10 @@ async fn logs_statuses_debug_output_and_stored_files_hold_no_secret() {
         assert!(!stored_words.contains(name), "an issue key or version name is in a stored file: {name}");
         assert!(!status_words.contains(name), "an issue key or version name is in a status: {name}");
     }
-    assert!(fake_log.contains("customfield_10010") && !fake_log.contains("customfield_10014"), "only allow-listed fields were asked for");
+    assert!(
+        fake_log.contains("customfield_10010") && !fake_log.contains("customfield_10014"),
+        "only allow-listed fields were asked for"
+    );
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "a secret is in the logs: {}…", &secret[..6]);
         assert!(!statuses.iter().any(|s| s.contains(secret.as_str())), "a secret is in a status");

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{harvested, Server};
+use common::{Server, harvested};
 use jira_dora::config;
 use jira_dora::proto::GetMetricsRequest;
 
@@ -27,22 +27,33 @@ async fn metrics_are_scraped_and_parse_with_their_labels() {
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = response.text().await.unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text format");
+    let scrape =
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text format");
     let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
         scrape
             .samples
             .iter()
             .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
             .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
                 _ => 0.0,
             })
             .sum()
     };
     assert!(value("dora_rpc_requests_total", &[("method", "GetMetrics"), ("code", "Ok")]) >= 1.0, "{text}");
     assert!(value("dora_rpc_requests_total", &[("method", "GetMetrics"), ("code", "InvalidArgument")]) >= 1.0);
-    assert!(value("dora_rpc_requests_total", &[("method", "ListProjects"), ("code", "Ok")]) >= 2.0, "gRPC and JSON both count");
-    assert!(scrape.samples.iter().any(|s| s.metric == "dora_rpc_duration_seconds_bucket" || s.metric == "dora_rpc_duration_seconds"));
+    assert!(
+        value("dora_rpc_requests_total", &[("method", "ListProjects"), ("code", "Ok")]) >= 2.0,
+        "gRPC and JSON both count"
+    );
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "dora_rpc_duration_seconds_bucket" || s.metric == "dora_rpc_duration_seconds")
+    );
     assert!(value("dora_harvests_total", &[("project", keys[0].as_str()), ("outcome", "succeeded")]) >= 1.0);
     assert!(value("dora_jira_requests_total", &[("endpoint", "/rest/api/3/search/jql"), ("status", "200")]) >= 1.0);
     assert!(value("dora_definitions_info", &[]) >= 1.0);

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use common::Server;
-use jira_dora::config;
 use fake_jira::demo::large_aggregates;
+use jira_dora::config;
 use jira_dora::proto::ListProjectsRequest;
 use jira_dora::store::snapshot::{self, ProjectRecord, Snapshot};
-use jira_dora::store::snapshot_dir::{SnapshotDir, CURRENT};
+use jira_dora::store::snapshot_dir::{CURRENT, SnapshotDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_no_longer_configured_is_gone_from_memory_and_the_next_snapshot() {
@@ -22,7 +22,13 @@ async fn a_project_no_longer_configured_is_gone_from_memory_and_the_next_snapsho
         taken_at: now,
         projects: large_aggregates(2, 10, 1)
             .into_iter()
-            .map(|(key, weeks)| ProjectRecord { key, last_harvest: Some(now), definitions_version: "old".into(), weeks, teams: Default::default() })
+            .map(|(key, weeks)| ProjectRecord {
+                key,
+                last_harvest: Some(now),
+                definitions_version: "old".into(),
+                weeks,
+                teams: Default::default(),
+            })
             .collect(),
         ..Default::default()
     };
@@ -34,8 +40,15 @@ async fn a_project_no_longer_configured_is_gone_from_memory_and_the_next_snapsho
     config.data_dir = data.path().to_owned();
     let server = Server::start_in(config).await;
     let mut client = server.client().await;
-    let listed: Vec<String> =
-        client.list_projects(ListProjectsRequest {}).await.unwrap().into_inner().projects.into_iter().map(|p| p.project_key).collect();
+    let listed: Vec<String> = client
+        .list_projects(ListProjectsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .projects
+        .into_iter()
+        .map(|p| p.project_key)
+        .collect();
     assert_eq!(listed, ["P0"]);
 
     // A graceful stop writes the next snapshot: P1 is not in it.

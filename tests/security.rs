@@ -8,8 +8,8 @@ use std::time::Duration;
 mod common;
 
 use common::Server;
-use jira_dora::config::{self, Config};
 use fake_jira::{FakeJira, Fault};
+use jira_dora::config::{self, Config};
 use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
 use jira_dora::proto::*;
 use sha2::{Digest, Sha256};
@@ -33,7 +33,8 @@ fn leak(s: String) -> &'static str {
 
 /// Authentication on, three keys, Jira at `fake`.
 fn secure_config(fake: &FakeJira, toml: &str, extra: &[(&'static str, &'static str)]) -> Config {
-    let keys = leak(format!("admin {}, viewer-gateway {}, service {}", hash(ADMIN_KEY), hash(GATEWAY_KEY), hash(SERVICE_KEY)));
+    let keys =
+        leak(format!("admin {}, viewer-gateway {}, service {}", hash(ADMIN_KEY), hash(GATEWAY_KEY), hash(SERVICE_KEY)));
     let mut env: HashMap<&str, &str> = HashMap::from([
         ("JIRA_BASE_URL", leak(fake.base_url())),
         ("DORA_AUTH_ENABLED", "true"),
@@ -69,7 +70,8 @@ async fn fake() -> FakeJira {
 /// Waits until the first harvest filled the store (seen by a service key).
 async fn harvested(client: &mut DoraMetricsClient<Channel>) {
     for _ in 0..600 {
-        let r = client.list_projects(with(ListProjectsRequest {}, &[("authorization", &key(SERVICE_KEY))])).await.unwrap();
+        let r =
+            client.list_projects(with(ListProjectsRequest {}, &[("authorization", &key(SERVICE_KEY))])).await.unwrap();
         if r.into_inner().projects.len() >= 3 {
             return;
         }
@@ -91,8 +93,14 @@ async fn no_credentials_or_wrong_ones_are_unauthenticated_and_health_stays_open(
 
     let code = |r: Result<tonic::Response<GetMetricsResponse>, tonic::Status>| r.unwrap_err().code();
     assert_eq!(code(client.get_metrics(metrics(&["P0"])).await), Code::Unauthenticated);
-    assert_eq!(code(client.get_metrics(with(metrics(&["P0"]), &[("authorization", "Bearer wrong")])).await), Code::Unauthenticated);
-    assert_eq!(code(client.get_metrics(with(metrics(&["P0"]), &[("authorization", ADMIN_KEY)])).await), Code::Unauthenticated);
+    assert_eq!(
+        code(client.get_metrics(with(metrics(&["P0"]), &[("authorization", "Bearer wrong")])).await),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        code(client.get_metrics(with(metrics(&["P0"]), &[("authorization", ADMIN_KEY)])).await),
+        Code::Unauthenticated
+    );
     let s = client.list_projects(ListProjectsRequest {}).await.unwrap_err();
     assert_eq!(s.code(), Code::Unauthenticated);
     assert!(s.message().contains("authorization: Bearer"), "{}", s.message());
@@ -110,8 +118,12 @@ async fn no_credentials_or_wrong_ones_are_unauthenticated_and_health_stays_open(
     let channel = Channel::from_shared(format!("http://{}", server.addr)).unwrap().connect().await.unwrap();
     let health = HealthClient::new(channel.clone()).check(HealthCheckRequest { service: String::new() }).await;
     assert!(health.is_ok(), "{health:?}");
-    let list = || ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let refused = ServerReflectionClient::new(channel.clone()).server_reflection_info(tokio_stream::iter(vec![list()])).await;
+    let list = || ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let refused =
+        ServerReflectionClient::new(channel.clone()).server_reflection_info(tokio_stream::iter(vec![list()])).await;
     assert_eq!(refused.unwrap_err().code(), Code::Unauthenticated);
     let allowed = ServerReflectionClient::new(channel)
         .server_reflection_info(with(tokio_stream::iter(vec![list()]), &[("authorization", &key(SERVICE_KEY))]))
@@ -153,7 +165,8 @@ async fn a_viewer_without_browse_on_one_of_two_projects_gets_permission_denied_a
 
     // A gateway must say who the viewer is; a credential Jira refuses is
     // unauthenticated.
-    let s = client.list_projects(with(ListProjectsRequest {}, &[("authorization", &key(GATEWAY_KEY))])).await.unwrap_err();
+    let s =
+        client.list_projects(with(ListProjectsRequest {}, &[("authorization", &key(GATEWAY_KEY))])).await.unwrap_err();
     assert_eq!(s.code(), Code::Unauthenticated);
     let s = client.get_metrics(with(metrics(&["P0"]), &gateway("Bearer revoked-token"))).await.unwrap_err();
     assert_eq!(s.code(), Code::Unauthenticated);
@@ -229,7 +242,10 @@ async fn refresh_and_definition_changes_are_admin_only() {
     harvested(&mut client).await;
     let refresh = || RefreshRequest { project_keys: vec!["P0".into()], full: false };
 
-    for md in [vec![("authorization", key(SERVICE_KEY))], vec![("authorization", key(GATEWAY_KEY)), ("x-jira-authorization", VIEWER.into())]] {
+    for md in [
+        vec![("authorization", key(SERVICE_KEY))],
+        vec![("authorization", key(GATEWAY_KEY)), ("x-jira-authorization", VIEWER.into())],
+    ] {
         let md: Vec<(&'static str, &str)> = md.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let s = client.refresh(with(refresh(), &md)).await.unwrap_err();
         assert_eq!(s.code(), Code::PermissionDenied, "{md:?}");
@@ -241,14 +257,21 @@ async fn refresh_and_definition_changes_are_admin_only() {
     }
     let admin = [("authorization", leak(key(ADMIN_KEY)))];
     let job_id = client.refresh(with(refresh(), &admin)).await.unwrap().into_inner().job_id;
-    let s = client.refresh(with(RefreshRequest { project_keys: vec!["P9".into()], full: false }, &admin)).await.unwrap_err();
+    let s = client
+        .refresh(with(RefreshRequest { project_keys: vec!["P9".into()], full: false }, &admin))
+        .await
+        .unwrap_err();
     assert_eq!(s.code(), Code::FailedPrecondition, "only configured projects are refreshed");
 
     // A viewer sees a job's progress only for projects it may browse.
     let gateway = [("authorization", leak(key(GATEWAY_KEY))), ("x-jira-authorization", VIEWER)];
-    let job = client.get_refresh_status(with(GetRefreshStatusRequest { job_id: job_id.clone() }, &gateway)).await.unwrap();
+    let job =
+        client.get_refresh_status(with(GetRefreshStatusRequest { job_id: job_id.clone() }, &gateway)).await.unwrap();
     assert_eq!(job.into_inner().job.unwrap().projects.len(), 1);
-    let bad = client.get_refresh_status(with(GetRefreshStatusRequest { job_id: "../etc".into() }, &gateway)).await.unwrap_err();
+    let bad = client
+        .get_refresh_status(with(GetRefreshStatusRequest { job_id: "../etc".into() }, &gateway))
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     server.stop().await;
 }
@@ -266,11 +289,15 @@ async fn account_id_mode_asks_jira_with_the_service_credential() {
     assert_eq!(ok.projects.len(), 1);
     let s = client.get_metrics(with(metrics(&["P0", "P1"]), &gateway("557058:viewer-1"))).await.unwrap_err();
     assert_eq!(s.code(), Code::PermissionDenied);
-    let listed = client.list_projects(with(ListProjectsRequest {}, &gateway("557058:viewer-1"))).await.unwrap().into_inner();
+    let listed =
+        client.list_projects(with(ListProjectsRequest {}, &gateway("557058:viewer-1"))).await.unwrap().into_inner();
     assert_eq!(listed.projects.iter().map(|p| p.project_key.as_str()).collect::<Vec<_>>(), ["P1"]);
-    let none = client.list_projects(with(ListProjectsRequest {}, &gateway("557058:stranger"))).await.unwrap().into_inner();
+    let none =
+        client.list_projects(with(ListProjectsRequest {}, &gateway("557058:stranger"))).await.unwrap().into_inner();
     assert!(none.projects.is_empty());
-    assert!(fake.requests().iter().any(|r| r.path == "/rest/api/3/permissions/check" && r.body.contains("557058:viewer-1")));
+    assert!(
+        fake.requests().iter().any(|r| r.path == "/rest/api/3/permissions/check" && r.body.contains("557058:viewer-1"))
+    );
 
     fake.inject("/rest/api/3/permissions/check", 100, Fault::Status(500));
     // (An account not asked about before: nothing cached.)

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 mod common;
 
-use common::{demo_config, harvested, Server};
+use common::{Server, demo_config, harvested};
 use jira_dora::proto::*;
-use tonic::transport::Channel;
 use tonic::Code;
+use tonic::transport::Channel;
 
 fn request(keys: &[&str]) -> GetMetricsRequest {
     GetMetricsRequest { project_keys: keys.iter().map(|k| k.to_string()).collect(), ..Default::default() }
@@ -50,7 +50,8 @@ async fn the_demo_answers_with_real_figures() {
     assert!(!ai.overall.unwrap().sentence.is_empty());
 
     // Several projects combine: counts sum.
-    let all = client.get_metrics(request(&keys.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap().into_inner();
+    let all =
+        client.get_metrics(request(&keys.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap().into_inner();
     let sum: u64 = all.projects.iter().map(|p| p.figures.as_ref().unwrap().completed).sum();
     assert_eq!(all.combined.unwrap().completed, sum);
     server.stop().await;
@@ -120,11 +121,16 @@ async fn the_demo_has_teams_by_component_with_their_own_figures() {
     assert!(teams.iter().all(|t| t.project_keys == keys && t.weeks_with_data > 40), "{teams:?}");
 
     let all: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let whole = client.get_metrics(GetMetricsRequest { weeks: 26, include_series: true, ..request(&all) }).await.unwrap().into_inner();
+    let whole = client
+        .get_metrics(GetMetricsRequest { weeks: 26, include_series: true, ..request(&all) })
+        .await
+        .unwrap()
+        .into_inner();
     let mut completed = 0;
     let mut deployments = 0;
     for team in &names {
-        let req = GetMetricsRequest { weeks: 26, include_series: true, team: Some((*team).to_owned()), ..request(&all) };
+        let req =
+            GetMetricsRequest { weeks: 26, include_series: true, team: Some((*team).to_owned()), ..request(&all) };
         let r = client.get_metrics(req).await.unwrap().into_inner();
         let figures = r.combined.unwrap();
         assert!(figures.completed > 0 && figures.deployments > 0, "{team}: {figures:?}");
@@ -152,7 +158,12 @@ async fn months_are_their_weeks_and_a_monthly_series_adds_up() {
     let mut client = server.client().await;
     let keys = harvested(&mut client).await;
     let key = keys[0].as_str();
-    let req = GetMetricsRequest { months: 3, include_series: true, granularity: Granularity::Month as i32, ..request(&[key]) };
+    let req = GetMetricsRequest {
+        months: 3,
+        include_series: true,
+        granularity: Granularity::Month as i32,
+        ..request(&[key])
+    };
     let r = client.get_metrics(req).await.unwrap().into_inner();
     let period = r.period.unwrap();
     let (from, to) = (period.from_month.clone().unwrap(), period.to_month.clone().unwrap());
@@ -163,14 +174,22 @@ async fn months_are_their_weeks_and_a_monthly_series_adds_up() {
     assert_eq!((r.monthly_series[0].month.as_str(), r.monthly_series[2].month.as_str()), (from.as_str(), to.as_str()));
     assert_eq!(r.monthly_series.iter().map(|m| m.weeks).sum::<u32>(), period.weeks);
     // The period is exactly the same weeks asked for by name.
-    let by_weeks = GetMetricsRequest { from_week: Some(period.from_week.clone()), to_week: Some(period.to_week.clone()), ..request(&[key]) };
+    let by_weeks = GetMetricsRequest {
+        from_week: Some(period.from_week.clone()),
+        to_week: Some(period.to_week.clone()),
+        ..request(&[key])
+    };
     let same = client.get_metrics(by_weeks).await.unwrap().into_inner();
     assert_eq!(same.combined, r.combined);
     // Each monthly point is that month asked for alone.
     let mut deployments = 0;
     for point in &r.monthly_series {
         assert!((4..=5).contains(&point.weeks), "{point:?}");
-        let one = GetMetricsRequest { from_month: Some(point.month.clone()), to_month: Some(point.month.clone()), ..request(&[key]) };
+        let one = GetMetricsRequest {
+            from_month: Some(point.month.clone()),
+            to_month: Some(point.month.clone()),
+            ..request(&[key])
+        };
         let one = client.get_metrics(one).await.unwrap().into_inner();
         assert_eq!(one.period.unwrap().weeks, point.weeks);
         assert_eq!(one.combined, point.figures);
@@ -212,7 +231,8 @@ async fn monthly_rolling_medians_merge_the_weeks_of_four_months() {
     // A period of months: each point's rolling figures are exactly the
     // figures of its month and the 3 before it as one period, also where
     // those lie before the period's start.
-    let req = GetMetricsRequest { months: 6, include_series: true, granularity: Granularity::Month as i32, ..request(&both) };
+    let req =
+        GetMetricsRequest { months: 6, include_series: true, granularity: Granularity::Month as i32, ..request(&both) };
     let r = client.get_metrics(req).await.unwrap().into_inner();
     assert_eq!(r.monthly_series.len(), 6);
     for point in [&r.monthly_series[0], &r.monthly_series[5]] {
@@ -265,12 +285,12 @@ async fn monthly_rolling_medians_merge_the_weeks_of_four_months() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_reflection_share_the_port() {
-    use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
 
     let server = Server::start(demo_config()).await;
     let _ = server.client().await;
@@ -283,14 +303,19 @@ async fn health_and_reflection_share_the_port() {
         .status;
     assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
 
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut stream = ServerReflectionClient::new(channel)
         .server_reflection_info(tokio_stream::iter(vec![req]))
         .await
         .unwrap()
         .into_inner();
     let response = stream.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else { panic!("no service list") };
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("no service list")
+    };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains(&"dora.v1.DoraMetrics".to_string()), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");

@@ -53,7 +53,8 @@ async fn the_definitions_version_counter_and_audit_survive_a_restart() {
     let mut client = server.client().await;
     let first = client.get_definitions(GetDefinitionsRequest {}).await.unwrap().into_inner().version;
     assert!(first.starts_with("1-"), "{first}");
-    let second = client.update_definitions(UpdateDefinitionsRequest { files: edited(1) }).await.unwrap().into_inner().version;
+    let second =
+        client.update_definitions(UpdateDefinitionsRequest { files: edited(1) }).await.unwrap().into_inner().version;
     assert!(second.starts_with("2-"), "{second}");
     server.stop().await;
 
@@ -65,7 +66,8 @@ async fn the_definitions_version_counter_and_audit_survive_a_restart() {
     let audited: Vec<(&str, &str)> = after.audit.iter().map(|a| (a.version.as_str(), a.origin.as_str())).collect();
     assert!(audited.contains(&(second.as_str(), "api")), "the update before the restart is audited: {audited:?}");
     assert!(audited.contains(&(first.as_str(), "startup")), "{audited:?}");
-    let third = client.update_definitions(UpdateDefinitionsRequest { files: edited(2) }).await.unwrap().into_inner().version;
+    let third =
+        client.update_definitions(UpdateDefinitionsRequest { files: edited(2) }).await.unwrap().into_inner().version;
     assert!(third.starts_with("3-"), "{third}");
     server.stop().await;
 
@@ -77,7 +79,10 @@ async fn the_definitions_version_counter_and_audit_survive_a_restart() {
     let mut client = server.client().await;
     let after = client.get_definitions(GetDefinitionsRequest {}).await.unwrap().into_inner();
     assert!(after.version.starts_with("4-"), "{}", after.version);
-    assert_eq!(after.audit.last().map(|a| (a.version.as_str(), a.origin.as_str())), Some((after.version.as_str(), "startup")));
+    assert_eq!(
+        after.audit.last().map(|a| (a.version.as_str(), a.origin.as_str())),
+        Some((after.version.as_str(), "startup"))
+    );
     assert!(after.audit.iter().any(|a| a.version == third), "{:?}", after.audit);
     server.stop().await;
 }

@@ -20,7 +20,7 @@ use fake_jira::{
 use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
 use jira_dora::proto::*;
 use jira_dora::store::snapshot::{self, ProjectRecord, Snapshot};
-use jira_dora::store::snapshot_dir::{SnapshotDir, CURRENT, PREVIOUS};
+use jira_dora::store::snapshot_dir::{CURRENT, PREVIOUS, SnapshotDir};
 use serde_json::Value;
 use tonic::transport::Channel;
 
@@ -35,9 +35,11 @@ struct Service {
 
 fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Service {
     let cwd = data_dir.parent().expect("the data dir has a parent");
-    let mut vars = vec![("DORA_DATA_DIR", data_dir.display().to_string()), ("DORA_LOG", "jira_dora=debug,info".to_owned())];
+    let mut vars =
+        vec![("DORA_DATA_DIR", data_dir.display().to_string()), ("DORA_LOG", "jira_dora=debug,info".to_owned())];
     vars.extend(env.iter().map(|&(k, v)| (k, v.to_owned())));
-    let process::Process { child, addr, stdout, stderr, readers } = process::start("the service", cwd, &vars, Duration::from_secs(30));
+    let process::Process { child, addr, stdout, stderr, readers } =
+        process::start("the service", cwd, &vars, Duration::from_secs(30));
     Service { child, addr, stderr, stdout, readers }
 }
 
@@ -157,8 +159,17 @@ fn u64_field(v: &Value, name: &str) -> u64 {
 const TOKEN: &str = "marker-token-5f3a9c1e";
 /// Text and people: must appear neither in snapshots nor in logs.
 const TEXT_MARKERS: &[&str] = &[
-    "MARKER-SUMMARY", "MARKER-DESCRIPTION", "MARKER-COMMENT", "MARKER-ITEM-TEXT", "Marker Person",
-    "marker.person@example.com", "marker-account-id", "Marker Bot", "MARKER-PROJECT-NAME", TOKEN, "MARKER-CUSTOM-TEXT",
+    "MARKER-SUMMARY",
+    "MARKER-DESCRIPTION",
+    "MARKER-COMMENT",
+    "MARKER-ITEM-TEXT",
+    "Marker Person",
+    "marker.person@example.com",
+    "marker-account-id",
+    "Marker Bot",
+    "MARKER-PROJECT-NAME",
+    TOKEN,
+    "MARKER-CUSTOM-TEXT",
 ];
 /// Identifiers and names of the issues and versions: must not be in snapshots.
 const ID_MARKERS: &[&str] = &["PRIV-", "7770", "marker-label", "MARKER-VERSION", "88800"];
@@ -167,15 +178,22 @@ const ID_MARKERS: &[&str] = &["PRIV-", "7770", "marker-label", "MARKER-VERSION",
 const FACT_MARKERS: &[&str] = &["MARKER-COMPONENT", "MARKER-PRIORITY", "MARKER-FIELD-VALUE", "MARKER-MULTI-VALUE"];
 
 fn marker_site() -> Site {
-    let status = |id: &str, name: &str, cat: &str| SiteStatus { id: id.into(), name: name.into(), category_key: cat.into() };
-    let statuses = vec![status("1", "To Do", "new"), status("3", "In Progress", "indeterminate"), status("10002", "Done", "done")];
+    let status =
+        |id: &str, name: &str, cat: &str| SiteStatus { id: id.into(), name: name.into(), category_key: cat.into() };
+    let statuses =
+        vec![status("1", "To Do", "new"), status("3", "In Progress", "indeterminate"), status("10002", "Done", "done")];
     let person = SiteUser {
         account_id: "marker-account-id".into(),
         account_type: "atlassian".into(),
         display_name: "Marker Person".into(),
         email: "marker.person@example.com".into(),
     };
-    let bot = SiteUser { account_id: "marker-account-id-bot".into(), account_type: "app".into(), display_name: "Marker Bot".into(), email: String::new() };
+    let bot = SiteUser {
+        account_id: "marker-account-id-bot".into(),
+        account_type: "app".into(),
+        display_name: "Marker Bot".into(),
+        email: String::new(),
+    };
     let t0 = Utc.with_ymd_and_hms(2025, 9, 1, 9, 0, 0).unwrap();
     let versions: Vec<SiteVersion> = (0..10)
         .map(|v| SiteVersion {
@@ -244,7 +262,13 @@ fn marker_site() -> Site {
         })
         .collect();
     Site {
-        projects: vec![SiteProject { key: "PRIV".into(), id: "10100".into(), name: "MARKER-PROJECT-NAME".into(), versions, issues }],
+        projects: vec![SiteProject {
+            key: "PRIV".into(),
+            id: "10100".into(),
+            name: "MARKER-PROJECT-NAME".into(),
+            versions,
+            issues,
+        }],
         statuses,
         time_zone: "Europe/Berlin".into(),
         fields: vec![
@@ -299,7 +323,11 @@ async fn snapshots_and_logs_hold_no_issue_text_people_ids_or_tokens() {
         .map(|e| e.unwrap())
         .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
         .collect();
-    assert!(files.iter().any(|(n, _)| n == CURRENT) && files.iter().any(|(n, _)| n == PREVIOUS), "{:?}", files.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert!(
+        files.iter().any(|(n, _)| n == CURRENT) && files.iter().any(|(n, _)| n == PREVIOUS),
+        "{:?}",
+        files.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
     for (name, bytes) in &files {
         // Strings are stored as plain UTF-8: the search would find them.
         assert!(contains(bytes, "PRIV"), "{name}: the project key is expected in the snapshot");
@@ -317,7 +345,10 @@ async fn snapshots_and_logs_hold_no_issue_text_people_ids_or_tokens() {
     }
     // The allow-listed fields were asked for, the text field never.
     let asked = format!("{:?}", fake.requests());
-    assert!(asked.contains("customfield_1") && asked.contains("customfield_2") && !asked.contains("customfield_3"), "{asked}");
+    assert!(
+        asked.contains("customfield_1") && asked.contains("customfield_2") && !asked.contains("customfield_3"),
+        "{asked}"
+    );
 }
 
 // ------------------------------------------------------------- start-up
@@ -360,7 +391,11 @@ async fn a_restart_answers_from_the_snapshot_before_jira_answers_and_flags_other
     let (tmp, data) = data_dir();
     let base = fake.base_url();
     let team_defs = team_definitions(tmp.path());
-    let env = [("JIRA_BASE_URL", base.as_str()), ("DORA_SNAPSHOT_DEBOUNCE_MS", "50"), ("DORA_DEFS_DIR", team_defs.to_str().unwrap())];
+    let env = [
+        ("JIRA_BASE_URL", base.as_str()),
+        ("DORA_SNAPSHOT_DEBOUNCE_MS", "50"),
+        ("DORA_DEFS_DIR", team_defs.to_str().unwrap()),
+    ];
 
     // First run: harvest, snapshot, graceful stop.
     let mut first = spawn(&data, &env);
@@ -372,7 +407,8 @@ async fn a_restart_answers_from_the_snapshot_before_jira_answers_and_flags_other
     // The teams' figures too.
     let teams_before = first.client().await.list_teams(ListTeamsRequest::default()).await.unwrap().into_inner();
     assert!(teams_before.teams.len() > 1, "{teams_before:?}");
-    let team_request = || GetMetricsRequest { team: Some(teams_before.teams[0].name.clone()), ..metrics_request(&keys) };
+    let team_request =
+        || GetMetricsRequest { team: Some(teams_before.teams[0].name.clone()), ..metrics_request(&keys) };
     let team_before = first.client().await.get_metrics(team_request()).await.unwrap().into_inner();
     assert!(team_before.combined.as_ref().unwrap().completed > 0);
     assert!(team_before.combined.as_ref().unwrap().completed < before.combined.as_ref().unwrap().completed);
@@ -392,10 +428,14 @@ async fn a_restart_answers_from_the_snapshot_before_jira_answers_and_flags_other
     // Team aggregates round-trip through the snapshot file.
     assert_eq!(second.client().await.list_teams(ListTeamsRequest::default()).await.unwrap().into_inner(), teams_before);
     let team_after = second.client().await.get_metrics(team_request()).await.unwrap().into_inner();
-    assert_eq!((team_after.combined, team_after.projects, team_after.series), (team_before.combined, team_before.projects, team_before.series));
+    assert_eq!(
+        (team_after.combined, team_after.projects, team_after.series),
+        (team_before.combined, team_before.projects, team_before.series)
+    );
     let (fresh_before, fresh_after) = (before.freshness.unwrap(), after.freshness.unwrap());
     for (b, a) in fresh_before.projects.iter().zip(&fresh_after.projects) {
-        let ms = |t: &Option<pbjson_types::Timestamp>| t.as_ref().map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
+        let ms =
+            |t: &Option<pbjson_types::Timestamp>| t.as_ref().map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000);
         assert_eq!(ms(&a.last_harvest), ms(&b.last_harvest), "the age is the snapshot's (kept to the millisecond)");
         assert!(a.age_seconds.is_some());
         assert!(!a.definitions_stale);
@@ -443,7 +483,13 @@ fn big_state(projects: usize, weeks: usize, seq: u64) -> Snapshot {
         taken_at: Utc::now().timestamp_millis() - 3_600_000,
         projects: large_aggregates(projects, weeks, 11)
             .into_iter()
-            .map(|(key, weeks)| ProjectRecord { key, last_harvest: Some(Utc::now().timestamp_millis() - 3_600_000), definitions_version: "older".into(), weeks, teams: Default::default() })
+            .map(|(key, weeks)| ProjectRecord {
+                key,
+                last_harvest: Some(Utc::now().timestamp_millis() - 3_600_000),
+                definitions_version: "older".into(),
+                weeks,
+                teams: Default::default(),
+            })
             .collect(),
         ..Default::default()
     }
@@ -453,7 +499,8 @@ fn big_state(projects: usize, weeks: usize, seq: u64) -> Snapshot {
 async fn bad_snapshot_files_are_reported_and_skipped_never_fatal() {
     let fake = FakeJira::start(large_site(1, 10, 3)).await;
     let base = fake.base_url();
-    let env = [("JIRA_BASE_URL", base.as_str()), ("DORA_SNAPSHOT_INTERVAL_MS", "0"), ("DORA_SNAPSHOT_DEBOUNCE_MS", "60000")];
+    let env =
+        [("JIRA_BASE_URL", base.as_str()), ("DORA_SNAPSHOT_INTERVAL_MS", "0"), ("DORA_SNAPSHOT_DEBOUNCE_MS", "60000")];
 
     // A bit flip in the newest file: the previous one is served.
     let (_tmp, data) = data_dir();
@@ -487,7 +534,11 @@ async fn bad_snapshot_files_are_reported_and_skipped_never_fatal() {
     std::fs::write(data.join(PREVIOUS), future).unwrap();
     let mut svc = spawn(&data, &env);
     svc.wait_for("no valid snapshot: starting empty", |_| true, Duration::from_secs(30)).await;
-    let reasons: Vec<String> = svc.fields("snapshot rejected; set aside as *.rejected").iter().map(|f| f["reason"].as_str().unwrap().to_owned()).collect();
+    let reasons: Vec<String> = svc
+        .fields("snapshot rejected; set aside as *.rejected")
+        .iter()
+        .map(|f| f["reason"].as_str().unwrap().to_owned())
+        .collect();
     assert!(reasons.iter().any(|r| r.starts_with("truncated")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("format version 9 is unknown")), "{reasons:?}");
     svc.wait_for("refresh finished", |_| true, Duration::from_secs(60)).await;
@@ -538,7 +589,9 @@ fn newest_on_disk(dir: &Path) -> Option<(u64, u64)> {
     [CURRENT, PREVIOUS]
         .iter()
         .filter_map(|name| std::fs::read(dir.join(name)).ok())
-        .filter_map(|bytes| snapshot::decode(&bytes).ok().map(|s| (s.seq, u64::from(snapshot::checksum(&bytes).unwrap()))))
+        .filter_map(|bytes| {
+            snapshot::decode(&bytes).ok().map(|s| (s.seq, u64::from(snapshot::checksum(&bytes).unwrap())))
+        })
         .max()
 }
 
@@ -570,7 +623,10 @@ async fn kill_9_at_random_moments_always_leaves_a_completely_written_snapshot() 
         let mut svc = spawn(&data, &env);
         let loaded = svc.wait_for("snapshot loaded", |_| true, Duration::from_secs(30)).await;
         let loaded = (u64_field(&loaded, "seq"), u64_field(&loaded, "crc32"));
-        assert!(candidates.contains(&loaded), "run {run}: loaded {loaded:?}, but the complete snapshots were {candidates:?}");
+        assert!(
+            candidates.contains(&loaded),
+            "run {run}: loaded {loaded:?}, but the complete snapshots were {candidates:?}"
+        );
         // P0 is harvested from the fake too; every project is there.
         assert_eq!(u64_field(&svc.fields("snapshot loaded")[0], "projects"), PROJECTS as u64);
         if run % 2 == 0 {
@@ -586,7 +642,8 @@ async fn kill_9_at_random_moments_always_leaves_a_completely_written_snapshot() 
             std::thread::sleep(Duration::from_micros(rng.u64(0..4000)));
         }
         let svc = svc.kill9().await;
-        let temp_left = std::fs::read_dir(&data).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"));
+        let temp_left =
+            std::fs::read_dir(&data).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"));
         let log = run_log(&svc);
         assert_eq!(log.loaded, Some(loaded));
         writes += log.written.len();
@@ -612,6 +669,9 @@ async fn kill_9_at_random_moments_always_leaves_a_completely_written_snapshot() 
             assert_eq!(by_key[p.key.as_str()].weeks, p.weeks, "{} kept every week", p.key);
         }
     }
-    eprintln!("{RUNS} kills, {writes} snapshots written, {kills_mid_write} kills during a write, {:?}", started.elapsed());
+    eprintln!(
+        "{RUNS} kills, {writes} snapshots written, {kills_mid_write} kills during a write, {:?}",
+        started.elapsed()
+    );
     assert!(kills_mid_write > 0, "no kill landed during a write");
 }

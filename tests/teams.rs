@@ -11,8 +11,10 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use jira_dora::definitions::{DefinitionFile, DefinitionSet};
-use jira_dora::domain::aggregate::{build_project, build_project_teams, ProjectAggregates, WeeklyAggregate, MAX_TEAMS_PER_PROJECT};
-use jira_dora::domain::classify::{checked_teams, classify_issue, Hooks};
+use jira_dora::domain::aggregate::{
+    MAX_TEAMS_PER_PROJECT, ProjectAggregates, WeeklyAggregate, build_project, build_project_teams,
+};
+use jira_dora::domain::classify::{Hooks, checked_teams, classify_issue};
 use jira_dora::domain::facts::*;
 use jira_dora::domain::time::IsoWeek;
 use proptest::prelude::*;
@@ -54,7 +56,12 @@ fn issue(n: usize, kind: &str, created: Millis, path: &[&str]) -> IssueDraft {
     let mut changes = Vec::new();
     for (i, to) in path.iter().enumerate() {
         let to = status_ref(to);
-        changes.push(StatusChange { at: created + (i as i64 + 1) * DAY, from: from.clone(), to: to.clone(), by_app: false });
+        changes.push(StatusChange {
+            at: created + (i as i64 + 1) * DAY,
+            from: from.clone(),
+            to: to.clone(),
+            by_app: false,
+        });
         from = to;
     }
     IssueDraft {
@@ -128,7 +135,14 @@ fn generated_issue() -> impl Strategy<Value = Gen> {
         prop::sample::subsequence((0..VERSIONS).collect::<Vec<_>>(), 0..=2),
         prop::sample::subsequence((0..VERSIONS).collect::<Vec<_>>(), 1..=2),
         0..70i64,
-        prop::sample::select(vec![&[][..], &["3"][..], &["3", "10"][..], &["10"][..], &["3", "10", "3", "10"][..], &["10", "3"][..]]),
+        prop::sample::select(vec![
+            &[][..],
+            &["3"][..],
+            &["3", "10"][..],
+            &["10"][..],
+            &["3", "10", "3", "10"][..],
+            &["10", "3"][..],
+        ]),
     )
         .prop_map(|(kind, exclude, incident_label, components, fixes, affects, day, path)| Gen {
             kind,
@@ -143,12 +157,19 @@ fn generated_issue() -> impl Strategy<Value = Gen> {
 }
 
 fn generated_site() -> impl Strategy<Value = (Vec<Gen>, Vec<Option<i64>>)> {
-    (prop::collection::vec(generated_issue(), 1..60), prop::collection::vec(prop::option::weighted(0.8, 0..80i64), VERSIONS))
+    (
+        prop::collection::vec(generated_issue(), 1..60),
+        prop::collection::vec(prop::option::weighted(0.8, 0..80i64), VERSIONS),
+    )
 }
 
 fn site_facts(issues: &[Gen], releases: &[Option<i64>]) -> ProjectFacts {
     let monday = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
-    let versions = releases.iter().enumerate().map(|(i, d)| version(&format!("{}", 100 + i), d.map(|d| monday + chrono::Days::new(d as u64)))).collect();
+    let versions = releases
+        .iter()
+        .enumerate()
+        .map(|(i, d)| version(&format!("{}", 100 + i), d.map(|d| monday + chrono::Days::new(d as u64))))
+        .collect();
     let vid = |i: &usize| Name::from(format!("{}", 100 + i));
     let issues = issues
         .iter()
@@ -198,8 +219,13 @@ fn without_flags(weeks: &ProjectAggregates) -> BTreeMap<IsoWeek, WeeklyAggregate
 /// version failed when a non-excluded failure lists it as affected; it is
 /// rework when a non-excluded incident, or a failure attributed to some
 /// deployment, lists it as fix version.
-fn expected_flags(facts: &ProjectFacts, set: &DefinitionSet, versions: &HashSet<&str>) -> BTreeMap<IsoWeek, (u32, u32)> {
-    let deployments: HashSet<&str> = facts.versions.iter().filter(|v| v.released && v.release_date.is_some()).map(|v| v.id.as_str()).collect();
+fn expected_flags(
+    facts: &ProjectFacts,
+    set: &DefinitionSet,
+    versions: &HashSet<&str>,
+) -> BTreeMap<IsoWeek, (u32, u32)> {
+    let deployments: HashSet<&str> =
+        facts.versions.iter().filter(|v| v.released && v.release_date.is_some()).map(|v| v.id.as_str()).collect();
     let (mut failed, mut rework) = (HashSet::new(), HashSet::new());
     jira_dora::domain::aggregate::with_issue_views(facts, |views| {
         for (view, issue) in views.iter().zip(&facts.issues) {
@@ -207,7 +233,8 @@ fn expected_flags(facts: &ProjectFacts, set: &DefinitionSet, versions: &HashSet<
             if class.excluded {
                 continue;
             }
-            let attributed = class.failure && issue.affected_versions().iter().any(|v| deployments.contains(v.as_str()));
+            let attributed =
+                class.failure && issue.affected_versions().iter().any(|v| deployments.contains(v.as_str()));
             if class.failure {
                 failed.extend(issue.affected_versions().iter().map(Name::as_str));
             }
@@ -289,7 +316,8 @@ fn done_story(n: usize, team: &str, fixes: &str) -> IssueDraft {
 #[test]
 fn a_version_shipping_two_teams_work_is_a_deployment_of_both() {
     let issues = vec![done_story(1, "Payments", "100"), done_story(2, "Search", "100"), done_story(3, "Search", "101")];
-    let versions = vec![version("100", Some(monday(1))), version("101", Some(monday(2))), version("102", Some(monday(2)))];
+    let versions =
+        vec![version("100", Some(monday(1))), version("101", Some(monday(2))), version("102", Some(monday(2)))];
     let build = build_project_teams(&project(issues, versions), &by_component(), UTC).unwrap();
     let deployments = |weeks: &ProjectAggregates| weeks.values().map(|a| a.deployments).sum::<u32>();
     assert_eq!(deployments(&build.weeks), 3, "the project: every release");
@@ -314,7 +342,10 @@ fn a_teams_deployment_keeps_the_projects_flags_whichever_team_failed_it() {
     incident_fix.id = IssueId(99);
     incident_fix.fix_versions = ["101".into()].into();
     let issues = vec![done_story(1, "Payments", "100"), incident, fix];
-    let versions = vec![version("100", NaiveDate::from_ymd_opt(2026, 1, 12)), version("101", NaiveDate::from_ymd_opt(2026, 1, 20))];
+    let versions = vec![
+        version("100", NaiveDate::from_ymd_opt(2026, 1, 12)),
+        version("101", NaiveDate::from_ymd_opt(2026, 1, 20)),
+    ];
     let build = build_project_teams(&project(issues, versions.clone()), &by_component(), UTC).unwrap();
     let week = IsoWeek::of_date(NaiveDate::from_ymd_opt(2026, 1, 12).unwrap());
     assert_eq!(build.weeks[&week].failed_by_time, 1);
@@ -334,7 +365,8 @@ fn excluded_issues_count_in_their_teams_excluded_only_and_ship_nothing() {
     let mut epic = issue(1, "Epic", T0, &["3", "10"]);
     epic.components = ["Payments".into()].into();
     epic.fix_versions = ["100".into()].into();
-    let build = build_project_teams(&project(vec![epic], vec![version("100", Some(monday(1)))]), &by_component(), UTC).unwrap();
+    let build =
+        build_project_teams(&project(vec![epic], vec![version("100", Some(monday(1)))]), &by_component(), UTC).unwrap();
     let payments = &build.teams["Payments"];
     assert_eq!(payments.values().map(|a| a.excluded).sum::<u32>(), 1);
     assert_eq!(payments.values().map(|a| a.deployments + a.completed).sum::<u32>(), 0);
@@ -342,18 +374,27 @@ fn excluded_issues_count_in_their_teams_excluded_only_and_ship_nothing() {
 
 #[test]
 fn without_a_teams_hook_no_issue_has_a_team() {
-    let build = build_project_teams(&project(vec![done_story(1, "Payments", "100")], vec![]), &DefinitionSet::shipped(), UTC).unwrap();
+    let build =
+        build_project_teams(&project(vec![done_story(1, "Payments", "100")], vec![]), &DefinitionSet::shipped(), UTC)
+            .unwrap();
     assert!(build.teams.is_empty());
     assert!(!DefinitionSet::shipped().defines_teams());
 }
 
 #[test]
 fn a_project_keeps_at_most_its_limit_of_teams_and_counts_the_rest() {
-    let issues: Vec<IssueDraft> = (0..MAX_TEAMS_PER_PROJECT + 7).map(|n| done_story(n, &format!("team-{n:04}"), "100")).collect();
+    let issues: Vec<IssueDraft> =
+        (0..MAX_TEAMS_PER_PROJECT + 7).map(|n| done_story(n, &format!("team-{n:04}"), "100")).collect();
     let build = build_project_teams(&project(issues, vec![]), &by_component(), UTC).unwrap();
     assert_eq!((build.teams.len(), build.dropped_teams), (MAX_TEAMS_PER_PROJECT, 7));
-    assert!(build.teams.contains_key("team-0000") && !build.teams.contains_key(&format!("team-{MAX_TEAMS_PER_PROJECT:04}")));
-    assert_eq!(build.weeks.values().map(|a| a.completed).sum::<u32>() as usize, MAX_TEAMS_PER_PROJECT + 7, "the project loses nothing");
+    assert!(
+        build.teams.contains_key("team-0000") && !build.teams.contains_key(&format!("team-{MAX_TEAMS_PER_PROJECT:04}"))
+    );
+    assert_eq!(
+        build.weeks.values().map(|a| a.completed).sum::<u32>() as usize,
+        MAX_TEAMS_PER_PROJECT + 7,
+        "the project loses nothing"
+    );
 }
 
 // ------------------------------------------------------- the hook's checks
@@ -411,7 +452,11 @@ fn a_teams_hook_that_fails_on_the_samples_is_refused_at_load_time() {
         assert!(text.contains(says), "{source}: {text}");
     }
     // Defined twice.
-    let errors = DefinitionSet::compile(files(&[("a.rhai", "fn teams(issue) { [] }\n"), ("b.rhai", "fn teams(issue) { [] }\n")])).unwrap_err();
+    let errors = DefinitionSet::compile(files(&[
+        ("a.rhai", "fn teams(issue) { [] }\n"),
+        ("b.rhai", "fn teams(issue) { [] }\n"),
+    ]))
+    .unwrap_err();
     assert!(errors.iter().any(|e| e.to_string().contains("defined in both a.rhai and b.rhai")), "{errors:?}");
 }
 

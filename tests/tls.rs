@@ -80,7 +80,11 @@ async fn call(addr: std::net::SocketAddr, ca_pem: &str, identity: Option<(String
             Ok(channel) => {
                 let mut request = tonic::Request::new(ListProjectsRequest {});
                 request.metadata_mut().insert("authorization", format!("Bearer {KEY}").parse().unwrap());
-                return DoraMetricsClient::new(channel).list_projects(request).await.map(|_| ()).map_err(|s| format!("{s:?}"));
+                return DoraMetricsClient::new(channel)
+                    .list_projects(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| format!("{s:?}"));
             }
             Err(e) => last = format!("{e:?}"),
         }
@@ -112,9 +116,14 @@ async fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new("test CA");
     let (addr, stop) = start(dir.path(), &pki, true).await;
-    call(addr, &pki.ca_pem, Some(pki.leaf("gateway"))).await.expect("a client with a certificate of the CA gets an answer");
+    call(addr, &pki.ca_pem, Some(pki.leaf("gateway")))
+        .await
+        .expect("a client with a certificate of the CA gets an answer");
     assert!(call(addr, &pki.ca_pem, None).await.is_err(), "no client certificate: refused");
     let stranger = Pki::new("stranger CA");
-    assert!(call(addr, &pki.ca_pem, Some(stranger.leaf("gateway"))).await.is_err(), "a certificate of another CA: refused");
+    assert!(
+        call(addr, &pki.ca_pem, Some(stranger.leaf("gateway"))).await.is_err(),
+        "a certificate of another CA: refused"
+    );
     stop.send(true).unwrap();
 }

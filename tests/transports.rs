@@ -54,7 +54,9 @@ async fn a_client_that_accepts_gzip_gets_large_remembered_answers_compressed() {
     let short = GetMetricsRequest { project_keys: vec!["SHOP".into()], weeks: 13, ..Default::default() };
     let plain = server.client().await;
     let gzip = server.client().await.accept_compressed(CompressionEncoding::Gzip);
-    let encoding = |r: &tonic::Response<GetMetricsResponse>| r.metadata().get("grpc-encoding").map(|v| v.to_str().unwrap().to_owned());
+    let encoding = |r: &tonic::Response<GetMetricsResponse>| {
+        r.metadata().get("grpc-encoding").map(|v| v.to_str().unwrap().to_owned())
+    };
 
     // Computed (and remembered) for a client without gzip, sent as it is.
     let identity = plain.clone().get_metrics(large.clone()).await.unwrap();
@@ -81,7 +83,11 @@ async fn a_client_that_accepts_gzip_gets_large_remembered_answers_compressed() {
 
 /// A gRPC-Web unary call: one length-prefixed message out; data frames and a
 /// trailer frame back. Returns the message (if any) and the trailers.
-async fn grpc_web(http: &reqwest::Client, url: &str, request: &impl Message) -> (Option<Vec<u8>>, Vec<(String, String)>) {
+async fn grpc_web(
+    http: &reqwest::Client,
+    url: &str,
+    request: &impl Message,
+) -> (Option<Vec<u8>>, Vec<(String, String)>) {
     let message = request.encode_to_vec();
     let mut body = vec![0u8];
     body.extend_from_slice(&(message.len() as u32).to_be_bytes());
@@ -205,7 +211,13 @@ async fn errors_map_to_the_same_status_on_every_transport() {
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], tonic::Code::FailedPrecondition as i32);
     // A body that is not the message, a parameter the method does not have.
-    let r = http.post(server.url("/v1/metrics:get")).header("content-type", "application/json").body("{\"projectKeys\": 7}").send().await.unwrap();
+    let r = http
+        .post(server.url("/v1/metrics:get"))
+        .header("content-type", "application/json")
+        .body("{\"projectKeys\": 7}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("request body"));
     let r = http.get(server.url("/v1/metrics?project_keys=SHOP&color=red")).send().await.unwrap();
@@ -236,14 +248,23 @@ async fn every_rpc_answers_over_json() {
     let defs: GetDefinitionsResponse = get("/v1/definitions").await.unwrap().json().await.unwrap();
     assert!(!defs.version.is_empty());
 
-    let job: RefreshResponse = http.post(server.url("/v1/refresh")).json(&serde_json::json!({"projectKeys": ["PAY"]})).send().await.unwrap().json().await.unwrap();
+    let job: RefreshResponse = http
+        .post(server.url("/v1/refresh"))
+        .json(&serde_json::json!({"projectKeys": ["PAY"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     // The watch streams one JSON object per line until the job ends.
     let watch = get(&format!("/v1/refresh/{}:watch", job.job_id)).await.unwrap();
     assert_eq!(watch.headers()["content-type"], "application/x-ndjson");
     let text = tokio::time::timeout(std::time::Duration::from_secs(60), watch.text()).await.unwrap().unwrap();
     let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(last["result"]["job"]["state"], "JOB_STATE_SUCCEEDED", "{text}");
-    let status: GetRefreshStatusResponse = get(&format!("/v1/refresh/{}", job.job_id)).await.unwrap().json().await.unwrap();
+    let status: GetRefreshStatusResponse =
+        get(&format!("/v1/refresh/{}", job.job_id)).await.unwrap().json().await.unwrap();
     assert_eq!(status.job.unwrap().state, JobState::Succeeded as i32);
     assert_eq!(get("/v1/refresh/nope").await.unwrap().status(), 404);
     server.stop().await;
@@ -303,8 +324,14 @@ fn every_rpc_has_its_http_rule_in_the_descriptor_set() {
     let set = descriptor::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).unwrap();
     let service = set.file.iter().filter(|f| f.package == "dora.v1").flat_map(|f| &f.service).next().unwrap();
     let rule = |m: &descriptor::Method| {
-        let r = m.options.as_ref().and_then(|o| o.http.as_ref()).unwrap_or_else(|| panic!("{} has no google.api.http rule", m.name));
-        let one = |r: &descriptor::HttpRule| if r.get.is_empty() { format!("POST {} {}", r.post, r.body) } else { format!("GET {}", r.get) };
+        let r = m
+            .options
+            .as_ref()
+            .and_then(|o| o.http.as_ref())
+            .unwrap_or_else(|| panic!("{} has no google.api.http rule", m.name));
+        let one = |r: &descriptor::HttpRule| {
+            if r.get.is_empty() { format!("POST {} {}", r.post, r.body) } else { format!("GET {}", r.get) }
+        };
         std::iter::once(r).chain(&r.additional_bindings).map(one).collect::<Vec<_>>().join(", ")
     };
     let rules: Vec<(String, String)> = service.method.iter().map(|m| (m.name.clone(), rule(m))).collect();
@@ -344,7 +371,9 @@ async fn the_dashboard_files_carry_a_strict_policy() {
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
     }
     let policy = jira_dora::api::dashboard::CONTENT_SECURITY_POLICY;
-    for directive in ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"] {
+    for directive in
+        ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"]
+    {
         assert!(policy.contains(directive), "{directive}");
     }
     // No inline script or style to allow: the page only links its files.

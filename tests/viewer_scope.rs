@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::Server;
+use fake_jira::FakeJira;
 use jira_dora::config::{self, Config};
 use jira_dora::definitions::DefinitionSet;
-use fake_jira::FakeJira;
 use jira_dora::proto::dora_metrics_client::DoraMetricsClient;
 use jira_dora::proto::*;
 use sha2::{Digest, Sha256};
@@ -34,7 +34,8 @@ fn hash(key: &str) -> String {
 /// With `defs`: the definitions of that folder.
 fn config_with(fake: &FakeJira, defs: Option<&std::path::Path>) -> Config {
     let keys: &'static str =
-        format!("admin {}, viewer-gateway {}, service {}", hash(ADMIN_KEY), hash(GATEWAY_KEY), hash(SERVICE_KEY)).leak();
+        format!("admin {}, viewer-gateway {}, service {}", hash(ADMIN_KEY), hash(GATEWAY_KEY), hash(SERVICE_KEY))
+            .leak();
     let url: &'static str = fake.base_url().leak();
     let env = HashMap::from([
         ("JIRA_BASE_URL", url),
@@ -87,7 +88,12 @@ async fn start_with(defs: Option<&std::path::Path>) -> (FakeJira, Server, DoraMe
 async fn a_definitions_preview_covers_only_the_forwarded_viewers_projects() {
     let (_fake, server, mut client) = start().await;
     let admin = bearer(ADMIN_KEY);
-    let request = || ValidateDefinitionsRequest { files: DefinitionSet::shipped_files().into_iter().map(|f| DefinitionFile { name: f.name, source: f.source }).collect() };
+    let request = || ValidateDefinitionsRequest {
+        files: DefinitionSet::shipped_files()
+            .into_iter()
+            .map(|f| DefinitionFile { name: f.name, source: f.source })
+            .collect(),
+    };
 
     let all = client.validate_definitions(with(request(), &[("authorization", &admin)])).await.unwrap().into_inner();
     let keys = |r: &ValidateDefinitionsResponse| r.previews.iter().map(|p| p.project_key.clone()).collect::<Vec<_>>();
@@ -106,26 +112,55 @@ async fn a_refresh_job_over_a_project_the_viewer_may_not_see_is_not_found() {
     let admin = bearer(ADMIN_KEY);
     let gateway = bearer(GATEWAY_KEY);
     let viewer = [("authorization", gateway.as_str()), ("x-jira-authorization", VIEWER)];
-    let refresh = |keys: &[&str]| RefreshRequest { project_keys: keys.iter().map(|k| k.to_string()).collect(), full: true };
+    let refresh =
+        |keys: &[&str]| RefreshRequest { project_keys: keys.iter().map(|k| k.to_string()).collect(), full: true };
 
-    let hidden = client.refresh(with(refresh(&["P0", "P1"]), &[("authorization", &admin)])).await.unwrap().into_inner().job_id;
-    let s = client.get_refresh_status(with(GetRefreshStatusRequest { job_id: hidden.clone() }, &viewer)).await.unwrap_err();
+    let hidden =
+        client.refresh(with(refresh(&["P0", "P1"]), &[("authorization", &admin)])).await.unwrap().into_inner().job_id;
+    let s =
+        client.get_refresh_status(with(GetRefreshStatusRequest { job_id: hidden.clone() }, &viewer)).await.unwrap_err();
     assert_eq!(s.code(), Code::NotFound);
-    let unknown = client.get_refresh_status(with(GetRefreshStatusRequest { job_id: "job-99-0000abcd".into() }, &viewer)).await.unwrap_err();
-    assert_eq!(s.message().replace(&hidden, "ID"), unknown.message().replace("job-99-0000abcd", "ID"), "the same answer as an unknown job");
-    let s = client.watch_refresh(with(WatchRefreshRequest { job_id: hidden.clone() }, &viewer)).await.map(drop).unwrap_err();
+    let unknown = client
+        .get_refresh_status(with(GetRefreshStatusRequest { job_id: "job-99-0000abcd".into() }, &viewer))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        s.message().replace(&hidden, "ID"),
+        unknown.message().replace("job-99-0000abcd", "ID"),
+        "the same answer as an unknown job"
+    );
+    let s = client
+        .watch_refresh(with(WatchRefreshRequest { job_id: hidden.clone() }, &viewer))
+        .await
+        .map(drop)
+        .unwrap_err();
     assert_eq!(s.code(), Code::NotFound);
     // Over the JSON mapping too.
     let http = reqwest::Client::new();
     for path in [format!("/v1/refresh/{hidden}"), format!("/v1/refresh/{hidden}:watch")] {
-        let r = http.get(server.url(&path)).header("authorization", &gateway).header("x-jira-authorization", VIEWER).send().await.unwrap();
+        let r = http
+            .get(server.url(&path))
+            .header("authorization", &gateway)
+            .header("x-jira-authorization", VIEWER)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 404, "{path}");
     }
     // The admin itself, and a viewer who may see every project of a job,
     // see it.
-    assert!(client.get_refresh_status(with(GetRefreshStatusRequest { job_id: hidden }, &[("authorization", &admin)])).await.is_ok());
+    assert!(
+        client
+            .get_refresh_status(with(GetRefreshStatusRequest { job_id: hidden }, &[("authorization", &admin)]))
+            .await
+            .is_ok()
+    );
     let mine = client.refresh(with(refresh(&["P0"]), &[("authorization", &admin)])).await.unwrap().into_inner().job_id;
-    let job = client.get_refresh_status(with(GetRefreshStatusRequest { job_id: mine.clone() }, &viewer)).await.unwrap().into_inner();
+    let job = client
+        .get_refresh_status(with(GetRefreshStatusRequest { job_id: mine.clone() }, &viewer))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(job.job.unwrap().projects.len(), 1);
     assert!(client.watch_refresh(with(WatchRefreshRequest { job_id: mine }, &viewer)).await.is_ok());
     server.stop().await;
@@ -143,7 +178,13 @@ async fn per_project_series_of_the_metrics_page_need_the_admin_role() {
     assert!(text.contains("project=\"P1\""), "the admin sees per-project series:\n{text}");
 
     for key in [SERVICE_KEY, GATEWAY_KEY] {
-        let r = http.get(server.url("/metrics")).header("authorization", bearer(key)).header("x-jira-authorization", VIEWER).send().await.unwrap();
+        let r = http
+            .get(server.url("/metrics"))
+            .header("authorization", bearer(key))
+            .header("x-jira-authorization", VIEWER)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let text = r.text().await.unwrap();
         let harvests: Vec<&str> = text.lines().filter(|l| l.starts_with("dora_harvests_total{")).collect();
@@ -151,7 +192,8 @@ async fn per_project_series_of_the_metrics_page_need_the_admin_role() {
         for project in ["P0", "P1", "P2"] {
             assert!(!text.contains(project), "{project} named to a non-admin key:\n{text}");
         }
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("still the Prometheus text format");
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("still the Prometheus text format");
     }
     server.stop().await;
 }
@@ -163,7 +205,11 @@ async fn a_viewer_cannot_learn_a_team_that_exists_only_in_a_project_it_may_not_b
     for file in DefinitionSet::shipped_files() {
         std::fs::write(defs.path().join(&file.name), &file.source).unwrap();
     }
-    std::fs::write(defs.path().join("teams.rhai"), "fn teams(issue) {\n    [\"shared\", \"only-\" + issue.project]\n}\n").unwrap();
+    std::fs::write(
+        defs.path().join("teams.rhai"),
+        "fn teams(issue) {\n    [\"shared\", \"only-\" + issue.project]\n}\n",
+    )
+    .unwrap();
     let (_fake, server, mut client) = start_with(Some(defs.path())).await;
     let admin = bearer(ADMIN_KEY);
     let gateway = bearer(GATEWAY_KEY);
@@ -205,7 +251,9 @@ async fn a_viewer_cannot_learn_a_team_that_exists_only_in_a_project_it_may_not_b
 
     // The same over the JSON mapping.
     let http = reqwest::Client::new();
-    let get = |path: &str| http.get(server.url(path)).header("authorization", &gateway).header("x-jira-authorization", VIEWER).send();
+    let get = |path: &str| {
+        http.get(server.url(path)).header("authorization", &gateway).header("x-jira-authorization", VIEWER).send()
+    };
     let text = get("/v1/teams").await.unwrap().text().await.unwrap();
     assert!(text.contains("only-P0") && !text.contains("P1") && !text.contains("P2"), "{text}");
     let r = get("/v1/metrics?project_keys=P0&team=only-P1").await.unwrap();

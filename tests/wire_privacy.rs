@@ -43,7 +43,16 @@ const VERSION_NOTES: &str = "MARKER-VERSION-NOTES";
 const OWN_PROFILE: &str = "DORA Harvester";
 
 const ALL: &[&str] = &[
-    SUMMARY, DESCRIPTION, COMMENT, ITEM_TEXT, ASSIGNEE, REPORTER, EDITOR, STATUS_AUTHOR, AUTOMATION, VERSION_NOTES,
+    SUMMARY,
+    DESCRIPTION,
+    COMMENT,
+    ITEM_TEXT,
+    ASSIGNEE,
+    REPORTER,
+    EDITOR,
+    STATUS_AUTHOR,
+    AUTOMATION,
+    VERSION_NOTES,
     OWN_PROFILE,
 ];
 
@@ -108,7 +117,13 @@ fn issue(n: usize) -> SiteIssue {
         reporter: Some(user(REPORTER, "atlassian")),
         creator: Some(user(REPORTER, "atlassian")),
         histories: vec![
-            history(0, 1, STATUS_AUTHOR, "atlassian", vec![text_item("summary", ITEM_TEXT), SiteItem::status(&st[0], &st[1])]),
+            history(
+                0,
+                1,
+                STATUS_AUTHOR,
+                "atlassian",
+                vec![text_item("summary", ITEM_TEXT), SiteItem::status(&st[0], &st[1])],
+            ),
             history(1, 10, EDITOR, "atlassian", vec![text_item("description", ITEM_TEXT)]),
             history(2, 30, AUTOMATION, "app", vec![SiteItem::status(&st[1], &st[2])]),
         ],
@@ -206,7 +221,8 @@ fn check(fake: &FakeJira, expected: &[(&str, &[&str])]) {
     let received = markers_received(fake);
     let got: BTreeMap<&str, BTreeSet<&str>> =
         received.iter().map(|(e, seen)| (e.as_str(), seen.keys().copied().collect())).collect();
-    let want: BTreeMap<&str, BTreeSet<&str>> = expected.iter().map(|(e, m)| (*e, m.iter().copied().collect())).collect();
+    let want: BTreeMap<&str, BTreeSet<&str>> =
+        expected.iter().map(|(e, m)| (*e, m.iter().copied().collect())).collect();
     assert_eq!(got, want, "markers received per endpoint, with counts: {received:#?}");
 }
 

@@ -163,7 +163,8 @@ impl Answer {
 
 /// A gRPC message prefix: the compression flag, the length.
 fn write_prefix(prefix: &mut [u8], compressed: bool, len: usize) -> Result<(), Status> {
-    let len = u32::try_from(len).map_err(|_| Status::resource_exhausted(format!("an answer of {len} bytes is too large to send")))?;
+    let len = u32::try_from(len)
+        .map_err(|_| Status::resource_exhausted(format!("an answer of {len} bytes is too large to send")))?;
     prefix[0] = u8::from(compressed);
     prefix[1..].copy_from_slice(&len.to_be_bytes());
     Ok(())

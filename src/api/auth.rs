@@ -157,7 +157,9 @@ impl Access {
         let Some(header) = header else {
             return Err(unauthenticated("an API key is required: send metadata `authorization: Bearer <key>`"));
         };
-        let key = bearer(header).filter(|k| k.len() <= MAX_KEY_LEN).ok_or_else(|| unauthenticated("the API key is not valid"))?;
+        let key = bearer(header)
+            .filter(|k| k.len() <= MAX_KEY_LEN)
+            .ok_or_else(|| unauthenticated("the API key is not valid"))?;
         let presented: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         // Compare with every key, without stopping at a match.
         let mut role = None;
@@ -202,7 +204,9 @@ impl Access {
         match self.mode {
             PermissionMode::ViewerCredential => {
                 if !matches!(account, Ok(None)) {
-                    return Err(unauthenticated("this service identifies viewers by `x-jira-authorization`, not by account id"));
+                    return Err(unauthenticated(
+                        "this service identifies viewers by `x-jira-authorization`, not by account id",
+                    ));
                 }
                 let bad = || unauthenticated("`x-jira-authorization` must hold `Bearer <token>` or `Basic <base64>`");
                 let Some(value) = credential.map_err(|_| bad())? else { return Ok(None) };
@@ -215,7 +219,9 @@ impl Access {
             }
             PermissionMode::AccountId => {
                 if !matches!(credential, Ok(None)) {
-                    return Err(unauthenticated("this service identifies viewers by `x-jira-account-id`, not by credential"));
+                    return Err(unauthenticated(
+                        "this service identifies viewers by `x-jira-account-id`, not by credential",
+                    ));
                 }
                 let bad = || unauthenticated("`x-jira-account-id` is not a Jira account id");
                 let Some(id) = account.map_err(|_| bad())? else { return Ok(None) };
@@ -234,7 +240,8 @@ impl Access {
     /// true without a viewer). Jira failures deny the whole call.
     pub async fn browsable(&self, caller: &Caller, projects: &[String]) -> Result<Vec<bool>, AccessError> {
         let Some(viewer) = &caller.viewer else { return Ok(vec![true; projects.len()]) };
-        let checker = self.checker.as_ref().ok_or(AccessError::PermissionsUnavailable("viewer permissions cannot be checked"))?;
+        let checker =
+            self.checker.as_ref().ok_or(AccessError::PermissionsUnavailable("viewer permissions cannot be checked"))?;
         let (kind, identity) = match viewer {
             Viewer::Credential(s) => ("viewer", s.expose()),
             Viewer::Account(a) => ("account", a.as_str()),
@@ -272,10 +279,7 @@ impl Access {
             }
             Viewer::Account(account) => {
                 let asked: Vec<String> = missing.iter().map(|&i| projects[i].clone()).collect();
-                checker
-                    .account_can_browse(account, &asked)
-                    .await
-                    .map(|yes| missing.iter().copied().zip(yes).collect())
+                checker.account_can_browse(account, &asked).await.map(|yes| missing.iter().copied().zip(yes).collect())
             }
         };
         let fetched = fetched.map_err(|e| match e {
@@ -364,9 +368,24 @@ mod tests {
         check(&a, &[("authorization", "Bearer gateway-key")], Read, Err(Code::Unauthenticated));
         check(&a, &[("authorization", "Bearer gateway-key"), viewer], Read, Ok(Some(Role::ViewerGateway)));
         check(&a, &[("authorization", "Bearer gateway-key"), viewer], Admin, Err(Code::PermissionDenied));
-        check(&a, &[("authorization", "Bearer gateway-key"), ("x-jira-authorization", "token")], Read, Err(Code::Unauthenticated));
-        check(&a, &[("authorization", "Bearer gateway-key"), ("x-jira-authorization", "Digest x")], Read, Err(Code::Unauthenticated));
-        check(&a, &[("authorization", "Bearer gateway-key"), ("x-jira-account-id", "557058:abc")], Read, Err(Code::Unauthenticated));
+        check(
+            &a,
+            &[("authorization", "Bearer gateway-key"), ("x-jira-authorization", "token")],
+            Read,
+            Err(Code::Unauthenticated),
+        );
+        check(
+            &a,
+            &[("authorization", "Bearer gateway-key"), ("x-jira-authorization", "Digest x")],
+            Read,
+            Err(Code::Unauthenticated),
+        );
+        check(
+            &a,
+            &[("authorization", "Bearer gateway-key"), ("x-jira-account-id", "557058:abc")],
+            Read,
+            Err(Code::Unauthenticated),
+        );
         let long = format!("Bearer {}", "k".repeat(600));
         check(&a, &[("authorization", &long)], Read, Err(Code::Unauthenticated));
     }
@@ -375,9 +394,24 @@ mod tests {
     fn account_id_mode_reads_the_account_header_only() {
         let a = access(PermissionMode::AccountId);
         use Right::*;
-        check(&a, &[("authorization", "Bearer gateway-key"), ("x-jira-account-id", "557058:0f-ab_c")], Read, Ok(Some(Role::ViewerGateway)));
-        check(&a, &[("authorization", "Bearer gateway-key"), ("x-jira-account-id", "a b")], Read, Err(Code::Unauthenticated));
-        check(&a, &[("authorization", "Bearer gateway-key"), ("x-jira-authorization", "Bearer v")], Read, Err(Code::Unauthenticated));
+        check(
+            &a,
+            &[("authorization", "Bearer gateway-key"), ("x-jira-account-id", "557058:0f-ab_c")],
+            Read,
+            Ok(Some(Role::ViewerGateway)),
+        );
+        check(
+            &a,
+            &[("authorization", "Bearer gateway-key"), ("x-jira-account-id", "a b")],
+            Read,
+            Err(Code::Unauthenticated),
+        );
+        check(
+            &a,
+            &[("authorization", "Bearer gateway-key"), ("x-jira-authorization", "Bearer v")],
+            Read,
+            Err(Code::Unauthenticated),
+        );
         check(&a, &[("authorization", "Bearer gateway-key")], Read, Err(Code::Unauthenticated));
     }
 
@@ -391,7 +425,10 @@ mod tests {
     fn statuses_and_debug_output_never_hold_a_secret() {
         let a = access(PermissionMode::ViewerCredential);
         let caller = a
-            .authorize(&md(&[("authorization", "Bearer gateway-key"), ("x-jira-authorization", "Bearer viewer-secret")]), Right::Read)
+            .authorize(
+                &md(&[("authorization", "Bearer gateway-key"), ("x-jira-authorization", "Bearer viewer-secret")]),
+                Right::Read,
+            )
             .unwrap();
         let shown = format!("{caller:?} {a:?}");
         assert!(!shown.contains("viewer-secret") && !shown.contains("gateway-key"), "{shown}");

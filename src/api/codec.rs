@@ -9,8 +9,8 @@
 use std::marker::PhantomData;
 
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder};
 use tonic::Status;
+use tonic::codec::{Codec, DecodeBuf, Decoder};
 use tonic_prost::ProstEncoder;
 
 use super::status::Refused;

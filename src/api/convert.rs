@@ -39,7 +39,12 @@ fn level(l: Level) -> i32 {
 }
 
 pub fn durations(d: &DurationSummary) -> proto::DurationSummary {
-    proto::DurationSummary { count: d.count, median_hours: d.median_hours, p75_hours: d.p75_hours, p90_hours: d.p90_hours }
+    proto::DurationSummary {
+        count: d.count,
+        median_hours: d.median_hours,
+        p75_hours: d.p75_hours,
+        p90_hours: d.p90_hours,
+    }
 }
 
 fn change_failure(r: &Ratio, by: &FailedBy) -> proto::ChangeFailure {

@@ -5,10 +5,10 @@
 //!
 //! Must not depend on: anything but axum (the page is only files).
 
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
 /// The policy of every dashboard file: only our own script, styles and
 /// requests; images from us or `data:`; no framing, no forms, no base.

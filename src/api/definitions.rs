@@ -7,8 +7,8 @@ use chrono_tz::Tz;
 
 use super::convert;
 use crate::definitions;
-use crate::proto;
 use crate::harvest::{DefinitionAudit, Validation};
+use crate::proto;
 
 pub fn files(files: Vec<proto::DefinitionFile>) -> Vec<definitions::DefinitionFile> {
     files.into_iter().map(|f| definitions::DefinitionFile { name: f.name, source: f.source }).collect()

@@ -21,18 +21,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::post;
-use axum::Router;
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method, header};
 use http_body::Frame;
+use tonic::Status;
 use tonic::body::Body;
 use tonic::codec::Streaming;
 use tonic::codegen::{BoxFuture, Service as TowerService, StdError};
 use tonic::metadata::MetadataMap;
-use tonic::Status;
 use tonic_web::GrpcWebLayer;
 
 use super::answers::{Answer, GrpcMessage};
@@ -160,7 +160,10 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 /// The request as tonic's generated server decodes it: no compression
 /// accepted, at most `max_request_bytes`, exactly one message.
-async fn decode<B>(request: http::Request<B>, max_request_bytes: usize) -> Result<tonic::Request<GetMetricsRequest>, Status>
+async fn decode<B>(
+    request: http::Request<B>,
+    max_request_bytes: usize,
+) -> Result<tonic::Request<GetMetricsRequest>, Status>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<StdError> + Send,
@@ -172,7 +175,8 @@ where
         )));
     }
     let (parts, body) = request.into_parts();
-    let mut messages = Streaming::new_request(ProtoDecoder::<GetMetricsRequest>::default(), body, None, Some(max_request_bytes));
+    let mut messages =
+        Streaming::new_request(ProtoDecoder::<GetMetricsRequest>::default(), body, None, Some(max_request_bytes));
     let message = messages.message().await?.ok_or_else(|| Status::internal("Missing request message."))?;
     Ok(tonic::Request::from_parts(MetadataMap::from_headers(parts.headers), parts.extensions, message))
 }

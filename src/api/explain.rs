@@ -21,7 +21,7 @@ use super::convert;
 use super::status::{ExplainError, InvalidField};
 use crate::definitions::DefinitionSet;
 use crate::domain::aggregate::Attribution;
-use crate::domain::explain::{explain_project, DataQuality, Explained, Figure, Item};
+use crate::domain::explain::{DataQuality, Explained, Figure, Item, explain_project};
 use crate::domain::facts::ProjectFacts;
 use crate::domain::period::Period;
 use crate::domain::time::utc;
@@ -51,12 +51,21 @@ pub struct PageStart {
 }
 
 impl PageStart {
-    pub fn new(keys: &[String], period: &Period, figure: Figure, team: Option<&str>, page_token: &str) -> Result<Self, InvalidField> {
+    pub fn new(
+        keys: &[String],
+        period: &Period,
+        figure: Figure,
+        team: Option<&str>,
+        page_token: &str,
+    ) -> Result<Self, InvalidField> {
         let request = request_fingerprint(keys, period, figure, team);
         let token = match page_token {
             "" => None,
             text => Some(PageToken::decode(text).filter(|t| t.request == request).ok_or_else(|| {
-                InvalidField::new("page_token", "not a page token of this request; leave it out to start at the first page")
+                InvalidField::new(
+                    "page_token",
+                    "not a page token of this request; leave it out to start at the first page",
+                )
             })?),
         };
         Ok(Self { request, token })
@@ -139,7 +148,10 @@ pub fn figure(value: i32) -> Result<Figure, InvalidField> {
         Ok(proto::Figure::Reopened) => Figure::Reopened,
         Ok(proto::Figure::AiInvolved) => Figure::AiInvolved,
         Ok(proto::Figure::Unspecified) | Err(_) => {
-            return Err(InvalidField::new("figure", "name the figure to list, e.g. FIGURE_DEPLOYMENTS or FIGURE_LEAD_TIME"));
+            return Err(InvalidField::new(
+                "figure",
+                "name the figure to list, e.g. FIGURE_DEPLOYMENTS or FIGURE_LEAD_TIME",
+            ));
         }
     })
 }

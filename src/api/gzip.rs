@@ -15,8 +15,8 @@
 use std::io::Write;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use flate2::write::DeflateEncoder;
 use flate2::Compression;
+use flate2::write::DeflateEncoder;
 
 /// The gzip header: deflate, no flags, no time, unknown system.
 pub const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];

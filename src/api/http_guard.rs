@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tonic::Status;
@@ -141,7 +141,16 @@ mod tests {
 
     #[test]
     fn loopback_hosts_are_names_and_addresses_of_this_machine_only() {
-        for host in ["localhost", "LOCALHOST:50051", "localhost.", "app.localhost:8", "127.0.0.1", "127.8.9.1:50051", "[::1]", "[::1]:50051"] {
+        for host in [
+            "localhost",
+            "LOCALHOST:50051",
+            "localhost.",
+            "app.localhost:8",
+            "127.0.0.1",
+            "127.8.9.1:50051",
+            "[::1]",
+            "[::1]:50051",
+        ] {
             assert!(is_loopback_host(host), "{host}");
         }
         for host in [

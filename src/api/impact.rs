@@ -84,6 +84,10 @@ pub fn ai_impact(projects: &[&ProjectAggregates], period: &Period, rollout: Opti
             stability: direction(i.overall.stability),
             sentence: i.overall.sentence.clone(),
         }),
-        note: if i.after.is_none() { "the rollout week ends after the period: no weeks after the rollout to compare".into() } else { String::new() },
+        note: if i.after.is_none() {
+            "the rollout week ends after the period: no weeks after the rollout to compare".into()
+        } else {
+            String::new()
+        },
     }
 }

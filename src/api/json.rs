@@ -24,26 +24,26 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, request::Parts, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use prost_types::field_descriptor_proto::{Label, Type};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio_stream::StreamExt;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 
 use super::auth::Access;
+use super::service::{MAX_REQUEST_BYTES, Service};
 use super::status::TransportError;
-use super::service::{Service, MAX_REQUEST_BYTES};
+use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::dora_metrics_server::DoraMetrics;
 use crate::proto::*;
-use crate::proto::FILE_DESCRIPTOR_SET;
 
 type Shared = Arc<Service>;
 type Pairs = Query<Vec<(String, String)>>;
@@ -95,7 +95,9 @@ pub fn error_response(status: &Status) -> Response {
 
 fn json_response(code: StatusCode, body: &impl Serialize) -> Response {
     match serde_json::to_vec(body) {
-        Ok(bytes) => (code, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response(),
+        Ok(bytes) => {
+            (code, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+        }
         Err(_) => error_response(&TransportError::Unencodable.into()),
     }
 }
@@ -109,7 +111,9 @@ pub async fn not_found(request: Request) -> Response {
         response.headers_mut().insert(header::CONTENT_TYPE, content_type.clone());
         return response;
     }
-    error_response(&TransportError::NoRoute { method: request.method().to_string(), path: request.uri().path().to_owned() }.into())
+    error_response(
+        &TransportError::NoRoute { method: request.method().to_string(), path: request.uri().path().to_owned() }.into(),
+    )
 }
 
 /// The `tonic::Request` a gRPC call with these headers would carry.
@@ -200,7 +204,13 @@ fn query_json(message: &str, pairs: &[(String, String)], path: &[(&str, &str)]) 
             Type::Bool => match value {
                 "true" | "1" => Value::Bool(true),
                 "false" | "0" => Value::Bool(false),
-                _ => return Err(bad_request(format!("{}: `{}` is not true or false", field.name(), value.escape_debug()))),
+                _ => {
+                    return Err(bad_request(format!(
+                        "{}: `{}` is not true or false",
+                        field.name(),
+                        value.escape_debug()
+                    )));
+                }
             },
             Type::Message | Type::Group | Type::Bytes => {
                 return Err(bad_request(format!("{}: not settable from the query", field.name())));
@@ -222,7 +232,11 @@ fn query_json(message: &str, pairs: &[(String, String)], path: &[(&str, &str)]) 
     Ok(Value::Object(object))
 }
 
-fn query_message<T: DeserializeOwned>(message: &str, pairs: &[(String, String)], path: &[(&str, &str)]) -> Result<T, Status> {
+fn query_message<T: DeserializeOwned>(
+    message: &str,
+    pairs: &[(String, String)],
+    path: &[(&str, &str)],
+) -> Result<T, Status> {
     let json = query_json(message, pairs, path)?;
     serde_json::from_value(json).map_err(|e| bad_request(format!("query: {e}")))
 }
@@ -263,13 +277,20 @@ async fn refresh(State(s): State<Shared>, request: Request) -> Response {
     unary(Arc::clone(&s.access), parts, message, |r| async move { s.refresh(r).await }).await
 }
 
-async fn refresh_job(State(s): State<Shared>, Path(job): Path<String>, Query(pairs): Pairs, request: Request) -> Response {
+async fn refresh_job(
+    State(s): State<Shared>,
+    Path(job): Path<String>,
+    Query(pairs): Pairs,
+    request: Request,
+) -> Response {
     let (parts, _) = request.into_parts();
     if let Some(job_id) = job.strip_suffix(":watch") {
-        let message = query_message::<WatchRefreshRequest>("dora.v1.WatchRefreshRequest", &pairs, &[("job_id", job_id)]);
+        let message =
+            query_message::<WatchRefreshRequest>("dora.v1.WatchRefreshRequest", &pairs, &[("job_id", job_id)]);
         return watch_refresh(s, parts, message).await;
     }
-    let message = query_message::<GetRefreshStatusRequest>("dora.v1.GetRefreshStatusRequest", &pairs, &[("job_id", &job)]);
+    let message =
+        query_message::<GetRefreshStatusRequest>("dora.v1.GetRefreshStatusRequest", &pairs, &[("job_id", &job)]);
     unary(Arc::clone(&s.access), parts, message, |r| async move { s.get_refresh_status(r).await }).await
 }
 
@@ -346,13 +367,24 @@ mod tests {
 
     #[test]
     fn query_parameters_fill_fields_by_proto_or_json_name() {
-        let q = pairs(&[("project_keys", "SHOP"), ("projectKeys", "PAY"), ("weeks", "26"), ("include_series", "true"), ("fromWeek", "2026-W01")]);
+        let q = pairs(&[
+            ("project_keys", "SHOP"),
+            ("projectKeys", "PAY"),
+            ("weeks", "26"),
+            ("include_series", "true"),
+            ("fromWeek", "2026-W01"),
+        ]);
         let r: GetMetricsRequest = query_message("dora.v1.GetMetricsRequest", &q, &[]).unwrap();
         assert_eq!(r.project_keys, ["SHOP", "PAY"]);
         assert_eq!((r.weeks, r.include_series), (26, true));
         assert_eq!(r.from_week.as_deref(), Some("2026-W01"));
         assert_eq!(r.to_week, None);
-        let q = pairs(&[("project_keys", "SHOP"), ("months", "3"), ("granularity", "GRANULARITY_MONTH"), ("fromMonth", "2026-01")]);
+        let q = pairs(&[
+            ("project_keys", "SHOP"),
+            ("months", "3"),
+            ("granularity", "GRANULARITY_MONTH"),
+            ("fromMonth", "2026-01"),
+        ]);
         let r: GetMetricsRequest = query_message("dora.v1.GetMetricsRequest", &q, &[]).unwrap();
         assert_eq!((r.months, r.granularity(), r.from_month.as_deref()), (3, Granularity::Month, Some("2026-01")));
     }
@@ -387,7 +419,8 @@ mod tests {
 
     #[test]
     fn path_variables_fill_fields() {
-        let r: GetRefreshStatusRequest = query_message("dora.v1.GetRefreshStatusRequest", &[], &[("job_id", "j-1")]).unwrap();
+        let r: GetRefreshStatusRequest =
+            query_message("dora.v1.GetRefreshStatusRequest", &[], &[("job_id", "j-1")]).unwrap();
         assert_eq!(r.job_id, "j-1");
     }
 }

@@ -9,8 +9,8 @@
 
 mod answers;
 pub mod auth;
-pub mod codec;
 mod coalesce;
+pub mod codec;
 mod convert;
 pub mod dashboard;
 mod definitions;
@@ -28,21 +28,21 @@ pub mod status;
 use std::future::Future;
 use std::sync::Arc;
 
+use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tonic::service::Routes;
-use tonic::transport::server::TcpIncoming;
-use anyhow::Context;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_web::GrpcWebLayer;
 use tower_layer::Layer;
 
-use crate::proto::dora_metrics_server::DoraMetricsServer;
 use crate::config::TlsSettings;
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::proto::dora_metrics_server::DoraMetricsServer;
 pub use http_guard::MAX_METADATA_BYTES;
-pub use service::{Service, MAX_REQUEST_BYTES};
+pub use service::{MAX_REQUEST_BYTES, Service};
 
 /// The TLS settings as tonic wants them: the server's identity and, for
 /// mutual TLS, the CA that client certificates must chain to.

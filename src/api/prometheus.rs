@@ -13,14 +13,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
-use tonic::metadata::MetadataMap;
 use tonic::Code;
+use tonic::metadata::MetadataMap;
 
 use super::auth::Access;
 use crate::config::Role;
@@ -94,7 +94,8 @@ fn summed_over_projects(text: &str) -> String {
         let parsed = sample(line).and_then(|(name, labels, value)| Some((name, labels, value.parse::<f64>().ok()?)));
         match parsed {
             Some((name, labels, value)) if labels.iter().any(|(k, _)| *k == "project") => {
-                let rest: Vec<String> = labels.iter().filter(|(k, _)| *k != "project").map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+                let rest: Vec<String> =
+                    labels.iter().filter(|(k, _)| *k != "project").map(|(k, v)| format!("{k}=\"{v}\"")).collect();
                 let series = if rest.is_empty() { name.to_owned() } else { format!("{name}{{{}}}", rest.join(",")) };
                 match index.get(&series) {
                     Some(&i) => *out[i].1.get_or_insert(0.0) += value,
@@ -143,7 +144,9 @@ fn rpc_name(path: &str) -> Option<&'static str> {
 /// answers trailers-only), else the HTTP status of the JSON mapping, else OK
 /// (a successful gRPC answer sends its status in the trailers).
 fn code_of<B>(response: &http::Response<B>) -> Code {
-    if let Some(code) = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()) {
+    if let Some(code) =
+        response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok())
+    {
         return Code::from_i32(code);
     }
     match response.status() {

@@ -21,9 +21,9 @@ use super::auth::{Access, Caller, Right};
 use super::status::{ExplainError, InvalidDefinitions, InvalidField, Missing, UpdatesOff};
 use super::{answers, convert, explain};
 use crate::cluster::Cluster;
-use crate::config::{is_project_key, Config};
+use crate::config::{Config, is_project_key};
 use crate::domain::aggregate::ProjectAggregates;
-use crate::domain::period::{Period, PeriodRequest, RollingDurations, Totals, LEVELS_SOURCE, ROLLING_POINTS};
+use crate::domain::period::{LEVELS_SOURCE, Period, PeriodRequest, ROLLING_POINTS, RollingDurations, Totals};
 use crate::domain::time::IsoWeek;
 use crate::harvest::{Harvester, JobState};
 use crate::proto::dora_metrics_server::DoraMetrics;
@@ -90,14 +90,20 @@ impl Service {
             return Err(InvalidField::new("project_keys", "name at least one project"));
         }
         if keys.len() > MAX_PROJECTS_PER_REQUEST {
-            return Err(InvalidField::new("project_keys", format!("at most {MAX_PROJECTS_PER_REQUEST} projects per request")));
+            return Err(InvalidField::new(
+                "project_keys",
+                format!("at most {MAX_PROJECTS_PER_REQUEST} projects per request"),
+            ));
         }
         let mut out: Vec<String> = Vec::with_capacity(keys.len());
         for k in keys {
             let k = k.trim().to_ascii_uppercase();
             if !is_project_key(&k) {
                 let shown: String = k.chars().take(64).collect();
-                return Err(InvalidField::new("project_keys", format!("`{}` is not a Jira project key", shown.escape_debug())));
+                return Err(InvalidField::new(
+                    "project_keys",
+                    format!("`{}` is not a Jira project key", shown.escape_debug()),
+                ));
             }
             if !out.contains(&k) {
                 out.push(k);
@@ -135,7 +141,11 @@ impl Service {
     /// nothing of a request that names a project it may not browse (or that
     /// does not exist). Returns the store's version read before the data
     /// (see `Store::version`).
-    pub(super) async fn projects_data(&self, caller: &Caller, keys: &[String]) -> Result<(u64, Vec<Arc<ProjectData>>), Status> {
+    pub(super) async fn projects_data(
+        &self,
+        caller: &Caller,
+        keys: &[String],
+    ) -> Result<(u64, Vec<Arc<ProjectData>>), Status> {
         self.access.require_browse(caller, keys).await?;
         let version = self.store.version();
         let mut data = Vec::with_capacity(keys.len());
@@ -143,7 +153,9 @@ impl Service {
             match self.store.get(k) {
                 Some(d) => data.push(d),
                 // Configured but not harvested yet: worth a retry.
-                None if self.config.harvest.projects.contains(k) => return Err(Missing::NotYetHarvested(k.clone()).into()),
+                None if self.config.harvest.projects.contains(k) => {
+                    return Err(Missing::NotYetHarvested(k.clone()).into());
+                }
                 None => return Err(Missing::Project(k.clone()).into()),
             }
         }
@@ -165,7 +177,11 @@ impl Service {
     /// freshness of this moment (`answers::Answer`); a remembered answer is
     /// also deflated when `gzip` (the client accepts it). The gRPC route
     /// sends these bytes as they are.
-    pub(super) async fn get_metrics_encoded(&self, request: Request<GetMetricsRequest>, gzip: bool) -> Result<answers::Answer, Status> {
+    pub(super) async fn get_metrics_encoded(
+        &self,
+        request: Request<GetMetricsRequest>,
+        gzip: bool,
+    ) -> Result<answers::Answer, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let req = request.into_inner();
         let other_text = [("ai_rollout_date", req.ai_rollout_date.as_deref())];
@@ -179,10 +195,9 @@ impl Service {
             (true, Granularity::Month) => (false, true),
         };
         let rollout = match req.ai_rollout_date.as_deref() {
-            Some(text) => Some(
-                NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                    .map_err(|_| InvalidField::new("ai_rollout_date", format!("`{}` is not a date like 2026-03-01", text.escape_debug())))?,
-            ),
+            Some(text) => Some(NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+                InvalidField::new("ai_rollout_date", format!("`{}` is not a date like 2026-03-01", text.escape_debug()))
+            })?),
             None => None,
         };
         // Before any figure is looked up.
@@ -342,7 +357,8 @@ fn markers(config: &Config, keys: &[String], requested_rollout: Option<NaiveDate
         (date, label)
     });
     let configured = config.markers.iter().filter(|m| m.concerns(keys)).map(|m| (m.date, m.label.clone()));
-    let mut out: Vec<(NaiveDate, String)> = configured.chain(rollout_markers).filter(|(d, _)| (first..=last).contains(d)).collect();
+    let mut out: Vec<(NaiveDate, String)> =
+        configured.chain(rollout_markers).filter(|(d, _)| (first..=last).contains(d)).collect();
     out.sort();
     out.dedup();
     out.into_iter().map(|(date, label)| Marker { date: date.to_string(), label }).collect()
@@ -359,7 +375,10 @@ impl DoraMetrics for Service {
         Ok(Response::new(response))
     }
 
-    async fn list_projects(&self, request: Request<ListProjectsRequest>) -> Result<Response<ListProjectsResponse>, Status> {
+    async fn list_projects(
+        &self,
+        request: Request<ListProjectsRequest>,
+    ) -> Result<Response<ListProjectsResponse>, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let now = (self.now)();
         let definitions = self.harvester.definitions();
@@ -397,7 +416,8 @@ impl DoraMetrics for Service {
         };
         // By name: the projects holding the team's issues, and its weeks.
         let mut teams: BTreeMap<&str, (Vec<&str>, BTreeSet<IsoWeek>)> = BTreeMap::new();
-        let data: Vec<(&String, Arc<ProjectData>)> = keys.iter().filter_map(|k| Some((k, self.store.get(k)?))).collect();
+        let data: Vec<(&String, Arc<ProjectData>)> =
+            keys.iter().filter_map(|k| Some((k, self.store.get(k)?))).collect();
         for (key, d) in &data {
             for (name, weeks) in &d.teams {
                 let (projects, with_data) = teams.entry(name).or_default();
@@ -431,7 +451,10 @@ impl DoraMetrics for Service {
         Ok(Response::new(RefreshResponse { job_id }))
     }
 
-    async fn get_refresh_status(&self, request: Request<GetRefreshStatusRequest>) -> Result<Response<GetRefreshStatusResponse>, Status> {
+    async fn get_refresh_status(
+        &self,
+        request: Request<GetRefreshStatusRequest>,
+    ) -> Result<Response<GetRefreshStatusResponse>, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let id = request.into_inner().job_id;
         let job = self.find_job(job_id(&id)?).await?.ok_or_else(|| Missing::Job(id.clone()))?;
@@ -447,8 +470,7 @@ impl DoraMetrics for Service {
         if let Some(cluster) = &self.cluster {
             return self.watch_recorded_job(&caller, Arc::clone(cluster), id).await;
         }
-        let (view, mut changed) =
-            self.harvester.watch(job_id(&id)?).ok_or_else(|| Missing::Job(id.clone()))?;
+        let (view, mut changed) = self.harvester.watch(job_id(&id)?).ok_or_else(|| Missing::Job(id.clone()))?;
         // A job's projects do not change: decide once.
         self.check_job_visible(&caller, &view).await?;
         let harvester = Arc::clone(&self.harvester);
@@ -466,17 +488,27 @@ impl DoraMetrics for Service {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn get_definitions(&self, request: Request<GetDefinitionsRequest>) -> Result<Response<GetDefinitionsResponse>, Status> {
+    async fn get_definitions(
+        &self,
+        request: Request<GetDefinitionsRequest>,
+    ) -> Result<Response<GetDefinitionsResponse>, Status> {
         self.access.authorize(request.metadata(), Right::Read)?;
         let defs = self.harvester.definitions();
         Ok(Response::new(GetDefinitionsResponse {
             version: defs.version().to_owned(),
-            files: defs.files().iter().map(|f| DefinitionFile { name: f.name.clone(), source: f.source.clone() }).collect(),
+            files: defs
+                .files()
+                .iter()
+                .map(|f| DefinitionFile { name: f.name.clone(), source: f.source.clone() })
+                .collect(),
             audit: self.harvester.audit().iter().map(super::definitions::audit).collect(),
         }))
     }
 
-    async fn validate_definitions(&self, request: Request<ValidateDefinitionsRequest>) -> Result<Response<ValidateDefinitionsResponse>, Status> {
+    async fn validate_definitions(
+        &self,
+        request: Request<ValidateDefinitionsRequest>,
+    ) -> Result<Response<ValidateDefinitionsResponse>, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Admin)?;
         let files = super::definitions::files(request.into_inner().files);
         let mut validation = self.harvester.validate(files, (self.now)()).await;
@@ -487,7 +519,10 @@ impl DoraMetrics for Service {
         Ok(Response::new(super::definitions::validation(&validation, self.config.report_tz)))
     }
 
-    async fn explain_metrics(&self, request: Request<ExplainMetricsRequest>) -> Result<Response<ExplainMetricsResponse>, Status> {
+    async fn explain_metrics(
+        &self,
+        request: Request<ExplainMetricsRequest>,
+    ) -> Result<Response<ExplainMetricsResponse>, Status> {
         let caller = self.access.authorize(request.metadata(), Right::Read)?;
         let req = request.into_inner();
         let (keys, period) = self.scope(&req.project_keys, period_of!(req), &[])?;
@@ -508,11 +543,15 @@ impl DoraMetrics for Service {
             facts.push(self.harvester.project_facts(k).ok_or_else(|| ExplainError::DetailsAfterRefresh(k.clone()))?);
         }
         let team = team.map(str::to_owned);
-        let listed = explain::list(facts, self.harvester.definitions(), self.config.report_tz, period, figure, team).await?;
+        let listed =
+            explain::list(facts, self.harvester.definitions(), self.config.report_tz, period, figure, team).await?;
         Ok(Response::new(explain::page(&listed, start, page_size, version, self.harvester.jira_base_url())?))
     }
 
-    async fn update_definitions(&self, request: Request<UpdateDefinitionsRequest>) -> Result<Response<UpdateDefinitionsResponse>, Status> {
+    async fn update_definitions(
+        &self,
+        request: Request<UpdateDefinitionsRequest>,
+    ) -> Result<Response<UpdateDefinitionsResponse>, Status> {
         self.access.authorize(request.metadata(), Right::Admin)?;
         if !self.config.definitions.allow_updates {
             return Err(UpdatesOff.into());
@@ -526,10 +565,7 @@ impl DoraMetrics for Service {
             let active = cluster.publish_definitions(set).await?;
             return Ok(Response::new(UpdateDefinitionsResponse { version: active.version().to_owned() }));
         }
-        let active = self
-            .harvester
-            .activate(set, crate::harvest::Origin::Api, Some(&self.config.defs_dir))
-            .await?;
+        let active = self.harvester.activate(set, crate::harvest::Origin::Api, Some(&self.config.defs_dir)).await?;
         Ok(Response::new(UpdateDefinitionsResponse { version: active.version().to_owned() }))
     }
 }
@@ -546,7 +582,12 @@ impl Service {
 
     /// [`DoraMetrics::watch_refresh`] for a job recorded in the database:
     /// each change notified by the leader, and every 500 ms.
-    async fn watch_recorded_job(&self, caller: &Caller, cluster: Arc<Cluster>, id: String) -> Result<Response<WatchStream>, Status> {
+    async fn watch_recorded_job(
+        &self,
+        caller: &Caller,
+        cluster: Arc<Cluster>,
+        id: String,
+    ) -> Result<Response<WatchStream>, Status> {
         let view = cluster.job(job_id(&id)?).await?;
         let view = view.ok_or_else(|| Missing::Job(id.clone()))?;
         self.check_job_visible(caller, &view).await?;

@@ -180,7 +180,8 @@ pub struct InvalidDefinitions(pub Vec<DefinitionError>);
 
 impl From<InvalidDefinitions> for Status {
     fn from(InvalidDefinitions(errors): InvalidDefinitions) -> Self {
-        let mut message = format!("files: the definitions are not valid ({} problem(s)); nothing changed", errors.len());
+        let mut message =
+            format!("files: the definitions are not valid ({} problem(s)); nothing changed", errors.len());
         for e in errors.iter().take(MAX_LISTED) {
             message.push_str("\n  ");
             message.push_str(&e.to_string());
@@ -292,25 +293,45 @@ mod tests {
             "listing the Jira projects failed: GET /rest/api/3/project/search: HTTP 503 (after 3 attempts)",
         );
         check(StartError::NoProjects, Code::FailedPrecondition, &StartError::NoProjects.to_string());
-        check(StartError::NotConfigured("OPS".into()), Code::FailedPrecondition, "project OPS is not in harvest.projects");
+        check(
+            StartError::NotConfigured("OPS".into()),
+            Code::FailedPrecondition,
+            "project OPS is not in harvest.projects",
+        );
     }
 
     #[test]
     fn each_error_has_its_code() {
         check(InvalidField::new("weeks", "at most 520"), Code::InvalidArgument, "weeks: at most 520");
-        check(AccessError::Unauthenticated("the API key is not valid".into()), Code::Unauthenticated, "the API key is not valid");
+        check(
+            AccessError::Unauthenticated("the API key is not valid".into()),
+            Code::Unauthenticated,
+            "the API key is not valid",
+        );
         check(AccessError::NeedsAdmin("reader"), Code::PermissionDenied, "this call needs the admin role, not reader");
         check(AccessError::NotBrowsable, Code::PermissionDenied, "the viewer may not browse every requested project");
         check(AccessError::PermissionsUnavailable("later"), Code::Unavailable, "later");
         check(Missing::Job("j\n".into()), Code::NotFound, "job `j\\n`: unknown");
-        check(Missing::NotYetHarvested("OPS".into()), Code::Unavailable, "project OPS: no figures yet, its first harvest has not finished; retry shortly");
-        check(ExplainError::ListChanged, Code::FailedPrecondition, "page_token: list changed, start again (the data was refreshed since the first page)");
+        check(
+            Missing::NotYetHarvested("OPS".into()),
+            Code::Unavailable,
+            "project OPS: no figures yet, its first harvest has not finished; retry shortly",
+        );
+        check(
+            ExplainError::ListChanged,
+            Code::FailedPrecondition,
+            "page_token: list changed, start again (the data was refreshed since the first page)",
+        );
         assert_eq!(Status::from(ExplainError::DetailsAfterRefresh("OPS".into())).code(), Code::Unavailable);
         assert_eq!(Status::from(ExplainError::Classify("OPS".into())).code(), Code::Internal);
         check(TransportError::NoSuchMethod, Code::Unimplemented, "no such method");
         check(TransportError::Unencodable, Code::Internal, "the answer could not be encoded as JSON");
         assert_eq!(Status::from(UpdatesOff).code(), Code::FailedPrecondition);
-        check(ClusterError::NotConfigured("OPS".into()), Code::FailedPrecondition, "project OPS is not in harvest.projects");
+        check(
+            ClusterError::NotConfigured("OPS".into()),
+            Code::FailedPrecondition,
+            "project OPS is not in harvest.projects",
+        );
         let down = crate::cluster::DbError::Postgres("error connecting to server: Connection refused".into());
         check(ClusterError::Unavailable(down), Code::Unavailable, "the shared database is unreachable; retry shortly");
     }

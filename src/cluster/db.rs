@@ -333,9 +333,8 @@ impl Database {
             // A stale leader's open transaction may hold the row: fail fast
             // and end its sessions rather than wait.
             tx.batch_execute("SET LOCAL lock_timeout = '1s'").await?;
-            let row = tx
-                .query_one("SELECT holder, expires_at > now() FROM dora_lease WHERE id = 1 FOR UPDATE", &[])
-                .await?;
+            let row =
+                tx.query_one("SELECT holder, expires_at > now() FROM dora_lease WHERE id = 1 FOR UPDATE", &[]).await?;
             let (current, running): (String, bool) = (row.get(0), row.get(1));
             if running && current != holder {
                 return Ok(None);
@@ -378,7 +377,10 @@ impl Database {
         let epoch = epoch as i64;
         timed(async {
             session
-                .execute("UPDATE dora_lease SET expires_at = now() WHERE id = 1 AND epoch = $1 AND holder = $2", &[&epoch, &holder])
+                .execute(
+                    "UPDATE dora_lease SET expires_at = now() WHERE id = 1 AND epoch = $1 AND holder = $2",
+                    &[&epoch, &holder],
+                )
                 .await?;
             // The lock is taken again on every attempt while a lease runs
             // out, and counts each time: let go of all of it.
@@ -402,10 +404,18 @@ impl Database {
     /// The stored snapshots, newest first (at most two).
     pub async fn snapshots(&self) -> Result<Vec<StoredSnapshot>, DbError> {
         timed(async {
-            let rows = self.client().await?.query("SELECT seq, epoch, bytes FROM dora_snapshots ORDER BY seq DESC", &[]).await?;
+            let rows = self
+                .client()
+                .await?
+                .query("SELECT seq, epoch, bytes FROM dora_snapshots ORDER BY seq DESC", &[])
+                .await?;
             Ok(rows
                 .iter()
-                .map(|r| StoredSnapshot { seq: r.get::<_, i64>(0) as u64, epoch: r.get::<_, i64>(1) as u64, bytes: r.get(2) })
+                .map(|r| StoredSnapshot {
+                    seq: r.get::<_, i64>(0) as u64,
+                    epoch: r.get::<_, i64>(1) as u64,
+                    bytes: r.get(2),
+                })
                 .collect())
         })
         .await
@@ -415,7 +425,13 @@ impl Database {
     /// token), keeps the last two, and announces it. The lease row is read
     /// with a share lock, so a takeover waits for this write or this write
     /// sees the new epoch.
-    pub async fn write_snapshot(&self, epoch: u64, seq: u64, taken_at: DateTime<Utc>, bytes: &[u8]) -> Result<(), DbError> {
+    pub async fn write_snapshot(
+        &self,
+        epoch: u64,
+        seq: u64,
+        taken_at: DateTime<Utc>,
+        bytes: &[u8],
+    ) -> Result<(), DbError> {
         let (epoch_i, seq_i) = (epoch as i64, seq as i64);
         timed(async {
             let mut client = self.client().await?;
@@ -509,7 +525,13 @@ impl Database {
 
     /// Queues a refresh for the leader, with the job's first record, and
     /// announces it.
-    pub async fn queue_refresh(&self, job_id: &str, projects: &[String], full: bool, record: &serde_json::Value) -> Result<(), DbError> {
+    pub async fn queue_refresh(
+        &self,
+        job_id: &str,
+        projects: &[String],
+        full: bool,
+        record: &serde_json::Value,
+    ) -> Result<(), DbError> {
         timed(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
@@ -596,7 +618,8 @@ impl Database {
     /// A job's record.
     pub async fn job(&self, job_id: &str) -> Result<Option<serde_json::Value>, DbError> {
         timed(async {
-            let row = self.client().await?.query_opt("SELECT record FROM dora_jobs WHERE job_id = $1", &[&job_id]).await?;
+            let row =
+                self.client().await?.query_opt("SELECT record FROM dora_jobs WHERE job_id = $1", &[&job_id]).await?;
             Ok(row.map(|r| r.get(0)))
         })
         .await

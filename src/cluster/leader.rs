@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use super::db::DbError;
 use super::lease::Role;
-use super::member::{record_json, Cluster};
+use super::member::{Cluster, record_json};
 use crate::harvest::persistence;
 use crate::store::snapshot::{self, JobRecord};
 
@@ -143,7 +143,15 @@ async fn write(cluster: &Arc<Cluster>, epoch: u64, reason: &'static str) -> bool
     match cluster.db.write_snapshot(epoch, seq, now, &bytes).await {
         Ok(()) => {
             cluster.set_loaded(seq, now, bytes.len());
-            info!(seq, epoch, projects, bytes = bytes.len(), took_ms = started.elapsed().as_millis() as u64, reason, "snapshot written");
+            info!(
+                seq,
+                epoch,
+                projects,
+                bytes = bytes.len(),
+                took_ms = started.elapsed().as_millis() as u64,
+                reason,
+                "snapshot written"
+            );
             true
         }
         Err(DbError::Fenced(_)) => {
@@ -198,7 +206,9 @@ async fn claim(
             Err(e) => {
                 warn!(job = %id, error = %e, "queued refresh not started");
                 let now = Utc::now().timestamp_millis();
-                let Some(mut record) = cluster.db.job(&id).await?.and_then(|r| serde_json::from_value::<JobRecord>(r).ok()) else {
+                let Some(mut record) =
+                    cluster.db.job(&id).await?.and_then(|r| serde_json::from_value::<JobRecord>(r).ok())
+                else {
                     continue;
                 };
                 for p in &mut record.projects {
@@ -238,7 +248,12 @@ async fn end_orphans(cluster: &Cluster, epoch: u64) -> Result<(), DbError> {
 const INTERRUPTED: &str = "interrupted: the harvesting leader changed before this project's refresh ended";
 
 /// Writes the records of jobs that changed since they were last written.
-async fn mirror(cluster: &Cluster, epoch: u64, aliases: &HashMap<String, Vec<String>>, mirrored: &mut HashMap<String, serde_json::Value>) {
+async fn mirror(
+    cluster: &Cluster,
+    epoch: u64,
+    aliases: &HashMap<String, Vec<String>>,
+    mirrored: &mut HashMap<String, serde_json::Value>,
+) {
     let (_, records) = cluster.harvester.records();
     for record in records {
         let ids = std::iter::once(record.id.clone()).chain(aliases.get(&record.id).into_iter().flatten().cloned());

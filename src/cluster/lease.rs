@@ -29,7 +29,9 @@ use super::db::{Database, DbError, Dedicated};
 pub enum Role {
     Follower,
     /// The harvesting leader with this epoch (fencing token).
-    Leader { epoch: u64 },
+    Leader {
+        epoch: u64,
+    },
 }
 
 impl Role {
@@ -169,7 +171,11 @@ async fn step(
     if current.remaining_ms == 0 && current.holder != holder {
         let ended = Database::end_stale_leader_sessions(&s.client, &current.holder).await?;
         if ended > 0 {
-            warn!(epoch = current.epoch, sessions = ended, "the leader's lease expired while its sessions held on: they were ended");
+            warn!(
+                epoch = current.epoch,
+                sessions = ended,
+                "the leader's lease expired while its sessions held on: they were ended"
+            );
         }
     }
     if !holds_lock {

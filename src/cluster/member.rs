@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -19,9 +19,9 @@ use super::db::{Database, DbError};
 use super::lease::{Permit, Role};
 use crate::config::{ClusterSettings, Config};
 use crate::definitions::{DefinitionFile, DefinitionSet};
-use crate::harvest::{persistence, Harvester, JobView, Origin};
-use crate::store::snapshot::{self, Encoder, JobProjectRecord, JobRecord, RecordedState};
+use crate::harvest::{Harvester, JobView, Origin, persistence};
 use crate::store::Store;
+use crate::store::snapshot::{self, Encoder, JobProjectRecord, JobRecord, RecordedState};
 
 /// Why a request could not be served through the database.
 #[derive(Debug, Error)]
@@ -176,7 +176,9 @@ impl Cluster {
     /// Queues a refresh for the leader; returns the job's id at once.
     pub async fn refresh(&self, projects: Vec<String>, full: bool) -> Result<String, ClusterError> {
         let mut projects = projects;
-        if let Some(k) = projects.iter().find(|k| !self.configured_projects.is_empty() && !self.configured_projects.contains(k)) {
+        if let Some(k) =
+            projects.iter().find(|k| !self.configured_projects.is_empty() && !self.configured_projects.contains(k))
+        {
             return Err(ClusterError::NotConfigured(k.clone()));
         }
         projects.sort();
@@ -193,7 +195,14 @@ impl Cluster {
             finished: None,
             projects: shown
                 .into_iter()
-                .map(|key| JobProjectRecord { key, state: RecordedState::Queued, issues_fetched: 0, pages: 0, retries: 0, error: None })
+                .map(|key| JobProjectRecord {
+                    key,
+                    state: RecordedState::Queued,
+                    issues_fetched: 0,
+                    pages: 0,
+                    retries: 0,
+                    error: None,
+                })
                 .collect(),
         };
         self.db.queue_refresh(&id, &projects, full, &record_json(&record)).await?;
@@ -245,7 +254,9 @@ impl Cluster {
         let files = files_of(newest.files);
         match tokio::task::spawn_blocking(move || DefinitionSet::compile(files)).await {
             Ok(Ok(set)) => self.put_in_force(set, newest.number, origin(&newest.origin)).await,
-            _ => warn!(number = newest.number, "definitions in the database do not compile here; the ones in force stay"),
+            _ => {
+                warn!(number = newest.number, "definitions in the database do not compile here; the ones in force stay")
+            }
         }
         Ok(())
     }

@@ -21,8 +21,8 @@
 //! calls [`Cluster`] and maps [`ClusterError`] to a status.
 
 pub mod db;
-pub mod lease;
 mod leader;
+pub mod lease;
 mod member;
 mod sync;
 
@@ -78,12 +78,14 @@ pub async fn definitions_in_force(db: &Database, folder: DefinitionSet) -> Resul
     match tokio::task::spawn_blocking(move || DefinitionSet::compile(files)).await {
         Ok(Ok(set)) => Ok(set.numbered(newest.number)),
         _ => {
-            warn!(number = newest.number, "the definitions in force in the database do not compile here; the folder's are used");
+            warn!(
+                number = newest.number,
+                "the definitions in force in the database do not compile here; the folder's are used"
+            );
             Ok(folder.numbered(newest.number))
         }
     }
 }
-
 
 /// Joins the cluster: loads the newest snapshot into `store` and
 /// `harvester`, then starts the election, the follower and the leader's
@@ -106,6 +108,7 @@ pub async fn start(db: Database, config: &Config, store: Arc<Store>, harvester: 
     ));
     let sync_task = tokio::spawn(sync::run(Arc::clone(&cluster), cluster.stop_duties.subscribe()));
     let duties_task = tokio::spawn(leader::run(Arc::clone(&cluster), cluster.stop_duties.subscribe()));
-    *cluster.tasks.lock().expect("tasks lock") = vec![("duties", duties_task), ("sync", sync_task), ("lease", lease_task)];
+    *cluster.tasks.lock().expect("tasks lock") =
+        vec![("duties", duties_task), ("sync", sync_task), ("lease", lease_task)];
     cluster
 }

@@ -13,7 +13,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::db::{Dedicated, DbError, CHANNELS};
+use super::db::{CHANNELS, DbError, Dedicated};
 use super::member::Cluster;
 
 /// Connects and listens on every channel.

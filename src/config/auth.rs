@@ -75,7 +75,10 @@ pub struct ApiKey {
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // A hash is no secret, but there is no reason to print it whole.
-        f.debug_struct("ApiKey").field("sha256", &format_args!("{}…", hex::encode(&self.sha256[..4]))).field("role", &self.role).finish()
+        f.debug_struct("ApiKey")
+            .field("sha256", &format_args!("{}…", hex::encode(&self.sha256[..4])))
+            .field("role", &self.role)
+            .finish()
     }
 }
 
@@ -92,7 +95,12 @@ pub struct AuthSettings {
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { enabled: false, keys: Vec::new(), permission_mode: PermissionMode::default(), permission_cache: DEFAULT_PERMISSION_CACHE }
+        Self {
+            enabled: false,
+            keys: Vec::new(),
+            permission_mode: PermissionMode::default(),
+            permission_cache: DEFAULT_PERMISSION_CACHE,
+        }
     }
 }
 
@@ -197,7 +205,9 @@ pub(super) fn settings(
     for (i, k) in file.keys.iter().enumerate() {
         match parse_hash(&k.sha256) {
             Some(sha256) => keys.push(ApiKey { sha256, role: k.role }),
-            None => problems.push(format!("auth.keys[{i}].sha256: not a SHA-256 in hex (64 digits); `jira-dora hash-key` prints one")),
+            None => problems.push(format!(
+                "auth.keys[{i}].sha256: not a SHA-256 in hex (64 digits); `jira-dora hash-key` prints one"
+            )),
         }
     }
     // Where the keys came from, for the problem when there are none.
@@ -209,7 +219,9 @@ pub(super) fn settings(
     }
     if let Some(path) = env.var("DORA_API_KEYS_FILE") {
         match std::fs::read_to_string(&path) {
-            Ok(text) => from_env.get_or_insert_with(Vec::new).extend(parse_key_list("DORA_API_KEYS_FILE", &text, problems)),
+            Ok(text) => {
+                from_env.get_or_insert_with(Vec::new).extend(parse_key_list("DORA_API_KEYS_FILE", &text, problems))
+            }
             Err(e) => problems.push(format!("DORA_API_KEYS_FILE: cannot read the key file: {}", e.kind())),
         }
         source = if source == "DORA_API_KEYS" { "DORA_API_KEYS and DORA_API_KEYS_FILE" } else { "DORA_API_KEYS_FILE" };
@@ -229,12 +241,16 @@ pub(super) fn settings(
         Some("viewer-credential") => PermissionMode::ViewerCredential,
         Some("account-id") => PermissionMode::AccountId,
         Some(other) => {
-            problems.push(format!("auth.permission_mode (DORA_PERMISSION_MODE): `{other}` is neither `viewer-credential` nor `account-id`"));
+            problems.push(format!(
+                "auth.permission_mode (DORA_PERMISSION_MODE): `{other}` is neither `viewer-credential` nor `account-id`"
+            ));
             PermissionMode::default()
         }
     };
     if permission_mode == PermissionMode::AccountId && jira_is_datacenter {
-        problems.push("auth.permission_mode: `account-id` needs Jira Cloud (permissions/check); use `viewer-credential`".into());
+        problems.push(
+            "auth.permission_mode: `account-id` needs Jira Cloud (permissions/check); use `viewer-credential`".into(),
+        );
     }
     let permission_cache = match file.permission_cache_secs.map(Duration::from_secs) {
         Some(d) if d > MAX_PERMISSION_CACHE => {
@@ -250,7 +266,11 @@ pub(super) fn settings(
     let client_ca_file = env.var("DORA_TLS_CLIENT_CA_FILE").map(PathBuf::from).or(tls.client_ca_file);
     let tls = match (cert_file, key_file) {
         (Some(cert_file), Some(key_file)) => {
-            for (key, path) in [("tls.cert_file", Some(&cert_file)), ("tls.key_file", Some(&key_file)), ("tls.client_ca_file", client_ca_file.as_ref())] {
+            for (key, path) in [
+                ("tls.cert_file", Some(&cert_file)),
+                ("tls.key_file", Some(&key_file)),
+                ("tls.client_ca_file", client_ca_file.as_ref()),
+            ] {
                 if let Some(p) = path
                     && let Err(e) = std::fs::metadata(p)
                 {
@@ -294,7 +314,9 @@ mod tests {
     #[test]
     fn auth_is_off_on_loopback_and_on_elsewhere_by_default() {
         assert!(!load(None, &env(&[])).unwrap().auth.enabled);
-        let c = load(None, &env(&[("DORA_LISTEN", "0.0.0.0:9000"), ("DORA_API_KEYS", leak(format!("service {HASH}")))])).unwrap();
+        let c =
+            load(None, &env(&[("DORA_LISTEN", "0.0.0.0:9000"), ("DORA_API_KEYS", leak(format!("service {HASH}")))]))
+                .unwrap();
         assert!(c.auth.enabled);
         assert_eq!(c.auth.keys, [ApiKey { sha256: parse_hash(HASH).unwrap(), role: Role::Service }]);
     }
@@ -316,15 +338,22 @@ mod tests {
 
     #[test]
     fn keys_come_from_the_file_or_the_environment_and_bad_ones_are_named() {
-        let toml = format!("[auth]\nenabled = true\npermission_cache_secs = 5\npermission_mode = \"account-id\"\n[[auth.keys]]\nsha256 = \"{HASH}\"\nrole = \"admin\"\n[[auth.keys]]\nsha256 = \"abc\"\nrole = \"service\"\n");
+        let toml = format!(
+            "[auth]\nenabled = true\npermission_cache_secs = 5\npermission_mode = \"account-id\"\n[[auth.keys]]\nsha256 = \"{HASH}\"\nrole = \"admin\"\n[[auth.keys]]\nsha256 = \"abc\"\nrole = \"service\"\n"
+        );
         let e = load(Some(&toml), &env(&[])).unwrap_err();
-        assert_eq!(e.problems, ["auth.keys[1].sha256: not a SHA-256 in hex (64 digits); `jira-dora hash-key` prints one"]);
+        assert_eq!(
+            e.problems,
+            ["auth.keys[1].sha256: not a SHA-256 in hex (64 digits); `jira-dora hash-key` prints one"]
+        );
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("keys");
         std::fs::write(&file, format!("# gateway\nviewer-gateway {HASH}\nadmin {HASH}\n")).unwrap();
         let path = leak(file.to_str().unwrap().to_owned());
-        let toml = format!("[auth]\nenabled = true\npermission_cache_secs = 5\npermission_mode = \"account-id\"\n[[auth.keys]]\nsha256 = \"{HASH}\"\nrole = \"service\"\n");
+        let toml = format!(
+            "[auth]\nenabled = true\npermission_cache_secs = 5\npermission_mode = \"account-id\"\n[[auth.keys]]\nsha256 = \"{HASH}\"\nrole = \"service\"\n"
+        );
         let c = load(Some(&toml), &env(&[("DORA_API_KEYS_FILE", path)])).unwrap();
         let roles: Vec<Role> = c.auth.keys.iter().map(|k| k.role).collect();
         assert_eq!(roles, [Role::ViewerGateway, Role::Admin], "the environment replaces the file's keys");
@@ -339,7 +368,8 @@ mod tests {
     fn tls_needs_both_files_and_readable_ones() {
         let e = load(Some("[tls]\ncert_file = \"/nonexistent/cert.pem\"\n"), &env(&[])).unwrap_err();
         assert!(e.to_string().contains("set both or neither"), "{e}");
-        let e = load(Some("[tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"\n"), &env(&[])).unwrap_err();
+        let e = load(Some("[tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"\n"), &env(&[]))
+            .unwrap_err();
         assert_eq!(e.problems.len(), 2, "{e}");
         let e = load(Some("[tls]\nclient_ca_file = \"ca.pem\"\n"), &env(&[])).unwrap_err();
         assert!(e.to_string().contains("mutual TLS"), "{e}");
@@ -347,7 +377,15 @@ mod tests {
 
     #[test]
     fn account_id_mode_needs_cloud() {
-        let e = load(None, &env(&[("JIRA_BASE_URL", "https://jira.example.com"), ("JIRA_FLAVOR", "datacenter"), ("DORA_PERMISSION_MODE", "account-id")])).unwrap_err();
+        let e = load(
+            None,
+            &env(&[
+                ("JIRA_BASE_URL", "https://jira.example.com"),
+                ("JIRA_FLAVOR", "datacenter"),
+                ("DORA_PERMISSION_MODE", "account-id"),
+            ]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("needs Jira Cloud"), "{e}");
     }
 

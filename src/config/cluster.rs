@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use serde::de::IgnoredAny;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use super::env::Env;
 use crate::jira::SecretString as Secret;
@@ -58,7 +58,12 @@ const URL_IN_FILE: &str = "not accepted in the configuration file, since it hold
 
 /// The cluster settings, or `None` without a database URL. `url_in_file`:
 /// the file had a top-level `database_url` key.
-pub(super) fn settings(file: FileCluster, url_in_file: bool, env: &dyn Env, problems: &mut Vec<String>) -> Option<ClusterSettings> {
+pub(super) fn settings(
+    file: FileCluster,
+    url_in_file: bool,
+    env: &dyn Env,
+    problems: &mut Vec<String>,
+) -> Option<ClusterSettings> {
     if url_in_file {
         problems.push(format!("database_url: {URL_IN_FILE}"));
     }

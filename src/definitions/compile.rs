@@ -12,9 +12,9 @@ use std::collections::HashMap;
 
 use rhai::{AST, Dynamic, Engine, EvalAltResult};
 
-use super::sandbox::{self, MAX_FILE_SOURCE, MAX_FILES, MAX_TOTAL_SOURCE};
-use super::hooks::{HookSpec, HOOKS, TEAMS};
+use super::hooks::{HOOKS, HookSpec, TEAMS};
 use super::problems::{DefinitionError, DefinitionFile};
+use super::sandbox::{self, MAX_FILE_SOURCE, MAX_FILES, MAX_TOTAL_SOURCE};
 
 /// Where things are defined, for diagnostics.
 #[derive(Debug, Default)]

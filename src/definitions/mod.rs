@@ -36,15 +36,15 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, FuncArgs, Map, Sc
 use sha2::{Digest, Sha256};
 
 use crate::domain::classify::{
-    checked_teams, HookError, Hooks, IssueView, SourceLocation, Teams, TransitionView, VersionView,
-    MAX_FAILURE_WINDOW_DAYS,
+    HookError, Hooks, IssueView, MAX_FAILURE_WINDOW_DAYS, SourceLocation, Teams, TransitionView, VersionView,
+    checked_teams,
 };
 use crate::domain::facts::{FieldValue, Name, StatusCategory};
 
 use self::compile::Layout;
-use self::hooks::{HookSpec, Input, Returns, HOOKS, HOOK_COUNT, TEAMS};
-pub use self::problems::{DefinitionError, DefinitionFile, DefinitionsLoadError};
+use self::hooks::{HOOK_COUNT, HOOKS, HookSpec, Input, Returns, TEAMS};
 pub use self::prepared::{PreparedIssue, PreparedTransition};
+pub use self::problems::{DefinitionError, DefinitionFile, DefinitionsLoadError};
 
 /// How much of a failed call's error may be shown: all of it on the
 /// built-in samples, only its kind on real facts (a thrown value, an index
@@ -136,7 +136,10 @@ impl DefinitionSet {
     /// fields `field_names` (`jira.extra_fields`): the load-time samples
     /// carry them too, so a hook reading `issue.fields["Team"]` loads, and
     /// one reading a field that is not configured is refused.
-    pub fn compile_for(mut files: Vec<DefinitionFile>, field_names: &[String]) -> Result<DefinitionSet, Vec<DefinitionError>> {
+    pub fn compile_for(
+        mut files: Vec<DefinitionFile>,
+        field_names: &[String],
+    ) -> Result<DefinitionSet, Vec<DefinitionError>> {
         files.sort_by(|a, b| a.name.cmp(&b.name));
         let engine = sandbox::engine();
         let compiled = compile::compile(&engine, &files);
@@ -336,7 +339,9 @@ impl DefinitionSet {
         for item in items {
             match item.into_immutable_string() {
                 Ok(name) => names.push(name),
-                Err(other) => return Err(refuse(format!("returned an array holding {}, {EXPECTED}", describe_type_name(other)))),
+                Err(other) => {
+                    return Err(refuse(format!("returned an array holding {}, {EXPECTED}", describe_type_name(other))));
+                }
             }
         }
         checked_teams(names.iter().map(|n| n.as_str())).map_err(refuse)
@@ -352,7 +357,13 @@ impl DefinitionSet {
             .map_err(|err| self.explain(hook, &err, detail))
     }
 
-    fn run(&self, hook: &'static str, returns: Returns, args: impl FuncArgs, detail: Detail) -> Result<memo::Answer, DefinitionError> {
+    fn run(
+        &self,
+        hook: &'static str,
+        returns: Returns,
+        args: impl FuncArgs,
+        detail: Detail,
+    ) -> Result<memo::Answer, DefinitionError> {
         let file = self.hook_file(hook);
         let value = self.invoke(hook, args, detail)?;
         let answer = match returns {
@@ -455,7 +466,9 @@ impl DefinitionSet {
                     })
                 }),
                 Input::Version => samples.versions.iter().try_for_each(|(what, version)| {
-                    self.run(spec.name, spec.returns, (version.clone(),), Detail::Full).map(drop).map_err(|e| (e, what.to_string()))
+                    self.run(spec.name, spec.returns, (version.clone(),), Detail::Full)
+                        .map(drop)
+                        .map_err(|e| (e, what.to_string()))
                 }),
             };
             if let Err((problem, sample)) = outcome {
@@ -472,8 +485,11 @@ impl DefinitionSet {
 
 /// A problem of a call on real facts, as the domain's hook error.
 fn hook_error(hook: &'static str, problem: DefinitionError) -> HookError {
-    let location = (!problem.file.is_empty())
-        .then_some(SourceLocation { file: problem.file, line: problem.line, column: problem.column });
+    let location = (!problem.file.is_empty()).then_some(SourceLocation {
+        file: problem.file,
+        line: problem.line,
+        column: problem.column,
+    });
     HookError { hook, location, message: problem.message }
 }
 
@@ -522,7 +538,8 @@ struct Samples {
 
 impl Samples {
     fn new(field_names: &[String]) -> Self {
-        let fields: Vec<(Arc<str>, Option<FieldValue>)> = field_names.iter().map(|n| (Arc::from(n.as_str()), None)).collect();
+        let fields: Vec<(Arc<str>, Option<FieldValue>)> =
+            field_names.iter().map(|n| (Arc::from(n.as_str()), None)).collect();
         const CREATED: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
         const HOUR: i64 = 3_600_000;
         let no_labels: Vec<Name> = Vec::new();
@@ -615,7 +632,8 @@ impl Hooks for DefinitionSet {
         // Every issue hook already answered for this record, and no other
         // hook looks at the issue: nothing needs copying.
         let complete = known.is_some_and(|answers| record_complete(&answers));
-        let prepared = PreparedIssue::new(issue, if complete && self.issue_free_transitions { 0 } else { self.needed.0 });
+        let prepared =
+            PreparedIssue::new(issue, if complete && self.issue_free_transitions { 0 } else { self.needed.0 });
         if let Some(answers) = known {
             prepared.answers.set(answers);
         }

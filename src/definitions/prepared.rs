@@ -18,10 +18,10 @@ use chrono::NaiveDate;
 use rhai::{AST, Map};
 
 use super::compile::Layout;
+use super::hooks::{HOOK_COUNT, HOOKS, HookSpec, Input};
 use super::memo::{self, Plan};
-use super::properties::{self, Kind, Value, ISSUE, ISSUE_NAMES, TRANSITION, TRANSITION_NAMES, VERSION, VERSION_NAMES};
-use super::hooks::{HookSpec, Input, HOOKS, HOOK_COUNT};
 use super::problems::DefinitionFile;
+use super::properties::{self, ISSUE, ISSUE_NAMES, Kind, TRANSITION, TRANSITION_NAMES, VERSION, VERSION_NAMES, Value};
 use crate::domain::classify::{IssueView, TransitionView, VersionView};
 use crate::domain::facts::{FieldValue, Millis, Name, StatusCategory};
 
@@ -411,7 +411,10 @@ mod tests {
             assert_eq!(a, b);
         }
         // The fast path hands hooks the very maps built from the views.
-        assert_eq!(format!("{:?}", PreparedIssue::new(&view, ALL).map()), format!("{:?}", super::super::maps::issue(&view)));
+        assert_eq!(
+            format!("{:?}", PreparedIssue::new(&view, ALL).map()),
+            format!("{:?}", super::super::maps::issue(&view))
+        );
         let t = TransitionView {
             from: "To Do",
             to: "Done",
@@ -420,6 +423,9 @@ mod tests {
             by_app: true,
             at: 7,
         };
-        assert_eq!(format!("{:?}", PreparedTransition::new(&t, ALL).map()), format!("{:?}", super::super::maps::transition(&t)));
+        assert_eq!(
+            format!("{:?}", PreparedTransition::new(&t, ALL).map()),
+            format!("{:?}", super::super::maps::transition(&t))
+        );
     }
 }

@@ -105,7 +105,10 @@ impl Value<'_> {
             Value::OptionalDate(d) => d.map_or(Dynamic::UNIT, |d| string(&d.format("%Y-%m-%d").to_string())),
             Value::OptionalText(s) => s.map_or(Dynamic::UNIT, string),
             Value::Fields(fields) => Dynamic::from_map(
-                fields.iter().map(|(name, value)| (name.as_ref().into(), value.as_ref().map_or(Dynamic::UNIT, field))).collect::<Map>(),
+                fields
+                    .iter()
+                    .map(|(name, value)| (name.as_ref().into(), value.as_ref().map_or(Dynamic::UNIT, field)))
+                    .collect::<Map>(),
             ),
         }
     }

@@ -238,7 +238,11 @@ pub fn failure_kind(err: &EvalAltResult, in_source: &dyn Fn(&str) -> bool) -> St
     };
     let named = |name: &str, kind: &str| {
         let name = name.split(['(', ' ']).next().unwrap_or("");
-        if !name.is_empty() && in_source(name) { own_words() } else { format!("{kind} (the name is not shown: it is not in the definitions)") }
+        if !name.is_empty() && in_source(name) {
+            own_words()
+        } else {
+            format!("{kind} (the name is not shown: it is not in the definitions)")
+        }
     };
     match err {
         // Nothing from the data in these: names written in the script, type

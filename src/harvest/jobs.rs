@@ -287,7 +287,9 @@ impl Jobs {
                     let (state, error) = match p.state {
                         RecordedState::Succeeded => (JobState::Succeeded, p.error),
                         RecordedState::Failed => (JobState::Failed, p.error),
-                        RecordedState::Queued | RecordedState::Running => (JobState::Failed, Some(interrupted.to_owned())),
+                        RecordedState::Queued | RecordedState::Running => {
+                            (JobState::Failed, Some(interrupted.to_owned()))
+                        }
                     };
                     let counters = FetchCounters::default();
                     counters.issues.store(p.issues_fetched, Ordering::Relaxed);

@@ -42,4 +42,4 @@ pub use in_force::{ActivateError, DefinitionAudit, DefinitionsInForce, Origin};
 pub use jobs::{JobState, JobView, ProjectProgress};
 pub use persistence::Persistence;
 pub use recompute::{ProjectPreview, Validation};
-pub use refresh::{fetch_project, HarvestError, HarvestPermit, Harvester, StartError};
+pub use refresh::{HarvestError, HarvestPermit, Harvester, StartError, fetch_project};

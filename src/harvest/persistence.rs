@@ -20,14 +20,14 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::refresh::Harvester;
-use crate::config::{is_project_key, SnapshotSettings};
 use super::in_force::{DefinitionAudit, Origin};
+use super::refresh::Harvester;
+use crate::config::{SnapshotSettings, is_project_key};
+use crate::store::Store;
 use crate::store::snapshot::{
     ActivationOrigin, ActivationRecord, DefinitionsRecord, Encoded, Encoder, Snapshot, SnapshotParts,
 };
 use crate::store::snapshot_dir::{DataDirError, SnapshotDir};
-use crate::store::Store;
 
 /// The reason of a periodic snapshot.
 const PERIODIC: &str = "periodic";
@@ -205,8 +205,9 @@ pub fn encode_state<R>(
 ) -> R {
     let projects = store.entries();
     let (watermarks, jobs) = harvester.records();
-    let definitions =
-        definitions_records(harvester, earlier, |version| projects.iter().any(|(_, p)| p.definitions_version == version));
+    let definitions = definitions_records(harvester, earlier, |version| {
+        projects.iter().any(|(_, p)| p.definitions_version == version)
+    });
     let activations: Vec<ActivationRecord> = harvester.audit().iter().map(record_of).collect();
     let parts = SnapshotParts {
         seq: 0,
@@ -223,7 +224,11 @@ pub fn encode_state<R>(
 
 /// The definitions a snapshot records: those in force, and those of
 /// `earlier` that some project's figures were still computed with (`used`).
-fn definitions_records(harvester: &Harvester, earlier: &[DefinitionsRecord], used: impl Fn(&str) -> bool) -> Vec<DefinitionsRecord> {
+fn definitions_records(
+    harvester: &Harvester,
+    earlier: &[DefinitionsRecord],
+    used: impl Fn(&str) -> bool,
+) -> Vec<DefinitionsRecord> {
     let defs = harvester.definitions();
     let in_force = DefinitionsRecord {
         version: defs.version().to_owned(),
@@ -271,7 +276,10 @@ pub fn apply(store: &Store, harvester: Option<&Harvester>, snapshot: Snapshot) -
         h.restore(snapshot.watermarks, snapshot.jobs, taken_at);
     }
     if stale > 0 {
-        info!(stale_projects = stale, "figures computed with other definitions are served flagged stale until refreshed");
+        info!(
+            stale_projects = stale,
+            "figures computed with other definitions are served flagged stale until refreshed"
+        );
     }
     Applied { taken_at, projects: keys.len(), stale, definitions: snapshot.definitions }
 }
@@ -293,7 +301,12 @@ fn audit_of(r: &ActivationRecord) -> Option<DefinitionAudit> {
         ActivationOrigin::Api => Origin::Api,
         ActivationOrigin::File => Origin::File,
     };
-    Some(DefinitionAudit { version: r.version.clone(), hash: r.hash.clone(), at: DateTime::from_timestamp_millis(r.at)?, origin })
+    Some(DefinitionAudit {
+        version: r.version.clone(),
+        hash: r.hash.clone(),
+        at: DateTime::from_timestamp_millis(r.at)?,
+        origin,
+    })
 }
 
 /// Resolves when `shutdown` turns true (or its sender is gone).

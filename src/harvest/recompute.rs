@@ -23,10 +23,10 @@ use tracing::{info, warn};
 use super::in_force::{ActivateError, Origin};
 use super::refresh::Harvester;
 use crate::definitions::{DefinitionError, DefinitionFile, DefinitionSet};
-use crate::domain::aggregate::{build_project, build_project_teams, with_issue_views, ClassifyError};
-use crate::domain::classify::{classify_issue, IssueClass};
+use crate::domain::aggregate::{ClassifyError, build_project, build_project_teams, with_issue_views};
+use crate::domain::classify::{IssueClass, classify_issue};
 use crate::domain::facts::ProjectFacts;
-use crate::domain::period::{resolve_period, Period, PeriodFigures, Totals};
+use crate::domain::period::{Period, PeriodFigures, Totals, resolve_period};
 
 /// Weeks a preview covers: the last complete ones.
 pub const PREVIEW_WEEKS: u32 = 13;
@@ -62,7 +62,13 @@ pub struct Validation {
 /// there must be at least one file.
 pub fn check_file_names(files: &[DefinitionFile]) -> Vec<DefinitionError> {
     let mut errors = Vec::new();
-    let error = |file: &str, message: String| DefinitionError { file: file.to_owned(), line: 0, column: 0, hook: None, message };
+    let error = |file: &str, message: String| DefinitionError {
+        file: file.to_owned(),
+        line: 0,
+        column: 0,
+        hook: None,
+        message,
+    };
     if files.is_empty() {
         errors.push(error("", "no files: send the complete set of definitions files".to_owned()));
     }
@@ -88,7 +94,8 @@ pub fn check_file_names(files: &[DefinitionFile]) -> Vec<DefinitionError> {
 /// A hook failure on real facts as a located problem.
 fn located(err: &ClassifyError) -> DefinitionError {
     let hook = &err.source;
-    let (file, line, column) = hook.location.as_ref().map_or((String::new(), 0, 0), |l| (l.file.clone(), l.line, l.column));
+    let (file, line, column) =
+        hook.location.as_ref().map_or((String::new(), 0, 0), |l| (l.file.clone(), l.line, l.column));
     DefinitionError {
         file,
         line,
@@ -294,7 +301,11 @@ mod tests {
             project: "OPS".into(),
             source: crate::domain::classify::HookError {
                 hook: "is_excluded",
-                location: Some(crate::domain::classify::SourceLocation { file: "exclusion.rhai".into(), line: 3, column: 9 }),
+                location: Some(crate::domain::classify::SourceLocation {
+                    file: "exclusion.rhai".into(),
+                    line: 3,
+                    column: 9,
+                }),
                 message: "Property not found: nope".into(),
             },
         };

@@ -34,15 +34,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use thiserror::Error;
-use tokio::sync::{watch, OnceCell};
-use tracing::{info, warn, Instrument};
+use tokio::sync::{OnceCell, watch};
+use tracing::{Instrument, info, warn};
 
 use super::in_force::{DefinitionAudit, DefinitionsInForce};
 use super::jobs::{Job, JobState, JobView, Jobs};
 use super::memory::{self, FactsMemory};
 use crate::config::DEFAULT_RECONCILE_INTERVAL;
 use crate::definitions::DefinitionSet;
-use crate::domain::aggregate::{build_project_teams, ClassifyError, ProjectBuild, MAX_TEAMS_PER_PROJECT};
+use crate::domain::aggregate::{ClassifyError, MAX_TEAMS_PER_PROJECT, ProjectBuild, build_project_teams};
 use crate::domain::facts::{IssueFacts, IssueId, Millis, ProjectFacts, StatusFacts};
 use crate::jira::{FetchCounters, JiraClient, JiraError};
 use crate::store::snapshot::{self, JobRecord};
@@ -65,7 +65,9 @@ impl HarvestError {
     /// error may quote issue data).
     pub fn record(&self) -> String {
         let text = match self {
-            HarvestError::Classify(e) => format!("classifying project {}: definition hook `{}` failed", e.project, e.source.hook),
+            HarvestError::Classify(e) => {
+                format!("classifying project {}: definition hook `{}` failed", e.project, e.source.hook)
+            }
             other => other.to_string(),
         };
         snapshot::bounded_error(&redact_ids(&text))
@@ -156,7 +158,13 @@ pub struct Harvester {
 }
 
 impl Harvester {
-    pub fn new(client: JiraClient, store: Arc<Store>, definitions: Arc<DefinitionSet>, tz: Tz, projects: Vec<String>) -> Self {
+    pub fn new(
+        client: JiraClient,
+        store: Arc<Store>,
+        definitions: Arc<DefinitionSet>,
+        tz: Tz,
+        projects: Vec<String>,
+    ) -> Self {
         Self {
             client,
             store,
@@ -181,7 +189,13 @@ impl Harvester {
     /// Puts a project's freshly built figures in the store. Teams beyond
     /// the per-project limit were dropped: counted in a metric, and logged
     /// once with the project key (never the names).
-    pub(super) fn store_build(&self, key: &str, build: ProjectBuild, last_harvest: Option<DateTime<Utc>>, definitions_version: &str) {
+    pub(super) fn store_build(
+        &self,
+        key: &str,
+        build: ProjectBuild,
+        last_harvest: Option<DateTime<Utc>>,
+        definitions_version: &str,
+    ) {
         crate::telemetry::teams(key, build.teams.len(), build.dropped_teams);
         let mut logged = self.teams_dropped_logged.lock().unwrap_or_else(|p| p.into_inner());
         if build.dropped_teams == 0 {
@@ -291,7 +305,9 @@ impl Harvester {
         if !self.permitted() {
             return Err(StartError::NotLeader);
         }
-        if let Some(k) = projects.iter().find(|k| !self.configured_projects.is_empty() && !self.configured_projects.contains(k)) {
+        if let Some(k) =
+            projects.iter().find(|k| !self.configured_projects.is_empty() && !self.configured_projects.contains(k))
+        {
             return Err(StartError::NotConfigured(k.clone()));
         }
         self.forget_unconfigured();
@@ -469,7 +485,12 @@ impl Harvester {
         let reconciled = if reconcile { started } else { last_reconciled.unwrap_or(started) };
         self.memory.put(key, facts, new_watermark, reconciled);
         self.changes.send_modify(|v| *v += 1);
-        info!(issues = held, reconciled = reconcile, took_ms = (Utc::now() - started).num_milliseconds(), "project refreshed");
+        info!(
+            issues = held,
+            reconciled = reconcile,
+            took_ms = (Utc::now() - started).num_milliseconds(),
+            "project refreshed"
+        );
         let fetch = match (watermark, reconcile) {
             (None, _) => Fetch::Full,
             (Some(_), true) => Fetch::Reconciling,
@@ -498,7 +519,11 @@ mod tests {
         let check = |e: HarvestError, expected: &str| assert_eq!(e.record(), expected);
         let req = |path: &str| crate::jira::RequestName { method: "GET".into(), path: path.into() };
         check(
-            HarvestError::Jira(JiraError::Status { req: req("/rest/api/3/issue/777001/changelog"), status: 503, attempts: crate::jira::Attempts(1) }),
+            HarvestError::Jira(JiraError::Status {
+                req: req("/rest/api/3/issue/777001/changelog"),
+                status: 503,
+                attempts: crate::jira::Attempts(1),
+            }),
             "GET /rest/api/3/issue/{id}/changelog: HTTP 503",
         );
         check(
@@ -508,7 +533,11 @@ mod tests {
         check(
             HarvestError::Classify(ClassifyError {
                 project: "OPS".into(),
-                source: HookError { hook: "is_incident", location: None, message: "thrown: label secret-customer-name".into() },
+                source: HookError {
+                    hook: "is_incident",
+                    location: None,
+                    message: "thrown: label secret-customer-name".into(),
+                },
             }),
             "classifying project OPS: definition hook `is_incident` failed",
         );
@@ -517,7 +546,9 @@ mod tests {
     #[test]
     fn urls_inside_errors_lose_their_ids_and_queries() {
         assert_eq!(
-            redact_ids("connection failed: error sending request for url (http://127.0.0.1:8080/rest/api/3/issue/OPS-12?expand=x)"),
+            redact_ids(
+                "connection failed: error sending request for url (http://127.0.0.1:8080/rest/api/3/issue/OPS-12?expand=x)"
+            ),
             "connection failed: error sending request for url (http://127.0.0.1:8080/rest/api/3/issue/{id}"
         );
     }

@@ -16,14 +16,19 @@ use super::refresh::Harvester;
 impl Harvester {
     /// Runs the schedule until `shutdown` fires: an incremental refresh every
     /// `interval`, a full one each night at `full_hour` (reporting zone).
-    pub async fn schedule(self: Arc<Self>, interval: Option<Duration>, full_hour: Option<u32>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn schedule(
+        self: Arc<Self>,
+        interval: Option<Duration>,
+        full_hour: Option<u32>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut next_full = full_hour.map(|h| next_hour(Utc::now(), h, self.tz()));
         loop {
             let wait_incremental = interval.unwrap_or(Duration::from_secs(3600 * 24 * 365));
-            let wait_full = next_full
-                .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
-                .unwrap_or(Duration::MAX);
-            let (wait, full) = if wait_full <= wait_incremental { (wait_full, true) } else { (wait_incremental, false) };
+            let wait_full =
+                next_full.map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO)).unwrap_or(Duration::MAX);
+            let (wait, full) =
+                if wait_full <= wait_incremental { (wait_full, true) } else { (wait_incremental, false) };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,

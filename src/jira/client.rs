@@ -17,15 +17,17 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::{debug, warn};
 
-use super::convert::{self, AppRule};
-use super::wire::{
-    BulkChangelogPage, PagedValues, SearchPage, StrOrNum, WireChangelog, WireHistory, WireIssue, WireIssueId,
-    WireField, WireMyself, WireProject, WireStatusEntry, WireVersion,
-};
 use super::convert::ExtraField;
+use super::convert::{self, AppRule};
 use super::report::{Attempts, FetchCounters, JiraError, RequestName};
 use super::settings::{CloudChangelogs, Flavor, JiraAuth, JiraConfig, SecretString};
-use crate::domain::facts::{Interner, IssueBatch, IssueDraft, IssueId, Millis, StatusChange, StatusFacts, VersionFacts};
+use super::wire::{
+    BulkChangelogPage, PagedValues, SearchPage, StrOrNum, WireChangelog, WireField, WireHistory, WireIssue,
+    WireIssueId, WireMyself, WireProject, WireStatusEntry, WireVersion,
+};
+use crate::domain::facts::{
+    Interner, IssueBatch, IssueDraft, IssueId, Millis, StatusChange, StatusFacts, VersionFacts,
+};
 
 /// The only fields a search asks for (metrics-spec §2), besides the
 /// allow-listed custom fields.
@@ -172,7 +174,9 @@ pub fn base_url(text: &str) -> Result<Url, &'static str> {
         return Err("has no host");
     }
     if !base.username().is_empty() || base.password().is_some() {
-        return Err("must not carry credentials (`user:password@`); use JIRA_EMAIL with JIRA_API_TOKEN, or JIRA_BEARER_TOKEN");
+        return Err(
+            "must not carry credentials (`user:password@`); use JIRA_EMAIL with JIRA_API_TOKEN, or JIRA_BEARER_TOKEN",
+        );
     }
     if base.query().is_some() || base.fragment().is_some() {
         return Err("must not have a query or fragment");
@@ -196,9 +200,7 @@ impl JiraClient {
         if cfg.request_timeout.is_zero() {
             return Err(JiraError::Config("request_timeout must be positive".into()));
         }
-        base.path_segments_mut()
-            .map_err(|_| JiraError::Config("base_url cannot carry a path".into()))?
-            .pop_if_empty();
+        base.path_segments_mut().map_err(|_| JiraError::Config("base_url cannot carry a path".into()))?.pop_if_empty();
 
         // reqwest is built without a default crypto provider: pick ring once.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -278,9 +280,7 @@ impl JiraClient {
         if same {
             Ok(())
         } else {
-            Err(JiraError::OffSite {
-                req: RequestName { method: method.to_string(), path: url.path().to_string() },
-            })
+            Err(JiraError::OffSite { req: RequestName { method: method.to_string(), path: url.path().to_string() } })
         }
     }
 
@@ -320,12 +320,7 @@ impl JiraClient {
         loop {
             attempt += 1;
             let result = {
-                let _permit = self
-                    .inner
-                    .limit
-                    .acquire()
-                    .await
-                    .map_err(|_| JiraError::Task("client closed".into()))?;
+                let _permit = self.inner.limit.acquire().await.map_err(|_| JiraError::Task("client closed".into()))?;
                 self.attempt(&method, &url, query, body, credential).await
             };
             FetchCounters::requests_sent(counters, 1);
@@ -376,11 +371,8 @@ impl JiraClient {
         body: Option<&serde_json::Value>,
         credential: Credential<'_>,
     ) -> Result<bytes::Bytes, Failure> {
-        let mut rb = self
-            .inner
-            .http
-            .request(method.clone(), url.clone())
-            .header(reqwest::header::ACCEPT, "application/json");
+        let mut rb =
+            self.inner.http.request(method.clone(), url.clone()).header(reqwest::header::ACCEPT, "application/json");
         if !query.is_empty() {
             rb = rb.query(query);
         }
@@ -398,13 +390,10 @@ impl JiraClient {
             (Credential::App, JiraAuth::Basic { email, token }) => rb.basic_auth(email, Some(token.expose())),
             (Credential::App, JiraAuth::Bearer(token)) => rb.bearer_auth(token.expose()),
         };
-        let resp = rb.send().await.map_err(|e| {
-            if e.is_timeout() {
-                Failure::Timeout
-            } else {
-                Failure::Connection(root_cause(&e))
-            }
-        })?;
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| if e.is_timeout() { Failure::Timeout } else { Failure::Connection(root_cause(&e)) })?;
         let status = resp.status();
         debug!(method = %method, path = url.path(), status = status.as_u16(), "jira response");
         if status.is_redirection() {
@@ -424,13 +413,7 @@ impl JiraClient {
                 || (status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED);
             return Err(Failure::Status { status: status.as_u16(), retry_after, retryable });
         }
-        resp.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                Failure::Timeout
-            } else {
-                Failure::BodyCut(root_cause(&e))
-            }
-        })
+        resp.bytes().await.map_err(|e| if e.is_timeout() { Failure::Timeout } else { Failure::BodyCut(root_cause(&e)) })
     }
 
     // ---------------------------------------------------------- endpoints --
@@ -448,11 +431,10 @@ impl JiraClient {
                 let list: Vec<WireProject> = self.call(Method::GET, &["project"], &[], None, None).await?;
                 Ok(list.into_iter().map(|p| p.key).collect())
             }
-            Flavor::Cloud => {
-                self.paged_values::<WireProject>(&["project", "search"], None)
-                    .await
-                    .map(|v| v.into_iter().map(|p| p.key).collect())
-            }
+            Flavor::Cloud => self
+                .paged_values::<WireProject>(&["project", "search"], None)
+                .await
+                .map(|v| v.into_iter().map(|p| p.key).collect()),
         }
     }
 
@@ -550,13 +532,17 @@ impl JiraClient {
     /// allow-listed custom fields by id, nothing else.
     async fn search_fields(&self) -> Result<&str, JiraError> {
         let extra = self.extra_fields().await?;
-        Ok(self.inner.search_fields.get_or_init(|| async {
-            extra.iter().fold(SEARCH_FIELDS.to_owned(), |mut fields, f| {
-                fields.push(',');
-                fields.push_str(&f.id);
-                fields
+        Ok(self
+            .inner
+            .search_fields
+            .get_or_init(|| async {
+                extra.iter().fold(SEARCH_FIELDS.to_owned(), |mut fields, f| {
+                    fields.push(',');
+                    fields.push_str(&f.id);
+                    fields
+                })
             })
-        }).await)
+            .await)
     }
 
     /// The JQL for a project, optionally bounded by an `updated` watermark,
@@ -646,11 +632,7 @@ impl JiraClient {
                             Some(t) => histories.len() as u64 >= t,
                             None => !cloud,
                         };
-                        if complete {
-                            (self.changes(&search, histories)?, true)
-                        } else {
-                            (Vec::new(), false)
-                        }
+                        if complete { (self.changes(&search, histories)?, true) } else { (Vec::new(), false) }
                     }
                     None => (Vec::new(), false),
                 };
@@ -838,7 +820,10 @@ impl JiraClient {
                     None => None,
                 };
                 if next.is_none() || next == from {
-                    let req = RequestName { method: "GET".into(), path: self.url(&Method::GET, &segments)?.path().to_string() };
+                    let req = RequestName {
+                        method: "GET".into(),
+                        path: self.url(&Method::GET, &segments)?.path().to_string(),
+                    };
                     return Err(JiraError::ResultWindow { req, window });
                 }
                 debug!(window, "search window used up: the next starts at the newest creation minute seen");
@@ -850,7 +835,9 @@ impl JiraClient {
     }
 
     fn pagination_error(&self, segments: &[&str]) -> Result<JiraError, JiraError> {
-        Ok(JiraError::Pagination { req: RequestName { method: "GET".into(), path: self.url(&Method::GET, segments)?.path().to_string() } })
+        Ok(JiraError::Pagination {
+            req: RequestName { method: "GET".into(), path: self.url(&Method::GET, segments)?.path().to_string() },
+        })
     }
 
     fn changes(&self, req: &RequestName, histories: Vec<WireHistory>) -> Result<Vec<StatusChange>, JiraError> {
@@ -939,9 +926,8 @@ impl JiraClient {
                 if let Some(t) = &token {
                     body["nextPageToken"] = serde_json::Value::String(t.clone());
                 }
-                let page: BulkChangelogPage = self
-                    .call(Method::POST, &["changelog", "bulkfetch"], &[], Some(&body), Some(counters))
-                    .await?;
+                let page: BulkChangelogPage =
+                    self.call(Method::POST, &["changelog", "bulkfetch"], &[], Some(&body), Some(counters)).await?;
                 for log in page.issue_change_logs {
                     histories.entry(log.issue_id.into_id()).or_default().extend(log.change_histories);
                 }
@@ -985,9 +971,10 @@ fn parse_json<T: DeserializeOwned>(req: &RequestName, bytes: &[u8]) -> Result<T,
         let (line, column) = (e.line(), e.column());
         let msg = e.to_string();
         if let Some(rest) = msg.strip_prefix("missing field `")
-            && let Some(field) = rest.split('`').next() {
-                return JiraError::MissingField { req: req.clone(), field: field.to_string(), line, column };
-            }
+            && let Some(field) = rest.split('`').next()
+        {
+            return JiraError::MissingField { req: req.clone(), field: field.to_string(), line, column };
+        }
         let problem = match e.classify() {
             serde_json::error::Category::Eof => "the body ends early",
             serde_json::error::Category::Syntax => "invalid syntax",

@@ -11,7 +11,8 @@ use thiserror::Error;
 
 use super::wire::{StrOrNum, WireCustomValue, WireField, WireHistory, WireIssue, WireStatusEntry, WireVersion};
 use crate::domain::facts::{
-    FieldValue, Interner, IssueDraft, IssueId, IssueKey, Millis, Name, StatusCategory, StatusChange, StatusFacts, VersionFacts,
+    FieldValue, Interner, IssueDraft, IssueId, IssueKey, Millis, Name, StatusCategory, StatusChange, StatusFacts,
+    VersionFacts,
 };
 
 /// A value in a well-formed response that does not mean what it must.
@@ -96,20 +97,11 @@ pub fn status_changes(
                 at,
                 hid.clone(),
                 n,
-                StatusChange {
-                    at,
-                    from: side(item.from, item.from_string),
-                    to: side(item.to, item.to_string),
-                    by_app,
-                },
+                StatusChange { at, from: side(item.from, item.from_string), to: side(item.to, item.to_string), by_app },
             ));
         }
     }
-    out.sort_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| id_order(&a.1, &b.1))
-            .then_with(|| a.2.cmp(&b.2))
-    });
+    out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| id_order(&a.1, &b.1)).then_with(|| a.2.cmp(&b.2)));
     Ok(out.into_iter().map(|(_, _, _, c)| c).collect())
 }
 
@@ -177,8 +169,11 @@ pub fn issue_facts(
         fields: extra
             .iter()
             .map(|field| {
-                let value =
-                    f.custom.iter().find(|(id, _)| *id == field.id).and_then(|(_, v)| field_value(field.kind, v, names));
+                let value = f
+                    .custom
+                    .iter()
+                    .find(|(id, _)| *id == field.id)
+                    .and_then(|(_, v)| field_value(field.kind, v, names));
                 (Arc::clone(&field.name), value)
             })
             .collect(),
@@ -204,7 +199,9 @@ fn field_value(kind: FieldKind, value: &WireCustomValue, names: &Interner) -> Op
             Some(FieldValue::Options(v.iter().map(|s| names.name(s)).collect()))
         }
         (FieldKind::Number, WireCustomValue::Number(n)) if n.is_finite() => Some(FieldValue::Number(*n)),
-        (FieldKind::Date, WireCustomValue::Date(d)) => NaiveDate::parse_from_str(d, "%Y-%m-%d").ok().map(FieldValue::Date),
+        (FieldKind::Date, WireCustomValue::Date(d)) => {
+            NaiveDate::parse_from_str(d, "%Y-%m-%d").ok().map(FieldValue::Date)
+        }
         _ => None,
     }
 }
@@ -213,10 +210,10 @@ fn field_value(kind: FieldKind, value: &WireCustomValue, names: &Interner) -> Op
 pub fn version_facts(v: WireVersion) -> Result<VersionFacts, ConvertError> {
     let release_date = match v.release_date.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(d) => Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| ConvertError {
-            field: "releaseDate",
-            problem: "is not a YYYY-MM-DD date",
-        })?),
+        Some(d) => Some(
+            NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| ConvertError { field: "releaseDate", problem: "is not a YYYY-MM-DD date" })?,
+        ),
     };
     Ok(VersionFacts {
         id: v.id.into_id(),
@@ -424,9 +421,11 @@ mod tests {
                 ("customfield_10013", "Go-live", FieldKind::Date),
             ]
         );
-        let problems =
-            resolve_extra_fields(&names(&["Summary", "Notes", "Reviewers", "Seen at", "Dup", "Nowhere", "No schema", "Team"]), &site)
-                .unwrap_err();
+        let problems = resolve_extra_fields(
+            &names(&["Summary", "Notes", "Reviewers", "Seen at", "Dup", "Nowhere", "No schema", "Team"]),
+            &site,
+        )
+        .unwrap_err();
         let expect = [
             "`Summary` (summary) is of type `string`",
             "`Notes` (customfield_10014) is of type `string`",
@@ -438,7 +437,10 @@ mod tests {
         ];
         assert_eq!(problems.len(), expect.len(), "{problems:?}");
         for (problem, expected) in problems.iter().zip(expect) {
-            assert!(problem.starts_with("jira.extra_fields: ") && problem.contains(expected), "{problem} lacks {expected}");
+            assert!(
+                problem.starts_with("jira.extra_fields: ") && problem.contains(expected),
+                "{problem} lacks {expected}"
+            );
         }
     }
 
@@ -482,10 +484,8 @@ mod tests {
 
     #[test]
     fn only_status_items_survive_and_author_becomes_a_bool() {
-        let rule = AppRule {
-            ai_account_ids: vec!["human-ai".into()],
-            ignored_app_account_ids: vec!["sync-bot".into()],
-        };
+        let rule =
+            AppRule { ai_account_ids: vec!["human-ai".into()], ignored_app_account_ids: vec!["sync-bot".into()] };
         let item = |f: &str, to: &str| serde_json::json!({"field": f, "fieldId": f, "from": "1", "fromString": "To Do", "to": to, "toString": "SECRET TEXT"});
         let hs = vec![
             history(serde_json::json!({"id": "3", "created": "2025-05-02T10:00:00.000+0000",

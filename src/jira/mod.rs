@@ -29,7 +29,7 @@ mod report;
 mod settings;
 pub mod wire;
 
-pub use client::{base_url, JiraClient};
+pub use client::{JiraClient, base_url};
 pub use convert::{ConvertError, ExtraField, FieldKind};
 pub use permissions::BROWSE_PROJECTS;
 pub use report::{Attempts, FetchCounters, JiraError, RequestName};

@@ -70,7 +70,15 @@ impl JiraClient {
     pub async fn my_permission(&self, viewer_authorization: &SecretString, project: &str) -> Result<bool, JiraError> {
         let q = [("projectKey", project.to_string()), ("permissions", BROWSE_PROJECTS.to_string())];
         let answer: Result<MyPermissions, JiraError> = self
-            .call_as(Method::GET, &["mypermissions"], &q, None, None, Credential::Viewer(viewer_authorization), PERMISSION_RETRIES)
+            .call_as(
+                Method::GET,
+                &["mypermissions"],
+                &q,
+                None,
+                None,
+                Credential::Viewer(viewer_authorization),
+                PERMISSION_RETRIES,
+            )
             .await;
         match answer {
             Ok(a) => Ok(a.permissions.get(BROWSE_PROJECTS).is_some_and(|p| p.have_permission)),
@@ -107,7 +115,15 @@ impl JiraClient {
             "projectPermissions": [{"permissions": [BROWSE_PROJECTS], "projects": known}],
         });
         let answer: CheckAnswer = self
-            .call_as(Method::POST, &["permissions", "check"], &[], Some(&body), None, Credential::App, PERMISSION_RETRIES)
+            .call_as(
+                Method::POST,
+                &["permissions", "check"],
+                &[],
+                Some(&body),
+                None,
+                Credential::App,
+                PERMISSION_RETRIES,
+            )
             .await?;
         let allowed: HashSet<String> = answer
             .project_permissions

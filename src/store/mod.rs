@@ -22,8 +22,8 @@ pub mod retention;
 pub mod snapshot;
 pub mod snapshot_dir;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;

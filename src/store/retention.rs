@@ -58,7 +58,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir(d.join("old")).unwrap();
-        for name in ["state.snapshot", "state.snapshot.prev.rejected", ".state.snapshot.Ab1.tmp", "notes.txt", "old/state.snapshot"] {
+        for name in [
+            "state.snapshot",
+            "state.snapshot.prev.rejected",
+            ".state.snapshot.Ab1.tmp",
+            "notes.txt",
+            "old/state.snapshot",
+        ] {
             std::fs::write(d.join(name), b"12345").unwrap();
         }
         let purged = purge(d).unwrap();

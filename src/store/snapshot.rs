@@ -257,7 +257,12 @@ struct Tail {
 
 impl Snapshot {
     fn tail(&self) -> TailRef<'_> {
-        TailRef { watermarks: &self.watermarks, jobs: &self.jobs, definitions: &self.definitions, activations: &self.activations }
+        TailRef {
+            watermarks: &self.watermarks,
+            jobs: &self.jobs,
+            definitions: &self.definitions,
+            activations: &self.activations,
+        }
     }
 }
 
@@ -422,7 +427,8 @@ fn map_in_runs<T: Sync, R: Send>(
     runs.push(&items[start..]);
     let f = &f;
     std::thread::scope(|scope| {
-        let others: Vec<_> = runs[1..].iter().map(|run| scope.spawn(move || run.iter().map(f).collect::<Vec<R>>())).collect();
+        let others: Vec<_> =
+            runs[1..].iter().map(|run| scope.spawn(move || run.iter().map(f).collect::<Vec<R>>())).collect();
         let mut out: Vec<R> = runs[0].iter().map(f).collect();
         for other in others {
             out.extend(other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
@@ -458,13 +464,20 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         return Err(SnapshotError::TrailingBytes { extra: rest.len() as u64 });
     }
     let threads = threads_for(records.iter().map(|r| r.len()).sum());
-    let projects = map_in_runs(&records, threads, |r| r.len(), |r| match postcard::take_from_bytes::<ProjectRecord>(r) {
-        Ok((record, [])) => Ok(record),
-        Ok((record, extra)) => {
-            Err(SnapshotError::Payload(format!("project record {}: {} unexpected bytes at its end", record.key, extra.len())))
-        }
-        Err(e) => Err(SnapshotError::Payload(format!("a project record: {e}"))),
-    })
+    let projects = map_in_runs(
+        &records,
+        threads,
+        |r| r.len(),
+        |r| match postcard::take_from_bytes::<ProjectRecord>(r) {
+            Ok((record, [])) => Ok(record),
+            Ok((record, extra)) => Err(SnapshotError::Payload(format!(
+                "project record {}: {} unexpected bytes at its end",
+                record.key,
+                extra.len()
+            ))),
+            Err(e) => Err(SnapshotError::Payload(format!("a project record: {e}"))),
+        },
+    )
     .into_iter()
     .collect::<Result<Vec<_>, _>>()?;
     let Tail { watermarks, jobs, definitions, activations } = tail;
@@ -601,7 +614,12 @@ impl Encoder {
         }
         self.records = records;
         let ordered: Vec<&Framed> = parts.projects.iter().map(|(key, _)| &self.records[key].1).collect();
-        let tail = TailRef { watermarks: parts.watermarks, jobs: parts.jobs, definitions: parts.definitions, activations: parts.activations };
+        let tail = TailRef {
+            watermarks: parts.watermarks,
+            jobs: parts.jobs,
+            definitions: parts.definitions,
+            activations: parts.activations,
+        };
         (Encoded::new(parts.seq, parts.taken_at, ordered, &tail), fresh.len())
     }
 }
@@ -628,7 +646,8 @@ mod tests {
     pub(crate) fn sample() -> Snapshot {
         let mut weeks = ProjectAggregates::new();
         for w in 0..3 {
-            let mut a = WeeklyAggregate { deployments: 3 + w, deployment_days: 0b10101, completed: 7, ..Default::default() };
+            let mut a =
+                WeeklyAggregate { deployments: 3 + w, deployment_days: 0b10101, completed: 7, ..Default::default() };
             for v in 0..(if w == 2 { 600 } else { 5 }) {
                 a.lead_time.add(3_600_000 * i64::from(v + 1));
             }
@@ -690,7 +709,11 @@ mod tests {
     fn the_encoding_is_pinned_to_format_version_5() {
         let bytes = encode(&sample());
         assert_eq!(FORMAT_VERSION, 5);
-        assert_eq!((bytes.len(), checksum(&bytes).unwrap()), (PINNED_LEN, PINNED_CRC), "format changed: bump FORMAT_VERSION");
+        assert_eq!(
+            (bytes.len(), checksum(&bytes).unwrap()),
+            (PINNED_LEN, PINNED_CRC),
+            "format changed: bump FORMAT_VERSION"
+        );
     }
 
     const PINNED_LEN: usize = 1458;
@@ -749,7 +772,12 @@ mod tests {
         let mut future = bytes.clone();
         future[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         check(&future, |e| *e == SnapshotError::UnknownVersion { found: FORMAT_VERSION + 1 });
-        assert!(decode(&future).unwrap_err().to_string().contains(&format!("format version {} is unknown", FORMAT_VERSION + 1)));
+        assert!(
+            decode(&future)
+                .unwrap_err()
+                .to_string()
+                .contains(&format!("format version {} is unknown", FORMAT_VERSION + 1))
+        );
         let mut longer = bytes.clone();
         longer.extend_from_slice(b"junk");
         check(&longer, |e| *e == SnapshotError::TrailingBytes { extra: 4 });
@@ -796,8 +824,13 @@ mod tests {
     fn the_content_checksum_ignores_the_number_and_date_and_sees_every_change() {
         let s = sample();
         let content = |snapshot: &Snapshot| {
-            let shared: Vec<(String, Arc<ProjectData>)> =
-                snapshot.projects.iter().cloned().map(ProjectRecord::into_data).map(|(k, d)| (k, Arc::new(d))).collect();
+            let shared: Vec<(String, Arc<ProjectData>)> = snapshot
+                .projects
+                .iter()
+                .cloned()
+                .map(ProjectRecord::into_data)
+                .map(|(k, d)| (k, Arc::new(d)))
+                .collect();
             Encoder::new().encode(&snapshot.parts(&shared)).0.content_checksum()
         };
         let shared: Vec<(String, Arc<ProjectData>)> =

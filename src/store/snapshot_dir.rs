@@ -159,7 +159,9 @@ impl SnapshotDir {
                 match check_header(&path) {
                     Ok(()) => {}
                     Err(Fallback::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(Fallback::Io(e)) => loaded.rejected.push(Rejected { slot, reason: format!("cannot be read: {e}") }),
+                    Err(Fallback::Io(e)) => {
+                        loaded.rejected.push(Rejected { slot, reason: format!("cannot be read: {e}") })
+                    }
                     Err(Fallback::Bad(e)) => {
                         loaded.rejected.push(Rejected { slot, reason: e.to_string() });
                         set_aside(&path, &e);

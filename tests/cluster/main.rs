@@ -7,9 +7,9 @@
 //! package); `.ci/run` installs it and runs them with `--ignored`. By hand:
 //! `apt-get install postgresql && cargo test --test cluster -- --ignored --test-threads=1`.
 
+mod postgres;
 #[path = "../common/process.rs"]
 mod process;
-mod postgres;
 mod replica;
 
 use std::sync::{Arc, Mutex};
@@ -134,7 +134,11 @@ impl TestCluster {
             {
                 return first.clone();
             }
-            assert!(Instant::now() < deadline, "replicas {among:?} do not agree within {timeout:?}: {:?}", all.iter().map(|f| f.as_ref().map(|f| f.combined)).collect::<Vec<_>>());
+            assert!(
+                Instant::now() < deadline,
+                "replicas {among:?} do not agree within {timeout:?}: {:?}",
+                all.iter().map(|f| f.as_ref().map(|f| f.combined)).collect::<Vec<_>>()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -157,7 +161,11 @@ impl TestCluster {
     async fn job_done(&self, i: usize, job_id: &str, timeout: Duration) -> RefreshJob {
         let deadline = Instant::now() + timeout;
         loop {
-            let status = self.replicas[i].client().await.get_refresh_status(GetRefreshStatusRequest { job_id: job_id.to_owned() }).await;
+            let status = self.replicas[i]
+                .client()
+                .await
+                .get_refresh_status(GetRefreshStatusRequest { job_id: job_id.to_owned() })
+                .await;
             if let Ok(job) = status.map(|s| s.into_inner().job.unwrap())
                 && job.finished.is_some()
                 && job.state != JobState::Queued as i32
@@ -171,7 +179,11 @@ impl TestCluster {
     }
 
     async fn serving(&self, i: usize) -> bool {
-        let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{}", self.replicas[i].addr)).unwrap().connect().await else {
+        let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{}", self.replicas[i].addr))
+            .unwrap()
+            .connect()
+            .await
+        else {
             return false;
         };
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
@@ -236,7 +248,10 @@ fn assert_one_harvester_at_a_time(spans: &[Vec<(Instant, Instant)>]) {
         for b in a + 1..spans.len() {
             for x in &spans[a] {
                 for y in &spans[b] {
-                    assert!(x.1 <= y.0 || y.1 <= x.0, "replicas r{a} and r{b} called Jira at the same time: {x:?} and {y:?}");
+                    assert!(
+                        x.1 <= y.0 || y.1 <= x.0,
+                        "replicas r{a} and r{b} called Jira at the same time: {x:?} and {y:?}"
+                    );
                 }
             }
         }
@@ -256,7 +271,11 @@ async fn a_killed_leader_is_replaced_within_the_lease_and_no_figure_changes() {
     let others = [1, 2];
     let (new_leader, new_epoch, failover) = loop {
         for &i in &others {
-            assert_eq!(cluster.figures(i).await.expect("figures while the leader is gone"), before, "r{i} changed a figure");
+            assert_eq!(
+                cluster.figures(i).await.expect("figures while the leader is gone"),
+                before,
+                "r{i} changed a figure"
+            );
         }
         if let Some((i, e)) = cluster.leader_among(&others).await {
             break (i, e, killed.elapsed());
@@ -277,7 +296,14 @@ async fn a_killed_leader_is_replaced_within_the_lease_and_no_figure_changes() {
     }
     assert!(cluster.fakes[new_leader].request_count() > 0);
     let follower = others.into_iter().find(|&i| i != new_leader).unwrap();
-    let job = cluster.replicas[follower].client().await.refresh(RefreshRequest { project_keys: vec![], full: false }).await.unwrap().into_inner().job_id;
+    let job = cluster.replicas[follower]
+        .client()
+        .await
+        .refresh(RefreshRequest { project_keys: vec![], full: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
     let done = cluster.job_done(follower, &job, Duration::from_secs(60)).await;
     assert_eq!(done.state, JobState::Succeeded as i32, "{done:?}");
     assert_eq!(cluster.same_figures_among(&others, Duration::from_secs(10)).await, before);
@@ -329,9 +355,18 @@ async fn a_frozen_leader_never_writes_again_and_jira_sees_one_harvester_at_a_tim
     let frozen_at_line = cluster.replicas[leader].log_len();
     let requests_before = cluster.fakes[leader].request_count();
     // A refresh is running when the leader freezes.
-    let job = cluster.replicas[leader].client().await.refresh(RefreshRequest { project_keys: vec![], full: true }).await.unwrap().into_inner().job_id;
+    let job = cluster.replicas[leader]
+        .client()
+        .await
+        .refresh(RefreshRequest { project_keys: vec![], full: true })
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while cluster.fakes[leader].request_count() == requests_before || cluster.replicas[leader].events_since(frozen_at_line, "queued refresh started").is_empty() {
+    while cluster.fakes[leader].request_count() == requests_before
+        || cluster.replicas[leader].events_since(frozen_at_line, "queued refresh started").is_empty()
+    {
         assert!(Instant::now() < deadline, "the refresh did not start");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -374,7 +409,14 @@ async fn a_frozen_leader_never_writes_again_and_jira_sees_one_harvester_at_a_tim
     // finished) and another refresh through the resumed replica runs.
     let done = cluster.job_done(others[0], &job, Duration::from_secs(30)).await;
     println!("job cut by the freeze ended as {:?}", JobState::try_from(done.state));
-    let again = cluster.replicas[leader].client().await.refresh(RefreshRequest { project_keys: vec![], full: false }).await.unwrap().into_inner().job_id;
+    let again = cluster.replicas[leader]
+        .client()
+        .await
+        .refresh(RefreshRequest { project_keys: vec![], full: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
     let done = cluster.job_done(leader, &again, Duration::from_secs(60)).await;
     assert_eq!(done.state, JobState::Succeeded as i32, "{done:?}");
     assert_eq!(cluster.same_figures(Duration::from_secs(10)).await, before);
@@ -420,9 +462,17 @@ async fn every_replica_serves_its_figures_while_postgres_is_down_and_recovers() 
     let done = loop {
         attempts += 1;
         let follower = (leader + 1) % 3;
-        let job = cluster.replicas[follower].client().await.refresh(RefreshRequest { project_keys: vec![], full: false }).await.unwrap().into_inner().job_id;
+        let job = cluster.replicas[follower]
+            .client()
+            .await
+            .refresh(RefreshRequest { project_keys: vec![], full: false })
+            .await
+            .unwrap()
+            .into_inner()
+            .job_id;
         let done = cluster.job_done((leader + 2) % 3, &job, Duration::from_secs(60)).await;
-        let interrupted = done.projects.iter().any(|p| p.error.starts_with("interrupted: the harvesting leader changed"));
+        let interrupted =
+            done.projects.iter().any(|p| p.error.starts_with("interrupted: the harvesting leader changed"));
         if done.state == JobState::Succeeded as i32 || !interrupted || attempts == 3 {
             break done;
         }
@@ -463,11 +513,26 @@ async fn a_refresh_and_new_definitions_sent_to_a_follower_reach_every_replica() 
             assert!(fake.transition(key, &done_status, None));
         }
     }
-    let job = cluster.replicas[follower].client().await.refresh(RefreshRequest { project_keys: vec![], full: false }).await.unwrap().into_inner().job_id;
+    let job = cluster.replicas[follower]
+        .client()
+        .await
+        .refresh(RefreshRequest { project_keys: vec![], full: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .job_id;
     // Followed from another replica: the stream ends with the job.
-    let mut stream = cluster.replicas[1].client().await.watch_refresh(WatchRefreshRequest { job_id: job.clone() }).await.unwrap().into_inner();
+    let mut stream = cluster.replicas[1]
+        .client()
+        .await
+        .watch_refresh(WatchRefreshRequest { job_id: job.clone() })
+        .await
+        .unwrap()
+        .into_inner();
     let mut last = None;
-    while let Some(update) = tokio::time::timeout(Duration::from_secs(60), stream.message()).await.expect("progress within 60 s").unwrap() {
+    while let Some(update) =
+        tokio::time::timeout(Duration::from_secs(60), stream.message()).await.expect("progress within 60 s").unwrap()
+    {
         last = update.job;
     }
     let done = last.expect("at least one update");
@@ -477,14 +542,8 @@ async fn a_refresh_and_new_definitions_sent_to_a_follower_reach_every_replica() 
     assert_ne!(after.combined, before.combined, "the refresh changed the figures");
 
     // New definitions (the shipped ones with a comment: a new version).
-    let mut files: Vec<DefinitionFile> = cluster.replicas[1]
-        .client()
-        .await
-        .get_definitions(GetDefinitionsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .files;
+    let mut files: Vec<DefinitionFile> =
+        cluster.replicas[1].client().await.get_definitions(GetDefinitionsRequest {}).await.unwrap().into_inner().files;
     files[0].source.push_str("\n// reviewed\n");
     let sent = Instant::now();
     let version = cluster.replicas[follower]
@@ -501,7 +560,8 @@ async fn a_refresh_and_new_definitions_sent_to_a_follower_reach_every_replica() 
     loop {
         in_force.clear();
         for r in &cluster.replicas {
-            in_force.push(r.client().await.get_definitions(GetDefinitionsRequest {}).await.unwrap().into_inner().version);
+            in_force
+                .push(r.client().await.get_definitions(GetDefinitionsRequest {}).await.unwrap().into_inner().version);
         }
         if in_force.iter().all(|v| *v == version) {
             break;
@@ -533,7 +593,9 @@ async fn a_snapshot_write_with_an_old_epoch_is_refused() {
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
     let second = Database::claim_lease(&mut b.client, "b", lease).await.unwrap().expect("an expired lease");
     assert_eq!(second, first + 1);
-    assert!(matches!(db.write_snapshot(first, 2, chrono::Utc::now(), b"stale").await, Err(DbError::Fenced(e)) if e == first));
+    assert!(
+        matches!(db.write_snapshot(first, 2, chrono::Utc::now(), b"stale").await, Err(DbError::Fenced(e)) if e == first)
+    );
     assert!(!Database::renew_lease(&a.client, "a", first, lease).await.unwrap(), "the old leader cannot renew");
     db.write_snapshot(second, 2, chrono::Utc::now(), b"two").await.unwrap();
     db.write_snapshot(second, 3, chrono::Utc::now(), b"three").await.unwrap();
@@ -548,14 +610,19 @@ async fn a_snapshot_write_with_an_old_epoch_is_refused() {
     let standby = db.dedicated().await.unwrap();
     assert!(!Database::try_leader_lock(&standby.client).await.unwrap());
     assert!(Database::end_stale_leader_sessions(&standby.client, "frozen-holder").await.unwrap() >= 1);
-    assert!(Database::try_leader_lock(&standby.client).await.unwrap(), "the lock is free once the holder's sessions ended");
+    assert!(
+        Database::try_leader_lock(&standby.client).await.unwrap(),
+        "the lock is free once the holder's sessions ended"
+    );
 }
 
 async fn migrate_at_once(db: &Database) -> Vec<i32> {
-    let tasks: Vec<_> = (0..4).map(|_| {
-        let db = db.clone();
-        tokio::spawn(async move { db.migrate().await.unwrap() })
-    }).collect();
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { db.migrate().await.unwrap() })
+        })
+        .collect();
     let mut out = Vec::new();
     for t in tasks {
         out.push(t.await.unwrap());

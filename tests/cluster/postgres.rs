@@ -26,9 +26,9 @@ fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("DORA_TEST_PG_BIN") {
         return dir.into();
     }
-    if let Some(dir) = std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).find(|d| d.join("initdb").is_file() && d.join("postgres").is_file()))
-    {
+    if let Some(dir) = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path).find(|d| d.join("initdb").is_file() && d.join("postgres").is_file())
+    }) {
         return dir;
     }
     let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -52,9 +52,10 @@ fn unprivileged_owner() -> Option<(u32, u32)> {
         return None;
     }
     let passwd = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
-    let line = passwd.lines().find(|l| l.starts_with("postgres:")).expect(
-        "running as root needs an unprivileged `postgres` user for the server (Debian's package creates it)",
-    );
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with("postgres:"))
+        .expect("running as root needs an unprivileged `postgres` user for the server (Debian's package creates it)");
     let fields: Vec<&str> = line.split(':').collect();
     Some((fields[2].parse().unwrap(), fields[3].parse().unwrap()))
 }

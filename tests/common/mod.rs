@@ -46,7 +46,11 @@ impl Server {
     /// Starts the service on the demo without harvesting it: it holds no
     /// data.
     pub async fn demo_empty() -> Server {
-        let config = config::load(Some("[harvest]\non_start = false\ninterval_minutes = 0\n"), &std::collections::HashMap::new()).unwrap();
+        let config = config::load(
+            Some("[harvest]\non_start = false\ninterval_minutes = 0\n"),
+            &std::collections::HashMap::new(),
+        )
+        .unwrap();
         Server::start(config).await
     }
 
@@ -93,4 +97,3 @@ pub async fn harvested(client: &mut DoraMetricsClient<Channel>) -> Vec<String> {
     }
     panic!("demo harvest did not finish");
 }
-

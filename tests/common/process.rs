@@ -60,7 +60,11 @@ pub fn start(name: &str, cwd: &Path, env: &[(&str, String)], wait: Duration) -> 
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{name} exited early ({status}); stderr:\n{}", stderr.lock().unwrap().join("\n"));
         }
-        assert!(Instant::now() < deadline, "{name}: no address printed; stderr:\n{}", stderr.lock().unwrap().join("\n"));
+        assert!(
+            Instant::now() < deadline,
+            "{name}: no address printed; stderr:\n{}",
+            stderr.lock().unwrap().join("\n")
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     Process { child, addr, stdout, stderr, readers }

@@ -8,14 +8,14 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
 use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// The W3C key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -51,7 +51,8 @@ impl Driver {
         let missing = "the browser test needs headless Chromium and chromedriver: install Debian's packages with \
                        `apt-get install chromium chromium-driver` (.ci/run does)";
         let chromium = find("chromium", "/usr/bin/chromium").unwrap_or_else(|| panic!("chromium not found; {missing}"));
-        let driver = find("chromedriver", "/usr/bin/chromedriver").unwrap_or_else(|| panic!("chromedriver not found; {missing}"));
+        let driver = find("chromedriver", "/usr/bin/chromedriver")
+            .unwrap_or_else(|| panic!("chromedriver not found; {missing}"));
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
@@ -104,7 +105,8 @@ impl Driver {
             "goog:loggingPrefs": { "browser": "ALL" },
         }}});
         let http = reqwest::Client::new();
-        let response: Value = http.post(format!("{}/session", self.url)).json(&capabilities).send().await.unwrap().json().await.unwrap();
+        let response: Value =
+            http.post(format!("{}/session", self.url)).json(&capabilities).send().await.unwrap().json().await.unwrap();
         let id = response["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {response}")).to_owned();
         self.sessions.lock().unwrap().push(id.clone());
         Session { http, base: format!("{}/session/{id}", self.url), id, open: Arc::clone(&self.sessions), downloads }
@@ -209,7 +211,9 @@ impl Session {
         let path = self.downloads.join(name);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let partial = std::fs::read_dir(&self.downloads).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".crdownload"));
+            let partial = std::fs::read_dir(&self.downloads)
+                .unwrap()
+                .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".crdownload"));
             if !partial && let Ok(bytes) = std::fs::read(&path) {
                 std::fs::remove_file(&path).unwrap();
                 return bytes;
@@ -236,8 +240,11 @@ impl Session {
     /// Runs `source` in every page loaded from now on, before the page's
     /// own scripts (a Chrome DevTools command through chromedriver).
     pub async fn before_every_page(&self, source: &str) {
-        self.post("/goog/cdp/execute", json!({ "cmd": "Page.addScriptToEvaluateOnNewDocument", "params": { "source": source } }))
-            .await;
+        self.post(
+            "/goog/cdp/execute",
+            json!({ "cmd": "Page.addScriptToEvaluateOnNewDocument", "params": { "source": source } }),
+        )
+        .await;
     }
 
     pub async fn resize(&self, width: u32, height: u32) {
@@ -248,7 +255,9 @@ impl Session {
     pub async fn full_page_screenshot(&self, width: u32, path: &Path) {
         self.resize(width, 800).await;
         // The window is taller than the page's viewport by the browser's frame.
-        let sizes = self.script("return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]").await;
+        let sizes = self
+            .script("return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]")
+            .await;
         let height = sizes[0].as_u64().unwrap() + sizes[1].as_u64().unwrap_or(0);
         self.resize(width, height.max(600) as u32).await;
         let png = self.get("/screenshot").await;
@@ -265,7 +274,12 @@ impl Session {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| (e["level"].as_str().unwrap_or_default().to_owned(), e["message"].as_str().unwrap_or_default().to_owned()))
+            .map(|e| {
+                (
+                    e["level"].as_str().unwrap_or_default().to_owned(),
+                    e["message"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
             .collect()
     }
 

@@ -30,10 +30,10 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::classify::{classify_issue, HookError, Hooks, IssueClass, IssueView, TransitionView, VersionView};
+use super::classify::{HookError, Hooks, IssueClass, IssueView, TransitionView, VersionView, classify_issue};
 use super::facts::{IssueFacts, Millis, Name, ProjectFacts, StatusCategory, StatusRef, VersionFacts};
 use super::sketch::DurationSketch;
-use super::time::{local_date, weekday_index, IsoWeek};
+use super::time::{IsoWeek, local_date, weekday_index};
 
 /// The figures of one project in one ISO week. Everything is additive
 /// (counts, sketches, a day mask), so weeks and projects combine by merging.
@@ -171,11 +171,8 @@ fn resolve_issue<'a>(
     version_names: &HashMap<&str, &'a str>,
 ) -> ResolvedIssue<'a> {
     let (status, by_id_category) = statuses.resolve(&issue.status);
-    let status_category = if statuses.by_id.contains_key(issue.status.id.as_str()) {
-        by_id_category
-    } else {
-        issue.status_category
-    };
+    let status_category =
+        if statuses.by_id.contains_key(issue.status.id.as_str()) { by_id_category } else { issue.status_category };
     let names = |ids: &'a [Name]| ids.iter().filter_map(|id| version_names.get(id.as_str()).copied()).collect();
     let transitions = issue
         .changes()
@@ -569,7 +566,11 @@ struct Failure<'a> {
 /// Attributes each failure to deployments, by affected version or else by
 /// time (`docs/metrics.md`, "Deployments and change failure"); returns,
 /// per failure, how it was attributed (`None`: to no deployment).
-fn attribute_failures<'a>(deployments: &mut [Deployment<'a>], failures: &[Failure<'a>], tz: Tz) -> Vec<Option<Attribution>> {
+fn attribute_failures<'a>(
+    deployments: &mut [Deployment<'a>],
+    failures: &[Failure<'a>],
+    tz: Tz,
+) -> Vec<Option<Attribution>> {
     let version_deployments: HashMap<&str, usize> = deployments
         .iter()
         .enumerate()

@@ -37,7 +37,9 @@ pub fn checked_teams<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Resul
     for name in names {
         let trimmed = name.as_ref().trim();
         if trimmed.is_empty() {
-            return Err(format!("returned an empty team name; names are 1 to {MAX_TEAM_NAME_CHARS} characters after trimming"));
+            return Err(format!(
+                "returned an empty team name; names are 1 to {MAX_TEAM_NAME_CHARS} characters after trimming"
+            ));
         }
         if trimmed.chars().count() > MAX_TEAM_NAME_CHARS {
             return Err(format!("returned a team name longer than {MAX_TEAM_NAME_CHARS} characters after trimming"));

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use super::aggregate::{project_items, Attribution, ClassifyError, CompletedWork, Deployment, ItemSink, Source};
+use super::aggregate::{Attribution, ClassifyError, CompletedWork, Deployment, ItemSink, Source, project_items};
 use super::classify::{Hooks, IssueClass};
 use super::facts::{IssueFacts, Millis, ProjectFacts, VersionFacts};
 use super::period::Period;
@@ -255,7 +255,8 @@ impl<'f> ItemSink<'f> for Lister<'_> {
         }
         let created_week = self.week_of(issue.created);
         if self.inside(created_week) {
-            let item = |l: &Self| Item { start: Some(issue.created), end: restored_at, ..l.issue_item(issue, created_week) };
+            let item =
+                |l: &Self| Item { start: Some(issue.created), end: restored_at, ..l.issue_item(issue, created_week) };
             self.push(Figure::Incidents, item);
             if restored_at.is_none() {
                 self.push(Figure::OpenIncidents, item);

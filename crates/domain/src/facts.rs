@@ -338,7 +338,11 @@ impl IssueLists {
         }
         let first_field = at(self.fields.len());
         self.fields.extend(fields);
-        Spans { changes: [first_change, at(self.changes.len())], names: bounds, fields: [first_field, at(self.fields.len())] }
+        Spans {
+            changes: [first_change, at(self.changes.len())],
+            names: bounds,
+            fields: [first_field, at(self.fields.len())],
+        }
     }
 
     /// Appends the lists `spans` marks in `other`; where they are now.
@@ -799,7 +803,8 @@ mod tests {
 
     #[test]
     fn issue_ids_read_and_sort_as_their_text() {
-        let mut ids: Vec<IssueId> = ["9", "10", "100", "0", "18446744073709551615"].iter().map(|s| IssueId::parse(s).unwrap()).collect();
+        let mut ids: Vec<IssueId> =
+            ["9", "10", "100", "0", "18446744073709551615"].iter().map(|s| IssueId::parse(s).unwrap()).collect();
         ids.sort();
         let text: Vec<String> = ids.iter().map(IssueId::to_string).collect();
         assert_eq!(text, ["0", "10", "100", "18446744073709551615", "9"]);
@@ -845,7 +850,9 @@ mod tests {
             components: ["Billing".into()].into(),
             priority: None,
             fields: [("Team".into(), Some(FieldValue::Options(["a".into(), "b".into()].into())))].into(),
-            changes: (0..changes).map(|n| StatusChange { at: n as Millis, from: todo.clone(), to: done.clone(), by_app: n % 2 == 0 }).collect(),
+            changes: (0..changes)
+                .map(|n| StatusChange { at: n as Millis, from: todo.clone(), to: done.clone(), by_app: n % 2 == 0 })
+                .collect(),
         }
     }
 
@@ -856,7 +863,8 @@ mod tests {
 
     #[test]
     fn a_projects_issues_share_one_set_of_arrays_and_read_as_their_drafts() {
-        let given = vec![draft(9, &["x"], &["100", "101"], 3), draft(10, &[], &[], 0), draft(2, &["y", "z"], &["100"], 1)];
+        let given =
+            vec![draft(9, &["x"], &["100", "101"], 3), draft(10, &[], &[], 0), draft(2, &["y", "z"], &["100"], 1)];
         let facts = ProjectFacts::new("P", given.clone(), Vec::new(), Vec::new());
         assert_eq!(drafts(&facts), given, "in the order given, every list intact");
         assert!(facts.issues.iter().all(|i| Arc::ptr_eq(&i.lists, &facts.issues[0].lists)));
@@ -870,7 +878,12 @@ mod tests {
 
     #[test]
     fn a_merge_keeps_what_was_not_fetched_again_replaces_what_was_and_orders_by_id() {
-        let before = ProjectFacts::new("P", vec![draft(1, &["a"], &[], 2), draft(2, &[], &["100"], 1), draft(3, &[], &[], 4)], Vec::new(), Vec::new());
+        let before = ProjectFacts::new(
+            "P",
+            vec![draft(1, &["a"], &[], 2), draft(2, &[], &["100"], 1), draft(3, &[], &[], 4)],
+            Vec::new(),
+            Vec::new(),
+        );
         let mut fetched = IssueBatch::default();
         fetched.push(draft(2, &["changed"], &[], 0));
         fetched.push(draft(10, &[], &["101"], 1));
@@ -882,7 +895,11 @@ mod tests {
         let kept = before.issues.iter().filter(|i| i.id != IssueId(3));
         let after = ProjectFacts::merged("P", kept, fetched, Vec::new(), Vec::new());
         let two = draft(2, &["changed again"], &[], 5);
-        assert_eq!(drafts(&after), vec![draft(1, &["a"], &[], 2), draft(10, &[], &["101"], 1), two], "ids order as their text");
+        assert_eq!(
+            drafts(&after),
+            vec![draft(1, &["a"], &[], 2), draft(10, &[], &["101"], 1), two],
+            "ids order as their text"
+        );
         assert!(after.issues.iter().all(|i| Arc::ptr_eq(&i.lists, &after.issues[0].lists)), "one set of arrays");
         let lists = &after.issues[0].lists;
         assert_eq!((lists.changes.len(), lists.changes.capacity()), (8, 8), "exactly what the issues hold");

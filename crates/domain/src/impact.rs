@@ -18,7 +18,7 @@ use chrono::NaiveDate;
 use super::aggregate::{ProjectAggregates, WeeklyAggregate};
 use super::period::{Period, Totals};
 use super::sketch::DurationSketch;
-use super::stats::{mann_whitney_u, rate_test, StatTest, TestOutcome};
+use super::stats::{StatTest, TestOutcome, mann_whitney_u, rate_test};
 use super::time::IsoWeek;
 use super::verdict::{self, Framing, Metric, Outcome, Overall, Side, Verdict};
 
@@ -256,13 +256,10 @@ fn comparison(metric: &Metric, b: Side, a: Side, test: Option<TestOutcome>, j: v
 /// rate and time to restore.
 fn overall_of(before_after: &[Comparison]) -> Overall {
     let find = |id: &str| {
-        before_after
-            .iter()
-            .find(|c| c.metric == id)
-            .map_or(Outcome { verdict: Verdict::NotEnoughData, p_value: None }, |c| Outcome {
-                verdict: c.verdict,
-                p_value: c.p_value,
-            })
+        before_after.iter().find(|c| c.metric == id).map_or(
+            Outcome { verdict: Verdict::NotEnoughData, p_value: None },
+            |c| Outcome { verdict: c.verdict, p_value: c.p_value },
+        )
     };
     verdict::overall(
         [find(verdict::DEPLOYMENTS_PER_WEEK.id), find(verdict::LEAD_TIME_MEDIAN.id)],

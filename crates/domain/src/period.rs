@@ -163,13 +163,17 @@ impl PeriodRequest<'_> {
     /// its last week is).
     pub fn resolve(&self, now: DateTime<Utc>, tz: Tz) -> Result<Period, PeriodError> {
         let current = IsoWeek::of_instant(now.timestamp_millis(), tz);
-        let week_field = [(self.from_week.is_some(), "from_week"), (self.to_week.is_some(), "to_week"), (self.weeks > 0, "weeks")]
-            .into_iter()
-            .find_map(|(given, name)| given.then_some(name));
-        let month_field =
-            [(self.from_month.is_some(), "from_month"), (self.to_month.is_some(), "to_month"), (self.months > 0, "months")]
+        let week_field =
+            [(self.from_week.is_some(), "from_week"), (self.to_week.is_some(), "to_week"), (self.weeks > 0, "weeks")]
                 .into_iter()
                 .find_map(|(given, name)| given.then_some(name));
+        let month_field = [
+            (self.from_month.is_some(), "from_month"),
+            (self.to_month.is_some(), "to_month"),
+            (self.months > 0, "months"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name));
         match (week_field, month_field) {
             (Some(weeks), Some(months)) => Err(PeriodError::WeeksAndMonths { weeks, months }),
             (None, Some(_)) => self.resolve_months(current),
@@ -273,12 +277,7 @@ impl DurationSummary {
         let count = sketch.count();
         match sketch.into_quantiles_hours(&[0.5, 0.75, 0.9]) {
             None => Self::default(),
-            Some(q) => Self {
-                count,
-                median_hours: Some(q[0]),
-                p75_hours: Some(q[1]),
-                p90_hours: Some(q[2]),
-            },
+            Some(q) => Self { count, median_hours: Some(q[0]), p75_hours: Some(q[1]), p90_hours: Some(q[2]) },
         }
     }
 }
@@ -351,14 +350,21 @@ impl Totals {
     /// Totals of each project and of all of them together over the same
     /// weeks, in one pass. For figures only: the AI split of lead times is
     /// left out.
-    pub fn each_and_combined(projects: &[&ProjectAggregates], weeks: impl Iterator<Item = IsoWeek>) -> (Vec<Totals>, Totals) {
+    pub fn each_and_combined(
+        projects: &[&ProjectAggregates],
+        weeks: impl Iterator<Item = IsoWeek>,
+    ) -> (Vec<Totals>, Totals) {
         Self::walk(projects, weeks, false)
     }
 
     /// One pass over weeks × projects: each project's sums, then the
     /// combined sums merged from them; only the day masks are united week by
     /// week (a day counts once, whichever projects deployed on it).
-    fn walk(projects: &[&ProjectAggregates], weeks: impl Iterator<Item = IsoWeek>, ai_split: bool) -> (Vec<Totals>, Totals) {
+    fn walk(
+        projects: &[&ProjectAggregates],
+        weeks: impl Iterator<Item = IsoWeek>,
+        ai_split: bool,
+    ) -> (Vec<Totals>, Totals) {
         let mut each = vec![Totals::default(); projects.len()];
         let mut combined = Totals::default();
         for week in weeks {

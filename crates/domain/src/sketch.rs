@@ -411,7 +411,8 @@ mod tests {
             let values: Vec<Millis> = (0..n).map(|_| rng.i64(0..50)).collect();
             let mut sorted = values.clone();
             sorted.sort_unstable();
-            let mut ranks: Vec<usize> = [0, n / 2, n / 2 + 1, 3 * n / 4, 3 * n / 4 + 1, n - 1].into_iter().filter(|&r| r < n).collect();
+            let mut ranks: Vec<usize> =
+                [0, n / 2, n / 2 + 1, 3 * n / 4, 3 * n / 4 + 1, n - 1].into_iter().filter(|&r| r < n).collect();
             ranks.sort_unstable();
             ranks.dedup();
             let found = order_statistics(&mut values.clone(), &ranks);

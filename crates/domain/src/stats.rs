@@ -183,11 +183,7 @@ pub fn erfc(x: f64) -> f64 {
     if x < 0.0 {
         return 2.0 - erfc(-x);
     }
-    if x < 2.5 {
-        1.0 - erf_series(x)
-    } else {
-        erfc_continued_fraction(x)
-    }
+    if x < 2.5 { 1.0 - erf_series(x) } else { erfc_continued_fraction(x) }
 }
 
 const FRAC_1_SQRT_PI: f64 = 0.564_189_583_547_756_3;

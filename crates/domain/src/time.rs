@@ -177,7 +177,11 @@ pub fn weekday_index(date: NaiveDate) -> u8 {
 
 /// A Unix-millisecond instant as a UTC date-time (out-of-range values clamp).
 pub fn utc(at: Millis) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(at).unwrap_or(if at < 0 { DateTime::<Utc>::MIN_UTC } else { DateTime::<Utc>::MAX_UTC })
+    DateTime::from_timestamp_millis(at).unwrap_or(if at < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
 }
 
 /// 00:00 of a date in a time zone; where a DST change skips midnight, the
@@ -245,7 +249,11 @@ mod tests {
         let check = |month: &str, first: &str, last: &str, weeks: u32| {
             let m = Month::parse(month).unwrap();
             assert_eq!(m.to_string(), month);
-            assert_eq!((m.first_week().to_string(), m.last_week().to_string(), m.weeks()), (first.into(), last.into(), weeks), "{month}");
+            assert_eq!(
+                (m.first_week().to_string(), m.last_week().to_string(), m.weeks()),
+                (first.into(), last.into(), weeks),
+                "{month}"
+            );
             assert_eq!(Month::of_week(m.first_week()), m);
             assert_eq!(Month::of_week(m.last_week()), m);
             assert_eq!(Month::of_week(m.first_week().plus(-1)), m.plus(-1));
@@ -288,7 +296,19 @@ mod tests {
         assert_eq!(Month::parse("2026-03").unwrap(), Month::new(2026, 3).unwrap());
         assert_eq!(Month::parse("2026-01").unwrap().plus(-1).to_string(), "2025-12");
         assert_eq!(Month::parse("2025-11").unwrap().months_until(Month::parse("2026-02").unwrap()), 3);
-        for bad in ["", "2026", "2026-3", "2026-13", "2026-00", "26-03", "2026-W03", "2026/03", "2026-03-01", "+026-03", "2026--3"] {
+        for bad in [
+            "",
+            "2026",
+            "2026-3",
+            "2026-13",
+            "2026-00",
+            "26-03",
+            "2026-W03",
+            "2026/03",
+            "2026-03-01",
+            "+026-03",
+            "2026--3",
+        ] {
             assert!(Month::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

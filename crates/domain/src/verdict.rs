@@ -302,10 +302,7 @@ fn missing_sentence(metric: &Metric, framing: Framing, before_n: u64, after_n: u
     } else {
         ""
     };
-    format!(
-        "Not enough data to compare {}: {what}, at least {min} are needed{each}.",
-        subject(metric, framing)
-    )
+    format!("Not enough data to compare {}: {what}, at least {min} are needed{each}.", subject(metric, framing))
 }
 
 /// A metric's value with its unit and fixed decimals.

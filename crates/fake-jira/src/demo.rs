@@ -39,9 +39,36 @@ pub const DEMO_TEAMS_DEFINITION: (&str, &str) = ("teams.rhai", include_str!("../
 /// The demo site for `today` (always the same site for the same day).
 pub fn demo_site(today: NaiveDate) -> Site {
     let profiles = [
-        Profile { key: "SHOP", id: "10000", name: "Web Shop", issues: 1100, lead_days: 4.0, release_every_days: 2.0, bug_share: 0.16, incident_share: 0.03 },
-        Profile { key: "PAY", id: "10001", name: "Payments", issues: 700, lead_days: 8.0, release_every_days: 7.0, bug_share: 0.20, incident_share: 0.05 },
-        Profile { key: "OPS", id: "10002", name: "Platform Operations", issues: 500, lead_days: 2.5, release_every_days: 1.2, bug_share: 0.12, incident_share: 0.10 },
+        Profile {
+            key: "SHOP",
+            id: "10000",
+            name: "Web Shop",
+            issues: 1100,
+            lead_days: 4.0,
+            release_every_days: 2.0,
+            bug_share: 0.16,
+            incident_share: 0.03,
+        },
+        Profile {
+            key: "PAY",
+            id: "10001",
+            name: "Payments",
+            issues: 700,
+            lead_days: 8.0,
+            release_every_days: 7.0,
+            bug_share: 0.20,
+            incident_share: 0.05,
+        },
+        Profile {
+            key: "OPS",
+            id: "10002",
+            name: "Platform Operations",
+            issues: 500,
+            lead_days: 2.5,
+            release_every_days: 1.2,
+            bug_share: 0.12,
+            incident_share: 0.10,
+        },
     ];
     generate(&profiles, today, DEMO_SEED)
 }
@@ -50,9 +77,8 @@ pub fn demo_site(today: NaiveDate) -> Site {
 /// with `issues_per_project` issues, anchored on a fixed day.
 pub fn large_site(projects: usize, issues_per_project: usize, seed: u64) -> Site {
     let today = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap_or_default();
-    let keys: Vec<(String, String, String)> = (0..projects)
-        .map(|n| (format!("P{n}"), (10_000 + n).to_string(), format!("Team {n}")))
-        .collect();
+    let keys: Vec<(String, String, String)> =
+        (0..projects).map(|n| (format!("P{n}"), (10_000 + n).to_string(), format!("Team {n}"))).collect();
     let profiles: Vec<Profile<'_>> = keys
         .iter()
         .enumerate()
@@ -151,9 +177,28 @@ fn statuses() -> Vec<SiteStatus> {
     ]
 }
 
-const FIRST: &[&str] = &["Ada", "Bruno", "Chiara", "Dmitri", "Elif", "Femi", "Greta", "Hiro", "Ines", "Jonas", "Kaia", "Luca", "Mina", "Nils", "Olga", "Priya"];
+const FIRST: &[&str] = &[
+    "Ada", "Bruno", "Chiara", "Dmitri", "Elif", "Femi", "Greta", "Hiro", "Ines", "Jonas", "Kaia", "Luca", "Mina",
+    "Nils", "Olga", "Priya",
+];
 const LAST: &[&str] = &["Arden", "Bellweather", "Castell", "Dunmore", "Eastwood", "Fairbank", "Glenholm", "Hartley"];
-const THINGS: &[&str] = &["checkout", "cart", "invoice export", "login form", "search filter", "refund flow", "audit log", "rate limiter", "health check", "backup job", "price badge", "webhook retry", "currency rounding", "session timeout", "metrics endpoint"];
+const THINGS: &[&str] = &[
+    "checkout",
+    "cart",
+    "invoice export",
+    "login form",
+    "search filter",
+    "refund flow",
+    "audit log",
+    "rate limiter",
+    "health check",
+    "backup job",
+    "price badge",
+    "webhook retry",
+    "currency rounding",
+    "session timeout",
+    "metrics endpoint",
+];
 /// The components of the demo projects, one per thing an issue is about.
 const COMPONENTS: &[&str] = &["Storefront", "Billing", "Accounts", "Platform", "Search"];
 /// The demo's "Team" option field, by component.
@@ -178,13 +223,17 @@ fn custom_values(n: usize, issue_type: &str, component: usize, thing: &str) -> V
     if issue_type == "Incident" {
         let sev = ["Sev 1", "Sev 2", "Sev 3"][n % 3];
         values.push(("customfield_10011".to_owned(), option(10_200 + (n % 3) as u64, sev)));
-        values.push(("customfield_10014".to_owned(), serde_json::json!(format!("Customer reported the {thing} failing (demo text)."))));
+        values.push((
+            "customfield_10014".to_owned(),
+            serde_json::json!(format!("Customer reported the {thing} failing (demo text).")),
+        ));
     }
     if matches!(issue_type, "Story" | "Task") {
         values.push(("customfield_10012".to_owned(), serde_json::json!([1, 2, 3, 5, 8][n % 5])));
     }
     if n.is_multiple_of(4) {
-        values.push(("customfield_10013".to_owned(), serde_json::json!([option(10_300, "web"), option(10_301, "api")])));
+        values
+            .push(("customfield_10013".to_owned(), serde_json::json!([option(10_300, "web"), option(10_301, "api")])));
     }
     values
 }
@@ -304,11 +353,8 @@ fn project(
             description: "Planned".into(),
         });
     }
-    let released: Vec<(NaiveDate, String)> = versions
-        .iter()
-        .filter(|v| v.released)
-        .filter_map(|v| v.release_date.map(|d| (d, v.id.clone())))
-        .collect();
+    let released: Vec<(NaiveDate, String)> =
+        versions.iter().filter(|v| v.released).filter_map(|v| v.release_date.map(|d| (d, v.id.clone()))).collect();
 
     let span_hours = (now - midnight(start)).num_hours() as f64;
     let mut created_at: Vec<f64> = (0..p.issues).map(|_| rng.f64() * span_hours).collect();
@@ -416,9 +462,10 @@ fn project(
         let mut fix = Vec::new();
         if let Some(r) = resolved
             && let Some((_, id)) = released.iter().find(|(d, _)| *d >= r.date_naive())
-                && rng.f64() < 0.85 {
-                    fix.push(id.clone());
-                }
+            && rng.f64() < 0.85
+        {
+            fix.push(id.clone());
+        }
 
         let thing_index = rng.usize(..THINGS.len());
         let thing = THINGS[thing_index];
@@ -459,7 +506,11 @@ fn project(
             components: vec![COMPONENTS[component].to_owned()],
             priority: Some(priority(n, issue_type).to_owned()),
             custom: custom_values(n, issue_type, component, thing),
-            summary: if incident { format!("{thing} unavailable for some customers") } else { format!("{verb} the {thing}") },
+            summary: if incident {
+                format!("{thing} unavailable for some customers")
+            } else {
+                format!("{verb} the {thing}")
+            },
             description: format!("As a customer I want the {thing} to behave predictably. (Demo text.)"),
             comments: vec![format!("Looks good to me. ({})", reporter.display_name)],
             assignee: Some(person(rng)),
@@ -471,13 +522,14 @@ fn project(
 
     // A couple of incidents still open: the last incident, restored never.
     if (p.key == "PAY" || p.key == "OPS")
-        && let Some(i) = issues.iter_mut().rev().find(|i| i.issue_type == "Incident") {
-            i.histories.retain(|h| !h.items.iter().any(|it| it.to.as_deref() == Some(st[DONE].id.as_str())));
-            i.status_id = st[IN_PROGRESS].id.clone();
-            i.resolved = None;
-            i.fix_versions.clear();
-            i.updated = i.histories.iter().map(|h| h.created).max().unwrap_or(i.created);
-        }
+        && let Some(i) = issues.iter_mut().rev().find(|i| i.issue_type == "Incident")
+    {
+        i.histories.retain(|h| !h.items.iter().any(|it| it.to.as_deref() == Some(st[DONE].id.as_str())));
+        i.status_id = st[IN_PROGRESS].id.clone();
+        i.resolved = None;
+        i.fix_versions.clear();
+        i.updated = i.histories.iter().map(|h| h.created).max().unwrap_or(i.created);
+    }
     SiteProject { key: p.key.into(), id: p.id.into(), name: p.name.into(), versions, issues }
 }
 
@@ -571,11 +623,8 @@ mod tests {
                 let bucket = if i.created >= rollout { &mut after } else { &mut before };
                 bucket.0 += 1;
                 bucket.1 += i.labels.iter().filter(|l| *l == "ai-assisted").count();
-                bucket.2 += i
-                    .histories
-                    .iter()
-                    .filter(|h| h.author.as_ref().is_some_and(|a| a.account_type == "app"))
-                    .count();
+                bucket.2 +=
+                    i.histories.iter().filter(|h| h.author.as_ref().is_some_and(|a| a.account_type == "app")).count();
             }
         }
         let share = |b: (usize, usize, usize)| (b.1 as f64 / b.0 as f64, b.2 as f64 / b.0 as f64);

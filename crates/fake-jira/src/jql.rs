@@ -123,7 +123,10 @@ pub fn parse(s: &str) -> Result<Jql, String> {
         } else if word_is(t.get(i + 1), "created") {
             &mut created_since
         } else {
-            return Err("Error in the JQL Query: only `AND updated >= \"date\"` and `AND created >= \"date\"` are supported.".into());
+            return Err(
+                "Error in the JQL Query: only `AND updated >= \"date\"` and `AND created >= \"date\"` are supported."
+                    .into(),
+            );
         };
         let field = value(t.get(i + 1)).unwrap_or_default().to_lowercase();
         if t.get(i + 2) != Some(&Tok::Op(">=".into())) || slot.is_some() {
@@ -168,7 +171,9 @@ pub fn parse(s: &str) -> Result<Jql, String> {
                 }
             }
         } else {
-            return Err("Error in the JQL Query: only `ORDER BY updated` and `ORDER BY created ASC` are supported.".into());
+            return Err(
+                "Error in the JQL Query: only `ORDER BY updated` and `ORDER BY created ASC` are supported.".into()
+            );
         }
     }
     if i != t.len() {

@@ -311,10 +311,7 @@ impl SiteState {
     }
 
     fn take_fault(&mut self, path: &str) -> Option<Fault> {
-        let rule = self
-            .faults
-            .iter_mut()
-            .find(|r| r.remaining > 0 && path.starts_with(&r.path_prefix))?;
+        let rule = self.faults.iter_mut().find(|r| r.remaining > 0 && path.starts_with(&r.path_prefix))?;
         rule.remaining -= 1;
         let f = rule.fault.clone();
         self.faults.retain(|r| r.remaining > 0);
@@ -322,9 +319,11 @@ impl SiteState {
     }
 
     fn find_issue_mut(&mut self, key: &str) -> Option<(usize, usize)> {
-        self.site.projects.iter().enumerate().find_map(|(p, proj)| {
-            proj.issues.iter().position(|i| i.key == key || i.id == key).map(|i| (p, i))
-        })
+        self.site
+            .projects
+            .iter()
+            .enumerate()
+            .find_map(|(p, proj)| proj.issues.iter().position(|i| i.key == key || i.id == key).map(|i| (p, i)))
     }
 }
 
@@ -349,9 +348,7 @@ impl FakeJira {
     /// When no loopback port can be bound; use [`FakeJira::try_start`] to
     /// handle that.
     pub async fn start(site: Site) -> FakeJira {
-        Self::try_start(site, SiteFlavor::Cloud)
-            .await
-            .expect("bind a loopback port for the fake Jira")
+        Self::try_start(site, SiteFlavor::Cloud).await.expect("bind a loopback port for the fake Jira")
     }
 
     /// Serves `site` as the given flavor on a free loopback port.

@@ -13,7 +13,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use super::{Fault, LoggedRequest, LoggedResponse, SiteFlavor, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteState, SiteUser, jql};
+use super::{
+    Fault, LoggedRequest, LoggedResponse, SiteFlavor, SiteHistory, SiteIssue, SiteItem, SiteProject, SiteState,
+    SiteUser, jql,
+};
 
 type Shared = Arc<Mutex<SiteState>>;
 
@@ -88,7 +91,9 @@ impl SiteState {
                     .projects
                     .iter()
                     .enumerate()
-                    .flat_map(|(p, proj)| proj.issues.iter().enumerate().map(move |(i, issue)| (num(&issue.id), p as u32, i as u32)))
+                    .flat_map(|(p, proj)| {
+                        proj.issues.iter().enumerate().map(move |(i, issue)| (num(&issue.id), p as u32, i as u32))
+                    })
                     .collect();
                 all.sort_unstable();
                 all.into()
@@ -136,12 +141,14 @@ fn decode(q: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len()
-            && let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(&String::from_utf8_lossy(&bytes[i + 1..i + 3]), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
         out.push(bytes[i]);
         i += 1;
     }
@@ -238,8 +245,7 @@ fn record_response(state: &Shared, method: &Method, path: &str, status: StatusCo
 fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut r = Response::new(Body::from(bytes));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
     r
 }
 
@@ -455,8 +461,23 @@ fn text_json(s: &str, cloud: bool) -> Value {
 }
 
 const ALL_FIELDS: &[&str] = &[
-    "summary", "description", "issuetype", "project", "labels", "created", "updated", "resolutiondate",
-    "status", "fixVersions", "versions", "assignee", "reporter", "creator", "comment", "watches", "priority",
+    "summary",
+    "description",
+    "issuetype",
+    "project",
+    "labels",
+    "created",
+    "updated",
+    "resolutiondate",
+    "status",
+    "fixVersions",
+    "versions",
+    "assignee",
+    "reporter",
+    "creator",
+    "comment",
+    "watches",
+    "priority",
     "components",
 ];
 
@@ -488,13 +509,19 @@ fn fields_json(custom: &[crate::SiteField]) -> Value {
 }
 
 /// Renders an issue with the requested fields (`None`: id and key only).
-fn issue_json(st: &SiteState, p: &SiteProject, i: &SiteIssue, fields: &[String], changelog: Option<usize>, cloud: bool) -> Value {
+fn issue_json(
+    st: &SiteState,
+    p: &SiteProject,
+    i: &SiteIssue,
+    fields: &[String],
+    changelog: Option<usize>,
+    cloud: bool,
+) -> Value {
     let all = fields.iter().any(|f| f == "*all" || f == "*navigable");
     let want = |f: &str| all || fields.iter().any(|x| x == f);
     let mut fs = serde_json::Map::new();
-    let version = |id: &String| {
-        p.versions.iter().find(|v| &v.id == id).map(|v| version_json(p, v)).unwrap_or(json!({"id": id}))
-    };
+    let version =
+        |id: &String| p.versions.iter().find(|v| &v.id == id).map(|v| version_json(p, v)).unwrap_or(json!({"id": id}));
     for &f in ALL_FIELDS {
         if !want(f) {
             continue;
@@ -552,13 +579,8 @@ fn issue_json(st: &SiteState, p: &SiteProject, i: &SiteIssue, fields: &[String],
     if let Some(cap) = changelog {
         let total = i.histories.len();
         // The most recent `cap` entries, newest first.
-        let hs: Vec<Value> = i
-            .histories
-            .iter()
-            .rev()
-            .take(cap)
-            .filter_map(|h| history_json(st, h, cloud, false, None))
-            .collect();
+        let hs: Vec<Value> =
+            i.histories.iter().rev().take(cap).filter_map(|h| history_json(st, h, cloud, false, None)).collect();
         o["changelog"] = json!({"startAt": 0, "maxResults": hs.len(), "total": total, "histories": hs});
     }
     o
@@ -581,7 +603,9 @@ fn search(st: &SiteState, q: &HashMap<String, String>, body: &[u8], post: bool, 
     } else {
         Value::Object(q.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
     };
-    let s = |k: &str| params.get(k).and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_u64().map(|n| n.to_string())));
+    let s = |k: &str| {
+        params.get(k).and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_u64().map(|n| n.to_string())))
+    };
     let jql = s("jql").unwrap_or_default();
     let query = match jql::parse(&jql) {
         Ok(q) => q,
@@ -657,7 +681,10 @@ fn search(st: &SiteState, q: &HashMap<String, String>, body: &[u8], post: bool, 
         }
         (StatusCode::OK, o)
     } else {
-        (StatusCode::OK, json!({"expand": "schema,names", "startAt": start, "maxResults": max, "total": total, "issues": issues}))
+        (
+            StatusCode::OK,
+            json!({"expand": "schema,names", "startAt": start, "maxResults": max, "total": total, "issues": issues}),
+        )
     }
 }
 
@@ -840,7 +867,8 @@ fn my_permissions(st: &SiteState, q: &HashMap<String, String>, authorization: Op
     let mut perms = serde_json::Map::new();
     for w in wanted.split(',') {
         let have = w == "BROWSE_PROJECTS" && granted.contains(&p.key);
-        perms.insert(w.to_string(), json!({"id": "10", "key": w, "name": w, "type": "PROJECT", "havePermission": have}));
+        perms
+            .insert(w.to_string(), json!({"id": "10", "key": w, "name": w, "type": "PROJECT", "havePermission": have}));
     }
     (StatusCode::OK, json!({"permissions": perms}))
 }
