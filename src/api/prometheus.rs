@@ -149,15 +149,25 @@ fn code_of<B>(response: &http::Response<B>) -> Code {
     {
         return Code::from_i32(code);
     }
+    // The inverse of `json::http_status`, and what the HTTP layers answer
+    // themselves: a caller's mistake is never counted as the service's.
     match response.status() {
         s if s.is_success() => Code::Ok,
-        StatusCode::BAD_REQUEST => Code::InvalidArgument,
+        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::InvalidArgument,
         StatusCode::UNAUTHORIZED => Code::Unauthenticated,
         StatusCode::FORBIDDEN => Code::PermissionDenied,
         StatusCode::NOT_FOUND => Code::NotFound,
-        StatusCode::NOT_IMPLEMENTED => Code::Unimplemented,
+        StatusCode::CONFLICT => Code::Aborted,
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED => Code::Unimplemented,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => {
+            Code::ResourceExhausted
+        }
         StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
-        _ => Code::Internal,
+        StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
+        s if s.as_u16() == 499 => Code::Cancelled,
+        s if s.is_client_error() => Code::InvalidArgument,
+        s if s.is_server_error() => Code::Internal,
+        _ => Code::Unknown,
     }
 }
 
@@ -179,7 +189,38 @@ pub(super) async fn timed<B>(method: &'static str, rpc: impl Future<Output = htt
 
 #[cfg(test)]
 mod tests {
-    use super::{rpc_name, summed_over_projects};
+    use super::{code_of, rpc_name, summed_over_projects};
+    use http::StatusCode;
+    use tonic::Code;
+
+    #[test]
+    fn http_statuses_count_as_the_grpc_code_they_stand_for() {
+        let code = |status: StatusCode| code_of(&http::Response::builder().status(status).body(()).unwrap());
+        for c in [
+            Code::Ok,
+            Code::Cancelled,
+            Code::InvalidArgument,
+            Code::DeadlineExceeded,
+            Code::NotFound,
+            Code::PermissionDenied,
+            Code::Unauthenticated,
+            Code::ResourceExhausted,
+            Code::Unimplemented,
+            Code::Unavailable,
+            Code::Internal,
+        ] {
+            assert_eq!(code(crate::api::json::http_status(c)), c, "{c:?}");
+        }
+        // Refusals of the HTTP layers are the caller's, not the service's.
+        assert_eq!(code(StatusCode::METHOD_NOT_ALLOWED), Code::Unimplemented);
+        assert_eq!(code(StatusCode::UNSUPPORTED_MEDIA_TYPE), Code::InvalidArgument);
+        assert_eq!(code(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE), Code::ResourceExhausted);
+        assert_eq!(code(StatusCode::IM_A_TEAPOT), Code::InvalidArgument);
+        assert_eq!(code(StatusCode::BAD_GATEWAY), Code::Internal);
+        // A gRPC error's own status wins.
+        let grpc = http::Response::builder().status(StatusCode::OK).header("grpc-status", "5").body(()).unwrap();
+        assert_eq!(code_of(&grpc), Code::NotFound);
+    }
 
     #[test]
     fn series_per_project_are_summed_over_projects() {
