@@ -235,6 +235,56 @@ async fn errors_map_to_the_same_status_on_every_transport() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_and_the_dashboard_come_gzipped_to_a_client_that_accepts_it() {
+    use std::io::Read;
+    let server = DemoServer::demo().await;
+    let http = reqwest::Client::new();
+    let fetch = |path: &str, gzip: bool| {
+        let request = http.get(server.url(path));
+        if gzip { request.header("accept-encoding", "gzip").send() } else { request.send() }
+    };
+    for path in ["/v1/metrics?project_keys=SHOP&project_keys=PAY&weeks=52&includeSeries=true", "/app.js"] {
+        let plain = fetch(path, false).await.unwrap();
+        assert_eq!(plain.status(), 200);
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+        let plain = plain.bytes().await.unwrap();
+
+        let zipped = fetch(path, true).await.unwrap();
+        assert_eq!(zipped.status(), 200);
+        assert_eq!(zipped.headers()["content-encoding"], "gzip", "{path}");
+        assert_eq!(zipped.headers()["vary"], "accept-encoding", "{path}");
+        let zipped = zipped.bytes().await.unwrap();
+        assert!(zipped.len() * 2 < plain.len(), "{path}: {} of {} bytes", zipped.len(), plain.len());
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&zipped[..]).read_to_end(&mut unzipped).unwrap();
+        if path.starts_with("/v1/") {
+            // The figures are the same, bar the data's age.
+            let answer = |b: &[u8]| without_age(serde_json::from_slice::<GetMetricsResponse>(b).unwrap());
+            assert_eq!(answer(&unzipped), answer(&plain));
+        } else {
+            assert_eq!(unzipped, plain);
+        }
+    }
+
+    // The refresh progress still streams line by line, uncompressed.
+    let job: RefreshResponse = http
+        .post(server.url("/v1/refresh"))
+        .json(&serde_json::json!({"projectKeys": ["PAY"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let watch = fetch(&format!("/v1/refresh/{}:watch", job.job_id), true).await.unwrap();
+    assert_eq!(watch.headers()["content-type"], "application/x-ndjson");
+    assert!(watch.headers().get("content-encoding").is_none());
+    let text = tokio::time::timeout(std::time::Duration::from_secs(60), watch.text()).await.unwrap().unwrap();
+    assert!(text.lines().count() >= 1, "{text}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_answers_over_json() {
     let server = DemoServer::demo().await;
     let http = reqwest::Client::new();
