@@ -8,15 +8,13 @@
 //! that accepts gzip (`grpc-accept-encoding`) gets a large remembered answer
 //! compressed, from bytes deflated once (`gzip`).
 //!
-//! Two ways in, one answer: [`Front`] sits before the router and answers
-//! plain gRPC requests the port's checks let through (the common, hot case:
-//! the router and its middleware cost more than the answer itself);
-//! [`router`] is the route for everything else that names the method
-//! (gRPC-Web, other content types, refusals), behind the port's middleware
-//! like every route.
+//! Two ways in, one answer: [`Front`] sits before the router, behind the
+//! port's checks (`layered`), and answers plain gRPC requests (the common,
+//! hot case: the router costs more than the answer itself); [`router`] is
+//! the route for everything else that names the method (gRPC-Web, other
+//! content types).
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -31,13 +29,13 @@ use http_body::Frame;
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codec::Streaming;
-use tonic::codegen::{BoxFuture, Service as TowerService, StdError};
+use tonic::codegen::{Service as TowerService, StdError};
 use tonic::metadata::MetadataMap;
 use tonic_web::GrpcWebLayer;
 
 use super::answers::{Answer, GrpcMessage};
 use super::codec::ProtoDecoder;
-use super::http_guard::HttpGuard;
+use super::layered::PassOrHere;
 use super::service::Service;
 use crate::proto::GetMetricsRequest;
 
@@ -55,25 +53,19 @@ async fn get_metrics(State((service, max_request_bytes)): State<(Arc<Service>, u
 }
 
 /// Before the router (see the module): a `POST` of `application/grpc` to the
-/// method that [`HttpGuard`] lets through is answered here, timed as the
-/// `observe` middleware times RPCs when `timed`; every other request goes
-/// to `inner`, the router, unchanged.
+/// method is answered here; every other request goes to `inner`, the
+/// router, unchanged.
 #[derive(Clone)]
 pub struct Front<S> {
     pub inner: S,
     pub service: Arc<Service>,
-    pub guard: Arc<HttpGuard>,
-    pub timed: bool,
     pub max_request_bytes: usize,
 }
 
-impl<S> Front<S> {
-    fn answers_here<B>(&self, request: &http::Request<B>) -> bool {
-        request.uri().path() == PATH
-            && request.method() == Method::POST
-            && request.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == "application/grpc")
-            && self.guard.refusal(request).is_none()
-    }
+fn answers_here<B>(request: &http::Request<B>) -> bool {
+    request.uri().path() == PATH
+        && request.method() == Method::POST
+        && request.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == "application/grpc")
 }
 
 impl<S> TowerService<http::Request<Body>> for Front<S>
@@ -82,43 +74,18 @@ where
 {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = FrontFuture<S::Future>;
+    type Future = PassOrHere<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        if !self.answers_here(&request) {
-            return FrontFuture::Router { future: self.inner.call(request) };
+        if !answers_here(&request) {
+            return PassOrHere::Pass { future: self.inner.call(request) };
         }
-        let (service, max_request_bytes, timed) = (Arc::clone(&self.service), self.max_request_bytes, self.timed);
-        FrontFuture::Here {
-            future: Box::pin(async move {
-                let answer = answer(&service, max_request_bytes, request);
-                Ok(if timed { super::prometheus::timed("GetMetrics", answer).await } else { answer.await })
-            }),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The answer of [`Front`], or of the router.
-    #[project = FrontFutureProj]
-    pub enum FrontFuture<F> {
-        Router { #[pin] future: F },
-        Here { future: BoxFuture<http::Response<Body>, Infallible> },
-    }
-}
-
-impl<F: Future<Output = Result<http::Response<Body>, Infallible>>> Future for FrontFuture<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        match self.project() {
-            FrontFutureProj::Router { future } => future.poll(cx),
-            FrontFutureProj::Here { future } => future.as_mut().poll(cx),
-        }
+        let (service, max_request_bytes) = (Arc::clone(&self.service), self.max_request_bytes);
+        PassOrHere::here(async move { answer(&service, max_request_bytes, request).await })
     }
 }
 

@@ -17,15 +17,17 @@
 //! Must not depend on: the handlers, `store`, `harvest` (it looks only at
 //! the request's head).
 
+use std::convert::Infallible;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use tonic::Status;
+use tonic::body::Body;
+use tonic::codegen::Service;
 
+use super::layered::PassOrHere;
 use super::status::Refused;
 use crate::config::normalise_origin;
 
@@ -118,19 +120,48 @@ impl HttpGuard {
     }
 }
 
-/// The middleware: refuses as [`HttpGuard`] says, else passes on.
-pub async fn guard(State(guard): State<Arc<HttpGuard>>, request: Request, next: Next) -> Response {
-    let Some((http, refused)) = guard.refusal(&request) else {
-        return next.run(request).await;
-    };
+/// The port's first layer (`layered`): refuses as [`HttpGuard`] says, else
+/// passes on.
+#[derive(Clone)]
+pub struct Guarded<S> {
+    pub inner: S,
+    pub guard: Arc<HttpGuard>,
+}
+
+impl<S> Service<http::Request<Body>> for Guarded<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = PassOrHere<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match self.guard.refusal(&request) {
+            None => PassOrHere::Pass { future: self.inner.call(request) },
+            Some((http, refused)) => {
+                let response = refusal_response(request.headers(), http, refused);
+                PassOrHere::here(async move { response })
+            }
+        }
+    }
+}
+
+/// A refusal as the caller's transport expects it: a gRPC status for gRPC
+/// and gRPC-Web, else the JSON error body with the HTTP status `http`.
+fn refusal_response(headers: &HeaderMap, http: StatusCode, refused: Refused) -> http::Response<Body> {
     let status = Status::from(refused);
-    let grpc = request.headers().get(header::CONTENT_TYPE).filter(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let grpc = headers.get(header::CONTENT_TYPE).filter(|v| v.as_bytes().starts_with(b"application/grpc"));
     if let Some(content_type) = grpc {
-        let mut response = status.into_http::<axum::body::Body>();
+        let mut response = status.into_http::<Body>();
         response.headers_mut().insert(header::CONTENT_TYPE, content_type.clone());
         return response;
     }
-    let mut response = super::json::error_response(&status);
+    let mut response = super::json::error_response(&status).map(Body::new);
     *response.status_mut() = http;
     response
 }

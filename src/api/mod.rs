@@ -5,7 +5,8 @@
 //! (for the gRPC services that support it), the HTTP/JSON mapping
 //! ([`json`]) and the dashboard ([`dashboard`]); other paths get HTTP 404.
 //! Every request passes [`http_guard`] first (header size, `Host`, `Origin`,
-//! content type).
+//! content type), then the RPC timing and the `GetMetrics` fast path, all
+//! in front of the router (`layered`).
 
 mod answers;
 pub mod auth;
@@ -20,6 +21,7 @@ mod gzip;
 pub mod http_guard;
 mod impact;
 pub mod json;
+mod layered;
 pub mod permission;
 pub mod prometheus;
 pub mod service;
@@ -123,18 +125,15 @@ pub async fn serve(
         let sample: prometheus::Sample = Arc::new(move || answers::sample(&store));
         routes = routes.merge(prometheus::router(Arc::clone(&access_for_metrics), sample));
     }
-    let mut routes = routes.fallback(json::not_found);
-    if metrics_enabled {
-        // RPCs are timed only when `/metrics` shows it.
-        routes = routes.layer(axum::middleware::from_fn(prometheus::observe));
-    }
-    let routes = routes.layer(axum::middleware::from_fn_with_state(Arc::clone(&guard), http_guard::guard));
-    // GetMetrics over plain gRPC, the hot path, is answered before the router.
+    let routes = routes.fallback(json::not_found);
+    // In front of the router, in this order (`layered`): the port's checks,
+    // the RPCs' counts and times (only when `/metrics` shows them), and
+    // GetMetrics over plain gRPC, the hot path, answered before the router.
+    let guarded = tower_layer::layer_fn(move |inner| http_guard::Guarded { inner, guard: Arc::clone(&guard) });
+    let observed = tower_layer::layer_fn(move |inner| prometheus::Observed { inner, enabled: metrics_enabled });
     let front = tower_layer::layer_fn(move |inner| encoded::Front {
         inner,
         service: Arc::clone(&service_for_front),
-        guard: Arc::clone(&guard),
-        timed: metrics_enabled,
         max_request_bytes: MAX_REQUEST_BYTES,
     });
     let mut builder = Server::builder().accept_http1(true).http2_max_header_list_size(MAX_METADATA_BYTES);
@@ -142,6 +141,8 @@ pub async fn serve(
         builder = builder.tls_config(tls_config(tls)?)?;
     }
     builder
+        .layer(guarded)
+        .layer(observed)
         .layer(front)
         .add_routes(Routes::from(routes))
         // Small answers go out at once: without TCP_NODELAY, Nagle and delayed

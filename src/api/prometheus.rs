@@ -9,20 +9,23 @@
 //! renders `telemetry`.
 
 use std::collections::HashMap;
-use std::future::Future;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tonic::Code;
+use tonic::body::Body;
+use tonic::codegen::Service;
 use tonic::metadata::MetadataMap;
 
 use super::auth::Access;
+use super::layered::{PassOrHere, infallible};
 use crate::config::Role;
 use crate::telemetry;
 
@@ -171,20 +174,41 @@ fn code_of<B>(response: &http::Response<B>) -> Code {
     }
 }
 
-/// Counts and times each RPC by method and code.
-pub async fn observe(request: Request, next: Next) -> Response {
-    match rpc_name(request.uri().path()) {
-        Some(method) => timed(method, next.run(request)).await,
-        None => next.run(request).await,
-    }
+/// The port's layer (`layered`) that counts and times each RPC by method
+/// and code, on every transport; passes everything on as it is when
+/// metrics are off.
+#[derive(Clone)]
+pub struct Observed<S> {
+    pub inner: S,
+    pub enabled: bool,
 }
 
-/// The response of `rpc`, counted and timed as `method` with its code.
-pub(super) async fn timed<B>(method: &'static str, rpc: impl Future<Output = http::Response<B>>) -> http::Response<B> {
-    let started = Instant::now();
-    let response = rpc.await;
-    telemetry::rpc(method, code_of(&response), started.elapsed());
-    response
+impl<S> Service<http::Request<Body>> for Observed<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = PassOrHere<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let method = rpc_name(request.uri().path()).filter(|_| self.enabled);
+        let future = self.inner.call(request);
+        match method {
+            None => PassOrHere::Pass { future },
+            Some(method) => PassOrHere::here(async move {
+                let started = Instant::now();
+                let response = infallible(future).await;
+                telemetry::rpc(method, code_of(&response), started.elapsed());
+                response
+            }),
+        }
+    }
 }
 
 #[cfg(test)]

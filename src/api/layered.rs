@@ -1,0 +1,54 @@
+//! The port's layers in front of the router, in the order a request meets
+//! them: [`http_guard::Guarded`](super::http_guard::Guarded) (refusals),
+//! [`prometheus::Observed`](super::prometheus::Observed) (each RPC counted
+//! and timed, when metrics are on) and
+//! [`encoded::Front`](super::encoded::Front) (`GetMetrics` over plain gRPC
+//! answered before the router). Plain tower services: no per-request
+//! cloning or boxing of the inner service, as `axum::middleware::from_fn`
+//! costs.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tonic::body::Body;
+use tonic::codegen::BoxFuture;
+
+pin_project_lite::pin_project! {
+    /// The future of a layer: the inner service's as it is, or one the
+    /// layer answers (or wraps) itself.
+    #[project = PassOrHereProj]
+    pub enum PassOrHere<F> {
+        Pass { #[pin] future: F },
+        Here { future: BoxFuture<http::Response<Body>, Infallible> },
+    }
+}
+
+impl<F> PassOrHere<F> {
+    /// The layer's own answer.
+    pub fn here(answer: impl Future<Output = http::Response<Body>> + Send + 'static) -> Self {
+        PassOrHere::Here { future: Box::pin(async move { Ok(answer.await) }) }
+    }
+}
+
+impl<F: Future<Output = Result<http::Response<Body>, Infallible>>> Future for PassOrHere<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        match self.project() {
+            PassOrHereProj::Pass { future } => future.poll(cx),
+            PassOrHereProj::Here { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The response of a future that cannot fail.
+pub async fn infallible(
+    future: impl Future<Output = Result<http::Response<Body>, Infallible>>,
+) -> http::Response<Body> {
+    match future.await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
