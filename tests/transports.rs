@@ -234,6 +234,12 @@ async fn errors_map_to_the_same_status_on_every_transport() {
     server.stop().await;
 }
 
+/// Starts a refresh of `project` with `POST /v1/refresh`.
+async fn refresh_over_json(http: &reqwest::Client, server: &DemoServer, project: &str) -> RefreshResponse {
+    let request = serde_json::json!({ "projectKeys": [project] });
+    http.post(server.url("/v1/refresh")).json(&request).send().await.unwrap().json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_and_the_dashboard_come_gzipped_to_a_client_that_accepts_it() {
     use std::io::Read;
@@ -267,15 +273,7 @@ async fn json_and_the_dashboard_come_gzipped_to_a_client_that_accepts_it() {
     }
 
     // The refresh progress still streams line by line, uncompressed.
-    let job: RefreshResponse = http
-        .post(server.url("/v1/refresh"))
-        .json(&serde_json::json!({"projectKeys": ["PAY"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let job = refresh_over_json(&http, &server, "PAY").await;
     let watch = fetch(&format!("/v1/refresh/{}:watch", job.job_id), true).await.unwrap();
     assert_eq!(watch.headers()["content-type"], "application/x-ndjson");
     assert!(watch.headers().get("content-encoding").is_none());
@@ -298,15 +296,7 @@ async fn every_rpc_answers_over_json() {
     let defs: GetDefinitionsResponse = get("/v1/definitions").await.unwrap().json().await.unwrap();
     assert!(!defs.version.is_empty());
 
-    let job: RefreshResponse = http
-        .post(server.url("/v1/refresh"))
-        .json(&serde_json::json!({"projectKeys": ["PAY"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let job = refresh_over_json(&http, &server, "PAY").await;
     // The watch streams one JSON object per line until the job ends.
     let watch = get(&format!("/v1/refresh/{}:watch", job.job_id)).await.unwrap();
     assert_eq!(watch.headers()["content-type"], "application/x-ndjson");

@@ -35,7 +35,7 @@ use tonic_web::GrpcWebLayer;
 
 use super::answers::{Answer, GrpcMessage};
 use super::codec::ProtoDecoder;
-use super::layered::PassOrHere;
+use super::layered::{Decide, PassOrHere};
 use super::service::Service;
 use crate::proto::GetMetricsRequest;
 
@@ -56,8 +56,7 @@ async fn get_metrics(State((service, max_request_bytes)): State<(Arc<Service>, u
 /// method is answered here; every other request goes to `inner`, the
 /// router, unchanged.
 #[derive(Clone)]
-pub struct Front<S> {
-    pub inner: S,
+pub struct Front {
     pub service: Arc<Service>,
     pub max_request_bytes: usize,
 }
@@ -68,21 +67,14 @@ fn answers_here<B>(request: &http::Request<B>) -> bool {
         && request.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == "application/grpc")
 }
 
-impl<S> TowerService<http::Request<Body>> for Front<S>
-where
-    S: TowerService<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
-{
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = PassOrHere<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+impl Decide for Front {
+    fn decide<S>(&self, inner: &mut S, request: http::Request<Body>) -> PassOrHere<S::Future>
+    where
+        S: TowerService<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+        S::Future: Send + 'static,
+    {
         if !answers_here(&request) {
-            return PassOrHere::Pass { future: self.inner.call(request) };
+            return PassOrHere::Pass { future: inner.call(request) };
         }
         let (service, max_request_bytes) = (Arc::clone(&self.service), self.max_request_bytes);
         PassOrHere::here(async move { answer(&service, max_request_bytes, request).await })

@@ -20,14 +20,13 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::Service;
 
-use super::layered::PassOrHere;
+use super::layered::{Decide, PassOrHere};
 use super::status::Refused;
 use crate::config::normalise_origin;
 
@@ -123,26 +122,16 @@ impl HttpGuard {
 /// The port's first layer (`layered`): refuses as [`HttpGuard`] says, else
 /// passes on.
 #[derive(Clone)]
-pub struct Guarded<S> {
-    pub inner: S,
-    pub guard: Arc<HttpGuard>,
-}
+pub struct Guarded(pub Arc<HttpGuard>);
 
-impl<S> Service<http::Request<Body>> for Guarded<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
-{
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = PassOrHere<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        match self.guard.refusal(&request) {
-            None => PassOrHere::Pass { future: self.inner.call(request) },
+impl Decide for Guarded {
+    fn decide<S>(&self, inner: &mut S, request: http::Request<Body>) -> PassOrHere<S::Future>
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+        S::Future: Send + 'static,
+    {
+        match self.0.refusal(&request) {
+            None => PassOrHere::Pass { future: inner.call(request) },
             Some((http, refused)) => {
                 let response = refusal_response(request.headers(), http, refused);
                 PassOrHere::here(async move { response })

@@ -42,6 +42,7 @@ use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Pr
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_layer::Layer;
 
+use self::layered::Layered;
 use crate::config::TlsSettings;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::proto::dora_metrics_server::DoraMetricsServer;
@@ -129,13 +130,9 @@ pub async fn serve(
     // In front of the router, in this order (`layered`): the port's checks,
     // the RPCs' counts and times (only when `/metrics` shows them), and
     // GetMetrics over plain gRPC, the hot path, answered before the router.
-    let guarded = tower_layer::layer_fn(move |inner| http_guard::Guarded { inner, guard: Arc::clone(&guard) });
-    let observed = tower_layer::layer_fn(move |inner| prometheus::Observed { inner, enabled: metrics_enabled });
-    let front = tower_layer::layer_fn(move |inner| encoded::Front {
-        inner,
-        service: Arc::clone(&service_for_front),
-        max_request_bytes: MAX_REQUEST_BYTES,
-    });
+    let guarded = Layered(http_guard::Guarded(guard));
+    let observed = Layered(prometheus::Observed { enabled: metrics_enabled });
+    let front = Layered(encoded::Front { service: service_for_front, max_request_bytes: MAX_REQUEST_BYTES });
     let mut builder = Server::builder().accept_http1(true).http2_max_header_list_size(MAX_METADATA_BYTES);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls_config(tls)?)?;

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
@@ -25,7 +24,7 @@ use tonic::codegen::Service;
 use tonic::metadata::MetadataMap;
 
 use super::auth::Access;
-use super::layered::{PassOrHere, infallible};
+use super::layered::{Decide, PassOrHere, infallible};
 use crate::config::Role;
 use crate::telemetry;
 
@@ -178,27 +177,18 @@ fn code_of<B>(response: &http::Response<B>) -> Code {
 /// and code, on every transport; passes everything on as it is when
 /// metrics are off.
 #[derive(Clone)]
-pub struct Observed<S> {
-    pub inner: S,
+pub struct Observed {
     pub enabled: bool,
 }
 
-impl<S> Service<http::Request<Body>> for Observed<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = PassOrHere<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+impl Decide for Observed {
+    fn decide<S>(&self, inner: &mut S, request: http::Request<Body>) -> PassOrHere<S::Future>
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
+        S::Future: Send + 'static,
+    {
         let method = rpc_name(request.uri().path()).filter(|_| self.enabled);
-        let future = self.inner.call(request);
+        let future = inner.call(request);
         match method {
             None => PassOrHere::Pass { future },
             Some(method) => PassOrHere::here(async move {
