@@ -132,45 +132,16 @@ async fn a_header_block_over_16_kib_is_refused_over_http1_too() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_body_that_is_not_protobuf_is_invalid_argument() {
-    let server = open_server("").await;
+/// `message` sent as a GetMetrics request over plain gRPC (raw HTTP/2, one
+/// length-prefixed frame) with `headers`: the HTTP status and the
+/// `grpc-status` of the answer (in its headers when refused at once, else
+/// in its trailers; `None` for an answer whose trailers carry OK).
+async fn grpc_get_metrics(server: &Server, message: &[u8], headers: &[(&str, &str)]) -> (u16, Option<String>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
-    // A length-prefixed frame holding bytes that are no GetMetricsRequest
-    // (a field number 0, then a truncated varint).
-    let garbage = [0x00u8, 0xff, 0xff, 0xff];
-    let mut body = vec![0u8];
-    body.extend_from_slice(&(garbage.len() as u32).to_be_bytes());
-    body.extend_from_slice(&garbage);
-    let r = h2
-        .post(server.url("/dora.v1.DoraMetrics/GetMetrics"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let status = r.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_owned());
-    assert_eq!(status.as_deref(), Some("3"), "{:?}", r.headers());
-    server.stop().await;
-}
-
-/// A GetMetrics request over plain gRPC, as raw HTTP/2 with `headers`:
-/// the HTTP status and the `grpc-status` of the answer (in its headers when
-/// refused at once, else in its trailers; `None` for an answer whose
-/// trailers carry OK).
-async fn grpc_get_metrics(server: &Server, headers: &[(&str, &str)]) -> (u16, Option<String>) {
-    use prost::Message;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
-    let message =
-        jira_dora::proto::GetMetricsRequest { project_keys: vec!["PAY".into()], weeks: 4, ..Default::default() }
-            .encode_to_vec();
     let mut body = vec![0u8];
     body.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    body.extend_from_slice(&message);
+    body.extend_from_slice(message);
     let mut request = h2
         .post(server.url("/dora.v1.DoraMetrics/GetMetrics"))
         .header("content-type", "application/grpc")
@@ -183,25 +154,37 @@ async fn grpc_get_metrics(server: &Server, headers: &[(&str, &str)]) -> (u16, Op
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_metrics_over_plain_grpc_passes_the_same_checks() {
-    // Answered before the router (the hot path), yet refused as any request.
+async fn a_body_that_is_not_protobuf_is_invalid_argument() {
     let server = open_server("").await;
+    // Bytes that are no GetMetricsRequest (a field number 0, then a
+    // truncated varint).
+    let garbage = [0x00u8, 0xff, 0xff, 0xff];
+    assert_eq!(grpc_get_metrics(&server, &garbage, &[]).await, (200, Some("3".into())));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_metrics_over_plain_grpc_passes_the_same_checks() {
+    use prost::Message;
+    let server = open_server("").await;
+    let request =
+        jira_dora::proto::GetMetricsRequest { project_keys: vec!["PAY".into()], weeks: 4, ..Default::default() }
+            .encode_to_vec();
     let own = format!("http://{}", server.addr);
-    let port = server.addr.port();
-    let foreign_host = format!("attacker.example:{port}");
+    let foreign_host = format!("attacker.example:{}", server.addr.port());
     assert_eq!(
-        grpc_get_metrics(&server, &[("origin", "https://evil.example")]).await,
+        grpc_get_metrics(&server, &request, &[("origin", "https://evil.example")]).await,
         (200, Some("7".into())),
         "a foreign origin"
     );
     assert_eq!(
-        grpc_get_metrics(&server, &[("host", &foreign_host)]).await,
+        grpc_get_metrics(&server, &request, &[("host", &foreign_host)]).await,
         (200, Some("7".into())),
         "a rebinding host"
     );
     // The own origin passes: nothing harvested yet, the handler answers
     // that it holds no such project (NOT_FOUND).
-    assert_eq!(grpc_get_metrics(&server, &[("origin", &own)]).await, (200, Some("5".into())));
+    assert_eq!(grpc_get_metrics(&server, &request, &[("origin", &own)]).await, (200, Some("5".into())));
     server.stop().await;
 }
 

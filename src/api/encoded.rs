@@ -1,18 +1,13 @@
 //! `GetMetrics` over gRPC (and gRPC-Web) with the answer sent as the bytes
 //! `Service::get_metrics_encoded` returns: a remembered answer goes out as
 //! it is, never decoded, encoded or copied again (tonic's encoder would copy
-//! it into a fresh buffer for every answer). The request is decoded by
-//! tonic, size-limited and refused exactly as by the generated code, and
-//! errors are sent as tonic sends them; only the answer's body is written
-//! here: the message (`Answer::grpc_message`), then the trailers. A client
-//! that accepts gzip (`grpc-accept-encoding`) gets a large remembered answer
-//! compressed, from bytes deflated once (`gzip`).
-//!
-//! Two ways in, one answer: [`Front`] sits before the router, behind the
-//! port's checks (`layered`), and answers plain gRPC requests (the common,
-//! hot case: the router costs more than the answer itself); [`router`] is
-//! the route for everything else that names the method (gRPC-Web, other
-//! content types).
+//! it into a fresh buffer for every answer). The route sits in front of the
+//! generated `DoraMetrics` service for this one method; the request is
+//! decoded by tonic, size-limited and refused exactly as by the generated
+//! code, and errors are sent as tonic sends them; only the answer's body is
+//! written here: the message (`Answer::grpc_message`), then the trailers.
+//! A client that accepts gzip (`grpc-accept-encoding`) gets a large
+//! remembered answer compressed, from bytes deflated once (`gzip`).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -20,22 +15,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::post;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, header};
+use http::{HeaderMap, HeaderValue, header};
 use http_body::Frame;
 use tonic::Status;
-use tonic::body::Body;
 use tonic::codec::Streaming;
-use tonic::codegen::{Service as TowerService, StdError};
 use tonic::metadata::MetadataMap;
 use tonic_web::GrpcWebLayer;
 
 use super::answers::{Answer, GrpcMessage};
 use super::codec::ProtoDecoder;
-use super::layered::{Decide, PassOrHere};
 use super::service::Service;
 use crate::proto::GetMetricsRequest;
 
@@ -49,45 +42,6 @@ pub fn router(service: Arc<Service>, max_request_bytes: usize) -> Router {
 }
 
 async fn get_metrics(State((service, max_request_bytes)): State<(Arc<Service>, usize)>, request: Request) -> Response {
-    answer(&service, max_request_bytes, request).await.map(axum::body::Body::new)
-}
-
-/// Before the router (see the module): a `POST` of `application/grpc` to the
-/// method is answered here; every other request goes to `inner`, the
-/// router, unchanged.
-#[derive(Clone)]
-pub struct Front {
-    pub service: Arc<Service>,
-    pub max_request_bytes: usize,
-}
-
-fn answers_here<B>(request: &http::Request<B>) -> bool {
-    request.uri().path() == PATH
-        && request.method() == Method::POST
-        && request.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == "application/grpc")
-}
-
-impl Decide for Front {
-    fn decide<S>(&self, inner: &mut S, request: http::Request<Body>) -> PassOrHere<S::Future>
-    where
-        S: TowerService<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
-        S::Future: Send + 'static,
-    {
-        if !answers_here(&request) {
-            return PassOrHere::Pass { future: inner.call(request) };
-        }
-        let (service, max_request_bytes) = (Arc::clone(&self.service), self.max_request_bytes);
-        PassOrHere::here(async move { answer(&service, max_request_bytes, request).await })
-    }
-}
-
-/// The gRPC answer to one request: the message and `grpc-status: 0`, or
-/// the error as tonic sends it.
-async fn answer<B>(service: &Service, max_request_bytes: usize, request: http::Request<B>) -> http::Response<Body>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<StdError> + Send,
-{
     let gzip = accepts_gzip(request.headers());
     let answer = match decode(request, max_request_bytes).await {
         Ok(request) => service.get_metrics_encoded(request, gzip).await.and_then(Answer::grpc_message),
@@ -95,7 +49,7 @@ where
     };
     match answer {
         Ok(GrpcMessage { pieces, encoding }) => {
-            let mut response = http::Response::new(Body::new(Message { pieces, trailers: true }));
+            let mut response = Response::new(Body::new(Message { pieces, trailers: true }));
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
             if let Some(encoding) = encoding {
@@ -119,14 +73,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 /// The request as tonic's generated server decodes it: no compression
 /// accepted, at most `max_request_bytes`, exactly one message.
-async fn decode<B>(
-    request: http::Request<B>,
-    max_request_bytes: usize,
-) -> Result<tonic::Request<GetMetricsRequest>, Status>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<StdError> + Send,
-{
+async fn decode(request: Request, max_request_bytes: usize) -> Result<tonic::Request<GetMetricsRequest>, Status> {
     if let Some(encoding) = request.headers().get("grpc-encoding").filter(|e| *e != "identity") {
         return Err(Status::unimplemented(format!(
             "Content is compressed with `{}` which isn't supported",

@@ -88,7 +88,7 @@ fn host_of<B>(request: &http::Request<B>) -> Option<&str> {
 
 impl HttpGuard {
     /// Why `request` is refused, if it is.
-    pub(super) fn refusal<B>(&self, request: &http::Request<B>) -> Option<(StatusCode, Refused)> {
+    fn refusal<B>(&self, request: &http::Request<B>) -> Option<(StatusCode, Refused)> {
         if header_block_size(request.headers()) > MAX_METADATA_BYTES as usize {
             return Some((StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, Refused::HeadersTooLarge(MAX_METADATA_BYTES)));
         }

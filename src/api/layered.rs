@@ -1,9 +1,7 @@
 //! The port's layers in front of the router, in the order a request meets
-//! them: [`http_guard::Guarded`](super::http_guard::Guarded) (refusals),
+//! them: [`http_guard::Guarded`](super::http_guard::Guarded) (refusals) and
 //! [`prometheus::Observed`](super::prometheus::Observed) (each RPC counted
-//! and timed, when metrics are on) and
-//! [`encoded::Front`](super::encoded::Front) (`GetMetrics` over plain gRPC
-//! answered before the router). Plain tower services: no per-request
+//! and timed, when metrics are on). Plain tower services: no per-request
 //! cloning or boxing of the inner service, as `axum::middleware::from_fn`
 //! costs.
 

@@ -5,8 +5,8 @@
 //! (for the gRPC services that support it), the HTTP/JSON mapping
 //! ([`json`]) and the dashboard ([`dashboard`]); other paths get HTTP 404.
 //! Every request passes [`http_guard`] first (header size, `Host`, `Origin`,
-//! content type), then the RPC timing and the `GetMetrics` fast path, all
-//! in front of the router (`layered`).
+//! content type), then the RPC timing, both in front of the router
+//! (`layered`).
 
 mod answers;
 pub mod auth;
@@ -109,7 +109,6 @@ pub async fn serve(
         allowed_origins: service.config.allowed_origins.clone(),
     });
     let service = Arc::new(service);
-    let service_for_front = Arc::clone(&service);
     let dora = DoraMetricsServer::from_arc(Arc::clone(&service)).max_decoding_message_size(MAX_REQUEST_BYTES);
     // gRPC-Web per service, never on the whole server (it would turn every
     // other HTTP/1.1 request into a 400); reflection streams both ways, which
@@ -128,11 +127,9 @@ pub async fn serve(
     }
     let routes = routes.fallback(json::not_found);
     // In front of the router, in this order (`layered`): the port's checks,
-    // the RPCs' counts and times (only when `/metrics` shows them), and
-    // GetMetrics over plain gRPC, the hot path, answered before the router.
+    // then the RPCs' counts and times (only when `/metrics` shows them).
     let guarded = Layered(http_guard::Guarded(guard));
     let observed = Layered(prometheus::Observed { enabled: metrics_enabled });
-    let front = Layered(encoded::Front { service: service_for_front, max_request_bytes: MAX_REQUEST_BYTES });
     let mut builder = Server::builder().accept_http1(true).http2_max_header_list_size(MAX_METADATA_BYTES);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls_config(tls)?)?;
@@ -140,7 +137,6 @@ pub async fn serve(
     builder
         .layer(guarded)
         .layer(observed)
-        .layer(front)
         .add_routes(Routes::from(routes))
         // Small answers go out at once: without TCP_NODELAY, Nagle and delayed
         // ACKs add ~40 ms to every answer written in several pieces. Answers

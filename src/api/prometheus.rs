@@ -1,9 +1,8 @@
 //! The HTTP side of the Prometheus metrics: `GET /metrics` (off unless
 //! configured; behind an API key of any role when authentication is on,
 //! with per-project series for the admin role only and sums over projects
-//! for the others), and the middleware that times every RPC on every
-//! transport ([`timed`]: also by `encoded::Front`, where `GetMetrics` over
-//! plain gRPC is answered).
+//! for the others), and the layer that times every RPC on every
+//! transport ([`Observed`]).
 //!
 //! Must not depend on the handlers, the store or the harvester; it only
 //! renders `telemetry`.
@@ -187,7 +186,7 @@ impl Decide for Observed {
         S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>,
         S::Future: Send + 'static,
     {
-        let method = rpc_name(request.uri().path()).filter(|_| self.enabled);
+        let method = if self.enabled { rpc_name(request.uri().path()) } else { None };
         let future = inner.call(request);
         match method {
             None => PassOrHere::Pass { future },
